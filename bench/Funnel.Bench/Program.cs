@@ -1,0 +1,23 @@
+namespace Funnel.Bench;
+
+/// <summary>
+/// <c>dotnet run -c Release --project bench/Funnel.Bench -- SUITE [options]</c>. Each suite prints
+/// throughput, latency percentiles and peak memory beside a reference measured in the same run.
+/// </summary>
+public static class Program
+{
+    private static readonly Dictionary<string, (string Help, Func<string[], int> Run)> Suites = new()
+    {
+    };
+
+    public static int Main(string[] args)
+    {
+        if (args.Length == 0 || !Suites.TryGetValue(args[0], out var suite))
+        {
+            Console.Error.WriteLine("usage: Funnel.Bench SUITE [options]");
+            foreach (var (name, (help, _)) in Suites) Console.Error.WriteLine($"  {name,-10} {help}");
+            return 2;
+        }
+        return suite.Run(args[1..]);
+    }
+}

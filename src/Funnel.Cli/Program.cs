@@ -1,0 +1,23 @@
+using System.CommandLine;
+using Funnel.Cli.Commands;
+
+namespace Funnel.Cli;
+
+public static class Program
+{
+    public static int Main(string[] args) => BuildRoot().Parse(args).Invoke();
+
+    /// <summary>Every command of <c>funnel</c>; each lives in its own file under Commands/.</summary>
+    public static RootCommand BuildRoot()
+    {
+        var root = new RootCommand("Funnel: retrieve-and-rerank semantic search.");
+        foreach (Command command in Commands())
+            root.Subcommands.Add(command);
+        return root;
+    }
+
+    private static IEnumerable<Command> Commands()
+    {
+        yield return VersionCommand.Create();
+    }
+}
