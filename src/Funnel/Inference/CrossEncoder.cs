@@ -46,7 +46,7 @@ public sealed class CrossEncoder : IDisposable
             throw new ModelFormatException($"{configPath}: a reranking cross-encoder has 1 label, this model has {config.NumLabels}");
         ScoreActivation activation = options.Activation ?? ParseActivation(config.ActivationFunction, configPath);
         BertTokenizer tokenizer = BertTokenizer.FromFolder(modelDir);
-        int maxSeq = Math.Min(options.MaxSequenceLength ?? SentenceTransformerConfig.TokenizerMaxLength(modelDir) ?? config.MaxPositionEmbeddings,
+        int maxSeq = Math.Min(options.MaxSequenceLength ?? tokenizer.ModelMaxLength ?? config.MaxPositionEmbeddings,
             config.MaxPositionEmbeddings);
         BertModel model = BertModel.Load(modelDir, config, withClassifier: true, out _);
         return new CrossEncoder(model, tokenizer, maxSeq, activation, options);

@@ -50,7 +50,7 @@ public sealed class SentenceEncoder : IDisposable
         BertConfig config = BertConfig.Load(modelDir);
         SentenceTransformerConfig st = SentenceTransformerConfig.Load(modelDir);
         BertTokenizer tokenizer = BertTokenizer.FromFolder(modelDir);
-        int maxSeq = Math.Min(options.MaxSequenceLength ?? st.MaxSeqLength ?? SentenceTransformerConfig.TokenizerMaxLength(modelDir) ?? config.MaxPositionEmbeddings,
+        int maxSeq = Math.Min(options.MaxSequenceLength ?? st.MaxSeqLength ?? tokenizer.ModelMaxLength ?? config.MaxPositionEmbeddings,
             config.MaxPositionEmbeddings);
         BertModel model = BertModel.Load(modelDir, config, withClassifier: false, out IReadOnlyList<string> weightPaths);
         var fingerprint = new ModelFingerprint(Path.GetFullPath(modelDir), ModelFingerprint.Sha256(weightPaths),
@@ -66,13 +66,10 @@ public sealed class SentenceEncoder : IDisposable
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
         ArgumentNullException.ThrowIfNull(texts);
-        var inputs = new TokenSequence[texts.Count];
         for (int i = 0; i < texts.Count; i++)
-        {
-            Encoding e = Tokenizer.Encode(texts[i] ?? throw new ArgumentException($"texts[{i}] is null", nameof(texts)), MaxSequenceLength);
-            inputs[i] = new TokenSequence(e.InputIds, e.TokenTypeIds);
-        }
-        return EncodeTokens(inputs, ct);
+            if (texts[i] is null) throw new ArgumentException($"texts[{i}] is null", nameof(texts));
+        Encoding[] encodings = Tokenizer.EncodeBatch(texts, MaxSequenceLength, ct);
+        return EncodeTokens(encodings.Select(e => new TokenSequence(e.InputIds, e.TokenTypeIds)).ToArray(), ct);
     }
 
     /// <summary>Embeds already tokenized inputs (unpadded ids with [CLS] … [SEP]).</summary>

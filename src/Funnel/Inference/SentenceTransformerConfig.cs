@@ -51,16 +51,6 @@ internal sealed record SentenceTransformerConfig(PoolingMode Pooling, bool Norma
         return new SentenceTransformerConfig(pooling, normalize, maxSeq);
     }
 
-    /// <summary><c>tokenizer_config.json</c>'s model_max_length, when it is a real limit (not HF's 1e30 "unset").</summary>
-    public static int? TokenizerMaxLength(string modelDir)
-    {
-        string path = Path.Combine(modelDir, "tokenizer_config.json");
-        if (!File.Exists(path)) return null;
-        using JsonDocument doc = ReadJson(path);
-        return doc.RootElement.TryGetProperty("model_max_length", out JsonElement v) && v.ValueKind == JsonValueKind.Number
-               && v.TryGetInt32(out int n) && n >= 2 ? n : null;
-    }
-
     internal static JsonDocument ReadJson(string path)
     {
         try

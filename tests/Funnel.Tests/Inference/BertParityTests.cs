@@ -157,6 +157,40 @@ public sealed class BertParityTests(ReferenceFixture reference)
         Assert.Contains(Enumerable.Range(0, actual.Length), i => Math.Abs(actual[i] - expected[i]) > LogitTolerance);
     }
 
+    [Fact]
+    public void TextsEncodeEndToEndLikeTheReference()
+    {
+        // The reference's own WordPiece gives the ids; Funnel's tokenizer must agree, and the text API must match.
+        ReferenceFixture.Variant v = reference.Get("minilm-bi");
+        using SentenceEncoder encoder = SentenceEncoder.Load(v.Dir);
+        Assert.Equal(256, encoder.MaxSequenceLength);
+        Assert.Equal(384, encoder.Dimension);
+        for (int i = 0; i < reference.Texts.Length; i++) Assert.Equal(reference.Ids[i], encoder.Tokenizer.Encode(reference.Texts[i], 256).InputIds);
+        float[][] actual = encoder.Encode(reference.Texts);
+        for (int i = 0; i < actual.Length; i++) Assert.True(Similarity.Cosine(actual[i], v.Embeddings![i]) >= MinCosine, $"text {i}");
+        Assert.Equal(actual[3], encoder.Encode(reference.Texts[3]));
+    }
+
+    [Fact]
+    public void DocumentsScoreAndRankEndToEndLikeTheReference()
+    {
+        ReferenceFixture.Variant v = reference.Get("minilm-ce");
+        using CrossEncoder encoder = CrossEncoder.Load(v.Dir);
+        Assert.Equal(512, encoder.MaxSequenceLength);
+        for (int i = 0; i < reference.Documents.Length; i++)
+        {
+            var e = encoder.Tokenizer.EncodePair(reference.Query, reference.Documents[i], 512);
+            Assert.Equal(reference.PairIds[i], e.InputIds);
+            Assert.Equal(reference.PairTypeIds[i], e.TokenTypeIds);
+        }
+        float[] scores = encoder.Score(reference.Query, reference.Documents);
+        for (int i = 0; i < scores.Length; i++) Assert.True(Math.Abs(scores[i] - v.Logits![i]) <= LogitTolerance, $"document {i}");
+        int[] expectedOrder = v.Logits!.Select((s, i) => (s, i)).OrderByDescending(p => p.s).Select(p => p.i).Take(3).ToArray();
+        IReadOnlyList<RankedDocument> top = encoder.Rank(reference.Query, reference.Documents, 3);
+        Assert.Equal(expectedOrder, top.Select(r => r.Index).ToArray());
+        Assert.Equal(top.Select(r => scores[r.Index]), top.Select(r => r.Score));
+    }
+
     private TokenSequence[] Inputs() => reference.Ids.Select(ids => new TokenSequence(ids, new int[ids.Length])).ToArray();
 
     private TokenSequence[] PairInputs() => reference.PairIds.Select((ids, i) => new TokenSequence(ids, reference.PairTypeIds[i])).ToArray();
