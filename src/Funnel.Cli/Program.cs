@@ -19,5 +19,9 @@ public static class Program
     private static IEnumerable<Command> Commands()
     {
         yield return VersionCommand.Create();
+        yield return IndexCommand.Create();
+        yield return SearchCommand.Create();
+        yield return ReindexCommand.Create();
+        yield return DeleteCommand.Create();
     }
 }

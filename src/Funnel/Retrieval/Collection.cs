@@ -132,6 +132,7 @@ public sealed class Collection : IDisposable
     public static Collection Open(string folder, bool readOnly = false)
     {
         folder = Path.GetFullPath(folder);
+        _ = CollectionManifest.Read(folder); // fail on a folder that is not a collection before touching it
         FileStream? writerLock = readOnly ? null : AcquireWriterLock(folder);
         try
         {

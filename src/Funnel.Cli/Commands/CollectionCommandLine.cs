@@ -1,0 +1,71 @@
+using System.CommandLine;
+using Funnel.Inference;
+using Funnel.Retrieval;
+using Spectre.Console;
+
+namespace Funnel.Cli.Commands;
+
+/// <summary>What the collection commands (index, search, reindex, delete) share: options, model loading and progress display.</summary>
+internal static class CollectionCommandLine
+{
+    public static Option<string> CollectionOption() => new("--collection", "-c")
+    {
+        Description = "The collection folder.",
+        Required = true,
+    };
+
+    public static Option<string?> BiEncoderOption(string description) => new("--bi-encoder")
+    {
+        Description = description,
+    };
+
+    public static Option<int> BatchSizeOption() => new("--batch-size")
+    {
+        Description = "Documents per durable batch (a crash loses at most one batch).",
+        DefaultValueFactory = _ => new IndexingOptions().BatchSize,
+    };
+
+    /// <summary>Loads the bi-encoder from <paramref name="model"/>, or the one recorded in the collection's manifest.</summary>
+    public static SentenceEncoder LoadBiEncoder(string? model, CollectionManifest? manifest)
+    {
+        string? source = model ?? manifest?.BiEncoder.Model;
+        if (source is null) throw new ArgumentException("--bi-encoder is required to create a collection");
+        return SentenceEncoder.Load(source);
+    }
+
+    /// <summary>
+    /// Renders indexing progress: a Spectre.Console bar on an interactive terminal, else one plain line per batch on stderr
+    /// (so logs and the tests that watch a child process can follow it).
+    /// </summary>
+    public static async Task<T> WithProgressAsync<T>(string title, long? total, Func<IProgress<IndexingProgress>, Task<T>> run)
+    {
+        if (Console.IsErrorRedirected || !AnsiConsole.Profile.Capabilities.Interactive)
+            return await run(new LineProgress(title));
+        var console = AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(Console.Error) });
+        return await console.Progress()
+            .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new ElapsedTimeColumn(), new RemainingTimeColumn())
+            .StartAsync(async context =>
+            {
+                ProgressTask task = context.AddTask(title, maxValue: total ?? 1);
+                task.IsIndeterminate = total is null;
+                return await run(new Callback(p =>
+                {
+                    task.Value = Math.Min(p.DocumentsRead, task.MaxValue);
+                    task.Description = $"{title}: {p.DocumentsRead:N0} docs ({p.DocumentsUnchanged:N0} unchanged), {p.Chunks:N0} chunks, {p.DocumentsPerSecond:N1} docs/s";
+                }));
+            });
+    }
+
+    public static string Describe(IndexingProgress p) =>
+        $"{p.DocumentsRead:N0} documents read, {p.DocumentsWritten:N0} written, {p.DocumentsUnchanged:N0} unchanged, {p.Chunks:N0} chunks in {p.Elapsed.TotalSeconds:N1} s ({p.DocumentsPerSecond:N1} docs/s)";
+
+    private sealed class Callback(Action<IndexingProgress> report) : IProgress<IndexingProgress>
+    {
+        public void Report(IndexingProgress value) => report(value);
+    }
+
+    private sealed class LineProgress(string title) : IProgress<IndexingProgress>
+    {
+        public void Report(IndexingProgress value) => Console.Error.WriteLine($"{title}: {Describe(value)}");
+    }
+}
