@@ -187,7 +187,8 @@ internal sealed partial class HubApi(HubOptions options, HttpClient http)
     private static string Describe(Exception e) => e switch
     {
         OperationCanceledException => "the request timed out",
-        HttpRequestException { InnerException: { } inner } http => $"{http.Message} ({inner.Message})",
+        HttpRequestException { InnerException: { } inner } http when !http.Message.Contains(inner.Message, StringComparison.Ordinal) =>
+            $"{http.Message} ({inner.Message})",
         _ => e.Message,
     };
 

@@ -31,7 +31,7 @@ public sealed record HubOptions
     public int MaxAttempts { get; init; } = 5;
 
     /// <summary>Delay before the first retry; doubled on each further one, capped at 30 s.</summary>
-    public TimeSpan RetryDelay { get; init; } = TimeSpan.FromSeconds(1);
+    public TimeSpan RetryDelay { get; init; } = TimeSpan.FromSeconds(0.5);
 
     /// <summary>A download that receives no byte for this long is treated as a dropped connection and resumed.</summary>
     public TimeSpan StallTimeout { get; init; } = TimeSpan.FromSeconds(60);
