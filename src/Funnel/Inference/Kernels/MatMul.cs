@@ -98,52 +98,48 @@ internal readonly unsafe struct GemmOutput(float* y, int ldy, float* bias, float
 {
     public static GemmOutput Plain(float* y, int ldy) => new(y, ldy, null, null, Epilogue.None);
 
+    /// <summary>Applies the epilogue to one finished row of a tile (32 columns, the first
+    /// <paramref name="cols"/> of them real) and writes it.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public void Store(int row, int col, Vector512<float> lo, Vector512<float> hi, int cols)
+    public void Store(int row, int col, float* tile, int cols)
     {
         if (cols < PackedMatrix.PanelWidth)
         {
-            float* tile = stackalloc float[PackedMatrix.PanelWidth];
-            lo.Store(tile);
-            hi.Store(tile + 16);
             StorePartial(row, col, tile, cols);
             return;
-        }
-        if (bias != null)
-        {
-            lo += Vector512.Load(bias + col);
-            hi += Vector512.Load(bias + col + 16);
-        }
-        if (epilogue == Epilogue.Gelu)
-        {
-            lo = VectorMath.Gelu(lo);
-            hi = VectorMath.Gelu(hi);
-        }
-        else if (epilogue == Epilogue.Residual)
-        {
-            float* r = residual + (nint)row * ldy + col;
-            lo += Vector512.Load(r);
-            hi += Vector512.Load(r + 16);
         }
         float* dst = y + (nint)row * ldy + col;
-        lo.Store(dst);
-        hi.Store(dst + 16);
-    }
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public void Store(int row, int col, Vector256<float> v, int cols)
-    {
-        if (cols < Vector256<float>.Count)
+        if (Vector512.IsHardwareAccelerated)
         {
-            float* tile = stackalloc float[Vector256<float>.Count];
-            v.Store(tile);
-            StorePartial(row, col, tile, cols);
+            Vector512<float> lo = Vector512.Load(tile), hi = Vector512.Load(tile + 16);
+            if (bias != null)
+            {
+                lo += Vector512.Load(bias + col);
+                hi += Vector512.Load(bias + col + 16);
+            }
+            if (epilogue == Epilogue.Gelu)
+            {
+                lo = VectorMath.Gelu(lo);
+                hi = VectorMath.Gelu(hi);
+            }
+            else if (epilogue == Epilogue.Residual)
+            {
+                float* r = residual + (nint)row * ldy + col;
+                lo += Vector512.Load(r);
+                hi += Vector512.Load(r + 16);
+            }
+            lo.Store(dst);
+            hi.Store(dst + 16);
             return;
         }
-        if (bias != null) v += Vector256.Load(bias + col);
-        if (epilogue == Epilogue.Gelu) v = VectorMath.Gelu(v);
-        else if (epilogue == Epilogue.Residual) v += Vector256.Load(residual + (nint)row * ldy + col);
-        v.Store(y + (nint)row * ldy + col);
+        for (int c = 0; c < PackedMatrix.PanelWidth; c += Vector256<float>.Count)
+        {
+            Vector256<float> v = Vector256.Load(tile + c);
+            if (bias != null) v += Vector256.Load(bias + col + c);
+            if (epilogue == Epilogue.Gelu) v = VectorMath.Gelu(v);
+            else if (epilogue == Epilogue.Residual) v += Vector256.Load(residual + (nint)row * ldy + col + c);
+            v.Store(dst + c);
+        }
     }
 
     /// <summary>The ragged right edge, one value at a time so nothing past column N is touched.</summary>
@@ -182,6 +178,7 @@ internal static unsafe class Gemm
         int tileRows = TileRows;
         int blockRows = Math.Clamp(RowBlockBytes / (sizeof(float) * k) / tileRows * tileRows, tileRows, 32 * tileRows);
         int panelStride = k * PackedMatrix.PanelWidth;
+        float* tile = stackalloc float[8 * PackedMatrix.PanelWidth];
         for (int i0 = rowBegin; i0 < rowEnd; i0 += blockRows)
         {
             int i1 = Math.Min(i0 + blockRows, rowEnd);
@@ -192,20 +189,23 @@ internal static unsafe class Gemm
                 for (int i = i0; i < i1; i += tileRows)
                 {
                     int rows = Math.Min(tileRows, i1 - i);
-                    if (Avx512F.IsSupported) Tile8x32(a + (nint)i * lda, lda, rows, k, bp, output, i, col, cols);
-                    else
-                    {
-                        Tile6x16(a + (nint)i * lda, lda, rows, k, bp, output, i, col, cols);
-                        if (cols > 16) Tile6x16(a + (nint)i * lda, lda, rows, k, bp + 16, output, i, col + 16, cols - 16);
-                    }
+                    float* ai = a + (nint)i * lda;
+                    if (Avx512F.IsSupported) Kernel8x32(ai, lda, rows, k, bp, tile);
+                    else Kernel6x32(ai, lda, rows, k, bp, tile);
+                    for (int r = 0; r < rows; r++) output.Store(i + r, col, tile + r * PackedMatrix.PanelWidth, cols);
                 }
             }
         }
     }
 
-    /// <summary>rows (≤ 8) × 32 columns over all of K. Missing rows alias the first one and are not stored,
-    /// which keeps one loop body for the ragged bottom edge.</summary>
-    private static void Tile8x32(float* a, int lda, int rows, int k, float* b, in GemmOutput o, int row, int col, int cols)
+    /// <summary>
+    /// rows (≤ 8) × 32 columns of A·Bᵀ over all of K into <paramref name="tile"/>. Missing rows alias
+    /// the first one and are not stored, which keeps one loop body for the ragged bottom edge. The
+    /// tile is written to memory rather than handed to the epilogue so that no accumulator lives
+    /// across a call: otherwise the JIT spills all 16 of them on every step of the loop.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
+    private static void Kernel8x32(float* a, int lda, int rows, int k, float* b, float* tile)
     {
         float* a0 = a;
         float* a1 = rows > 1 ? a + lda : a;
@@ -246,18 +246,23 @@ internal static unsafe class Gemm
             c70 = Avx512F.FusedMultiplyAdd(v, b0, c70);
             c71 = Avx512F.FusedMultiplyAdd(v, b1, c71);
         }
-        o.Store(row, col, c00, c01, cols);
-        if (rows > 1) o.Store(row + 1, col, c10, c11, cols);
-        if (rows > 2) o.Store(row + 2, col, c20, c21, cols);
-        if (rows > 3) o.Store(row + 3, col, c30, c31, cols);
-        if (rows > 4) o.Store(row + 4, col, c40, c41, cols);
-        if (rows > 5) o.Store(row + 5, col, c50, c51, cols);
-        if (rows > 6) o.Store(row + 6, col, c60, c61, cols);
-        if (rows > 7) o.Store(row + 7, col, c70, c71, cols);
+        c00.Store(tile); c01.Store(tile + 16); c10.Store(tile + 32); c11.Store(tile + 48);
+        c20.Store(tile + 64); c21.Store(tile + 80); c30.Store(tile + 96); c31.Store(tile + 112);
+        c40.Store(tile + 128); c41.Store(tile + 144); c50.Store(tile + 160); c51.Store(tile + 176);
+        c60.Store(tile + 192); c61.Store(tile + 208); c70.Store(tile + 224); c71.Store(tile + 240);
     }
 
-    /// <summary>The AVX2 micro-kernel: rows (≤ 6) × one 16-column half of a panel.</summary>
-    private static void Tile6x16(float* a, int lda, int rows, int k, float* b, in GemmOutput o, int row, int col, int cols)
+    /// <summary>The AVX2 micro-kernel: rows (≤ 6) × 32 columns, as two passes over one 16-column half
+    /// each (12 ymm accumulators of 16 registers), into the same 32-wide tile.</summary>
+    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
+    private static void Kernel6x32(float* a, int lda, int rows, int k, float* b, float* tile)
+    {
+        Kernel6x16(a, lda, rows, k, b, tile);
+        Kernel6x16(a, lda, rows, k, b + 16, tile + 16);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Kernel6x16(float* a, int lda, int rows, int k, float* b, float* tile)
     {
         float* a0 = a;
         float* a1 = rows > 1 ? a + lda : a;
@@ -289,17 +294,9 @@ internal static unsafe class Gemm
             c50 = Fma.MultiplyAdd(v, b0, c50);
             c51 = Fma.MultiplyAdd(v, b1, c51);
         }
-        StoreHalf(o, row, col, c00, c01, cols);
-        if (rows > 1) StoreHalf(o, row + 1, col, c10, c11, cols);
-        if (rows > 2) StoreHalf(o, row + 2, col, c20, c21, cols);
-        if (rows > 3) StoreHalf(o, row + 3, col, c30, c31, cols);
-        if (rows > 4) StoreHalf(o, row + 4, col, c40, c41, cols);
-        if (rows > 5) StoreHalf(o, row + 5, col, c50, c51, cols);
-    }
-
-    private static void StoreHalf(in GemmOutput o, int row, int col, Vector256<float> lo, Vector256<float> hi, int cols)
-    {
-        o.Store(row, col, lo, Math.Min(cols, 8));
-        if (cols > 8) o.Store(row, col + 8, hi, cols - 8);
+        const int W = PackedMatrix.PanelWidth;
+        c00.Store(tile); c01.Store(tile + 8); c10.Store(tile + W); c11.Store(tile + W + 8);
+        c20.Store(tile + 2 * W); c21.Store(tile + 2 * W + 8); c30.Store(tile + 3 * W); c31.Store(tile + 3 * W + 8);
+        c40.Store(tile + 4 * W); c41.Store(tile + 4 * W + 8); c50.Store(tile + 5 * W); c51.Store(tile + 5 * W + 8);
     }
 }
