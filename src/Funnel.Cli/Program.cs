@@ -19,6 +19,7 @@ public static class Program
     private static IEnumerable<Command> Commands()
     {
         yield return VersionCommand.Create();
+        yield return DownloadCommand.Create();
         yield return IndexCommand.Create();
         yield return SearchCommand.Create();
         yield return ReindexCommand.Create();
