@@ -25,12 +25,11 @@ internal static class CollectionCommandLine
         DefaultValueFactory = _ => new IndexingOptions().BatchSize,
     };
 
-    /// <summary>Loads the bi-encoder from <paramref name="model"/>, or the one recorded in the collection's manifest.</summary>
-    public static SentenceEncoder LoadBiEncoder(string? model, CollectionManifest? manifest)
+    /// <summary>Loads the bi-encoder <paramref name="model"/> (folder or Hub id), else the one the collection's manifest records.</summary>
+    public static async Task<SentenceEncoder> LoadBiEncoderAsync(string? model, CollectionManifest? manifest, CancellationToken ct)
     {
-        string? source = model ?? manifest?.BiEncoder.Model;
-        if (source is null) throw new ArgumentException("--bi-encoder is required to create a collection");
-        return SentenceEncoder.Load(source);
+        string source = model ?? manifest?.BiEncoder.Model ?? throw new ArgumentException("--bi-encoder is required to create a collection");
+        return SentenceEncoder.Load(await ModelFolders.ResolveAsync(source, ct));
     }
 
     /// <summary>

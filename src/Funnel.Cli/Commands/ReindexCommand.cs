@@ -22,7 +22,7 @@ internal static class ReindexCommand
             int batch = parse.GetValue(batchSize);
             if (batch < 1) throw new ArgumentException($"--batch-size must be at least 1 (got {batch})");
             using Collection target = Collection.Open(parse.GetValue(collection)!);
-            using SentenceEncoder encoder = CollectionCommandLine.LoadBiEncoder(parse.GetValue(biEncoder), null);
+            using SentenceEncoder encoder = await CollectionCommandLine.LoadBiEncoderAsync(parse.GetValue(biEncoder), null, ct);
             try
             {
                 IndexingProgress done = await CollectionCommandLine.WithProgressAsync("re-embedding", target.DocumentCount, progress =>

@@ -40,8 +40,8 @@ internal static class SearchCommand
             };
             options.Validate();
             using Collection target = Collection.Open(parse.GetValue(collection)!, readOnly: true);
-            using SentenceEncoder? encoder = options.Retriever == Retriever.Bm25 ? null : CollectionCommandLine.LoadBiEncoder(parse.GetValue(biEncoder), target.Manifest);
-            using CrossEncoder? crossEncoder = parse.GetValue(rerank) is { } model ? CrossEncoder.Load(model) : null;
+            using SentenceEncoder? encoder = options.Retriever == Retriever.Bm25 ? null : await CollectionCommandLine.LoadBiEncoderAsync(parse.GetValue(biEncoder), target.Manifest, ct);
+            using CrossEncoder? crossEncoder = parse.GetValue(rerank) is { } model ? CrossEncoder.Load(await ModelFolders.ResolveAsync(model, ct)) : null;
             var pipeline = new SearchPipeline(target, encoder, crossEncoder);
             SearchResponse response = await pipeline.SearchAsync(text, options, ct);
             if (parse.GetValue(json)) Console.WriteLine(JsonSerializer.Serialize(ToJson(response), JsonOptions));

@@ -82,8 +82,9 @@ public sealed class SearchPipeline
     public SearchResponse Search(string query, SearchOptions? options = null, CancellationToken ct = default)
     {
         options = Checked(options);
+        if (options.Retriever == Retriever.Bm25) return Run(query, null, options, TimeSpan.Zero, ct);
         long start = Stopwatch.GetTimestamp();
-        float[]? vector = options.Retriever == Retriever.Bm25 ? null : _biEncoder!.Encode([query], ct)[0];
+        float[] vector = _biEncoder!.Encode([query], ct)[0];
         return Run(query, vector, options, Stopwatch.GetElapsedTime(start), ct);
     }
 
