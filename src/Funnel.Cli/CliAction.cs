@@ -1,5 +1,6 @@
 using System.CommandLine;
 using Funnel.Inference;
+using Funnel.Inference.Hub;
 
 namespace Funnel.Cli;
 
@@ -9,17 +10,23 @@ internal static class CliAction
 {
     public const int UsageError = 2;
 
-    public static int Run(ParseResult parse, Func<TextWriter, int> body)
+    public static async Task<int> RunAsync(ParseResult parse, Func<TextWriter, Task<int>> body)
     {
         TextWriter error = parse.InvocationConfiguration.Error;
         try
         {
-            return body(parse.InvocationConfiguration.Output);
+            return await body(parse.InvocationConfiguration.Output);
         }
-        catch (Exception ex) when (ex is UsageException or ModelFormatException or ArgumentException or FileNotFoundException or DirectoryNotFoundException)
+        catch (Exception ex) when (ex is UsageException or ModelFormatException or ArgumentException or FileNotFoundException or DirectoryNotFoundException
+                                       or HubException { Kind: HubErrorKind.InvalidArgument or HubErrorKind.NotFound or HubErrorKind.NotCached })
         {
             error.WriteLine($"error: {ex.Message}");
             return UsageError;
+        }
+        catch (HubException ex)
+        {
+            error.WriteLine($"error: {ex.Message}");
+            return 1;
         }
         catch (OperationCanceledException)
         {
@@ -28,7 +35,6 @@ internal static class CliAction
         }
     }
 
-    /// <summary>The <c>--model</c> value as a model folder.</summary>
-    public static string ModelFolder(string model)
-        => Directory.Exists(model) ? model : throw new UsageException($"{model}: model folder not found (pass a folder holding config.json and model.safetensors; `funnel model random` makes one)");
+    public static int Run(ParseResult parse, Func<TextWriter, int> body)
+        => RunAsync(parse, output => Task.FromResult(body(output))).GetAwaiter().GetResult();
 }

@@ -22,5 +22,6 @@ public static class Program
         yield return EmbedCommand.Create();
         yield return RerankCommand.Create();
         yield return ModelCommand.Create();
+        yield return DownloadCommand.Create();
     }
 }

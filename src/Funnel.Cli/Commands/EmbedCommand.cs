@@ -13,7 +13,7 @@ internal static class EmbedCommand
 
     public static Command Create()
     {
-        var model = new Option<string>("--model", "-m") { Description = "Bi-encoder model folder (sentence-transformers layout)", Required = true };
+        var model = new Option<string>("--model", "-m") { Description = "Bi-encoder: a model folder (sentence-transformers layout) or a Hub id", Required = true };
         var input = new Option<string?>("--input", "-i") { Description = "Read texts from FILE (JSON Lines with \"text\", or plain lines); - for stdin" };
         var batch = new Option<int>("--batch-size") { Description = "Sequences per forward pass", DefaultValueFactory = _ => 32 };
         var threads = new Option<int>("--threads") { Description = "Threads to use", DefaultValueFactory = _ => Environment.ProcessorCount };
@@ -23,13 +23,13 @@ internal static class EmbedCommand
         {
             model, input, batch, threads, maxLength, texts,
         };
-        command.SetAction(parse => CliAction.Run(parse, output =>
+        command.SetAction((parse, ct) => CliAction.RunAsync(parse, async output =>
         {
             var options = new EncoderOptions { BatchSize = parse.GetValue(batch), MaxThreads = parse.GetValue(threads), MaxSequenceLength = parse.GetValue(maxLength) };
             IEnumerable<string> source = InputTexts.Read(parse.GetValue(input), parse.GetValue(texts) ?? [], Console.In);
-            using SentenceEncoder encoder = SentenceEncoder.Load(CliAction.ModelFolder(parse.GetValue(model)!), options);
+            using SentenceEncoder encoder = SentenceEncoder.Load(await ModelFolders.ResolveAsync(parse.GetValue(model)!, ct), options);
             foreach (string[] chunk in source.Chunk(Chunk))
-                foreach (float[] vector in encoder.Encode(chunk))
+                foreach (float[] vector in encoder.Encode(chunk, ct))
                     output.WriteLine(Json.Array(vector));
             return 0;
         }));

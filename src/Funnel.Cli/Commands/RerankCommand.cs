@@ -8,7 +8,7 @@ internal static class RerankCommand
 {
     public static Command Create()
     {
-        var model = new Option<string>("--model", "-m") { Description = "Cross-encoder model folder (BertForSequenceClassification)", Required = true };
+        var model = new Option<string>("--model", "-m") { Description = "Cross-encoder (BertForSequenceClassification): a model folder or a Hub id", Required = true };
         var query = new Option<string>("--query", "-q") { Description = "The query", Required = true };
         var input = new Option<string?>("--input", "-i") { Description = "Read documents from FILE (JSON Lines with \"text\", or plain lines); - for stdin" };
         var top = new Option<int?>("--top") { Description = "Print the K best as [{\"index\", \"score\"}], best first, instead of all scores in input order" };
@@ -21,7 +21,7 @@ internal static class RerankCommand
         {
             model, query, input, top, batch, threads, maxLength, sigmoid, docs,
         };
-        command.SetAction(parse => CliAction.Run(parse, output =>
+        command.SetAction((parse, ct) => CliAction.RunAsync(parse, async output =>
         {
             if (parse.GetValue(top) is < 0) throw new UsageException("--top must be at least 0");
             var options = new EncoderOptions
@@ -30,15 +30,15 @@ internal static class RerankCommand
                 Activation = parse.GetValue(sigmoid) ? ScoreActivation.Sigmoid : null,
             };
             List<string> documents = InputTexts.Read(parse.GetValue(input), parse.GetValue(docs) ?? [], Console.In).ToList();
-            using CrossEncoder encoder = CrossEncoder.Load(CliAction.ModelFolder(parse.GetValue(model)!), options);
+            using CrossEncoder encoder = CrossEncoder.Load(await ModelFolders.ResolveAsync(parse.GetValue(model)!, ct), options);
             if (parse.GetValue(top) is int k)
             {
-                var ranked = encoder.Rank(parse.GetValue(query)!, documents, k);
+                var ranked = encoder.Rank(parse.GetValue(query)!, documents, k, ct);
                 output.WriteLine("[" + string.Join(",", ranked.Select(r => $"{{\"index\":{r.Index},\"score\":{Json.Number(r.Score)}}}")) + "]");
             }
             else
             {
-                output.WriteLine(Json.Array(encoder.Score(parse.GetValue(query)!, documents)));
+                output.WriteLine(Json.Array(encoder.Score(parse.GetValue(query)!, documents, ct)));
             }
             return 0;
         }));
