@@ -25,7 +25,7 @@ internal static class IndexCommand
         {
             collection, input, biEncoder, batchSize, chunkSize, chunkOverlap, index,
         };
-        command.SetAction((parse, ct) => CommandErrors.RunAsync(async () =>
+        command.SetAction((parse, ct) => CliAction.RunAsync(parse, async output =>
         {
             string folder = parse.GetValue(collection)!;
             string corpus = parse.GetValue(input)!;
@@ -56,7 +56,7 @@ internal static class IndexCommand
                 Console.Error.WriteLine($"stopped: {CollectionCommandLine.Describe(last)}; the collection is consistent, run the same command again to finish");
                 return 130;
             }
-            Console.WriteLine($"{target.Folder}: {CollectionCommandLine.Describe(last)}; collection holds {target.DocumentCount:N0} documents, {target.ChunkCount:N0} chunks");
+            output.WriteLine($"{target.Folder}: {CollectionCommandLine.Describe(last)}; collection holds {target.DocumentCount:N0} documents, {target.ChunkCount:N0} chunks");
             return 0;
         }));
         return command;

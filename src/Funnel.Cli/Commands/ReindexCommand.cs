@@ -17,7 +17,7 @@ internal static class ReindexCommand
         {
             collection, biEncoder, batchSize,
         };
-        command.SetAction((parse, ct) => CommandErrors.RunAsync(async () =>
+        command.SetAction((parse, ct) => CliAction.RunAsync(parse, async output =>
         {
             int batch = parse.GetValue(batchSize);
             if (batch < 1) throw new ArgumentException($"--batch-size must be at least 1 (got {batch})");
@@ -27,7 +27,7 @@ internal static class ReindexCommand
             {
                 IndexingProgress done = await CollectionCommandLine.WithProgressAsync("re-embedding", target.DocumentCount, progress =>
                     Task.Run(() => CollectionIndexer.Reindex(target, encoder, batchSize: batch, progress: progress, ct: ct), ct));
-                Console.WriteLine($"{target.Folder}: re-embedded {CollectionCommandLine.Describe(done)} with {encoder.Fingerprint.Model}");
+                output.WriteLine($"{target.Folder}: re-embedded {CollectionCommandLine.Describe(done)} with {encoder.Fingerprint.Model}");
                 return 0;
             }
             catch (OperationCanceledException)

@@ -26,7 +26,7 @@ internal static class SearchCommand
         {
             collection, query, retriever, biEncoder, rerank, top, k, rrfK, filter, json,
         };
-        command.SetAction((parse, ct) => CommandErrors.RunAsync(async () =>
+        command.SetAction((parse, ct) => CliAction.RunAsync(parse, async output =>
         {
             string text = parse.GetValue(query)!;
             if (string.IsNullOrWhiteSpace(text)) throw new ArgumentException("the query is empty");
@@ -44,8 +44,8 @@ internal static class SearchCommand
             using CrossEncoder? crossEncoder = parse.GetValue(rerank) is { } model ? CrossEncoder.Load(await ModelFolders.ResolveAsync(model, ct)) : null;
             var pipeline = new SearchPipeline(target, encoder, crossEncoder);
             SearchResponse response = await pipeline.SearchAsync(text, options, ct);
-            if (parse.GetValue(json)) Console.WriteLine(JsonSerializer.Serialize(ToJson(response), JsonOptions));
-            else Render(response);
+            if (parse.GetValue(json)) output.WriteLine(JsonSerializer.Serialize(ToJson(response), JsonOptions));
+            else Render(response, AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(output) }));
             return 0;
         }));
         return command;
@@ -74,7 +74,7 @@ internal static class SearchCommand
         }),
     };
 
-    private static void Render(SearchResponse r)
+    private static void Render(SearchResponse r, IAnsiConsole console)
     {
         var table = new Table().Border(TableBorder.Rounded).Title($"[bold]{Markup.Escape(r.Query)}[/]");
         table.AddColumns("#", "id", "title / passage", "rerank", "fused", "dense (rank)", "bm25 (rank)");
@@ -86,8 +86,8 @@ internal static class SearchCommand
                 x.RerankScore?.ToString("F3") ?? "", x.FusedScore?.ToString("F4") ?? "",
                 x.DenseScore is { } d ? $"{d:F3} ({x.DenseRank})" : "", x.Bm25Score is { } b ? $"{b:F2} ({x.Bm25Rank})" : "");
         }
-        AnsiConsole.Write(table);
+        console.Write(table);
         StageTimings t = r.Timings;
-        AnsiConsole.MarkupLine($"[grey]embed {t.Embed.TotalMilliseconds:F1} ms · retrieve {t.Retrieve.TotalMilliseconds:F1} ms · fuse {t.Fuse.TotalMilliseconds:F1} ms · rerank {t.Rerank.TotalMilliseconds:F1} ms · total {t.Total.TotalMilliseconds:F1} ms[/]");
+        console.MarkupLine($"[grey]embed {t.Embed.TotalMilliseconds:F1} ms · retrieve {t.Retrieve.TotalMilliseconds:F1} ms · fuse {t.Fuse.TotalMilliseconds:F1} ms · rerank {t.Rerank.TotalMilliseconds:F1} ms · total {t.Total.TotalMilliseconds:F1} ms[/]");
     }
 }

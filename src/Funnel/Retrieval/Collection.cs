@@ -25,6 +25,9 @@ public readonly record struct RecoveryInfo(int ReplayedBatches, long TornBytes);
 /// <summary>The collection's vectors come from another bi-encoder than the one offered.</summary>
 public sealed class BiEncoderMismatchException(string message) : InvalidOperationException(message);
 
+/// <summary>The folder cannot be used as asked: it holds something else, or another process is writing the collection.</summary>
+public sealed class CollectionFolderException(string message, Exception? inner = null) : IOException(message, inner);
+
 /// <summary>
 /// A collection folder: documents, their chunks, a vector index (one vector per chunk) and a BM25 index (per document),
 /// kept consistent and crash-safe. Changes go to a write-ahead log (fsynced before they are acknowledged) and are applied in
@@ -101,9 +104,9 @@ public sealed class Collection : IDisposable
         ChunkingOptions chunking = options.Chunking ?? throw new ArgumentException("CollectionOptions.Chunking is required here", nameof(options));
         chunking.Validate();
         if (File.Exists(Path.Combine(folder, CollectionManifest.FileName)))
-            throw new IOException($"'{folder}' already holds a collection");
+            throw new CollectionFolderException($"'{folder}' already holds a collection");
         if (Directory.Exists(folder) && Directory.EnumerateFileSystemEntries(folder).Any())
-            throw new IOException($"'{folder}' is not empty; a new collection needs an empty or new folder");
+            throw new CollectionFolderException($"'{folder}' is not empty; a new collection needs an empty or new folder");
         Directory.CreateDirectory(folder);
 
         var now = DateTimeOffset.UtcNow;
@@ -434,7 +437,7 @@ public sealed class Collection : IDisposable
         }
         catch (IOException e)
         {
-            throw new IOException($"collection '{folder}' is open for writing in another process; wait for it to finish", e);
+            throw new CollectionFolderException($"collection '{folder}' is open for writing in another process; wait for it to finish", e);
         }
     }
 
