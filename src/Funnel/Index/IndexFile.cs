@@ -68,8 +68,9 @@ internal static class IndexFile
             var hash = new XxHash64();
             using (var fs = new FileStream(tmp, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 16))
             {
-                using var hashing = new HashingStream(fs, hash);
-                hashing.Write(header);
+                fs.Write(header, 0, 16);
+                using var hashing = new HashingStream(fs, hash, start: 16);
+                hashing.Write(header, 16, HeaderBytes - 16);
                 long position = HeaderBytes;
                 foreach (var (length, write) in sections)
                 {
@@ -162,9 +163,9 @@ internal static class IndexFile
     }
 
     /// <summary>Forwards writes to a stream while hashing them.</summary>
-    private sealed class HashingStream(Stream inner, NonCryptographicHashAlgorithm hash) : Stream
+    private sealed class HashingStream(Stream inner, NonCryptographicHashAlgorithm hash, long start) : Stream
     {
-        private long _position;
+        private long _position = start;
         public override bool CanRead => false;
         public override bool CanSeek => false;
         public override bool CanWrite => true;
