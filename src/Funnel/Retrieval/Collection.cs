@@ -80,6 +80,9 @@ public sealed class Collection : IDisposable
 
     public int ChunkCount => WithReadLock(() => _chunkOwners.Count);
 
+    /// <summary>Vectors in the vector index and documents in the BM25 index (they match <see cref="ChunkCount"/> and <see cref="DocumentCount"/>).</summary>
+    internal (int Vectors, int Bm25Documents) IndexCounts() => WithReadLock(() => (_vectors.Count, _bm25.Count));
+
     public static string GenerationFolder(string folder, long generation) => Path.Combine(folder, $"gen-{generation:D6}");
 
     public static string LogPath(string folder, long generation) => Path.Combine(folder, $"wal-{generation:D6}.log");

@@ -80,6 +80,7 @@ public sealed class CollectionTests : IDisposable
         Assert.Equal("fresh content now", reopened.Get("a")!.Text);
         Assert.Empty(reopened.SearchBm25("old other", 10));
         Assert.Equal(1, reopened.ChunkCount);
+        Assert.Equal((1, 1), reopened.IndexCounts());
     }
 
     [Fact]
