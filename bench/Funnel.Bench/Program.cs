@@ -10,6 +10,7 @@ public static class Program
     {
         ["encoders"] = (Encoders.EncoderSuite.Help, Encoders.EncoderSuite.Run),
         ["ann"] = (Ann.AnnSuite.Help, Ann.AnnSuite.Run),
+        ["pipeline"] = (Pipeline.PipelineSuite.Help, Pipeline.PipelineSuite.Run),
     };
 
     public static int Main(string[] args)
