@@ -12,6 +12,7 @@ public sealed class ModelResolverTests : IAsyncLifetime
         ["config.json"] = Text("{\"model_type\": \"bert\", \"hidden_size\": 8}"),
         ["tokenizer.json"] = Text("{\"model\": {\"type\": \"WordPiece\"}}"),
         ["vocab.txt"] = Text("[PAD]\n[UNK]\n[CLS]\n[SEP]\nhello\n"),
+        ["special_tokens_map.json"] = Text(""),
         ["modules.json"] = Text("[{\"idx\": 0, \"path\": \"\"}, {\"idx\": 1, \"path\": \"1_Pooling\"}]"),
         ["1_Pooling/config.json"] = Text("{\"pooling_mode_mean_tokens\": true}"),
         ["model.safetensors"] = new FakeFile(Weights, Lfs: true),
@@ -48,7 +49,7 @@ public sealed class ModelResolverTests : IAsyncLifetime
         string repoFolder = Path.Combine(CacheDirectory, "models--sentence-transformers--tiny-test");
         Assert.Equal(Path.Combine(repoFolder, "snapshots", commit), folder);
         Assert.Equal(commit, File.ReadAllText(Path.Combine(repoFolder, "refs", "main")));
-        foreach (string file in new[] { "config.json", "tokenizer.json", "vocab.txt", "modules.json", "1_Pooling/config.json", "model.safetensors" })
+        foreach (string file in new[] { "config.json", "tokenizer.json", "vocab.txt", "special_tokens_map.json", "modules.json", "1_Pooling/config.json", "model.safetensors" })
         {
             byte[] content = ModelFiles[file].Content;
             string entry = Path.Combine(folder, file);
@@ -365,6 +366,17 @@ public sealed class ModelResolverTests : IAsyncLifetime
         Assert.Equal(HubErrorKind.InvalidArgument, neither.Kind);
         Assert.Contains("neither an existing folder nor a Hub model id", neither.Message, StringComparison.Ordinal);
         Assert.Empty(_hub.Requests);
+    }
+
+    [Fact]
+    public async Task A_client_that_follows_redirects_itself_is_refused()
+    {
+        _hub.AddRepo(RepoId).Commit(ModelFiles);
+        using var following = new HttpClient();
+
+        var error = await Assert.ThrowsAsync<InvalidOperationException>(() => Resolver(Options() with { HttpClient = following }).ResolveAsync(RepoId));
+
+        Assert.Contains("AllowAutoRedirect = false", error.Message, StringComparison.Ordinal);
     }
 
     private HubOptions Options() => new()
