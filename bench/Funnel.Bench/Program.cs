@@ -8,6 +8,7 @@ public static class Program
 {
     private static readonly Dictionary<string, (string Help, Func<string[], int> Run)> Suites = new()
     {
+        ["encoders"] = (Encoders.EncoderSuite.Help, Encoders.EncoderSuite.Run),
     };
 
     public static int Main(string[] args)
