@@ -22,7 +22,7 @@ internal static class TokenizeCommand
         {
             model, text, pair, maxLength,
         };
-        command.SetAction((parse, ct) => UserErrors.RunAsync(parse, async stdout =>
+        command.SetAction((parse, ct) => CliAction.RunAsync(parse, async stdout =>
         {
             var tokenizer = BertTokenizer.FromFolder(await ModelOption.ResolveAsync(parse, model, ct));
             string first = parse.GetRequiredValue(text);
