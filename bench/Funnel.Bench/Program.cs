@@ -8,6 +8,9 @@ public static class Program
 {
     private static readonly Dictionary<string, (string Help, Func<string[], int> Run)> Suites = new()
     {
+        ["encoders"] = (Encoders.EncoderSuite.Help, Encoders.EncoderSuite.Run),
+        ["hub"] = (Hub.HubSuite.Help, Hub.HubSuite.Run),
+        ["ann"] = (Ann.AnnSuite.Help, Ann.AnnSuite.Run),
     };
 
     public static int Main(string[] args)

@@ -1,3 +1,7 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+
 namespace Funnel.Inference.Kernels;
 
 /// <summary>What a linear layer does to its output after the bias, fused into the matrix kernel.</summary>
@@ -14,32 +18,68 @@ public enum Epilogue
 /// <summary>Dense matrix products for transformer layers. Row-major throughout.</summary>
 public static class MatMul
 {
-    internal static PackedMatrix Pack(ReadOnlySpan<float> w, int n, int k)
-    {
-        if (w.Length != checked(n * k)) throw new ArgumentException($"expected {n}×{k} = {n * k} values, got {w.Length}", nameof(w));
-        return new PackedMatrix(n, k, w.ToArray());
-    }
-
     /// <summary>
     /// y[m×N] = epilogue(x[m×K] · Wᵀ + bias). <paramref name="residual"/> is read only for
-    /// <see cref="Epilogue.Residual"/> and may alias <paramref name="y"/>.
+    /// <see cref="Epilogue.Residual"/> and may alias <paramref name="y"/>. Rows are split across
+    /// up to <paramref name="maxThreads"/> threads (output columns when there are few rows).
     /// </summary>
-    public static void Linear(ReadOnlySpan<float> x, int m, PackedMatrix w, ReadOnlySpan<float> bias, Span<float> y,
+    public static unsafe void Linear(ReadOnlySpan<float> x, int m, PackedMatrix w, ReadOnlySpan<float> bias, Span<float> y,
         Epilogue epilogue = Epilogue.None, ReadOnlySpan<float> residual = default, int maxThreads = 1)
-        => LinearReference(x, m, w, bias, y, epilogue, residual);
+    {
+        int n = w.N, k = w.K;
+        ArgumentOutOfRangeException.ThrowIfNegative(m);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(maxThreads);
+        if (x.Length < (long)m * k) throw new ArgumentException($"x holds {x.Length} values, expected {m}×{k}", nameof(x));
+        if (y.Length < (long)m * n) throw new ArgumentException($"y holds {y.Length} values, expected {m}×{n}", nameof(y));
+        if (!bias.IsEmpty && bias.Length != n) throw new ArgumentException($"bias holds {bias.Length} values, expected {n}", nameof(bias));
+        if (epilogue == Epilogue.Residual && residual.Length < (long)m * n)
+            throw new ArgumentException($"residual holds {residual.Length} values, expected {m}×{n}", nameof(residual));
+        if (m == 0) return;
+        if (!Gemm.IsAccelerated)
+        {
+            LinearReference(x, m, w, bias, y, epilogue, residual);
+            return;
+        }
+        fixed (float* px = x, pw = w.Data, pb = bias, py = y, pr = residual)
+        {
+            var output = new GemmOutput(py, n, pb, epilogue == Epilogue.Residual ? pr : null, epilogue);
+            var job = new LinearJob(px, k, m, pw, n, output);
+            // Splitting rows keeps each thread's weights streaming through its own caches; with few
+            // rows, split the output columns instead so both threads get work.
+            int parts = Math.Min(maxThreads, Math.Max(1, m / Gemm.TileRows) * w.Panels);
+            WorkSplit.Run(job, parts);
+        }
+    }
+
+    private readonly unsafe struct LinearJob(float* x, int k, int m, float* w, int n, GemmOutput output) : IPartitionedJob
+    {
+        public void Run(int part, int parts)
+        {
+            int panels = PackedMatrix.PanelCount(n);
+            if (m >= parts * 4 * Gemm.TileRows || panels < parts)
+            {
+                var (r0, r1) = WorkSplit.Range(m, part, parts, Gemm.TileRows);
+                Gemm.Multiply(x, k, r0, r1, k, w, n, 0, panels, output);
+            }
+            else
+            {
+                var (p0, p1) = WorkSplit.Range(panels, part, parts, 1);
+                Gemm.Multiply(x, k, 0, m, k, w, n, p0, p1, output);
+            }
+        }
+    }
 
     /// <summary>The scalar definition that the fast kernel is tested against.</summary>
     internal static void LinearReference(ReadOnlySpan<float> x, int m, PackedMatrix w, ReadOnlySpan<float> bias, Span<float> y,
         Epilogue epilogue, ReadOnlySpan<float> residual)
     {
         int n = w.N, k = w.K;
-        float[] wd = w.Data;
         for (int i = 0; i < m; i++)
         {
             for (int j = 0; j < n; j++)
             {
                 double acc = bias.IsEmpty ? 0 : bias[j];
-                for (int p = 0; p < k; p++) acc += x[i * k + p] * wd[j * k + p];
+                for (int p = 0; p < k; p++) acc += x[i * k + p] * w[j, p];
                 float v = (float)acc;
                 v = epilogue switch
                 {
@@ -50,5 +90,213 @@ public static class MatMul
                 y[i * n + j] = v;
             }
         }
+    }
+}
+
+/// <summary>Where a product's tile goes and what is fused on the way: bias, GELU or a residual.</summary>
+internal readonly unsafe struct GemmOutput(float* y, int ldy, float* bias, float* residual, Epilogue epilogue)
+{
+    public static GemmOutput Plain(float* y, int ldy) => new(y, ldy, null, null, Epilogue.None);
+
+    /// <summary>Applies the epilogue to one finished row of a tile (32 columns, the first
+    /// <paramref name="cols"/> of them real) and writes it.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public void Store(int row, int col, float* tile, int cols)
+    {
+        if (cols < PackedMatrix.PanelWidth)
+        {
+            StorePartial(row, col, tile, cols);
+            return;
+        }
+        float* dst = y + (nint)row * ldy + col;
+        if (Vector512.IsHardwareAccelerated)
+        {
+            Vector512<float> lo = Vector512.Load(tile), hi = Vector512.Load(tile + 16);
+            if (bias != null)
+            {
+                lo += Vector512.Load(bias + col);
+                hi += Vector512.Load(bias + col + 16);
+            }
+            if (epilogue == Epilogue.Gelu)
+            {
+                lo = VectorMath.Gelu(lo);
+                hi = VectorMath.Gelu(hi);
+            }
+            else if (epilogue == Epilogue.Residual)
+            {
+                float* r = residual + (nint)row * ldy + col;
+                lo += Vector512.Load(r);
+                hi += Vector512.Load(r + 16);
+            }
+            lo.Store(dst);
+            hi.Store(dst + 16);
+            return;
+        }
+        for (int c = 0; c < PackedMatrix.PanelWidth; c += Vector256<float>.Count)
+        {
+            Vector256<float> v = Vector256.Load(tile + c);
+            if (bias != null) v += Vector256.Load(bias + col + c);
+            if (epilogue == Epilogue.Gelu) v = VectorMath.Gelu(v);
+            else if (epilogue == Epilogue.Residual) v += Vector256.Load(residual + (nint)row * ldy + col + c);
+            v.Store(dst + c);
+        }
+    }
+
+    /// <summary>The ragged right edge, one value at a time so nothing past column N is touched.</summary>
+    private void StorePartial(int row, int col, float* tile, int cols)
+    {
+        for (int c = 0; c < cols; c++)
+        {
+            float v = tile[c];
+            if (bias != null) v += bias[col + c];
+            if (epilogue == Epilogue.Gelu) v = VectorMath.Gelu(v);
+            else if (epilogue == Epilogue.Residual) v += residual[(nint)row * ldy + col + c];
+            y[(nint)row * ldy + col + c] = v;
+        }
+    }
+}
+
+/// <summary>
+/// The single-threaded blocked product C = A·Bᵀ over a rectangle of rows × weight panels, B packed
+/// as <see cref="PackedMatrix"/>. A is read in place (row stride <c>lda</c>): a block of rows sized
+/// to stay in L2 is swept against every panel; the micro-kernel keeps an 8×32 tile (16 zmm
+/// accumulators) in registers across the whole K, so the epilogue runs once on finished sums.
+/// </summary>
+internal static unsafe class Gemm
+{
+    public static bool IsAccelerated => Avx512F.IsSupported || (Avx2.IsSupported && Fma.IsSupported);
+
+    /// <summary>Rows per micro-tile: 8 with AVX-512, 6 with AVX2 (12 ymm accumulators of 16 registers).</summary>
+    public static int TileRows => Avx512F.IsSupported ? 8 : 6;
+
+    /// <summary>Bytes of A kept hot in L2 while every panel of B passes it.</summary>
+    private const int RowBlockBytes = 192 * 1024;
+
+    public static void Multiply(float* a, int lda, int rowBegin, int rowEnd, int k, float* b, int n, int panelBegin, int panelEnd,
+        in GemmOutput output)
+    {
+        int tileRows = TileRows;
+        int blockRows = Math.Clamp(RowBlockBytes / (sizeof(float) * k) / tileRows * tileRows, tileRows, 32 * tileRows);
+        int panelStride = k * PackedMatrix.PanelWidth;
+        float* tile = stackalloc float[8 * PackedMatrix.PanelWidth];
+        for (int i0 = rowBegin; i0 < rowEnd; i0 += blockRows)
+        {
+            int i1 = Math.Min(i0 + blockRows, rowEnd);
+            for (int panel = panelBegin; panel < panelEnd; panel++)
+            {
+                float* bp = b + (nint)panel * panelStride;
+                int col = panel * PackedMatrix.PanelWidth, cols = Math.Min(PackedMatrix.PanelWidth, n - col);
+                for (int i = i0; i < i1; i += tileRows)
+                {
+                    int rows = Math.Min(tileRows, i1 - i);
+                    float* ai = a + (nint)i * lda;
+                    if (Avx512F.IsSupported) Kernel8x32(ai, lda, rows, k, bp, tile);
+                    else Kernel6x32(ai, lda, rows, k, bp, tile);
+                    for (int r = 0; r < rows; r++) output.Store(i + r, col, tile + r * PackedMatrix.PanelWidth, cols);
+                }
+            }
+        }
+    }
+
+    /// <summary>
+    /// rows (≤ 8) × 32 columns of A·Bᵀ over all of K into <paramref name="tile"/>. Missing rows alias
+    /// the first one and are not stored, which keeps one loop body for the ragged bottom edge. The
+    /// tile is written to memory rather than handed to the epilogue so that no accumulator lives
+    /// across a call: otherwise the JIT spills all 16 of them on every step of the loop.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
+    private static void Kernel8x32(float* a, int lda, int rows, int k, float* b, float* tile)
+    {
+        float* a0 = a;
+        float* a1 = rows > 1 ? a + lda : a;
+        float* a2 = rows > 2 ? a + 2 * lda : a;
+        float* a3 = rows > 3 ? a + 3 * lda : a;
+        float* a4 = rows > 4 ? a + 4 * lda : a;
+        float* a5 = rows > 5 ? a + 5 * lda : a;
+        float* a6 = rows > 6 ? a + 6 * lda : a;
+        float* a7 = rows > 7 ? a + 7 * lda : a;
+        Vector512<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default,
+            c30 = default, c31 = default, c40 = default, c41 = default, c50 = default, c51 = default,
+            c60 = default, c61 = default, c70 = default, c71 = default;
+        for (int p = 0; p < k; p++, b += PackedMatrix.PanelWidth)
+        {
+            Vector512<float> b0 = Vector512.Load(b), b1 = Vector512.Load(b + 16);
+            Vector512<float> v = Vector512.Create(a0[p]);
+            c00 = Avx512F.FusedMultiplyAdd(v, b0, c00);
+            c01 = Avx512F.FusedMultiplyAdd(v, b1, c01);
+            v = Vector512.Create(a1[p]);
+            c10 = Avx512F.FusedMultiplyAdd(v, b0, c10);
+            c11 = Avx512F.FusedMultiplyAdd(v, b1, c11);
+            v = Vector512.Create(a2[p]);
+            c20 = Avx512F.FusedMultiplyAdd(v, b0, c20);
+            c21 = Avx512F.FusedMultiplyAdd(v, b1, c21);
+            v = Vector512.Create(a3[p]);
+            c30 = Avx512F.FusedMultiplyAdd(v, b0, c30);
+            c31 = Avx512F.FusedMultiplyAdd(v, b1, c31);
+            v = Vector512.Create(a4[p]);
+            c40 = Avx512F.FusedMultiplyAdd(v, b0, c40);
+            c41 = Avx512F.FusedMultiplyAdd(v, b1, c41);
+            v = Vector512.Create(a5[p]);
+            c50 = Avx512F.FusedMultiplyAdd(v, b0, c50);
+            c51 = Avx512F.FusedMultiplyAdd(v, b1, c51);
+            v = Vector512.Create(a6[p]);
+            c60 = Avx512F.FusedMultiplyAdd(v, b0, c60);
+            c61 = Avx512F.FusedMultiplyAdd(v, b1, c61);
+            v = Vector512.Create(a7[p]);
+            c70 = Avx512F.FusedMultiplyAdd(v, b0, c70);
+            c71 = Avx512F.FusedMultiplyAdd(v, b1, c71);
+        }
+        c00.Store(tile); c01.Store(tile + 16); c10.Store(tile + 32); c11.Store(tile + 48);
+        c20.Store(tile + 64); c21.Store(tile + 80); c30.Store(tile + 96); c31.Store(tile + 112);
+        c40.Store(tile + 128); c41.Store(tile + 144); c50.Store(tile + 160); c51.Store(tile + 176);
+        c60.Store(tile + 192); c61.Store(tile + 208); c70.Store(tile + 224); c71.Store(tile + 240);
+    }
+
+    /// <summary>The AVX2 micro-kernel: rows (≤ 6) × 32 columns, as two passes over one 16-column half
+    /// each (12 ymm accumulators of 16 registers), into the same 32-wide tile.</summary>
+    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
+    private static void Kernel6x32(float* a, int lda, int rows, int k, float* b, float* tile)
+    {
+        Kernel6x16(a, lda, rows, k, b, tile);
+        Kernel6x16(a, lda, rows, k, b + 16, tile + 16);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Kernel6x16(float* a, int lda, int rows, int k, float* b, float* tile)
+    {
+        float* a0 = a;
+        float* a1 = rows > 1 ? a + lda : a;
+        float* a2 = rows > 2 ? a + 2 * lda : a;
+        float* a3 = rows > 3 ? a + 3 * lda : a;
+        float* a4 = rows > 4 ? a + 4 * lda : a;
+        float* a5 = rows > 5 ? a + 5 * lda : a;
+        Vector256<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default,
+            c30 = default, c31 = default, c40 = default, c41 = default, c50 = default, c51 = default;
+        for (int p = 0; p < k; p++, b += PackedMatrix.PanelWidth)
+        {
+            Vector256<float> b0 = Vector256.Load(b), b1 = Vector256.Load(b + 8);
+            Vector256<float> v = Vector256.Create(a0[p]);
+            c00 = Fma.MultiplyAdd(v, b0, c00);
+            c01 = Fma.MultiplyAdd(v, b1, c01);
+            v = Vector256.Create(a1[p]);
+            c10 = Fma.MultiplyAdd(v, b0, c10);
+            c11 = Fma.MultiplyAdd(v, b1, c11);
+            v = Vector256.Create(a2[p]);
+            c20 = Fma.MultiplyAdd(v, b0, c20);
+            c21 = Fma.MultiplyAdd(v, b1, c21);
+            v = Vector256.Create(a3[p]);
+            c30 = Fma.MultiplyAdd(v, b0, c30);
+            c31 = Fma.MultiplyAdd(v, b1, c31);
+            v = Vector256.Create(a4[p]);
+            c40 = Fma.MultiplyAdd(v, b0, c40);
+            c41 = Fma.MultiplyAdd(v, b1, c41);
+            v = Vector256.Create(a5[p]);
+            c50 = Fma.MultiplyAdd(v, b0, c50);
+            c51 = Fma.MultiplyAdd(v, b1, c51);
+        }
+        const int W = PackedMatrix.PanelWidth;
+        c00.Store(tile); c01.Store(tile + 8); c10.Store(tile + W); c11.Store(tile + W + 8);
+        c20.Store(tile + 2 * W); c21.Store(tile + 2 * W + 8); c30.Store(tile + 3 * W); c31.Store(tile + 3 * W + 8);
+        c40.Store(tile + 4 * W); c41.Store(tile + 4 * W + 8); c50.Store(tile + 5 * W); c51.Store(tile + 5 * W + 8);
     }
 }

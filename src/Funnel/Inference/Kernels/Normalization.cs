@@ -1,3 +1,5 @@
+using System.Runtime.Intrinsics;
+
 namespace Funnel.Inference.Kernels;
 
 /// <summary>Row-wise normalisations.</summary>
@@ -6,7 +8,61 @@ public static class Normalization
     /// <summary>In place, for each of <paramref name="rows"/> rows of width gamma.Length:
     /// x = (x − mean) / √(var + eps) · gamma + beta, with the biased variance as torch.nn.LayerNorm.</summary>
     public static void LayerNorm(Span<float> x, int rows, ReadOnlySpan<float> gamma, ReadOnlySpan<float> beta, float eps)
-        => LayerNormReference(x, rows, gamma, beta, eps);
+    {
+        int d = gamma.Length;
+        if (beta.Length != d) throw new ArgumentException($"beta holds {beta.Length} values, gamma {d}", nameof(beta));
+        if (x.Length < (long)rows * d) throw new ArgumentException($"x holds {x.Length} values, expected {rows}×{d}", nameof(x));
+        for (int r = 0; r < rows; r++) LayerNormRow(x.Slice(r * d, d), gamma, beta, eps);
+    }
+
+    /// <summary>Two passes (mean, then the centred sum of squares, which avoids E[x²]−E[x]²
+    /// cancellation) and a third that writes the result.</summary>
+    private static void LayerNormRow(Span<float> row, ReadOnlySpan<float> gamma, ReadOnlySpan<float> beta, float eps)
+    {
+        int d = row.Length, i = 0;
+        ref float x0 = ref row[0];
+        float sum = 0;
+        if (Vector512.IsHardwareAccelerated && d >= Vector512<float>.Count)
+        {
+            var acc = Vector512<float>.Zero;
+            for (; i <= d - Vector512<float>.Count; i += Vector512<float>.Count) acc += Vector512.LoadUnsafe(ref x0, (nuint)i);
+            sum = Vector512.Sum(acc);
+        }
+        for (; i < d; i++) sum += row[i];
+        float mean = sum / d;
+
+        float sq = 0;
+        i = 0;
+        if (Vector512.IsHardwareAccelerated && d >= Vector512<float>.Count)
+        {
+            var acc = Vector512<float>.Zero;
+            var m = Vector512.Create(mean);
+            for (; i <= d - Vector512<float>.Count; i += Vector512<float>.Count)
+            {
+                var c = Vector512.LoadUnsafe(ref x0, (nuint)i) - m;
+                acc = Vector512.FusedMultiplyAdd(c, c, acc);
+            }
+            sq = Vector512.Sum(acc);
+        }
+        for (; i < d; i++) sq += (row[i] - mean) * (row[i] - mean);
+        float inv = 1f / MathF.Sqrt(sq / d + eps);
+
+        i = 0;
+        if (Vector512.IsHardwareAccelerated && d >= Vector512<float>.Count)
+        {
+            var m = Vector512.Create(mean);
+            var s = Vector512.Create(inv);
+            ref float g0 = ref System.Runtime.InteropServices.MemoryMarshal.GetReference(gamma);
+            ref float b0 = ref System.Runtime.InteropServices.MemoryMarshal.GetReference(beta);
+            for (; i <= d - Vector512<float>.Count; i += Vector512<float>.Count)
+            {
+                var v = (Vector512.LoadUnsafe(ref x0, (nuint)i) - m) * s;
+                Vector512.FusedMultiplyAdd(v, Vector512.LoadUnsafe(ref g0, (nuint)i), Vector512.LoadUnsafe(ref b0, (nuint)i))
+                    .StoreUnsafe(ref x0, (nuint)i);
+            }
+        }
+        for (; i < d; i++) row[i] = (row[i] - mean) * inv * gamma[i] + beta[i];
+    }
 
     internal static void LayerNormReference(Span<float> x, int rows, ReadOnlySpan<float> gamma, ReadOnlySpan<float> beta, float eps)
     {

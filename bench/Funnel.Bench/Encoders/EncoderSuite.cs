@@ -1,0 +1,64 @@
+namespace Funnel.Bench.Encoders;
+
+/// <summary>
+/// <c>encoders [kernels] [--threads 1,2] [--seq 32,128,256] [--batch 32] [--iterations N]</c>.
+/// </summary>
+internal static class EncoderSuite
+{
+    public const string Help = "MiniLM-L6 bi-/cross-encoder throughput vs ONNX Runtime; 'encoders kernels' for GEMM GFLOP/s";
+
+    internal sealed record Options(int[] Threads, int[] SeqLengths, int Batch, int Iterations);
+
+    public static int Run(string[] args)
+    {
+        bool kernelsOnly = args.Length > 0 && args[0] == "kernels";
+        Options options;
+        try
+        {
+            options = Parse(kernelsOnly ? args[1..] : args);
+        }
+        catch (FormatException e)
+        {
+            Console.Error.WriteLine($"encoders: {e.Message}");
+            return 2;
+        }
+        if (kernelsOnly)
+        {
+            KernelBench.Run(options.Threads, options.SeqLengths, options.Batch, seconds: 0.5);
+            return 0;
+        }
+        try
+        {
+            return EncoderBench.Run(options);
+        }
+        catch (InvalidOperationException e)
+        {
+            Console.Error.WriteLine($"encoders: {e.Message}");
+            return 1;
+        }
+    }
+
+    private static Options Parse(string[] args)
+    {
+        var options = new Options([1, 2], [32, 128, 256], 32, 10);
+        for (int i = 0; i < args.Length; i++)
+        {
+            string value = i + 1 < args.Length ? args[i + 1] : throw new FormatException($"{args[i]} needs a value");
+            options = args[i] switch
+            {
+                "--threads" => options with { Threads = List(args[i], value) },
+                "--seq" => options with { SeqLengths = List(args[i], value) },
+                "--batch" => options with { Batch = Positive(args[i], value) },
+                "--iterations" => options with { Iterations = Positive(args[i], value) },
+                _ => throw new FormatException($"unknown option {args[i]}; expected --threads, --seq, --batch or --iterations"),
+            };
+            i++;
+        }
+        return options;
+    }
+
+    private static int[] List(string name, string value) => value.Split(',').Select(v => Positive(name, v)).ToArray();
+
+    private static int Positive(string name, string value) =>
+        int.TryParse(value, out int n) && n > 0 ? n : throw new FormatException($"{name} expects positive integers, got '{value}'");
+}

@@ -1,0 +1,52 @@
+using System.CommandLine;
+using Funnel.Inference.Hub;
+
+namespace Funnel.Cli.Commands;
+
+/// <summary><c>funnel download MODEL_ID [--revision R]</c>: fetch a Hub model into the Hugging Face cache, print its folder.</summary>
+internal static class DownloadCommand
+{
+    public static Command Create()
+    {
+        var model = new Argument<string>("model")
+        {
+            Description = "Hub model id, e.g. sentence-transformers/all-MiniLM-L6-v2 (optionally @revision).",
+        };
+        var revision = new Option<string?>("--revision")
+        {
+            Description = "Branch, tag or commit to fetch (default: main, or the @revision of the id).",
+        };
+        var command = new Command("download", "Download a model's config, tokenizer and safetensors weights from the Hugging Face Hub into its cache (HF_HOME), and print the local folder.")
+        {
+            model,
+            revision,
+        };
+        command.SetAction(async (parse, ct) =>
+        {
+            string modelId = parse.GetValue(model)!;
+            string? rev = parse.GetValue(revision);
+            try
+            {
+                HubModelId id = ParseId(modelId, rev);
+                Console.WriteLine(await ModelFolders.DownloadAsync(id, ct));
+                return 0;
+            }
+            catch (HubException e)
+            {
+                Console.Error.WriteLine($"error: {e.Message}");
+                return 1;
+            }
+        });
+        return command;
+    }
+
+    private static HubModelId ParseId(string modelId, string? revision)
+    {
+        if (!HubModelId.TryParse(modelId, out HubModelId id))
+            throw new HubException(HubErrorKind.InvalidArgument, $"'{modelId}' is not a Hub model id: expected org/name or org/name@revision");
+        if (revision is null) return id;
+        if (modelId.Contains('@', StringComparison.Ordinal))
+            throw new HubException(HubErrorKind.InvalidArgument, $"give the revision once: either '{modelId}' or --revision {revision}");
+        return new HubModelId(id.RepoId, revision);
+    }
+}

@@ -1,0 +1,162 @@
+using System.Numerics.Tensors;
+using System.Runtime.InteropServices;
+using System.Text.Json;
+using Funnel.Server.Http;
+using Funnel.Server.Models;
+
+namespace Funnel.Server.Endpoints;
+
+/// <summary>
+/// The model routes, wire-compatible with Hugging Face text-embeddings-inference (<c>/embed</c>, <c>/rerank</c>),
+/// OpenAI (<c>/v1/embeddings</c>) and Cohere/Jina (<c>/v1/rerank</c>).
+/// </summary>
+internal static class ModelEndpoints
+{
+    public static void Map(IEndpointRouteBuilder app)
+    {
+        app.MapPost("/embed", EmbedAsync);
+        app.MapPost("/rerank", RerankAsync);
+        app.MapPost("/v1/embeddings", OpenAiEmbeddingsAsync);
+        app.MapPost("/v1/rerank", CohereRerankAsync);
+    }
+
+    private static async Task<IResult> EmbedAsync(HttpContext http, ServedModels models, ServerOptions options)
+    {
+        Embedder embedder = models.RequireEmbedder();
+        JsonBody body = await JsonBody.ReadAsync(http.Request, http.RequestAborted);
+        IReadOnlyList<string> inputs = body.StringOrStrings("inputs", out _);
+        CheckCount(inputs.Count, "inputs", options);
+        bool normalize = body.OptionalBool("normalize", true);
+        bool truncate = ReadTruncate(body, options);
+        if (!normalize && embedder.Encoder.Normalize)
+            throw ApiException.Invalid("normalize", $"{embedder.Id} ends in a Normalize module, so its embeddings are always unit length; omit \"normalize\" or send true");
+
+        ModelOutput<float[]> output = await embedder.Model.RunAsync(inputs, "inputs", truncate, http.RequestAborted);
+        if (normalize && !embedder.Encoder.Normalize)
+            foreach (float[] vector in output.Results) NormalizeInPlace(vector);
+        return Results.Json(output.Results, ApiJson.Options);
+    }
+
+    private static async Task<IResult> OpenAiEmbeddingsAsync(HttpContext http, ServedModels models, ServerOptions options)
+    {
+        Embedder embedder = models.RequireEmbedder();
+        JsonBody body = await JsonBody.ReadAsync(http.Request, http.RequestAborted);
+        if (body.TryGet("input", out JsonElement input) && input.ValueKind == JsonValueKind.Array
+            && input.EnumerateArray().Any(e => e.ValueKind is JsonValueKind.Number or JsonValueKind.Array))
+            throw ApiException.Invalid("input", "'input' holds token ids; this server takes text only: send a string or an array of strings");
+        IReadOnlyList<string> inputs = body.StringOrStrings("input", out _);
+        CheckCount(inputs.Count, "input", options);
+        string format = body.OptionalChoice("encoding_format", "float", "base64") ?? "float";
+        if (body.OptionalInt("dimensions", 1, int.MaxValue) is { } dimensions && dimensions != embedder.Dimension)
+            throw ApiException.Invalid("dimensions", $"{embedder.Id} produces {embedder.Dimension}-dimensional embeddings and cannot shorten them; omit 'dimensions' or send {embedder.Dimension}");
+        body.OptionalString("model"); // any name is accepted (clients insist on sending one); the response names the real model
+        body.OptionalString("user");
+
+        ModelOutput<float[]> output = await embedder.Model.RunAsync(inputs, "input", ReadTruncate(body, options), http.RequestAborted);
+        var data = new OpenAiEmbedding[output.Results.Length];
+        for (int i = 0; i < data.Length; i++)
+            data[i] = new OpenAiEmbedding("embedding", i, format == "base64" ? Base64LittleEndian(output.Results[i]) : output.Results[i]);
+        return Results.Json(new OpenAiEmbeddingList("list", data, embedder.Id, new OpenAiUsage(output.Tokens, output.Tokens)), ApiJson.Options);
+    }
+
+    private static async Task<IResult> RerankAsync(HttpContext http, ServedModels models, ServerOptions options)
+    {
+        Reranker reranker = models.RequireReranker();
+        JsonBody body = await JsonBody.ReadAsync(http.Request, http.RequestAborted);
+        string query = body.RequiredString("query");
+        IReadOnlyList<string> texts = body.RequiredStrings("texts");
+        CheckCount(texts.Count, "texts", options);
+        bool raw = body.OptionalBool("raw_scores", false);
+        bool returnText = body.OptionalBool("return_text", false);
+        bool truncate = ReadTruncate(body, options);
+
+        float[] scores = (await ScoreAsync(reranker, query, texts, "texts", truncate, raw, http.RequestAborted)).Results;
+        var ranks = new TeiRank[texts.Count];
+        for (int i = 0; i < ranks.Length; i++) ranks[i] = new TeiRank(i, returnText ? texts[i] : null, scores[i]);
+        return Results.Json(Ranked(ranks, r => r.Score), ApiJson.Options);
+    }
+
+    private static async Task<IResult> CohereRerankAsync(HttpContext http, ServedModels models, ServerOptions options)
+    {
+        Reranker reranker = models.RequireReranker();
+        JsonBody body = await JsonBody.ReadAsync(http.Request, http.RequestAborted);
+        string query = body.RequiredString("query");
+        IReadOnlyList<string> documents = body.RequiredArray("documents", "strings or objects with a \"text\" field", ReadDocumentText);
+        CheckCount(documents.Count, "documents", options);
+        int topN = body.OptionalInt("top_n", 1, int.MaxValue) ?? documents.Count;
+        bool returnDocuments = body.OptionalBool("return_documents", false);
+        body.OptionalString("model");
+
+        ModelOutput<float> scored = await ScoreAsync(reranker, query, documents, "documents", ReadTruncate(body, options), raw: false, http.RequestAborted);
+        var results = new CohereResult[documents.Count];
+        for (int i = 0; i < results.Length; i++)
+            results[i] = new CohereResult(i, scored.Results[i], returnDocuments ? new CohereDocument(documents[i]) : null);
+        CohereResult[] top = Ranked(results, r => r.RelevanceScore).Take(topN).ToArray();
+        return Results.Json(new CohereRerankResponse(Guid.NewGuid().ToString(), reranker.Id, top,
+            new CohereUsage(scored.Tokens)), ApiJson.Options);
+
+        static string ReadDocumentText(JsonElement element, string path) => element.ValueKind switch
+        {
+            JsonValueKind.String => element.GetString()!,
+            JsonValueKind.Object => JsonBody.Of(element, path).RequiredString("text", allowEmpty: true),
+            _ => throw ApiException.Invalid(path, $"'{path}' must be a string or an object with a \"text\" field, got {JsonBody.Describe(element)}"),
+        };
+    }
+
+    /// <summary>Scores every text against the query; <paramref name="raw"/> picks logits over probabilities.</summary>
+    internal static async Task<ModelOutput<float>> ScoreAsync(Reranker reranker, string query, IReadOnlyList<string> texts, string field,
+        bool truncate, bool raw, CancellationToken cancellationToken)
+    {
+        var pairs = new (string, string)[texts.Count];
+        for (int i = 0; i < pairs.Length; i++) pairs[i] = (query, texts[i]);
+        ModelOutput<float> output = await reranker.Model.RunAsync(pairs, field, truncate, cancellationToken);
+        float[] scores = output.Results;
+        for (int i = 0; i < scores.Length; i++) scores[i] = Scores.Convert(scores[i], reranker.Encoder.Activation, raw);
+        return output;
+    }
+
+    /// <summary>Best first; ties keep input order (a stable sort).</summary>
+    private static T[] Ranked<T>(T[] items, Func<T, float> score) => [.. items.OrderByDescending(score)];
+
+    internal static void CheckCount(int count, string field, ServerOptions options)
+    {
+        if (count > options.MaxInputsPerRequest)
+            throw ApiException.TooLarge($"'{field}' has {count} items, more than this server's limit of {options.MaxInputsPerRequest} per request (max_client_batch_size in GET /info); split the request", field);
+    }
+
+    internal static bool ReadTruncate(JsonBody body, ServerOptions options)
+    {
+        string? direction = body.OptionalChoice("truncation_direction", "right", "left");
+        if (direction == "left")
+            throw ApiException.Invalid("truncation_direction", "only right truncation (dropping the end of long inputs) is supported");
+        return body.OptionalBool("truncate", options.AutoTruncate);
+    }
+
+    private static void NormalizeInPlace(float[] vector)
+    {
+        float norm = TensorPrimitives.Norm(vector);
+        if (norm > 0) TensorPrimitives.Divide(vector, norm, vector);
+    }
+
+    private static string Base64LittleEndian(float[] vector)
+    {
+        if (!BitConverter.IsLittleEndian) throw new PlatformNotSupportedException("base64 embeddings are produced on little-endian hosts only");
+        return Convert.ToBase64String(MemoryMarshal.AsBytes(vector.AsSpan()));
+    }
+
+    private sealed record TeiRank(int Index, string? Text, float Score);
+
+    private sealed record OpenAiEmbedding(string Object, int Index, object Embedding);
+
+    private sealed record OpenAiUsage(int PromptTokens, int TotalTokens);
+
+    private sealed record OpenAiEmbeddingList(string Object, OpenAiEmbedding[] Data, string Model, OpenAiUsage Usage);
+
+    private sealed record CohereDocument(string Text);
+
+    private sealed record CohereResult(int Index, float RelevanceScore, CohereDocument? Document);
+
+    private sealed record CohereUsage(int TotalTokens);
+
+    private sealed record CohereRerankResponse(string Id, string Model, CohereResult[] Results, CohereUsage Usage);
+}

@@ -1,0 +1,72 @@
+using Funnel.Server.Endpoints;
+using Funnel.Server.Http;
+using Funnel.Server.Metrics;
+using Funnel.Server.Models;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+
+namespace Funnel.Server;
+
+/// <summary>Builds the Funnel HTTP service: TEI-, OpenAI- and Cohere-compatible model routes, collections, operations.</summary>
+public static class FunnelServer
+{
+    /// <summary>
+    /// A configured, not yet started app. <paramref name="configure"/> may adjust the builder (URLs, logging) before it
+    /// is built. Start it with <c>RunAsync</c>, or <c>StartAsync</c> and <see cref="BoundAddresses"/>.
+    /// </summary>
+    public static WebApplication Build(ServerOptions options, ServerModels models, Action<WebApplicationBuilder>? configure = null)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        ArgumentNullException.ThrowIfNull(models);
+        options.Validate();
+
+        WebApplicationBuilder builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions
+        {
+            Args = [],
+            ApplicationName = typeof(FunnelServer).Assembly.GetName().Name,
+            ContentRootPath = AppContext.BaseDirectory,
+        });
+        builder.WebHost.ConfigureKestrel(kestrel =>
+        {
+            kestrel.AddServerHeader = false;
+            kestrel.Limits.MaxRequestBodySize = options.MaxRequestBodyBytes;
+        });
+        builder.Services.Configure<HostOptions>(host => host.ShutdownTimeout = options.ShutdownTimeout);
+        if (options.JsonLogs)
+        {
+            builder.Logging.ClearProviders();
+            builder.Logging.AddJsonConsole(json =>
+            {
+                json.IncludeScopes = true;
+                json.UseUtcTimestamp = true;
+                json.TimestampFormat = "yyyy-MM-ddTHH:mm:ss.fffZ";
+            });
+        }
+
+        var metrics = new ServerMetrics();
+        var served = new ServedModels(models, options, metrics);
+        builder.Services.AddSingleton(options);
+        builder.Services.AddSingleton(metrics);
+        builder.Services.AddSingleton(served);
+        builder.Services.AddRouting();
+        configure?.Invoke(builder);
+
+        WebApplication app = builder.Build();
+        app.UseStatusCodePages(ProblemMiddleware.WriteStatusCodePageAsync);
+        app.UseRouting();
+        app.UseMiddleware<RequestMetricsMiddleware>();
+        app.UseMiddleware<ProblemMiddleware>();
+        app.UseMiddleware<ApiKeyMiddleware>();
+
+        OperationsEndpoints.Map(app);
+        ModelEndpoints.Map(app);
+
+        // Models are built outside and handed in; their batchers must drain before the host lets go of them.
+        app.Lifetime.ApplicationStopped.Register(() => served.DisposeAsync().AsTask().GetAwaiter().GetResult());
+        return app;
+    }
+
+    /// <summary>The addresses a started app listens on (with the real port when it was bound to port 0).</summary>
+    public static IReadOnlyList<string> BoundAddresses(WebApplication app) =>
+        app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()?.Addresses.ToArray() ?? [];
+}

@@ -1,0 +1,106 @@
+using System.Diagnostics;
+using System.Text.Json;
+using Funnel.Server.Batching;
+using Microsoft.AspNetCore.Diagnostics;
+using Microsoft.AspNetCore.WebUtilities;
+
+namespace Funnel.Server.Http;
+
+/// <summary>
+/// Turns every failure into an RFC 7807 <c>application/problem+json</c> response: refused requests
+/// (<see cref="ApiException"/>), Kestrel's request errors (oversize body, …), a full batch queue (429 with
+/// <c>Retry-After</c>), shutdown (503), and anything unexpected (500 with a trace id, never a stack trace).
+/// </summary>
+internal sealed class ProblemMiddleware(RequestDelegate next, ILogger<ProblemMiddleware> logger)
+{
+    public async Task InvokeAsync(HttpContext context)
+    {
+        try
+        {
+            await next(context);
+        }
+        catch (OperationCanceledException) when (context.RequestAborted.IsCancellationRequested)
+        {
+            // The client went away; nobody is left to answer.
+            context.Response.StatusCode = StatusCodes.Status499ClientClosedRequest;
+        }
+        catch (Exception ex) when (!context.Response.HasStarted)
+        {
+            ApiException problem = ToProblem(ex);
+            if (problem.Status >= 500 && ex is not ApiException)
+                logger.LogError(ex, "Unhandled error on {Method} {Path} (trace {TraceId})", context.Request.Method, context.Request.Path, TraceId(context));
+            await WriteAsync(context, problem);
+        }
+    }
+
+    private static ApiException ToProblem(Exception ex) => ex switch
+    {
+        ApiException api => api,
+        BadHttpRequestException bad when bad.StatusCode == StatusCodes.Status413PayloadTooLarge =>
+            ApiException.TooLarge("the request body is larger than the server's limit (see max_request_bytes in GET /info)"),
+        BadHttpRequestException bad => new ApiException(bad.StatusCode, ReasonPhrases.GetReasonPhrase(bad.StatusCode), bad.Message, "Validation"),
+        QueueFullException full => ApiException.Overloaded($"{full.Message}; retry shortly", retryAfterSeconds: 1),
+        ObjectDisposedException => ApiException.Unavailable("the server is shutting down"),
+        _ => new ApiException(StatusCodes.Status500InternalServerError, "Internal server error",
+            "the server failed to handle this request; the trace id identifies it in the server's log", "Backend"),
+    };
+
+    /// <summary>Writes <paramref name="problem"/> as problem+json (with TEI's <c>error</c>/<c>error_type</c> members).</summary>
+    public static async Task WriteAsync(HttpContext context, ApiException problem)
+    {
+        HttpResponse response = context.Response;
+        response.Clear();
+        response.StatusCode = problem.Status;
+        response.ContentType = "application/problem+json";
+        if (problem.RetryAfterSeconds is { } retry) response.Headers.RetryAfter = retry.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        if (problem.Status == StatusCodes.Status401Unauthorized) response.Headers.WWWAuthenticate = "Bearer";
+
+        await using var json = new Utf8JsonWriter(response.Body);
+        json.WriteStartObject();
+        json.WriteString("type", TypeUri(problem.Status));
+        json.WriteString("title", problem.Title);
+        json.WriteNumber("status", problem.Status);
+        json.WriteString("detail", problem.Detail);
+        json.WriteString("instance", context.Request.Path.Value);
+        if (problem.Field is not null) json.WriteString("field", problem.Field);
+        json.WriteString("traceId", TraceId(context));
+        json.WriteString("error", problem.Detail);
+        json.WriteString("error_type", problem.ErrorType);
+        json.WriteEndObject();
+        await json.FlushAsync(context.RequestAborted);
+    }
+
+    /// <summary>Problem bodies for the framework's own empty error responses (unknown route 404, wrong method 405, …).</summary>
+    public static Task WriteStatusCodePageAsync(StatusCodeContext status)
+    {
+        HttpContext context = status.HttpContext;
+        int code = context.Response.StatusCode;
+        string detail = code switch
+        {
+            StatusCodes.Status404NotFound => $"no endpoint at {context.Request.Path}; GET /openapi.json lists them",
+            StatusCodes.Status405MethodNotAllowed => $"{context.Request.Method} is not allowed on {context.Request.Path}",
+            StatusCodes.Status415UnsupportedMediaType => "send the body as application/json",
+            _ => ReasonPhrases.GetReasonPhrase(code),
+        };
+        string errorType = code == StatusCodes.Status404NotFound ? "NotFound" : "Validation";
+        return WriteAsync(context, new ApiException(code, ReasonPhrases.GetReasonPhrase(code), detail, errorType));
+    }
+
+    private static string TraceId(HttpContext context) => Activity.Current?.Id ?? context.TraceIdentifier;
+
+    private static string TypeUri(int status) => status switch
+    {
+        400 => "https://www.rfc-editor.org/rfc/rfc9110#section-15.5.1",
+        401 => "https://www.rfc-editor.org/rfc/rfc9110#section-15.5.2",
+        404 => "https://www.rfc-editor.org/rfc/rfc9110#section-15.5.5",
+        405 => "https://www.rfc-editor.org/rfc/rfc9110#section-15.5.6",
+        409 => "https://www.rfc-editor.org/rfc/rfc9110#section-15.5.10",
+        413 => "https://www.rfc-editor.org/rfc/rfc9110#section-15.5.14",
+        415 => "https://www.rfc-editor.org/rfc/rfc9110#section-15.5.16",
+        422 => "https://www.rfc-editor.org/rfc/rfc9110#section-15.5.21",
+        429 => "https://www.rfc-editor.org/rfc/rfc6585#section-4",
+        500 => "https://www.rfc-editor.org/rfc/rfc9110#section-15.6.1",
+        503 => "https://www.rfc-editor.org/rfc/rfc9110#section-15.6.4",
+        _ => "about:blank",
+    };
+}

@@ -1,0 +1,65 @@
+using Funnel.Server.Batching;
+using Funnel.Server.Http;
+using Funnel.Server.Metrics;
+
+namespace Funnel.Server.Models;
+
+/// <summary>What a model returned for one request, and how many tokens it consumed (after truncation).</summary>
+public sealed record ModelOutput<TResult>(TResult[] Results, int Tokens);
+
+/// <summary>
+/// A model behind a <see cref="DynamicBatcher{TItem,TResult}"/>: checks each input against the model's window
+/// (413 naming the input, unless truncation is asked for), queues the inputs with their token counts as batch
+/// cost, and records per-model metrics.
+/// </summary>
+public sealed class BatchedModel<TItem, TResult> : IAsyncDisposable
+{
+    private readonly Func<TItem, int> _countTokens;
+    private readonly DynamicBatcher<TItem, TResult> _batcher;
+    private readonly ServerMetrics _metrics;
+
+    /// <param name="id">The model id reported to clients and used as the metrics label.</param>
+    /// <param name="maxInputTokens">The model window; longer inputs are refused or truncated.</param>
+    /// <param name="countTokens">Tokens of one input before truncation, special tokens included.</param>
+    /// <param name="run">The model itself: one result per input, in order.</param>
+    public BatchedModel(string id, int maxInputTokens, Func<TItem, int> countTokens,
+        DynamicBatcher<TItem, TResult>.BatchFunction run, BatcherOptions batching, ServerMetrics metrics)
+    {
+        Id = id;
+        MaxInputTokens = maxInputTokens;
+        _countTokens = countTokens;
+        _metrics = metrics;
+        _batcher = new DynamicBatcher<TItem, TResult>(run, batching, report => metrics.RecordBatch(id, report), $"batcher:{id}");
+        metrics.QueueDepth.Track(() => _batcher.QueuedItems, id);
+    }
+
+    public string Id { get; }
+    public int MaxInputTokens { get; }
+    public BatcherOptions Batching => _batcher.Options;
+
+    /// <summary>
+    /// Runs <paramref name="items"/> through the model. <paramref name="field"/> names them in errors
+    /// (<c>inputs</c> → <c>inputs[3]</c>).
+    /// </summary>
+    public async Task<ModelOutput<TResult>> RunAsync(IReadOnlyList<TItem> items, string field, bool truncate, CancellationToken cancellationToken)
+    {
+        var costs = new int[items.Count];
+        int total = 0;
+        for (int i = 0; i < items.Count; i++)
+        {
+            int tokens = _countTokens(items[i]);
+            if (tokens > MaxInputTokens && !truncate)
+                throw ApiException.TooLarge(
+                    $"'{field}[{i}]' is {tokens} tokens long, more than this model's {MaxInputTokens}; shorten it or send \"truncate\": true",
+                    $"{field}[{i}]");
+            costs[i] = Math.Min(tokens, MaxInputTokens);
+            total += costs[i];
+        }
+        TResult[] results = await _batcher.SubmitAsync(items, costs, cancellationToken);
+        _metrics.Inputs.Increment(items.Count, Id);
+        _metrics.Tokens.Increment(total, Id);
+        return new ModelOutput<TResult>(results, total);
+    }
+
+    public ValueTask DisposeAsync() => _batcher.DisposeAsync();
+}

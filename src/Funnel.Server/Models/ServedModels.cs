@@ -1,0 +1,32 @@
+using Funnel.Server.Http;
+using Funnel.Server.Metrics;
+
+namespace Funnel.Server.Models;
+
+/// <summary>The batched models of a running service; either may be absent.</summary>
+public sealed class ServedModels : IAsyncDisposable
+{
+    public ServedModels(ServerModels models, ServerOptions options, ServerMetrics metrics)
+    {
+        if (models.BiEncoder is { } bi)
+            Embedder = new Embedder(bi, models.BiEncoderId ?? Path.GetFileName(bi.Fingerprint.Model), options.EmbedBatching, metrics);
+        if (models.CrossEncoder is { } cross)
+            Reranker = new Reranker(cross, models.CrossEncoderId ?? "cross-encoder", options.RerankBatching, metrics);
+    }
+
+    public Embedder? Embedder { get; }
+    public Reranker? Reranker { get; }
+
+    public Embedder RequireEmbedder() => Embedder ??
+        throw ApiException.NotFound("this server has no bi-encoder; start it with --bi-encoder MODEL to embed");
+
+    public Reranker RequireReranker() => Reranker ??
+        throw ApiException.NotFound("this server has no cross-encoder; start it with --cross-encoder MODEL to rerank");
+
+    /// <summary>Drains both batchers (accepted requests still complete).</summary>
+    public async ValueTask DisposeAsync()
+    {
+        if (Embedder is not null) await Embedder.DisposeAsync();
+        if (Reranker is not null) await Reranker.DisposeAsync();
+    }
+}

@@ -1,0 +1,184 @@
+using System.Buffers;
+using System.Numerics.Tensors;
+using Funnel.Inference.Kernels;
+using Funnel.Inference.Weights;
+
+namespace Funnel.Inference;
+
+/// <summary>
+/// The BERT encoder (Hugging Face <c>BertModel</c> semantics) with weights converted once into
+/// packed fp32. A batch runs unpadded: the tokens of all sequences form one
+/// [totalTokens × hidden] matrix for every linear layer, and attention runs per sequence at its
+/// own length, so padding costs nothing and needs no mask. Immutable after load, so concurrent
+/// callers may share it; each call rents its own work buffers.
+/// </summary>
+internal sealed class BertModel
+{
+    private sealed record Layer(
+        PackedMatrix Qkv, float[] QkvBias,
+        PackedMatrix AttentionOut, float[] AttentionOutBias, float[] AttentionNormGamma, float[] AttentionNormBeta,
+        PackedMatrix Intermediate, float[] IntermediateBias,
+        PackedMatrix Output, float[] OutputBias, float[] OutputNormGamma, float[] OutputNormBeta);
+
+    private readonly float[] _wordEmbeddings, _positionEmbeddings, _typeEmbeddings, _embedNormGamma, _embedNormBeta;
+    private readonly Layer[] _layers;
+    private readonly (PackedMatrix W, float[] Bias)? _pooler, _classifier;
+
+    public BertConfig Config { get; }
+
+    private BertModel(BertConfig config, WeightFiles w, bool withClassifier)
+    {
+        Config = config;
+        int h = config.HiddenSize, inter = config.IntermediateSize;
+        _wordEmbeddings = w.Read("embeddings.word_embeddings.weight", config.VocabSize, h);
+        _positionEmbeddings = w.Read("embeddings.position_embeddings.weight", config.MaxPositionEmbeddings, h);
+        _typeEmbeddings = w.Read("embeddings.token_type_embeddings.weight", config.TypeVocabSize, h);
+        _embedNormGamma = w.Read("embeddings.LayerNorm.weight", h);
+        _embedNormBeta = w.Read("embeddings.LayerNorm.bias", h);
+        _layers = new Layer[config.Layers];
+        for (int l = 0; l < config.Layers; l++)
+        {
+            string p = $"encoder.layer.{l}.";
+            _layers[l] = new Layer(
+                PackConcatenated(w, [p + "attention.self.query.weight", p + "attention.self.key.weight", p + "attention.self.value.weight"], h, h),
+                [.. w.Read(p + "attention.self.query.bias", h), .. w.Read(p + "attention.self.key.bias", h), .. w.Read(p + "attention.self.value.bias", h)],
+                Pack(w, p + "attention.output.dense.weight", h, h), w.Read(p + "attention.output.dense.bias", h),
+                w.Read(p + "attention.output.LayerNorm.weight", h), w.Read(p + "attention.output.LayerNorm.bias", h),
+                Pack(w, p + "intermediate.dense.weight", inter, h), w.Read(p + "intermediate.dense.bias", inter),
+                Pack(w, p + "output.dense.weight", h, inter), w.Read(p + "output.dense.bias", h),
+                w.Read(p + "output.LayerNorm.weight", h), w.Read(p + "output.LayerNorm.bias", h));
+        }
+        if (withClassifier)
+        {
+            _pooler = (Pack(w, "pooler.dense.weight", h, h), w.Read("pooler.dense.bias", h));
+            _classifier = (Pack(w, "classifier.weight", config.NumLabels, h), w.Read("classifier.bias", config.NumLabels));
+        }
+    }
+
+    /// <summary>Loads the encoder, plus the pooler and classifier when <paramref name="withClassifier"/>.</summary>
+    public static BertModel Load(string modelDir, BertConfig config, bool withClassifier, out IReadOnlyList<string> weightPaths)
+    {
+        using WeightFiles w = WeightFiles.Open(modelDir);
+        weightPaths = w.Paths;
+        return new BertModel(config, w, withClassifier);
+    }
+
+    private static PackedMatrix Pack(WeightFiles w, string name, int n, int k) => PackConcatenated(w, [name], n, k);
+
+    /// <summary>Packs the row-wise concatenation of several [n × k] weights (the fused QKV projection).</summary>
+    private static PackedMatrix PackConcatenated(WeightFiles w, string[] names, int n, int k)
+    {
+        int size = n * k;
+        float[] buffer = ArrayPool<float>.Shared.Rent(size * names.Length);
+        try
+        {
+            for (int i = 0; i < names.Length; i++) w.Read(names[i], [n, k], buffer.AsSpan(i * size, size));
+            return PackedMatrix.Pack(buffer.AsSpan(0, size * names.Length), n * names.Length, k);
+        }
+        finally
+        {
+            ArrayPool<float>.Shared.Return(buffer);
+        }
+    }
+
+    /// <summary>
+    /// Runs the encoder on a batch of sequences given back to back: <paramref name="ids"/> and
+    /// <paramref name="typeIds"/> hold every sequence's tokens concatenated, <paramref name="lengths"/>
+    /// each sequence's length. Writes the last hidden states [totalTokens × hidden] to <paramref name="hidden"/>.
+    /// </summary>
+    public void Forward(ReadOnlySpan<int> ids, ReadOnlySpan<int> typeIds, ReadOnlySpan<int> lengths, Span<float> hidden,
+        int maxThreads, CancellationToken ct)
+    {
+        BertConfig c = Config;
+        int total = ids.Length, h = c.HiddenSize;
+        if (typeIds.Length != total) throw new ArgumentException($"{typeIds.Length} token type ids for {total} tokens", nameof(typeIds));
+        if (hidden.Length < total * h) throw new ArgumentException($"hidden holds {hidden.Length} values, needs {total * h}", nameof(hidden));
+        int[] offsets = new int[lengths.Length + 1];
+        for (int s = 0; s < lengths.Length; s++)
+        {
+            if (lengths[s] < 1 || lengths[s] > c.MaxPositionEmbeddings)
+                throw new ArgumentException($"sequence {s} has {lengths[s]} tokens; the model takes 1 to {c.MaxPositionEmbeddings}", nameof(lengths));
+            offsets[s + 1] = offsets[s] + lengths[s];
+        }
+        if (offsets[^1] != total) throw new ArgumentException($"lengths sum to {offsets[^1]}, but {total} tokens were given", nameof(lengths));
+
+        Span<float> x = hidden[..(total * h)];
+        Embed(ids, typeIds, offsets, x);
+        float[] qkv = ArrayPool<float>.Shared.Rent(total * 3 * h);
+        float[] context = ArrayPool<float>.Shared.Rent(total * h);
+        float[] intermediate = ArrayPool<float>.Shared.Rent(total * c.IntermediateSize);
+        try
+        {
+            foreach (Layer layer in _layers)
+            {
+                ct.ThrowIfCancellationRequested();
+                MatMul.Linear(x, total, layer.Qkv, layer.QkvBias, qkv.AsSpan(0, total * 3 * h), maxThreads: maxThreads);
+                SelfAttention(qkv, context, offsets, maxThreads, ct);
+                MatMul.Linear(context.AsSpan(0, total * h), total, layer.AttentionOut, layer.AttentionOutBias, x, Epilogue.Residual, x, maxThreads);
+                Normalization.LayerNorm(x, total, layer.AttentionNormGamma, layer.AttentionNormBeta, c.LayerNormEps);
+                Span<float> inter = intermediate.AsSpan(0, total * c.IntermediateSize);
+                MatMul.Linear(x, total, layer.Intermediate, layer.IntermediateBias, inter, Epilogue.Gelu, maxThreads: maxThreads);
+                MatMul.Linear(inter, total, layer.Output, layer.OutputBias, x, Epilogue.Residual, x, maxThreads);
+                Normalization.LayerNorm(x, total, layer.OutputNormGamma, layer.OutputNormBeta, c.LayerNormEps);
+            }
+        }
+        finally
+        {
+            ArrayPool<float>.Shared.Return(qkv);
+            ArrayPool<float>.Shared.Return(context);
+            ArrayPool<float>.Shared.Return(intermediate);
+        }
+    }
+
+    private void Embed(ReadOnlySpan<int> ids, ReadOnlySpan<int> typeIds, int[] offsets, Span<float> x)
+    {
+        BertConfig c = Config;
+        int h = c.HiddenSize;
+        for (int s = 0; s + 1 < offsets.Length; s++)
+        {
+            for (int t = offsets[s]; t < offsets[s + 1]; t++)
+            {
+                int id = ids[t], type = typeIds[t];
+                if ((uint)id >= (uint)c.VocabSize) throw new ArgumentException($"token id {id} (sequence {s}) is outside the vocabulary of {c.VocabSize}", nameof(ids));
+                if ((uint)type >= (uint)c.TypeVocabSize) throw new ArgumentException($"token type id {type} (sequence {s}) is outside 0..{c.TypeVocabSize - 1}", nameof(typeIds));
+                Span<float> row = x.Slice(t * h, h);
+                TensorPrimitives.Add(_wordEmbeddings.AsSpan(id * h, h), _positionEmbeddings.AsSpan((t - offsets[s]) * h, h), row);
+                TensorPrimitives.Add(row, _typeEmbeddings.AsSpan(type * h, h), row);
+            }
+        }
+        Normalization.LayerNorm(x, ids.Length, _embedNormGamma, _embedNormBeta, Config.LayerNormEps);
+    }
+
+    /// <summary>Attention for each sequence at its own length, sequences spread over threads.</summary>
+    private void SelfAttention(float[] qkv, float[] context, int[] offsets, int maxThreads, CancellationToken ct)
+    {
+        int h = Config.HiddenSize, heads = Config.Heads, headDim = Config.HeadDim, count = offsets.Length - 1;
+        void Run(int s)
+        {
+            int start = offsets[s], len = offsets[s + 1] - start;
+            Attention.SelfAttention(qkv.AsSpan(start * 3 * h, len * 3 * h), len, heads, headDim, context.AsSpan(start * h, len * h));
+        }
+        if (maxThreads <= 1 || count == 1)
+        {
+            for (int s = 0; s < count; s++) Run(s);
+            return;
+        }
+        Parallel.For(0, count, new ParallelOptions { MaxDegreeOfParallelism = maxThreads, CancellationToken = ct }, Run);
+    }
+
+    /// <summary>
+    /// BertForSequenceClassification's head on the [CLS] rows: logits = classifier(tanh(pooler(h_cls))).
+    /// <paramref name="clsRows"/> is [count × hidden]; returns [count × numLabels].
+    /// </summary>
+    public float[] Classify(ReadOnlySpan<float> clsRows, int count)
+    {
+        if (_pooler is not { } pooler || _classifier is not { } classifier)
+            throw new InvalidOperationException("this model was loaded without its classification head");
+        float[] pooled = new float[count * Config.HiddenSize];
+        MatMul.Linear(clsRows, count, pooler.W, pooler.Bias, pooled);
+        TensorPrimitives.Tanh(pooled, pooled);
+        float[] logits = new float[count * Config.NumLabels];
+        MatMul.Linear(pooled, count, classifier.W, classifier.Bias, logits);
+        return logits;
+    }
+}

@@ -1,0 +1,113 @@
+using Funnel.Tokenization;
+
+namespace Funnel.Inference;
+
+/// <summary>A document's position in the caller's list and its cross-encoder score.</summary>
+public sealed record RankedDocument(int Index, float Score);
+
+/// <summary>
+/// A cross-encoder reranker (BertForSequenceClassification with one label): scores
+/// <c>[CLS] query [SEP] document [SEP]</c> pairs, truncated longest-first to the model's window.
+/// Scores are raw logits unless the model's config (or <see cref="EncoderOptions.Activation"/>)
+/// asks for a sigmoid. Thread-safe.
+/// </summary>
+public sealed class CrossEncoder : IDisposable
+{
+    private readonly BertModel _model;
+    private readonly EncoderOptions _options;
+    private bool _disposed;
+
+    public BertTokenizer Tokenizer { get; }
+
+    /// <summary>Pairs are truncated to this many tokens, specials included.</summary>
+    public int MaxSequenceLength { get; }
+
+    public ScoreActivation Activation { get; }
+
+    private CrossEncoder(BertModel model, BertTokenizer tokenizer, int maxSeq, ScoreActivation activation, EncoderOptions options)
+    {
+        _model = model;
+        Tokenizer = tokenizer;
+        MaxSequenceLength = maxSeq;
+        Activation = activation;
+        _options = options;
+    }
+
+    public static CrossEncoder Load(string modelDir, EncoderOptions? options = null)
+    {
+        options ??= new EncoderOptions();
+        options.Validate();
+        if (!Directory.Exists(modelDir)) throw new ModelFormatException($"{modelDir}: model folder not found");
+        BertConfig config = BertConfig.Load(modelDir);
+        string configPath = Path.Combine(modelDir, "config.json");
+        if (config.Architecture != BertArchitecture.BertForSequenceClassification)
+            throw new ModelFormatException($"{configPath}: a cross-encoder needs architecture BertForSequenceClassification, this is {config.Architecture}");
+        if (config.NumLabels != 1)
+            throw new ModelFormatException($"{configPath}: a reranking cross-encoder has 1 label, this model has {config.NumLabels}");
+        ScoreActivation activation = options.Activation ?? ParseActivation(config.ActivationFunction, configPath);
+        BertTokenizer tokenizer = BertTokenizer.FromFolder(modelDir);
+        int maxSeq = Math.Min(options.MaxSequenceLength ?? tokenizer.ModelMaxLength ?? config.MaxPositionEmbeddings,
+            config.MaxPositionEmbeddings);
+        BertModel model = BertModel.Load(modelDir, config, withClassifier: true, out _);
+        return new CrossEncoder(model, tokenizer, maxSeq, activation, options);
+    }
+
+    /// <summary>Maps sentence-transformers' activation class names; none configured means raw logits.</summary>
+    private static ScoreActivation ParseActivation(string? name, string path) => name switch
+    {
+        null or "torch.nn.modules.linear.Identity" or "torch.nn.Identity" => ScoreActivation.Identity,
+        "torch.nn.modules.activation.Sigmoid" or "torch.nn.Sigmoid" => ScoreActivation.Sigmoid,
+        _ => throw new ModelFormatException($"{path}: unsupported cross-encoder activation \"{name}\" (supported: Identity, Sigmoid)"),
+    };
+
+    /// <summary>Scores each document against the query, in document order.</summary>
+    public float[] Score(string query, IReadOnlyList<string> documents, CancellationToken ct = default)
+    {
+        ArgumentNullException.ThrowIfNull(query);
+        ArgumentNullException.ThrowIfNull(documents);
+        return Score(documents.Select(d => (query, d)).ToList(), ct);
+    }
+
+    /// <summary>Scores (query, document) pairs, in order.</summary>
+    public float[] Score(IReadOnlyList<(string Query, string Document)> pairs, CancellationToken ct = default)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        ArgumentNullException.ThrowIfNull(pairs);
+        var inputs = new TokenSequence[pairs.Count];
+        for (int i = 0; i < pairs.Count; i++)
+        {
+            var (q, d) = pairs[i];
+            if (q is null || d is null) throw new ArgumentException($"pairs[{i}] has a null query or document", nameof(pairs));
+            Encoding e = Tokenizer.EncodePair(q, d, MaxSequenceLength);
+            inputs[i] = new TokenSequence(e.InputIds, e.TokenTypeIds);
+        }
+        return ScoreTokens(inputs, ct);
+    }
+
+    /// <summary>The <paramref name="topK"/> best documents, best first (ties keep input order).</summary>
+    public IReadOnlyList<RankedDocument> Rank(string query, IReadOnlyList<string> documents, int topK, CancellationToken ct = default)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(topK);
+        float[] scores = Score(query, documents, ct);
+        return scores.Select((s, i) => new RankedDocument(i, s))
+            .OrderByDescending(r => r.Score).ThenBy(r => r.Index)
+            .Take(topK).ToList();
+    }
+
+    /// <summary>Scores already tokenized pairs.</summary>
+    internal float[] ScoreTokens(IReadOnlyList<TokenSequence> inputs, CancellationToken ct = default)
+    {
+        var scores = new float[inputs.Count];
+        int hidden = _model.Config.HiddenSize;
+        // The head is tiny next to the encoder: gather each batch's [CLS] rows, classify them at the end.
+        float[] cls = new float[inputs.Count * hidden];
+        TokenBatches.Run(_model, inputs, _options.BatchSize, _options.MaxThreads,
+            (states, _, index) => states[..hidden].CopyTo(cls.AsSpan(index * hidden, hidden)), ct);
+        float[] logits = _model.Classify(cls, inputs.Count);
+        for (int i = 0; i < scores.Length; i++)
+            scores[i] = Activation == ScoreActivation.Sigmoid ? 1f / (1f + MathF.Exp(-logits[i])) : logits[i];
+        return scores;
+    }
+
+    public void Dispose() => _disposed = true;
+}

@@ -1,0 +1,103 @@
+using System.Text.Json;
+
+namespace Funnel.Inference.Hub;
+
+/// <summary>
+/// The files of a Hub repository that a sentence-transformers bi-encoder or a cross-encoder needs: configuration,
+/// tokenizer, pooling, and safetensors weights (one file, or an index plus its shards). Never .bin, ONNX and the like.
+/// </summary>
+internal static class ModelFiles
+{
+    public const string Weights = "model.safetensors";
+    public const string WeightsIndex = "model.safetensors.index.json";
+
+    public static readonly IReadOnlyList<string> Configuration =
+    [
+        "config.json", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt",
+        "modules.json", "sentence_bert_config.json", "config_sentence_transformers.json", "1_Pooling/config.json",
+    ];
+
+    /// <summary>The files to fetch from a repository listing, weights last; throws when it has no safetensors weights.</summary>
+    public static IReadOnlyList<string> Select(IReadOnlyCollection<string> siblings, HubModelId id)
+    {
+        var selected = Configuration.Where(siblings.Contains).ToList();
+        if (siblings.Contains(Weights)) selected.Add(Weights);
+        else if (siblings.Contains(WeightsIndex)) selected.Add(WeightsIndex);
+        else
+        {
+            string others = string.Join(", ", siblings.Where(IsOtherWeights).Order(StringComparer.Ordinal));
+            throw new HubException(HubErrorKind.Unsupported,
+                $"model {id} has no safetensors weights ({Weights} or {WeightsIndex})"
+                + (others.Length > 0 ? $"; it has only {others}, which Funnel does not load" : "")
+                + ". Pick a revision or model that ships safetensors.");
+        }
+        return selected;
+    }
+
+    /// <summary>The shard files named by a <c>model.safetensors.index.json</c>, in order, each once.</summary>
+    public static IReadOnlyList<string> ShardsOf(string indexPath)
+    {
+        try
+        {
+            using JsonDocument document = JsonDocument.Parse(File.ReadAllBytes(indexPath));
+            if (!document.RootElement.TryGetProperty("weight_map", out JsonElement map) || map.ValueKind != JsonValueKind.Object)
+                throw new HubException(HubErrorKind.Unsupported, $"{indexPath}: expected an object \"weight_map\" (tensor name -> shard file)");
+            var shards = new SortedSet<string>(StringComparer.Ordinal);
+            foreach (JsonProperty tensor in map.EnumerateObject())
+            {
+                string? shard = tensor.Value.ValueKind == JsonValueKind.String ? tensor.Value.GetString() : null;
+                if (shard is null || !IsSafeRelativePath(shard) || !shard.EndsWith(".safetensors", StringComparison.Ordinal))
+                    throw new HubException(HubErrorKind.Unsupported, $"{indexPath}: weight_map[\"{tensor.Name}\"] must name a .safetensors file inside the repository, got {tensor.Value}");
+                shards.Add(shard);
+            }
+            if (shards.Count == 0) throw new HubException(HubErrorKind.Unsupported, $"{indexPath}: weight_map is empty");
+            return [.. shards];
+        }
+        catch (JsonException e)
+        {
+            throw new HubException(HubErrorKind.Unsupported, $"{indexPath}: not valid JSON (line {e.LineNumber + 1}): {e.Message}", e);
+        }
+    }
+
+    /// <summary>
+    /// What offline use needs at least: config, a tokenizer, and all weights. Used when the cache may have been
+    /// filled by another tool that records nothing about absent files.
+    /// </summary>
+    public static bool HasModel(string folder) =>
+        File.Exists(Path.Combine(folder, "config.json"))
+        && (File.Exists(Path.Combine(folder, "tokenizer.json")) || File.Exists(Path.Combine(folder, "vocab.txt")))
+        && HasWeights(folder);
+
+    /// <summary>
+    /// True when every configuration file is in <paramref name="snapshot"/> or recorded absent under
+    /// <paramref name="absentFolder"/> (huggingface_hub's <c>.no_exist</c>), and the weights are complete.
+    /// </summary>
+    public static bool IsComplete(string snapshot, string absentFolder) =>
+        Configuration.All(file => File.Exists(Path.Combine(snapshot, file)) || File.Exists(Path.Combine(absentFolder, file)))
+        && HasModel(snapshot);
+
+    /// <summary>A repository path that stays inside the folder it is joined to.</summary>
+    public static bool IsSafeRelativePath(string path) =>
+        path.Length > 0 && !Path.IsPathRooted(path) && !path.Contains('\\') && !path.Contains(':')
+        && path.Split('/').All(segment => segment is not ("" or "." or ".."));
+
+    private static bool HasWeights(string folder)
+    {
+        if (File.Exists(Path.Combine(folder, Weights))) return true;
+        string index = Path.Combine(folder, WeightsIndex);
+        if (!File.Exists(index)) return false;
+        try
+        {
+            return ShardsOf(index).All(shard => File.Exists(Path.Combine(folder, shard)));
+        }
+        catch (HubException)
+        {
+            return false;
+        }
+    }
+
+    private static bool IsOtherWeights(string file) =>
+        !file.Contains('/') && (file.EndsWith(".bin", StringComparison.Ordinal) || file.EndsWith(".onnx", StringComparison.Ordinal)
+            || file.EndsWith(".h5", StringComparison.Ordinal) || file.EndsWith(".msgpack", StringComparison.Ordinal)
+            || file.EndsWith(".ckpt", StringComparison.Ordinal) || file.EndsWith(".pt", StringComparison.Ordinal));
+}

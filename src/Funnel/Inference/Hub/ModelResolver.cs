@@ -1,0 +1,156 @@
+using System.Net;
+
+namespace Funnel.Inference.Hub;
+
+/// <summary>
+/// Turns a model argument into a local folder: an existing folder is returned as is; an id such as
+/// <c>sentence-transformers/all-MiniLM-L6-v2</c> or <c>org/name@revision</c> is fetched into the Hugging Face cache
+/// (shared with Python tools) and its snapshot folder returned. Safe for concurrent callers, across processes too.
+/// </summary>
+public sealed class ModelResolver : IDisposable
+{
+    private readonly HttpClient? _ownedClient;
+    private readonly HubApi _api;
+    private readonly BlobDownload _download;
+
+    public ModelResolver(HubOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        if (options.MaxAttempts < 1) throw new ArgumentOutOfRangeException(nameof(options), $"HubOptions.MaxAttempts must be at least 1, got {options.MaxAttempts}");
+        Options = options;
+        HttpClient http = options.HttpClient ?? (_ownedClient = CreateHttpClient());
+        _api = new HubApi(options, http);
+        _download = new BlobDownload(_api, options);
+    }
+
+    public HubOptions Options { get; }
+
+    /// <summary>A client as the resolver needs it: redirects left to the resolver, no decompression, bounded waits.</summary>
+    public static HttpClient CreateHttpClient() => new(new SocketsHttpHandler
+    {
+        AllowAutoRedirect = false,
+        AutomaticDecompression = DecompressionMethods.None,
+        ConnectTimeout = TimeSpan.FromSeconds(30),
+        PooledConnectionLifetime = TimeSpan.FromMinutes(5),
+    })
+    {
+        // Covers the wait for response headers only: bodies are read under HubOptions.StallTimeout.
+        Timeout = TimeSpan.FromSeconds(100),
+    };
+
+    /// <summary>
+    /// The local folder for <paramref name="modelIdOrPath"/>: the folder itself, or the model's snapshot in the cache,
+    /// downloaded first when it is not complete there.
+    /// </summary>
+    /// <exception cref="HubException">The argument is neither, or the model cannot be fetched; the message says why.</exception>
+    public async Task<string> ResolveAsync(string modelIdOrPath, IProgress<DownloadProgress>? progress = null, CancellationToken ct = default) =>
+        ExistingFolder(modelIdOrPath) ?? await ResolveAsync(ParseId(modelIdOrPath), progress, ct);
+
+    /// <summary>The snapshot folder of a Hub model, downloading what the cache lacks.</summary>
+    public async Task<string> ResolveAsync(HubModelId id, IProgress<DownloadProgress>? progress = null, CancellationToken ct = default)
+    {
+        var cache = new RepoCache(Options.CacheDirectory, id);
+        if (Options.Offline)
+            return CachedModel(cache, id) ?? throw new HubException(HubErrorKind.NotCached,
+                $"HF_HUB_OFFLINE is set and the cache {Options.CacheDirectory} holds no complete copy of {id}: download it once while online, or unset HF_HUB_OFFLINE");
+
+        if (cache.CommitOf(id.Revision) is { } commit && ModelFiles.IsComplete(cache.SnapshotFolder(commit), cache.AbsentFolder(commit)))
+            return cache.SnapshotFolder(commit);
+        try
+        {
+            return await DownloadAsync(id, cache, progress, ct);
+        }
+        catch (HubException e) when (e.Kind == HubErrorKind.Network && CachedModel(cache, id) is { } cached)
+        {
+            // As huggingface_hub does: the Hub is unreachable, and the cache has a usable copy.
+            return cached;
+        }
+    }
+
+    /// <summary>
+    /// The local folder for <paramref name="modelIdOrPath"/> when no network is needed (a folder, or a model already
+    /// complete in the cache), else null. Lets a caller show download progress only when there will be some.
+    /// </summary>
+    public string? TryResolveWithoutNetwork(string modelIdOrPath)
+    {
+        if (ExistingFolder(modelIdOrPath) is { } folder) return folder;
+        HubModelId id = ParseId(modelIdOrPath);
+        var cache = new RepoCache(Options.CacheDirectory, id);
+        if (Options.Offline) return CachedModel(cache, id);
+        return cache.CommitOf(id.Revision) is { } commit && ModelFiles.IsComplete(cache.SnapshotFolder(commit), cache.AbsentFolder(commit))
+            ? cache.SnapshotFolder(commit)
+            : null;
+    }
+
+    public void Dispose() => _ownedClient?.Dispose();
+
+    private async Task<string> DownloadAsync(HubModelId id, RepoCache cache, IProgress<DownloadProgress>? progress, CancellationToken ct)
+    {
+        RepoInfo info = await _api.GetRepoInfoAsync(id, ct);
+        var siblings = info.Files.ToHashSet(StringComparer.Ordinal);
+        var pending = new Queue<string>(ModelFiles.Select(siblings, id));
+        foreach (string absent in ModelFiles.Configuration.Where(file => !siblings.Contains(file)))
+            cache.MarkAbsent(info.Commit, absent);
+
+        while (pending.TryDequeue(out string? file))
+        {
+            string entry = await FetchFileAsync(id, cache, info.Commit, file, progress, ct);
+            if (file != ModelFiles.WeightsIndex) continue;
+            foreach (string shard in ModelFiles.ShardsOf(entry))
+                pending.Enqueue(siblings.Contains(shard) ? shard
+                    : throw new HubException(HubErrorKind.NotFound, $"model {id}: {ModelFiles.WeightsIndex} names shard '{shard}', which the repository does not have"));
+        }
+        cache.WriteRef(id.Revision, info.Commit);
+        return cache.SnapshotFolder(info.Commit);
+    }
+
+    /// <summary>One file into the cache at <paramref name="commit"/>; returns its snapshot entry.</summary>
+    private async Task<string> FetchFileAsync(HubModelId id, RepoCache cache, string commit, string file, IProgress<DownloadProgress>? progress, CancellationToken ct)
+    {
+        string entry = cache.SnapshotEntry(commit, file);
+        if (File.Exists(entry)) // a commit never changes, so a present entry is final
+        {
+            long size = SizeFollowingLinks(entry);
+            progress?.Report(new DownloadProgress(id.RepoId, file, size, size));
+            return entry;
+        }
+
+        FileMetadata metadata = await _api.GetFileMetadataAsync(id, commit, file, ct);
+        string blob = cache.BlobPath(metadata.Etag);
+        void Report(long done) => progress?.Report(new DownloadProgress(id.RepoId, file, done, metadata.Size));
+        if (!IsComplete(blob, metadata.Size))
+        {
+            await using FileStream held = await FileLock.AcquireAsync(cache.LockPath(metadata.Etag), ct);
+            if (!IsComplete(blob, metadata.Size)) // another process may have finished it while we waited
+                await _download.DownloadAsync(id, metadata, blob, Report, ct);
+        }
+        Report(metadata.Size);
+        return cache.Link(commit, file, blob);
+    }
+
+    // FileInfo.Length of a symlink is the link's own length.
+    private static long SizeFollowingLinks(string path)
+    {
+        using var handle = File.OpenHandle(path);
+        return RandomAccess.GetLength(handle);
+    }
+
+    private static bool IsComplete(string blob, long size) => File.Exists(blob) && new FileInfo(blob).Length == size;
+
+    private static string? CachedModel(RepoCache cache, HubModelId id) =>
+        cache.CommitOf(id.Revision) is { } commit && ModelFiles.HasModel(cache.SnapshotFolder(commit)) ? cache.SnapshotFolder(commit) : null;
+
+    private static string? ExistingFolder(string modelIdOrPath)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(modelIdOrPath);
+        if (Directory.Exists(modelIdOrPath)) return modelIdOrPath;
+        if (File.Exists(modelIdOrPath))
+            throw new HubException(HubErrorKind.InvalidArgument, $"model '{modelIdOrPath}' is a file; expected a model folder or a Hub id (org/name[@revision])");
+        return null;
+    }
+
+    private static HubModelId ParseId(string modelIdOrPath) =>
+        HubModelId.TryParse(modelIdOrPath, out HubModelId id) ? id
+            : throw new HubException(HubErrorKind.InvalidArgument,
+                $"model '{modelIdOrPath}' is neither an existing folder nor a Hub model id (org/name or org/name@revision)");
+}

@@ -1,0 +1,98 @@
+using Funnel.Tokenization;
+
+namespace Funnel.Inference;
+
+/// <summary>
+/// A sentence-transformers bi-encoder: BERT → pooling (mean / CLS / max, from
+/// <c>1_Pooling/config.json</c>) → optional L2 normalisation (<c>modules.json</c>). Thread-safe:
+/// concurrent calls share the weights and use their own buffers.
+/// </summary>
+public sealed class SentenceEncoder : IDisposable
+{
+    private readonly BertModel _model;
+    private readonly EncoderOptions _options;
+    private bool _disposed;
+
+    public BertTokenizer Tokenizer { get; }
+
+    /// <summary>Length of the output vectors.</summary>
+    public int Dimension { get; }
+
+    /// <summary>Inputs are truncated to this many tokens, [CLS] and [SEP] included.</summary>
+    public int MaxSequenceLength { get; }
+
+    public PoolingMode Pooling { get; }
+
+    public bool Normalize { get; }
+
+    public ModelFingerprint Fingerprint { get; }
+
+    private SentenceEncoder(BertModel model, BertTokenizer tokenizer, SentenceTransformerConfig st, int maxSeq, EncoderOptions options, ModelFingerprint fingerprint)
+    {
+        _model = model;
+        _options = options;
+        Tokenizer = tokenizer;
+        Pooling = st.Pooling;
+        Normalize = st.Normalize;
+        MaxSequenceLength = maxSeq;
+        Dimension = Inference.Pooling.Dimension(st.Pooling, model.Config.HiddenSize);
+        Fingerprint = fingerprint;
+    }
+
+    /// <summary>Loads a model folder (config.json, model.safetensors or a sharded index, tokenizer
+    /// files, sentence-transformers module configs). Throws <see cref="ModelFormatException"/>
+    /// naming the file and field when something is missing or unsupported.</summary>
+    public static SentenceEncoder Load(string modelDir, EncoderOptions? options = null)
+    {
+        options ??= new EncoderOptions();
+        options.Validate();
+        if (!Directory.Exists(modelDir)) throw new ModelFormatException($"{modelDir}: model folder not found");
+        BertConfig config = BertConfig.Load(modelDir);
+        SentenceTransformerConfig st = SentenceTransformerConfig.Load(modelDir);
+        BertTokenizer tokenizer = BertTokenizer.FromFolder(modelDir);
+        int maxSeq = Math.Min(options.MaxSequenceLength ?? st.MaxSeqLength ?? tokenizer.ModelMaxLength ?? config.MaxPositionEmbeddings,
+            config.MaxPositionEmbeddings);
+        BertModel model = BertModel.Load(modelDir, config, withClassifier: false, out IReadOnlyList<string> weightPaths);
+        var fingerprint = new ModelFingerprint(Path.GetFullPath(modelDir), ModelFingerprint.Sha256(weightPaths),
+            Inference.Pooling.Dimension(st.Pooling, config.HiddenSize), Inference.Pooling.Describe(st.Pooling), st.Normalize);
+        return new SentenceEncoder(model, tokenizer, st, maxSeq, options, fingerprint);
+    }
+
+    /// <summary>Embeds one text.</summary>
+    public float[] Encode(string text) => Encode([text])[0];
+
+    /// <summary>Embeds texts; results are in input order and do not depend on how inputs are batched.</summary>
+    public float[][] Encode(IReadOnlyList<string> texts, CancellationToken ct = default)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        ArgumentNullException.ThrowIfNull(texts);
+        for (int i = 0; i < texts.Count; i++)
+            if (texts[i] is null) throw new ArgumentException($"texts[{i}] is null", nameof(texts));
+        Encoding[] encodings = Tokenizer.EncodeBatch(texts, MaxSequenceLength, ct);
+        return EncodeTokens(encodings.Select(e => new TokenSequence(e.InputIds, e.TokenTypeIds)).ToArray(), ct);
+    }
+
+    /// <summary>Embeds already tokenized inputs (unpadded ids with [CLS] … [SEP]).</summary>
+    internal float[][] EncodeTokens(IReadOnlyList<TokenSequence> inputs, CancellationToken ct = default)
+    {
+        var result = new float[inputs.Count][];
+        int hidden = _model.Config.HiddenSize;
+        TokenBatches.Run(_model, inputs, _options.BatchSize, _options.MaxThreads, (states, length, index) =>
+        {
+            var v = new float[Dimension];
+            Inference.Pooling.Pool(states, length, hidden, Pooling, Normalize, v);
+            result[index] = v;
+        }, ct);
+        return result;
+    }
+
+    /// <summary>Per-token last hidden states of one tokenized input, [length × hidden].</summary>
+    internal float[] HiddenStates(TokenSequence input)
+    {
+        float[] states = [];
+        TokenBatches.Run(_model, [input], 1, _options.MaxThreads, (s, _, _) => states = s.ToArray(), CancellationToken.None);
+        return states;
+    }
+
+    public void Dispose() => _disposed = true;
+}

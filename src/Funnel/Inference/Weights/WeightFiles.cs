@@ -1,0 +1,111 @@
+using System.Text.Json;
+
+namespace Funnel.Inference.Weights;
+
+/// <summary>
+/// The weights of a model folder: <c>model.safetensors</c>, or the shards listed by
+/// <c>model.safetensors.index.json</c>. Looks tensors up by their checkpoint name with or without
+/// the <c>bert.</c> prefix that task heads add.
+/// </summary>
+public sealed class WeightFiles : IDisposable
+{
+    public const string SingleFile = "model.safetensors";
+    public const string IndexFile = "model.safetensors.index.json";
+
+    private readonly List<SafeTensorsFile> _files;
+    private readonly Dictionary<string, (SafeTensorsFile File, TensorEntry Entry)> _byName;
+
+    /// <summary>The weight files in load order (shards sorted by name).</summary>
+    public IReadOnlyList<string> Paths => _files.Select(f => f.Path).ToList();
+
+    private WeightFiles(List<SafeTensorsFile> files)
+    {
+        _files = files;
+        _byName = new(StringComparer.Ordinal);
+        foreach (SafeTensorsFile f in files)
+            foreach (TensorEntry e in f.Tensors.Values)
+                _byName[e.Name] = (f, e);
+    }
+
+    public static WeightFiles Open(string modelDir)
+    {
+        string single = Path.Combine(modelDir, SingleFile), index = Path.Combine(modelDir, IndexFile);
+        if (File.Exists(single)) return new WeightFiles([SafeTensorsFile.Open(single)]);
+        if (!File.Exists(index))
+        {
+            string hint = Directory.Exists(modelDir) && Directory.EnumerateFiles(modelDir, "*.bin").Any()
+                ? " (PyTorch .bin checkpoints are not supported; convert them to safetensors)" : "";
+            throw new ModelFormatException($"{modelDir}: no weights: expected {SingleFile} or {IndexFile}{hint}");
+        }
+        var files = new List<SafeTensorsFile>();
+        try
+        {
+            foreach (string shard in ShardNames(index))
+            {
+                string path = Path.Combine(modelDir, shard);
+                if (!File.Exists(path)) throw new ModelFormatException($"{index}: shard '{shard}' is listed but {path} does not exist");
+                files.Add(SafeTensorsFile.Open(path));
+            }
+            return new WeightFiles(files);
+        }
+        catch
+        {
+            foreach (SafeTensorsFile f in files) f.Dispose();
+            throw;
+        }
+    }
+
+    private static IEnumerable<string> ShardNames(string indexPath)
+    {
+        try
+        {
+            using var doc = JsonDocument.Parse(File.ReadAllBytes(indexPath));
+            if (!doc.RootElement.TryGetProperty("weight_map", out JsonElement map) || map.ValueKind != JsonValueKind.Object)
+                throw new ModelFormatException($"{indexPath}: expected an object field \"weight_map\" (tensor name → shard file)");
+            var names = new SortedSet<string>(StringComparer.Ordinal);
+            foreach (JsonProperty p in map.EnumerateObject())
+            {
+                string? shard = p.Value.ValueKind == JsonValueKind.String ? p.Value.GetString() : null;
+                if (string.IsNullOrEmpty(shard) || shard.Contains('/') || shard.Contains('\\') || shard.Contains(".."))
+                    throw new ModelFormatException($"{indexPath}: weight_map[\"{p.Name}\"] must be a shard file name in the same folder");
+                names.Add(shard);
+            }
+            return names;
+        }
+        catch (JsonException ex)
+        {
+            throw new ModelFormatException($"{indexPath}: invalid JSON: {ex.Message}", ex);
+        }
+    }
+
+    /// <summary>Whether a tensor exists under <paramref name="name"/> or <c>bert.</c>+name.</summary>
+    public bool Contains(string name) => TryFind(name, out _);
+
+    /// <summary>Reads a tensor as fp32, checking its shape.</summary>
+    public float[] Read(string name, params int[] shape)
+    {
+        var result = new float[shape.Aggregate(1, (a, d) => checked(a * d))];
+        Read(name, shape, result);
+        return result;
+    }
+
+    /// <summary>Reads a tensor as fp32 into <paramref name="destination"/>, checking its shape.</summary>
+    public void Read(string name, int[] shape, Span<float> destination)
+    {
+        if (!TryFind(name, out var hit))
+            throw new ModelFormatException($"{string.Join(", ", Paths)}: missing tensor '{name}' (also looked for 'bert.{name}')");
+        var (file, entry) = hit;
+        if (!entry.Shape.SequenceEqual(shape.Select(d => (long)d)))
+            throw new ModelFormatException($"{file.Path}: tensor '{entry.Name}' has shape {entry.ShapeText}, expected [{string.Join(", ", shape)}]");
+        file.ReadFloat32(entry, destination);
+    }
+
+    private bool TryFind(string name, out (SafeTensorsFile File, TensorEntry Entry) hit)
+        => _byName.TryGetValue(name, out hit) || _byName.TryGetValue("bert." + name, out hit)
+           || (name.StartsWith("bert.", StringComparison.Ordinal) && _byName.TryGetValue(name[5..], out hit));
+
+    public void Dispose()
+    {
+        foreach (SafeTensorsFile f in _files) f.Dispose();
+    }
+}

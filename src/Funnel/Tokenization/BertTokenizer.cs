@@ -1,0 +1,185 @@
+namespace Funnel.Tokenization;
+
+/// <summary>
+/// A BERT WordPiece tokenizer that reproduces Hugging Face's fast (Rust) tokenizer: added-token
+/// matching, <see cref="BertNormalizer"/>, BERT pre-tokenization, WordPiece, truncation and the
+/// <c>[CLS] A [SEP] B [SEP]</c> template. Immutable and safe to share between threads.
+/// </summary>
+public sealed class BertTokenizer
+{
+    private readonly WordPiece _model;
+    private readonly AddedTokens? _addedTokens;
+    private readonly string[] _idToToken;
+    private readonly Dictionary<string, int> _tokenToId;
+
+    internal BertTokenizer(
+        IReadOnlyDictionary<string, int> vocab,
+        WordPiece model,
+        BertNormalizer normalizer,
+        PostProcessor postProcessor,
+        IReadOnlyList<AddedToken> addedTokens,
+        SpecialTokens specialTokens,
+        TruncationOptions? truncation,
+        PaddingOptions? padding,
+        int? modelMaxLength)
+    {
+        _model = model;
+        Normalizer = normalizer;
+        PostProcessor = postProcessor;
+        _addedTokens = addedTokens.Count > 0 ? new AddedTokens(addedTokens) : null;
+        _tokenToId = new Dictionary<string, int>(vocab, StringComparer.Ordinal);
+        foreach (AddedToken token in addedTokens) _tokenToId.TryAdd(token.Content, token.Id);
+        _idToToken = new string[_tokenToId.Values.Max() + 1];
+        Array.Fill(_idToToken, "");
+        foreach (var (token, id) in _tokenToId) _idToToken[id] = token;
+        VocabSize = _idToToken.Length;
+        UnkId = model.UnkId;
+        ClsId = RequireId(specialTokens.Cls, "cls");
+        SepId = RequireId(specialTokens.Sep, "sep");
+        PadId = padding?.PadId ?? RequireId(specialTokens.Pad, "pad");
+        ConfiguredTruncation = truncation;
+        ConfiguredPadding = padding;
+        ModelMaxLength = modelMaxLength;
+
+        int RequireId(string token, string role) => _tokenToId.TryGetValue(token, out int id)
+            ? id
+            : throw new InvalidDataException($"the {role} token '{token}' is not in the vocabulary");
+    }
+
+    /// <summary>
+    /// Loads a model folder: <c>tokenizer.json</c> when present, else <c>vocab.txt</c> with
+    /// <c>tokenizer_config.json</c> and <c>special_tokens_map.json</c> (both optional).
+    /// </summary>
+    public static BertTokenizer FromFolder(string modelDir) => TokenizerFiles.ReadFolder(modelDir);
+
+    /// <summary>Loads a Hugging Face <c>tokenizer.json</c>.</summary>
+    public static BertTokenizer FromTokenizerJson(string path) => TokenizerFiles.ReadTokenizerJson(path, modelMaxLength: null);
+
+    public int PadId { get; }
+    public int ClsId { get; }
+    public int SepId { get; }
+    public int UnkId { get; }
+    public int VocabSize { get; }
+    public BertNormalizer Normalizer { get; }
+    public PostProcessor PostProcessor { get; }
+
+    /// <summary>The truncation section of tokenizer.json, if any (Encode's maxLength always applies; this sets strategy and side).</summary>
+    public TruncationOptions? ConfiguredTruncation { get; }
+
+    /// <summary>The padding section of tokenizer.json, if any.</summary>
+    public PaddingOptions? ConfiguredPadding { get; }
+
+    /// <summary><c>model_max_length</c> from tokenizer_config.json, if given and sensible.</summary>
+    public int? ModelMaxLength { get; }
+
+    /// <summary>The WordPiece settings: unknown token, continuation prefix, longest word in code points.</summary>
+    public (string UnkToken, string ContinuationPrefix, int MaxInputCharsPerWord) WordPieceSettings =>
+        (_model.UnkToken, _model.ContinuationPrefix, _model.MaxInputCharsPerWord);
+
+    /// <summary><c>[CLS] A [SEP]</c>, truncated to <paramref name="maxLength"/> tokens (specials included), unpadded.</summary>
+    public Encoding Encode(string text, int maxLength = 512)
+    {
+        ArgumentNullException.ThrowIfNull(text);
+        return EncodeCore(text, null, maxLength);
+    }
+
+    /// <summary>
+    /// <c>[CLS] A [SEP] B [SEP]</c> with token types 0 / 1, truncated to <paramref name="maxLength"/>
+    /// tokens by the configured strategy (HF's <c>longest_first</c> by default), unpadded.
+    /// </summary>
+    public Encoding EncodePair(string first, string second, int maxLength = 512)
+    {
+        ArgumentNullException.ThrowIfNull(first);
+        ArgumentNullException.ThrowIfNull(second);
+        return EncodeCore(first, second, maxLength);
+    }
+
+    /// <summary>Encodes each text with <see cref="Encode"/>.</summary>
+    public Encoding[] EncodeBatch(IReadOnlyList<string> texts, int maxLength = 512, CancellationToken ct = default)
+    {
+        var result = new Encoding[texts.Count];
+        for (int i = 0; i < texts.Count; i++)
+        {
+            ct.ThrowIfCancellationRequested();
+            result[i] = Encode(texts[i], maxLength);
+        }
+        return result;
+    }
+
+    /// <summary>
+    /// Pads a batch into row-major arrays with this tokenizer's pad id and configured padding side and
+    /// multiple, to <paramref name="length"/> if given, else to the longest encoding.
+    /// </summary>
+    public PaddedBatch Pad(IReadOnlyList<Encoding> batch, int? length = null)
+    {
+        PaddingOptions options = (ConfiguredPadding ?? new PaddingOptions(PadId)) with { FixedLength = length };
+        return Padding.ToBatch(batch, options);
+    }
+
+    /// <summary>The vocabulary entry for <paramref name="id"/> (e.g. "##ing", "[CLS]").</summary>
+    public string IdToToken(int id) => (uint)id < (uint)_idToToken.Length
+        ? _idToToken[id]
+        : throw new ArgumentOutOfRangeException(nameof(id), id, $"not a token id (vocabulary size {VocabSize})");
+
+    /// <summary>The id of a vocabulary entry, or null.</summary>
+    public int? TokenToId(string token) => _tokenToId.TryGetValue(token, out int id) ? id : null;
+
+    private Encoding EncodeCore(string first, string? second, int maxLength)
+    {
+        bool isPair = second is not null;
+        int specials = isPair ? PostProcessor.PairSpecialCount : PostProcessor.SingleSpecialCount;
+        if (maxLength < specials)
+            throw new ArgumentOutOfRangeException(nameof(maxLength), maxLength,
+                $"must be at least {specials}, the number of special tokens the {(isPair ? "pair" : "single")} template adds");
+
+        var a = new TokenBuffer(first.Length / 3 + 8);
+        var b = new TokenBuffer(isPair ? second!.Length / 3 + 8 : 0);
+        try
+        {
+            Tokenize(first, ref a);
+            if (isPair) Tokenize(second!, ref b);
+            TruncationStrategy strategy = ConfiguredTruncation?.Strategy ?? TruncationStrategy.LongestFirst;
+            TruncationSide side = ConfiguredTruncation?.Side ?? TruncationSide.Right;
+            var (n1, n2) = Truncation.KeptLengths(a.Count, isPair ? b.Count : -1, maxLength - specials, strategy);
+            return PostProcessor.Apply(Truncation.Keep(a.Items, n1, side), Truncation.Keep(b.Items, n2, side), isPair);
+        }
+        finally
+        {
+            a.Dispose();
+            b.Dispose();
+        }
+    }
+
+    /// <summary>Added tokens are matched on the raw text; the text between them is normalized, split and WordPiece'd.</summary>
+    private void Tokenize(string text, ref TokenBuffer tokens)
+    {
+        var normalized = new NormalizedText(text.Length + 16);
+        try
+        {
+            int position = 0;
+            while (true)
+            {
+                AddedToken? added = null;
+                int start = text.Length, end = text.Length;
+                if (_addedTokens is not null && _addedTokens.TryFindNext(text, position, out AddedToken found, out start, out end))
+                    added = found;
+                if (start > position)
+                {
+                    normalized.Clear();
+                    Normalizer.Normalize(text.AsSpan(position, start - position), position, ref normalized);
+                    BertPreTokenizer.Split(normalized, _model, ref tokens);
+                }
+                if (added is null) break;
+                tokens.Add(added.Id, start, end);
+                position = end;
+            }
+        }
+        finally
+        {
+            normalized.Dispose();
+        }
+    }
+}
+
+/// <summary>The special tokens a BERT template and padding need, by their strings.</summary>
+internal sealed record SpecialTokens(string Cls = "[CLS]", string Sep = "[SEP]", string Pad = "[PAD]", string Unk = "[UNK]", string Mask = "[MASK]");

@@ -1,0 +1,49 @@
+using System.Net;
+using System.Text;
+using System.Text.Json;
+
+namespace Funnel.Tests.Server;
+
+/// <summary>A response read whole: status, headers and the JSON (or text) body.</summary>
+internal sealed record Reply(HttpStatusCode Status, string? ContentType, string Text, HttpResponseMessage Message)
+{
+    public JsonElement Json => JsonDocument.Parse(Text).RootElement;
+}
+
+internal static class Http
+{
+    public static Task<Reply> PostAsync(this HttpClient client, string path, object body) =>
+        client.PostRawAsync(path, JsonSerializer.Serialize(body));
+
+    public static async Task<Reply> PostRawAsync(this HttpClient client, string path, string body, string contentType = "application/json")
+    {
+        using var content = new StringContent(body, Encoding.UTF8, contentType);
+        return await ReadAsync(await client.PostAsync(path, content));
+    }
+
+    public static async Task<Reply> GetReplyAsync(this HttpClient client, string path) => await ReadAsync(await client.GetAsync(path));
+
+    public static async Task<Reply> SendReplyAsync(this HttpClient client, HttpRequestMessage request) => await ReadAsync(await client.SendAsync(request));
+
+    private static async Task<Reply> ReadAsync(HttpResponseMessage response) =>
+        new(response.StatusCode, response.Content.Headers.ContentType?.MediaType, await response.Content.ReadAsStringAsync(), response);
+
+    public static float[] Floats(JsonElement array) => [.. array.EnumerateArray().Select(e => e.GetSingle())];
+
+    /// <summary>Asserts an RFC 7807 problem with this status whose detail mentions <paramref name="mentions"/>.</summary>
+    public static JsonElement AssertProblem(Reply reply, HttpStatusCode status, string? field = null, string? mentions = null)
+    {
+        Assert.Equal(status, reply.Status);
+        Assert.Equal("application/problem+json", reply.ContentType);
+        JsonElement problem = reply.Json;
+        Assert.Equal((int)status, problem.GetProperty("status").GetInt32());
+        Assert.False(string.IsNullOrEmpty(problem.GetProperty("title").GetString()));
+        string detail = problem.GetProperty("detail").GetString()!;
+        Assert.Equal(detail, problem.GetProperty("error").GetString());
+        Assert.False(string.IsNullOrEmpty(problem.GetProperty("traceId").GetString()));
+        Assert.DoesNotContain("   at ", reply.Text); // no stack trace
+        if (field is not null) Assert.Equal(field, problem.GetProperty("field").GetString());
+        if (mentions is not null) Assert.Contains(mentions, detail, StringComparison.OrdinalIgnoreCase);
+        return problem;
+    }
+}
