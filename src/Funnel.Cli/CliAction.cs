@@ -18,11 +18,8 @@ internal static class CliAction
             return await body(parse.InvocationConfiguration.Output);
         }
         catch (Exception ex) when (ex is UsageException or ModelFormatException or ArgumentException or FileNotFoundException or DirectoryNotFoundException
-<<<<<<< HEAD
-                                       or InvalidDataException or FormatException or Retrieval.BiEncoderMismatchException or Retrieval.CollectionFolderException
-=======
                                        or InvalidDataException or NotSupportedException
->>>>>>> main
+                                       or FormatException or Retrieval.BiEncoderMismatchException or Retrieval.CollectionFolderException
                                        or HubException { Kind: HubErrorKind.InvalidArgument or HubErrorKind.NotFound or HubErrorKind.NotCached })
         {
             error.WriteLine($"error: {ex.Message}");

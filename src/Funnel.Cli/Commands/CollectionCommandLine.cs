@@ -33,14 +33,14 @@ internal static class CollectionCommandLine
     }
 
     /// <summary>
-    /// Renders indexing progress: a Spectre.Console bar on an interactive terminal, else one plain line per batch on stderr
-    /// (so logs and the tests that watch a child process can follow it).
+    /// Renders indexing progress on <paramref name="error"/>: a Spectre.Console bar on an interactive terminal, else one plain
+    /// line per batch (so logs, and tests that watch a child process, can follow it).
     /// </summary>
-    public static async Task<T> WithProgressAsync<T>(string title, long? total, Func<IProgress<IndexingProgress>, Task<T>> run)
+    public static async Task<T> WithProgressAsync<T>(TextWriter error, string title, long? total, Func<IProgress<IndexingProgress>, Task<T>> run)
     {
-        if (Console.IsErrorRedirected || !AnsiConsole.Profile.Capabilities.Interactive)
-            return await run(new LineProgress(title));
-        var console = AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(Console.Error) });
+        var console = AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(error) });
+        if (!ReferenceEquals(error, Console.Error) || Console.IsErrorRedirected || !console.Profile.Capabilities.Interactive)
+            return await run(new Callback(p => error.WriteLine($"{title}: {Describe(p)}")));
         return await console.Progress()
             .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new ElapsedTimeColumn(), new RemainingTimeColumn())
             .StartAsync(async context =>
@@ -63,8 +63,4 @@ internal static class CollectionCommandLine
         public void Report(IndexingProgress value) => report(value);
     }
 
-    private sealed class LineProgress(string title) : IProgress<IndexingProgress>
-    {
-        public void Report(IndexingProgress value) => Console.Error.WriteLine($"{title}: {Describe(value)}");
-    }
 }

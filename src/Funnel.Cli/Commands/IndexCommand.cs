@@ -40,20 +40,20 @@ internal static class IndexCommand
                 ? Collection.Open(folder)
                 : Collection.Create(folder, encoder, new CollectionOptions { Chunking = chunking, VectorIndex = new VectorIndexSettings { Kind = parse.GetValue(index) } });
             if (target.Recovery.ReplayedBatches > 0 || target.Recovery.TornBytes > 0)
-                Console.Error.WriteLine($"recovered {target.Recovery.ReplayedBatches} logged batches; dropped {target.Recovery.TornBytes} bytes of an interrupted batch");
+                parse.InvocationConfiguration.Error.WriteLine($"recovered {target.Recovery.ReplayedBatches} logged batches; dropped {target.Recovery.TornBytes} bytes of an interrupted batch");
 
             var options = new IndexingOptions { BatchSize = parse.GetValue(batchSize) };
             if (options.BatchSize < 1) throw new ArgumentException($"--batch-size must be at least 1 (got {options.BatchSize})");
             IndexingProgress last = default;
             try
             {
-                last = await CollectionCommandLine.WithProgressAsync("indexing", null, progress =>
+                last = await CollectionCommandLine.WithProgressAsync(parse.InvocationConfiguration.Error, "indexing", null, progress =>
                     CollectionIndexer.IndexAsync(target, encoder, CorpusReader.ReadAsync(corpus, ct), options,
                         new Relay(progress, p => last = p), ct));
             }
             catch (OperationCanceledException)
             {
-                Console.Error.WriteLine($"stopped: {CollectionCommandLine.Describe(last)}; the collection is consistent, run the same command again to finish");
+                parse.InvocationConfiguration.Error.WriteLine($"stopped: {CollectionCommandLine.Describe(last)}; the collection is consistent, run the same command again to finish");
                 return 130;
             }
             output.WriteLine($"{target.Folder}: {CollectionCommandLine.Describe(last)}; collection holds {target.DocumentCount:N0} documents, {target.ChunkCount:N0} chunks");

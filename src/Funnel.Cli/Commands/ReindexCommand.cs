@@ -25,14 +25,14 @@ internal static class ReindexCommand
             using SentenceEncoder encoder = await CollectionCommandLine.LoadBiEncoderAsync(parse.GetValue(biEncoder), null, ct);
             try
             {
-                IndexingProgress done = await CollectionCommandLine.WithProgressAsync("re-embedding", target.DocumentCount, progress =>
+                IndexingProgress done = await CollectionCommandLine.WithProgressAsync(parse.InvocationConfiguration.Error, "re-embedding", target.DocumentCount, progress =>
                     Task.Run(() => CollectionIndexer.Reindex(target, encoder, batchSize: batch, progress: progress, ct: ct), ct));
                 output.WriteLine($"{target.Folder}: re-embedded {CollectionCommandLine.Describe(done)} with {encoder.Fingerprint.Model}");
                 return 0;
             }
             catch (OperationCanceledException)
             {
-                Console.Error.WriteLine("stopped: the collection is unchanged (still on its previous bi-encoder)");
+                parse.InvocationConfiguration.Error.WriteLine("stopped: the collection is unchanged (still on its previous bi-encoder)");
                 return 130;
             }
         }));
