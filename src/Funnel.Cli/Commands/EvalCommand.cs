@@ -50,11 +50,19 @@ internal static class EvalCommand
                 parse.GetValue(maxQueries), new EncoderOptions { BatchSize = parse.GetValue(batch), MaxThreads = parse.GetValue(threads) });
             Validate(settings);
             var stderr = AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(Console.Error) });
-            Report report = TrecDlRerankSet.IsRerankSet(settings.Dataset)
-                ? await EvaluateTrecDlAsync(settings, stderr, ct)
-                : BeirDataset.IsBeir(settings.Dataset)
-                    ? await EvaluateBeirAsync(settings, stderr, ct)
-                    : throw new UsageException($"--dataset {settings.Dataset}: not a BEIR folder or zip (corpus.jsonl, queries.jsonl, qrels/) nor a TREC DL folder (retrieve_results_*.json, qrels*.txt)");
+            Report report;
+            try
+            {
+                report = TrecDlRerankSet.IsRerankSet(settings.Dataset)
+                    ? await EvaluateTrecDlAsync(settings, stderr, ct)
+                    : BeirDataset.IsBeir(settings.Dataset)
+                        ? await EvaluateBeirAsync(settings, stderr, ct)
+                        : throw new UsageException($"--dataset {settings.Dataset}: not a BEIR folder or zip (corpus.jsonl, queries.jsonl, qrels/) nor a TREC DL folder (retrieve_results_*.json, qrels*.txt)");
+            }
+            catch (DatasetFormatException e)
+            {
+                throw new UsageException(e.Message); // the dataset is the user's input: exit code 2, no stack trace
+            }
             if (parse.GetValue(json)) output.WriteLine(ToJson(report));
             else PrintTable(report, output);
             return 0;
