@@ -230,16 +230,16 @@ internal static class EvalCommand
     private static void PrintTable(Report r, TextWriter output)
     {
         var console = AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(output) });
-        string stages = r.Rerank != null ? $"{r.FirstStage} → rerank {r.Rerank} → top {r.Kept}" : $"{r.FirstStage}, run keeps {r.Kept}";
+        string stages = r.Rerank != null ? $"{r.FirstStage} → rerank with {r.Rerank} → top {r.Kept}" : $"{r.FirstStage}, run keeps {r.Kept}";
+        console.MarkupLineInterpolated($"[bold]{r.Dataset}[/] ({r.Split}): {stages}");
         var table = new Table()
-            .Title(Markup.Escape($"{r.Dataset} ({r.Split}): {stages}"))
-            .Caption(Markup.Escape($"{r.Result.QueryCount} queries; relevant = grade ≥ {r.RelevanceLevel} for MRR/recall/MAP; nDCG gain = grade"))
             .AddColumn("measure")
             .AddColumn(new TableColumn("value").RightAligned())
             .AddColumn("trec_eval");
         foreach (var m in r.Result.Measures)
             table.AddRow(Markup.Escape(m.ToString()), r.Result.Mean(m).ToString("F4", CultureInfo.InvariantCulture), Markup.Escape(m.TrecEvalName));
         console.Write(table);
+        console.MarkupLineInterpolated($"[grey]{r.Result.QueryCount} queries; MRR, recall and MAP count grade ≥ {r.RelevanceLevel} as relevant; nDCG gains are the grades[/]");
         foreach (var (stage, detail, elapsed) in r.Stages)
             console.MarkupLineInterpolated($"[grey]{stage}: {detail} in {elapsed.TotalSeconds.ToString("F2", CultureInfo.InvariantCulture)} s[/]");
         console.MarkupLineInterpolated($"run file: {r.RunFile}");
