@@ -23,5 +23,6 @@ public static class Program
         yield return RerankCommand.Create();
         yield return ModelCommand.Create();
         yield return DownloadCommand.Create();
+        yield return TokenizeCommand.Create();
     }
 }

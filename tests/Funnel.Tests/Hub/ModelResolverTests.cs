@@ -12,6 +12,7 @@ public sealed class ModelResolverTests : IAsyncLifetime
         ["config.json"] = Text("{\"model_type\": \"bert\", \"hidden_size\": 8}"),
         ["tokenizer.json"] = Text("{\"model\": {\"type\": \"WordPiece\"}}"),
         ["vocab.txt"] = Text("[PAD]\n[UNK]\n[CLS]\n[SEP]\nhello\n"),
+        ["special_tokens_map.json"] = Text(""),
         ["modules.json"] = Text("[{\"idx\": 0, \"path\": \"\"}, {\"idx\": 1, \"path\": \"1_Pooling\"}]"),
         ["1_Pooling/config.json"] = Text("{\"pooling_mode_mean_tokens\": true}"),
         ["model.safetensors"] = new FakeFile(Weights, Lfs: true),
@@ -48,7 +49,7 @@ public sealed class ModelResolverTests : IAsyncLifetime
         string repoFolder = Path.Combine(CacheDirectory, "models--sentence-transformers--tiny-test");
         Assert.Equal(Path.Combine(repoFolder, "snapshots", commit), folder);
         Assert.Equal(commit, File.ReadAllText(Path.Combine(repoFolder, "refs", "main")));
-        foreach (string file in new[] { "config.json", "tokenizer.json", "vocab.txt", "modules.json", "1_Pooling/config.json", "model.safetensors" })
+        foreach (string file in new[] { "config.json", "tokenizer.json", "vocab.txt", "special_tokens_map.json", "modules.json", "1_Pooling/config.json", "model.safetensors" })
         {
             byte[] content = ModelFiles[file].Content;
             string entry = Path.Combine(folder, file);
@@ -100,6 +101,42 @@ public sealed class ModelResolverTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_stalled_connection_times_out_and_is_resumed()
+    {
+        _hub.AddRepo(RepoId).Commit(ModelFiles);
+        _hub.StallOnce(Weights, afterBytes: 70_000);
+
+        string folder = await Resolver(Options() with { StallTimeout = TimeSpan.FromMilliseconds(300) }).ResolveAsync(RepoId);
+
+        Assert.Equal(Weights, File.ReadAllBytes(Path.Combine(folder, "model.safetensors")));
+        Assert.Equal("bytes=70000-", _hub.CdnRequests.Last().Range);
+    }
+
+    [Fact]
+    public async Task Concurrent_resolves_of_one_model_download_each_blob_once()
+    {
+        _hub.AddRepo(RepoId).Commit(ModelFiles);
+
+        string[] folders = await Task.WhenAll(Enumerable.Range(0, 4).Select(_ => Task.Run(() => Resolver().ResolveAsync(RepoId))));
+
+        Assert.Single(folders.Distinct());
+        Assert.Equal(Weights, File.ReadAllBytes(Path.Combine(folders[0], "model.safetensors")));
+        Assert.Single(_hub.CdnRequests);
+    }
+
+    [Fact]
+    public async Task A_renamed_repository_is_followed_through_its_relative_redirect()
+    {
+        string commit = _hub.AddRepo(RepoId).Commit(ModelFiles);
+        _hub.Rename("old-org/tiny-test", RepoId);
+
+        string folder = await Resolver().ResolveAsync("old-org/tiny-test");
+
+        Assert.EndsWith(Path.Combine("models--old-org--tiny-test", "snapshots", commit), folder, StringComparison.Ordinal);
+        Assert.Equal(Weights, File.ReadAllBytes(Path.Combine(folder, "model.safetensors")));
+    }
+
+    [Fact]
     public async Task Cancelled_download_leaves_a_resumable_file_and_no_snapshot_then_resumes()
     {
         _hub.AddRepo(RepoId).Commit(ModelFiles);
@@ -119,10 +156,14 @@ public sealed class ModelResolverTests : IAsyncLifetime
         Assert.False(File.Exists(Path.Combine(repoFolder, "refs", "main")));
         Assert.Empty(Directory.GetFiles(Path.Combine(repoFolder, "snapshots"), "model.safetensors", SearchOption.AllDirectories));
 
-        string folder = await Resolver().ResolveAsync(RepoId);
+        var resumed = new RecordingProgress();
+        string folder = await Resolver().ResolveAsync(RepoId, resumed);
 
         Assert.Equal(Weights, File.ReadAllBytes(Path.Combine(folder, "model.safetensors")));
         Assert.Equal("bytes=120000-", _hub.CdnRequests.Last().Range);
+        Assert.Equal(120_000, resumed.First("model.safetensors").BytesDone);
+        DownloadProgress config = resumed.Last("config.json"); // fetched before the cancellation, reported from the cache
+        Assert.Equal((ModelFiles["config.json"].Content.Length, true), (config.BytesDone, config.IsComplete));
         Assert.False(File.Exists(incomplete));
     }
 
@@ -327,6 +368,17 @@ public sealed class ModelResolverTests : IAsyncLifetime
         Assert.Empty(_hub.Requests);
     }
 
+    [Fact]
+    public async Task A_client_that_follows_redirects_itself_is_refused()
+    {
+        _hub.AddRepo(RepoId).Commit(ModelFiles);
+        using var following = new HttpClient();
+
+        var error = await Assert.ThrowsAsync<InvalidOperationException>(() => Resolver(Options() with { HttpClient = following }).ResolveAsync(RepoId));
+
+        Assert.Contains("AllowAutoRedirect = false", error.Message, StringComparison.Ordinal);
+    }
+
     private HubOptions Options() => new()
     {
         Endpoint = _hub.Endpoint,
@@ -365,6 +417,11 @@ public sealed class ModelResolverTests : IAsyncLifetime
         {
             lock (_reports) _reports.Add(value);
             onReport?.Invoke(value);
+        }
+
+        public DownloadProgress First(string file)
+        {
+            lock (_reports) return _reports.First(p => p.File == file);
         }
 
         public DownloadProgress Last(string file)
