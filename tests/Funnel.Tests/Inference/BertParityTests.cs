@@ -193,6 +193,17 @@ public sealed class BertParityTests(ReferenceFixture reference)
         Assert.Equal(top.Select(r => scores[r.Index]), top.Select(r => r.Score));
     }
 
+    [Fact]
+    public void EmptyInputsGiveEmptyResults()
+    {
+        using SentenceEncoder bi = SentenceEncoder.Load(reference.Get("small-bi").Dir);
+        using CrossEncoder ce = CrossEncoder.Load(reference.Get("small-ce").Dir);
+        Assert.Empty(bi.Encode([]));
+        Assert.Empty(ce.Score("q", []));
+        Assert.Empty(ce.Rank("q", ["a", "b"], 0));
+        Assert.Equal(2, ce.Rank("q", ["a", "b"], 5).Count);
+    }
+
     private TokenSequence[] Inputs() => reference.Ids.Select(ids => new TokenSequence(ids, new int[ids.Length])).ToArray();
 
     private TokenSequence[] PairInputs() => reference.PairIds.Select((ids, i) => new TokenSequence(ids, reference.PairTypeIds[i])).ToArray();
