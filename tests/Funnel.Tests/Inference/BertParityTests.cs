@@ -13,7 +13,8 @@ public sealed class BertParityTests(ReferenceFixture reference)
     private const double MinCosine = 0.99999;
     private const float LogitTolerance = 1e-3f;
 
-    private static readonly string[] BiEncoderNames = ["minilm-bi", "small-bi", "small-bi-f16", "small-bi-bf16", "small-bi-cls", "small-bi-max", "small-bi-sharded"];
+    private static readonly string[] BiEncoderNames = ["minilm-bi", "small-bi", "small-bi-f16", "small-bi-bf16", "small-bi-cls", "small-bi-max", "small-bi-sharded",
+        "small-bi-cls-meansqrt", "small-bi-cls-max-mean"];
     private static readonly string[] CrossEncoderNames = ["minilm-ce", "small-ce"];
 
     public static TheoryData<string> BiEncoders => new(BiEncoderNames);
