@@ -1,4 +1,5 @@
 using System.Text;
+using Funnel.Inference;
 using Funnel.Inference.Hub;
 
 namespace Funnel.Tests.Hub;
@@ -366,6 +367,26 @@ public sealed class ModelResolverTests : IAsyncLifetime
         Assert.Equal(HubErrorKind.InvalidArgument, neither.Kind);
         Assert.Contains("neither an existing folder nor a Hub model id", neither.Message, StringComparison.Ordinal);
         Assert.Empty(_hub.Requests);
+    }
+
+    [Fact]
+    public async Task A_downloaded_sharded_model_encodes_exactly_like_its_source_folder()
+    {
+        string source = Path.Combine(_root, "source");
+        SeededCheckpoint.Write(source, TestPaths.SharedModel("all-MiniLM-L6-v2"), seed: 7,
+            new SeededCheckpointOptions { Architecture = CheckpointArchitecture.Small, Shards = 2 });
+        var files = Directory.GetFiles(source, "*", SearchOption.AllDirectories).ToDictionary(
+            path => Path.GetRelativePath(source, path).Replace('\\', '/'),
+            path => new FakeFile(File.ReadAllBytes(path), Lfs: path.EndsWith(".safetensors", StringComparison.Ordinal)));
+        _hub.AddRepo(RepoId).Commit(files);
+
+        string folder = await Resolver().ResolveAsync(RepoId);
+
+        string[] texts = ["a cached model", "loads through symlinks"];
+        using SentenceEncoder fromSource = SentenceEncoder.Load(source);
+        using SentenceEncoder fromHub = SentenceEncoder.Load(folder);
+        Assert.Equal(fromSource.Encode(texts), fromHub.Encode(texts));
+        Assert.Equal(2, _hub.CdnRequests.Count());
     }
 
     [Fact]
