@@ -24,6 +24,7 @@ public static class Program
         yield return ModelCommand.Create();
         yield return DownloadCommand.Create();
         yield return TokenizeCommand.Create();
+        yield return EvalCommand.Create();
         yield return IndexCommand.Create();
         yield return SearchCommand.Create();
         yield return ReindexCommand.Create();
