@@ -129,7 +129,7 @@ public sealed class CollectionTests : IDisposable
     {
         using Collection writer = Create();
         writer.Upsert([Doc("a", "text", 0)]);
-        var e = Assert.Throws<IOException>(() => Collection.Open(_dir));
+        var e = Assert.Throws<CollectionFolderException>(() => Collection.Open(_dir));
         Assert.Contains("another process", e.Message);
         using Collection reader = Collection.Open(_dir, readOnly: true);
         Assert.Equal(1, reader.DocumentCount);
