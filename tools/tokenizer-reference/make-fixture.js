@@ -116,10 +116,17 @@ const pairSuite = [
 ];
 
 // ---------------------------------------------------------------- reference encodings
-// overrides: { section: { field: value } } replacing fields of tokenizer.json sections.
+// overrides: { section: { field: value } } replacing fields of tokenizer.json sections, or
+// { added_tokens: { content: { field: value } } } for the added tokens.
 function load(model, overrides) {
   const json = JSON.parse(fs.readFileSync(path.join(shared, 'models', model, 'tokenizer.json'), 'utf8'));
-  for (const [section, fields] of Object.entries(overrides ?? {})) json[section] = { ...json[section], ...fields };
+  for (const [section, fields] of Object.entries(overrides ?? {})) {
+    if (section === 'added_tokens') { // { content: { field: value } }
+      for (const token of json.added_tokens) Object.assign(token, fields[token.content] ?? {});
+    } else {
+      json[section] = { ...json[section], ...fields };
+    }
+  }
   const tokenizer = Tokenizer.fromString(JSON.stringify(json));
   tokenizer.disablePadding();
   tokenizer.direction = (json.truncation?.direction ?? 'Right').toLowerCase();
@@ -145,6 +152,7 @@ async function main() {
     { name: 'all-MiniLM-L6-v2', model: 'all-MiniLM-L6-v2', full: true },
     { name: 'ms-marco-MiniLM-L-6-v2', model: 'ms-marco-MiniLM-L-6-v2', pairsOnly: true },
     { name: 'truncation.direction=Left', model: 'all-MiniLM-L6-v2', overrides: { truncation: { direction: 'Left' } }, pairsOnly: true },
+    { name: 'added_tokens lstrip/rstrip', model: 'all-MiniLM-L6-v2', overrides: { added_tokens: { '[MASK]': { lstrip: true, rstrip: true }, '[SEP]': { rstrip: true } } }, addedTokens: true },
     { name: 'strip_accents=false', model: 'all-MiniLM-L6-v2', overrides: { normalizer: { strip_accents: false } } },
     { name: 'lowercase=false', model: 'all-MiniLM-L6-v2', overrides: { normalizer: { lowercase: false, strip_accents: null } } },
     { name: 'strip_accents=true,lowercase=false', model: 'all-MiniLM-L6-v2', overrides: { normalizer: { lowercase: false, strip_accents: true } } },
@@ -163,7 +171,11 @@ async function main() {
     } else if (!v.pairsOnly) {
       for (const t of unicodeSubset) cases.push(await encode(tokenizer, t, undefined, 512));
     }
-    if (!v.pairsOnly) for (const t of v.full ? fuzz : fuzz.slice(0, 100)) cases.push(await encode(tokenizer, t, undefined, 512));
+    if (v.addedTokens) {
+      for (const t of [...edge.slice(-7), 'a [MASK] b', 'a  [MASK]\t\nb', '[MASK]   ', '   [MASK]', 'x [SEP]  y [SEP]', 'x\u3000[MASK]\u00a0y', '[MASK][MASK] [MASK]'])
+        cases.push(await encode(tokenizer, t, undefined, 512));
+      for (const t of fuzz.slice(0, 100)) cases.push(await encode(tokenizer, t, undefined, 512));
+    } else if (!v.pairsOnly) for (const t of v.full ? fuzz : fuzz.slice(0, 100)) cases.push(await encode(tokenizer, t, undefined, 512));
     if (v.full) for (let i = 0; i + 1 < 100; i += 2) cases.push(await encode(tokenizer, fuzz[i], fuzz[i + 1], 24));
     if (v.full || v.pairsOnly) {
       const lengths = v.full ? [3, 8, 9, 16, 17, 32, 128, 512] : [9, 16, 128, 512];
