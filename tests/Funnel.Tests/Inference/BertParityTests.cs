@@ -13,7 +13,8 @@ public sealed class BertParityTests(ReferenceFixture reference)
     private const double MinCosine = 0.99999;
     private const float LogitTolerance = 1e-3f;
 
-    private static readonly string[] BiEncoderNames = ["minilm-bi", "small-bi", "small-bi-f16", "small-bi-bf16", "small-bi-cls", "small-bi-max", "small-bi-sharded"];
+    private static readonly string[] BiEncoderNames = ["minilm-bi", "small-bi", "small-bi-f16", "small-bi-bf16", "small-bi-cls", "small-bi-max", "small-bi-sharded",
+        "small-bi-cls-meansqrt", "small-bi-cls-max-mean"];
     private static readonly string[] CrossEncoderNames = ["minilm-ce", "small-ce"];
 
     public static TheoryData<string> BiEncoders => new(BiEncoderNames);
@@ -169,6 +170,7 @@ public sealed class BertParityTests(ReferenceFixture reference)
         float[][] actual = encoder.Encode(reference.Texts);
         for (int i = 0; i < actual.Length; i++) Assert.True(Similarity.Cosine(actual[i], v.Embeddings![i]) >= MinCosine, $"text {i}");
         Assert.Equal(actual[3], encoder.Encode(reference.Texts[3]));
+        Assert.Equal(actual, encoder.EncodeTokenized(encoder.Tokenizer.EncodeBatch(reference.Texts, 256)));
     }
 
     [Fact]
@@ -185,10 +187,22 @@ public sealed class BertParityTests(ReferenceFixture reference)
         }
         float[] scores = encoder.Score(reference.Query, reference.Documents);
         for (int i = 0; i < scores.Length; i++) Assert.True(Math.Abs(scores[i] - v.Logits![i]) <= LogitTolerance, $"document {i}");
+        Assert.Equal(scores, encoder.ScoreTokenized(reference.Documents.Select(d => encoder.Tokenizer.EncodePair(reference.Query, d, 512)).ToList()));
         int[] expectedOrder = v.Logits!.Select((s, i) => (s, i)).OrderByDescending(p => p.s).Select(p => p.i).Take(3).ToArray();
         IReadOnlyList<RankedDocument> top = encoder.Rank(reference.Query, reference.Documents, 3);
         Assert.Equal(expectedOrder, top.Select(r => r.Index).ToArray());
         Assert.Equal(top.Select(r => scores[r.Index]), top.Select(r => r.Score));
+    }
+
+    [Fact]
+    public void EmptyInputsGiveEmptyResults()
+    {
+        using SentenceEncoder bi = SentenceEncoder.Load(reference.Get("small-bi").Dir);
+        using CrossEncoder ce = CrossEncoder.Load(reference.Get("small-ce").Dir);
+        Assert.Empty(bi.Encode([]));
+        Assert.Empty(ce.Score("q", []));
+        Assert.Empty(ce.Rank("q", ["a", "b"], 0));
+        Assert.Equal(2, ce.Rank("q", ["a", "b"], 5).Count);
     }
 
     private TokenSequence[] Inputs() => reference.Ids.Select(ids => new TokenSequence(ids, new int[ids.Length])).ToArray();
