@@ -20,5 +20,6 @@ public static class Program
     {
         yield return VersionCommand.Create();
         yield return DownloadCommand.Create();
+        yield return ServeCommand.Create();
     }
 }

@@ -41,6 +41,8 @@ public static class FunnelServer
                 json.UseUtcTimestamp = true;
                 json.TimestampFormat = "yyyy-MM-ddTHH:mm:ss.fffZ";
             });
+            // Per-request framework chatter would drown the service's own events; /metrics counts requests instead.
+            builder.Logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
         }
 
         var metrics = new ServerMetrics();
