@@ -19,6 +19,9 @@ public static class Program
     private static IEnumerable<Command> Commands()
     {
         yield return VersionCommand.Create();
+        yield return EmbedCommand.Create();
+        yield return RerankCommand.Create();
+        yield return ModelCommand.Create();
         yield return DownloadCommand.Create();
         yield return ServeCommand.Create();
     }

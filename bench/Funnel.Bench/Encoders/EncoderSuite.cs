@@ -27,7 +27,15 @@ internal static class EncoderSuite
             KernelBench.Run(options.Threads, options.SeqLengths, options.Batch, seconds: 0.5);
             return 0;
         }
-        throw new NotImplementedException();
+        try
+        {
+            return EncoderBench.Run(options);
+        }
+        catch (InvalidOperationException e)
+        {
+            Console.Error.WriteLine($"encoders: {e.Message}");
+            return 1;
+        }
     }
 
     private static Options Parse(string[] args)

@@ -1,0 +1,55 @@
+using System.CommandLine;
+using System.Globalization;
+using System.Text;
+using Funnel.Inference;
+
+namespace Funnel.Cli.Commands;
+
+/// <summary><c>funnel embed</c>: one JSON array of floats per input text, one per line, in input order.</summary>
+internal static class EmbedCommand
+{
+    /// <summary>Texts encoded per call, so output streams and memory stays bounded on large inputs.</summary>
+    private const int Chunk = 256;
+
+    public static Command Create()
+    {
+        var model = new Option<string>("--model", "-m") { Description = "Bi-encoder: a model folder (sentence-transformers layout) or a Hub id", Required = true };
+        var input = new Option<string?>("--input", "-i") { Description = "Read texts from FILE (JSON Lines with \"text\", or plain lines); - for stdin" };
+        var batch = new Option<int>("--batch-size") { Description = "Sequences per forward pass", DefaultValueFactory = _ => 32 };
+        var threads = new Option<int>("--threads") { Description = "Threads to use", DefaultValueFactory = _ => Environment.ProcessorCount };
+        var maxLength = new Option<int?>("--max-length") { Description = "Truncate to this many tokens instead of the model's max_seq_length" };
+        var texts = new Argument<string[]>("text") { Description = "Texts to embed", Arity = ArgumentArity.ZeroOrMore };
+        var command = new Command("embed", "Embed texts with a bi-encoder; prints one JSON array per text, one per line.")
+        {
+            model, input, batch, threads, maxLength, texts,
+        };
+        command.SetAction((parse, ct) => CliAction.RunAsync(parse, async output =>
+        {
+            var options = new EncoderOptions { BatchSize = parse.GetValue(batch), MaxThreads = parse.GetValue(threads), MaxSequenceLength = parse.GetValue(maxLength) };
+            IEnumerable<string> source = InputTexts.Read(parse.GetValue(input), parse.GetValue(texts) ?? [], Console.In);
+            using SentenceEncoder encoder = SentenceEncoder.Load(await ModelFolders.ResolveAsync(parse.GetValue(model)!, ct), options);
+            foreach (string[] chunk in source.Chunk(Chunk))
+                foreach (float[] vector in encoder.Encode(chunk, ct))
+                    output.WriteLine(Json.Array(vector));
+            return 0;
+        }));
+        return command;
+    }
+}
+
+/// <summary>Compact JSON for float output: shortest round-trip numbers.</summary>
+internal static class Json
+{
+    public static string Array(IEnumerable<float> values)
+    {
+        var sb = new StringBuilder("[");
+        foreach (float v in values)
+        {
+            if (sb.Length > 1) sb.Append(',');
+            sb.Append(Number(v));
+        }
+        return sb.Append(']').ToString();
+    }
+
+    public static string Number(float v) => float.IsFinite(v) ? v.ToString("R", CultureInfo.InvariantCulture) : "null";
+}

@@ -1,0 +1,47 @@
+using System.CommandLine;
+using Funnel.Inference;
+
+namespace Funnel.Cli.Commands;
+
+/// <summary><c>funnel rerank</c>: cross-encoder scores of documents against a query.</summary>
+internal static class RerankCommand
+{
+    public static Command Create()
+    {
+        var model = new Option<string>("--model", "-m") { Description = "Cross-encoder (BertForSequenceClassification): a model folder or a Hub id", Required = true };
+        var query = new Option<string>("--query", "-q") { Description = "The query", Required = true };
+        var input = new Option<string?>("--input", "-i") { Description = "Read documents from FILE (JSON Lines with \"text\", or plain lines); - for stdin" };
+        var top = new Option<int?>("--top") { Description = "Print the K best as [{\"index\", \"score\"}], best first, instead of all scores in input order" };
+        var batch = new Option<int>("--batch-size") { Description = "Pairs per forward pass", DefaultValueFactory = _ => 32 };
+        var threads = new Option<int>("--threads") { Description = "Threads to use", DefaultValueFactory = _ => Environment.ProcessorCount };
+        var maxLength = new Option<int?>("--max-length") { Description = "Truncate pairs (longest first) to this many tokens" };
+        var sigmoid = new Option<bool>("--sigmoid") { Description = "Apply a sigmoid to the logits whatever the model configures" };
+        var docs = new Argument<string[]>("document") { Description = "Documents to score", Arity = ArgumentArity.ZeroOrMore };
+        var command = new Command("rerank", "Score documents against a query with a cross-encoder; prints a JSON array.")
+        {
+            model, query, input, top, batch, threads, maxLength, sigmoid, docs,
+        };
+        command.SetAction((parse, ct) => CliAction.RunAsync(parse, async output =>
+        {
+            if (parse.GetValue(top) is < 0) throw new UsageException("--top must be at least 0");
+            var options = new EncoderOptions
+            {
+                BatchSize = parse.GetValue(batch), MaxThreads = parse.GetValue(threads), MaxSequenceLength = parse.GetValue(maxLength),
+                Activation = parse.GetValue(sigmoid) ? ScoreActivation.Sigmoid : null,
+            };
+            List<string> documents = InputTexts.Read(parse.GetValue(input), parse.GetValue(docs) ?? [], Console.In).ToList();
+            using CrossEncoder encoder = CrossEncoder.Load(await ModelFolders.ResolveAsync(parse.GetValue(model)!, ct), options);
+            if (parse.GetValue(top) is int k)
+            {
+                var ranked = encoder.Rank(parse.GetValue(query)!, documents, k, ct);
+                output.WriteLine("[" + string.Join(",", ranked.Select(r => $"{{\"index\":{r.Index},\"score\":{Json.Number(r.Score)}}}")) + "]");
+            }
+            else
+            {
+                output.WriteLine(Json.Array(encoder.Score(parse.GetValue(query)!, documents, ct)));
+            }
+            return 0;
+        }));
+        return command;
+    }
+}

@@ -1,0 +1,103 @@
+using System.CommandLine;
+using System.Text.Json;
+using Funnel.Cli;
+using Funnel.Tests.Inference;
+
+namespace Funnel.Tests.Cli;
+
+/// <summary>funnel embed / rerank / model random, run in-process with captured output.</summary>
+[Collection(ReferenceCollection.Name)]
+public sealed class InferenceCommandTests(ReferenceFixture reference) : IDisposable
+{
+    private readonly string _temp = Directory.CreateTempSubdirectory("funnel-cli-").FullName;
+
+    private static (int Code, string Out, string Err) Run(params string[] args)
+    {
+        var output = new StringWriter();
+        var error = new StringWriter();
+        int code = Program.BuildRoot().Parse(args).Invoke(new InvocationConfiguration { Output = output, Error = error });
+        return (code, output.ToString(), error.ToString());
+    }
+
+    [Fact]
+    public void EmbedPrintsOneArrayPerTextMatchingTheReference()
+    {
+        ReferenceFixture.Variant v = reference.Get("small-bi");
+        string input = Path.Combine(_temp, "texts.jsonl");
+        File.WriteAllLines(input, reference.Texts.Select(t => JsonSerializer.Serialize(new { text = t, id = 1 })));
+        var (code, stdout, stderr) = Run("embed", "--model", v.Dir, "--input", input);
+        Assert.True(code == 0, stderr);
+        string[] lines = stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.Equal(reference.Texts.Length, lines.Length);
+        for (int i = 0; i < lines.Length; i++)
+            Assert.True(Similarity.Cosine(JsonSerializer.Deserialize<float[]>(lines[i]), v.Embeddings![i]) >= 0.99999, $"line {i}");
+    }
+
+    [Fact]
+    public void EmbedTakesPlainLinesAndArguments()
+    {
+        string dir = reference.Get("small-bi").Dir;
+        string input = Path.Combine(_temp, "texts.txt");
+        File.WriteAllLines(input, ["first text", "", "second text"]);
+        var fromFile = Run("embed", "-m", dir, "-i", input);
+        var fromArgs = Run("embed", "-m", dir, "first text", "second text");
+        Assert.Equal(0, fromFile.Code);
+        Assert.Equal(fromArgs.Out, fromFile.Out);
+        Assert.Equal(2, fromFile.Out.Split('\n', StringSplitOptions.RemoveEmptyEntries).Length);
+    }
+
+    [Theory]
+    [InlineData("{\"text\": \"ok\"}\n{\"text\": oops}\n", "texts.jsonl:2: invalid JSON")]
+    [InlineData("{\"text\": \"ok\"}\n\n{\"body\": \"x\"}\n", "texts.jsonl:3: expected a JSON object with a string field \"text\"")]
+    public void BadInputLinesAreNamed(string content, string expected)
+    {
+        string input = Path.Combine(_temp, "texts.jsonl");
+        File.WriteAllText(input, content);
+        var (code, _, stderr) = Run("embed", "-m", reference.Get("small-bi").Dir, "-i", input);
+        Assert.Equal(2, code);
+        Assert.Contains(expected, stderr);
+        Assert.DoesNotContain("   at ", stderr);
+    }
+
+    [Fact]
+    public void MissingModelIsAUsageError()
+    {
+        string missing = Path.Combine(_temp, "none");
+        var (code, _, stderr) = Run("embed", "-m", missing, "x");
+        Assert.Equal(2, code);
+        Assert.Contains(missing, stderr);
+        Assert.DoesNotContain("   at ", stderr);
+    }
+
+    [Fact]
+    public void RerankPrintsScoresInInputOrderOrTheTopK()
+    {
+        ReferenceFixture.Variant v = reference.Get("small-ce");
+        var all = Run(["rerank", "-m", v.Dir, "-q", reference.Query, .. reference.Documents]);
+        Assert.True(all.Code == 0, all.Err);
+        float[] scores = JsonSerializer.Deserialize<float[]>(all.Out)!;
+        Assert.Equal(v.Logits!.Length, scores.Length);
+        for (int i = 0; i < scores.Length; i++) Assert.Equal(v.Logits[i], scores[i], 1e-3f);
+
+        var top = Run(["rerank", "-m", v.Dir, "-q", reference.Query, "--top", "2", .. reference.Documents]);
+        Assert.Equal(0, top.Code);
+        using var doc = JsonDocument.Parse(top.Out);
+        int[] expected = v.Logits.Select((s, i) => (s, i)).OrderByDescending(p => p.s).Take(2).Select(p => p.i).ToArray();
+        Assert.Equal(expected, doc.RootElement.EnumerateArray().Select(e => e.GetProperty("index").GetInt32()).ToArray());
+        Assert.Equal(scores[expected[0]], doc.RootElement[0].GetProperty("score").GetSingle());
+    }
+
+    [Fact]
+    public void ModelRandomWritesTheSameCheckpointAsTheReference()
+    {
+        ReferenceFixture.Variant v = reference.Get("small-bi-f16");
+        string outDir = Path.Combine(_temp, "model");
+        var (code, _, stderr) = Run("model", "random", "--like", TestPaths.SharedModel(v.Like), "--out", outDir, "--arch", "small",
+            "--seed", v.Seed.ToString(), "--dtype", "f16");
+        Assert.True(code == 0, stderr);
+        Assert.Equal(File.ReadAllBytes(Path.Combine(v.Dir, "model.safetensors")), File.ReadAllBytes(Path.Combine(outDir, "model.safetensors")));
+        Assert.True(File.Exists(Path.Combine(outDir, "tokenizer.json")));
+    }
+
+    public void Dispose() => Directory.Delete(_temp, recursive: true);
+}

@@ -1,0 +1,150 @@
+using System.Text.Json.Nodes;
+using Funnel.Inference;
+
+namespace Funnel.Tests.Inference;
+
+/// <summary>Every way a model folder can be broken gets an error that names the file and what was expected.</summary>
+[Collection(ReferenceCollection.Name)]
+public sealed class ModelLoadErrorTests(ReferenceFixture reference)
+{
+    private const string Weights = "model.safetensors";
+
+    [Fact]
+    public void MissingFolder()
+    {
+        var ex = Assert.Throws<ModelFormatException>(() => SentenceEncoder.Load("/nonexistent/model"));
+        Assert.Contains("/nonexistent/model", ex.Message);
+    }
+
+    [Fact]
+    public void MissingWeights()
+    {
+        string dir = reference.CopyOf("small-bi");
+        File.Delete(Path.Combine(dir, Weights));
+        var ex = Assert.Throws<ModelFormatException>(() => SentenceEncoder.Load(dir));
+        Assert.Contains("model.safetensors", ex.Message);
+        Assert.Contains("model.safetensors.index.json", ex.Message);
+    }
+
+    [Fact]
+    public void MissingConfig()
+    {
+        string dir = reference.CopyOf("small-bi");
+        File.Delete(Path.Combine(dir, "config.json"));
+        Assert.Contains("config.json", Assert.Throws<ModelFormatException>(() => SentenceEncoder.Load(dir)).Message);
+    }
+
+    [Fact]
+    public void MissingShard()
+    {
+        string dir = reference.CopyOf("small-bi-sharded");
+        File.Delete(Path.Combine(dir, "model-00002-of-00002.safetensors"));
+        var ex = Assert.Throws<ModelFormatException>(() => SentenceEncoder.Load(dir));
+        Assert.Contains("model-00002-of-00002.safetensors", ex.Message);
+    }
+
+    [Fact]
+    public void MissingTensor()
+    {
+        string dir = reference.CopyOf("small-bi");
+        SafeTensorsEditing.EditHeader(Path.Combine(dir, Weights), h => RenameKey(h, "encoder.layer.1.intermediate.dense.bias", "encoder.layer.1.intermediate.dense.bias_renamed"));
+        var ex = Assert.Throws<ModelFormatException>(() => SentenceEncoder.Load(dir));
+        Assert.Contains("missing tensor 'encoder.layer.1.intermediate.dense.bias'", ex.Message);
+    }
+
+    [Fact]
+    public void WrongShape()
+    {
+        string dir = reference.CopyOf("small-bi");
+        // Same byte count, transposed: only the shape check can catch it.
+        SafeTensorsEditing.EditHeader(Path.Combine(dir, Weights), h => h["encoder.layer.0.intermediate.dense.weight"]!["shape"] = new JsonArray(32, 64));
+        var ex = Assert.Throws<ModelFormatException>(() => SentenceEncoder.Load(dir));
+        Assert.Contains("'encoder.layer.0.intermediate.dense.weight' has shape [32, 64], expected [64, 32]", ex.Message);
+    }
+
+    [Fact]
+    public void UnsupportedDType()
+    {
+        string dir = reference.CopyOf("small-bi");
+        SafeTensorsEditing.EditHeader(Path.Combine(dir, Weights), h => h["embeddings.LayerNorm.bias"]!["dtype"] = "I32");
+        var ex = Assert.Throws<ModelFormatException>(() => SentenceEncoder.Load(dir));
+        Assert.Contains("'embeddings.LayerNorm.bias' has unsupported dtype I32", ex.Message);
+    }
+
+    [Fact]
+    public void InconsistentDataOffsets()
+    {
+        string dir = reference.CopyOf("small-bi");
+        SafeTensorsEditing.EditHeader(Path.Combine(dir, Weights), h => h["embeddings.LayerNorm.bias"]!["data_offsets"] = new JsonArray(0, 8));
+        var ex = Assert.Throws<ModelFormatException>(() => SentenceEncoder.Load(dir));
+        Assert.Contains("'embeddings.LayerNorm.bias' F32 [32] needs 128 bytes", ex.Message);
+    }
+
+    [Theory]
+    [InlineData(new byte[] { 1, 2, 3 }, "8-byte header length")]
+    [InlineData(new byte[] { 0xFF, 0xFF, 0xFF, 0x7F, 0, 0, 0, 0, (byte)'{', (byte)'}' }, "exceeds the file")]
+    [InlineData(new byte[] { 4, 0, 0, 0, 0, 0, 0, 0, (byte)'{', (byte)'"', (byte)'a', (byte)'"' }, "corrupt safetensors header")]
+    [InlineData(new byte[] { 2, 0, 0, 0, 0, 0, 0, 0, (byte)'[', (byte)']' }, "expected a JSON object")]
+    public void CorruptHeader(byte[] bytes, string expected)
+    {
+        string dir = reference.CopyOf("small-bi");
+        File.WriteAllBytes(Path.Combine(dir, Weights), bytes);
+        var ex = Assert.Throws<ModelFormatException>(() => SentenceEncoder.Load(dir));
+        Assert.Contains(expected, ex.Message);
+        Assert.Contains(Weights, ex.Message);
+    }
+
+    [Theory]
+    [InlineData("model_type", "\"roberta\"", "unsupported model_type \"roberta\"")]
+    [InlineData("architectures", "[\"BertForMaskedLM\"]", "unsupported architecture \"BertForMaskedLM\"")]
+    [InlineData("hidden_act", "\"relu\"", "unsupported hidden_act \"relu\"")]
+    [InlineData("hidden_size", "\"big\"", "field \"hidden_size\" must be a positive integer")]
+    public void UnsupportedConfig(string field, string json, string expected)
+    {
+        string dir = reference.CopyOf("small-bi");
+        string path = Path.Combine(dir, "config.json");
+        var config = (JsonObject)JsonNode.Parse(File.ReadAllText(path))!;
+        config[field] = JsonNode.Parse(json);
+        File.WriteAllText(path, config.ToJsonString());
+        var ex = Assert.Throws<ModelFormatException>(() => SentenceEncoder.Load(dir));
+        Assert.Contains(expected, ex.Message);
+        Assert.Contains("config.json", ex.Message);
+    }
+
+    [Fact]
+    public void CrossEncoderNeedsAClassificationHead()
+    {
+        var ex = Assert.Throws<ModelFormatException>(() => CrossEncoder.Load(reference.Get("small-bi").Dir));
+        Assert.Contains("BertForSequenceClassification", ex.Message);
+    }
+
+    [Fact]
+    public void AcceptsTensorNamesWithTheBertPrefix()
+    {
+        // The cross-encoder checkpoint names its encoder 'bert.*'; a bi-encoder load must find them.
+        using SentenceEncoder encoder = SentenceEncoder.Load(reference.Get("small-ce").Dir);
+        Assert.Equal(32, encoder.Dimension);
+    }
+
+    [Fact]
+    public void ConfiguredSigmoidAndOverride()
+    {
+        string dir = reference.CopyOf("small-ce");
+        string path = Path.Combine(dir, "config.json");
+        var config = (JsonObject)JsonNode.Parse(File.ReadAllText(path))!;
+        config["sbert_ce_default_activation_function"] = "torch.nn.modules.activation.Sigmoid";
+        File.WriteAllText(path, config.ToJsonString());
+        using CrossEncoder sigmoid = CrossEncoder.Load(dir);
+        using CrossEncoder raw = CrossEncoder.Load(dir, new EncoderOptions { Activation = ScoreActivation.Identity });
+        Assert.Equal(ScoreActivation.Sigmoid, sigmoid.Activation);
+        float logit = raw.Score("q", ["a document"])[0];
+        Assert.Equal(1 / (1 + Math.Exp(-logit)), sigmoid.Score("q", ["a document"])[0], 6);
+    }
+
+    private static void RenameKey(JsonObject o, string from, string to)
+    {
+        JsonNode? v = o[from];
+        o.Remove(from);
+        o[to] = v;
+    }
+}
