@@ -73,6 +73,12 @@ public sealed class DynamicBatcher<TItem, TResult> : IAsyncDisposable
 
     public BatcherOptions Options => _options;
 
+    /// <summary>Shutdown began: new requests are refused.</summary>
+    public bool IsClosed
+    {
+        get { lock (_gate) return _closed; }
+    }
+
     /// <summary>Items accepted and not yet started.</summary>
     public int QueuedItems
     {
