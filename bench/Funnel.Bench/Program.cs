@@ -10,6 +10,8 @@ public static class Program
     {
         ["encoders"] = (Encoders.EncoderSuite.Help, Encoders.EncoderSuite.Run),
         ["server"] = (Server.ServerLoadSuite.Help, Server.ServerLoadSuite.Run),
+        ["hub"] = (Hub.HubSuite.Help, Hub.HubSuite.Run),
+        ["ann"] = (Ann.AnnSuite.Help, Ann.AnnSuite.Run),
     };
 
     public static int Main(string[] args)

@@ -18,6 +18,7 @@ internal static class CliAction
             return await body(parse.InvocationConfiguration.Output);
         }
         catch (Exception ex) when (ex is UsageException or ModelFormatException or ArgumentException or FileNotFoundException or DirectoryNotFoundException
+                                       or InvalidDataException or NotSupportedException
                                        or HubException { Kind: HubErrorKind.InvalidArgument or HubErrorKind.NotFound or HubErrorKind.NotCached })
         {
             error.WriteLine($"error: {ex.Message}");

@@ -21,32 +21,22 @@ internal static class DownloadCommand
             model,
             revision,
         };
-        command.SetAction(async (parse, ct) =>
+        command.SetAction((parse, ct) => CliAction.RunAsync(parse, async output =>
         {
-            string modelId = parse.GetValue(model)!;
-            string? rev = parse.GetValue(revision);
-            try
-            {
-                HubModelId id = ParseId(modelId, rev);
-                Console.WriteLine(await ModelFolders.DownloadAsync(id, ct));
-                return 0;
-            }
-            catch (HubException e)
-            {
-                Console.Error.WriteLine($"error: {e.Message}");
-                return 1;
-            }
-        });
+            HubModelId id = ParseId(parse.GetValue(model)!, parse.GetValue(revision));
+            output.WriteLine(await ModelFolders.DownloadAsync(id, ct));
+            return 0;
+        }));
         return command;
     }
 
     private static HubModelId ParseId(string modelId, string? revision)
     {
         if (!HubModelId.TryParse(modelId, out HubModelId id))
-            throw new HubException(HubErrorKind.InvalidArgument, $"'{modelId}' is not a Hub model id: expected org/name or org/name@revision");
+            throw new UsageException($"'{modelId}' is not a Hub model id: expected org/name or org/name@revision");
         if (revision is null) return id;
         if (modelId.Contains('@', StringComparison.Ordinal))
-            throw new HubException(HubErrorKind.InvalidArgument, $"give the revision once: either '{modelId}' or --revision {revision}");
+            throw new UsageException($"give the revision once: either '{modelId}' or --revision {revision}");
         return new HubModelId(id.RepoId, revision);
     }
 }

@@ -73,15 +73,23 @@ public sealed class CrossEncoder : IDisposable
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
         ArgumentNullException.ThrowIfNull(pairs);
-        var inputs = new TokenSequence[pairs.Count];
+        var encodings = new Encoding[pairs.Count];
         for (int i = 0; i < pairs.Count; i++)
         {
             var (q, d) = pairs[i];
             if (q is null || d is null) throw new ArgumentException($"pairs[{i}] has a null query or document", nameof(pairs));
-            Encoding e = Tokenizer.EncodePair(q, d, MaxSequenceLength);
-            inputs[i] = new TokenSequence(e.InputIds, e.TokenTypeIds);
+            encodings[i] = Tokenizer.EncodePair(q, d, MaxSequenceLength);
         }
-        return ScoreTokens(inputs, ct);
+        return ScoreTokenized(encodings, ct);
+    }
+
+    /// <summary>Scores pairs already encoded by <see cref="Tokenizer"/>'s EncodePair (for callers that
+    /// need the token counts too).</summary>
+    public float[] ScoreTokenized(IReadOnlyList<Encoding> pairs, CancellationToken ct = default)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        ArgumentNullException.ThrowIfNull(pairs);
+        return ScoreTokens(pairs.Select(e => new TokenSequence(e.InputIds, e.TokenTypeIds)).ToArray(), ct);
     }
 
     /// <summary>The <paramref name="topK"/> best documents, best first (ties keep input order).</summary>

@@ -68,7 +68,15 @@ public sealed class SentenceEncoder : IDisposable
         ArgumentNullException.ThrowIfNull(texts);
         for (int i = 0; i < texts.Count; i++)
             if (texts[i] is null) throw new ArgumentException($"texts[{i}] is null", nameof(texts));
-        Encoding[] encodings = Tokenizer.EncodeBatch(texts, MaxSequenceLength, ct);
+        return EncodeTokenized(Tokenizer.EncodeBatch(texts, MaxSequenceLength, ct), ct);
+    }
+
+    /// <summary>Embeds inputs already tokenized by <see cref="Tokenizer"/> (for callers that need the
+    /// token counts too); each at most the model's max_position_embeddings long.</summary>
+    public float[][] EncodeTokenized(IReadOnlyList<Encoding> encodings, CancellationToken ct = default)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        ArgumentNullException.ThrowIfNull(encodings);
         return EncodeTokens(encodings.Select(e => new TokenSequence(e.InputIds, e.TokenTypeIds)).ToArray(), ct);
     }
 

@@ -6,8 +6,11 @@ namespace Funnel.Tokenization;
 /// </summary>
 internal static class BertPreTokenizer
 {
-    /// <summary>Calls <paramref name="model"/> for each word of <paramref name="normalized"/>.</summary>
-    public static void Split(in NormalizedText normalized, WordPiece model, ref TokenBuffer tokens)
+    /// <summary>
+    /// Calls <paramref name="model"/> for each word of <paramref name="normalized"/>, stopping before a
+    /// word once <paramref name="tokens"/> holds <paramref name="wordCap"/> tokens.
+    /// </summary>
+    public static void Split(in NormalizedText normalized, WordPiece model, ref TokenBuffer tokens, int wordCap)
     {
         BertUnicode unicode = BertUnicode.Instance;
         ReadOnlySpan<char> text = normalized.Chars;
@@ -24,9 +27,10 @@ internal static class BertPreTokenizer
             bool space = unicode.IsSplitWhitespace(cp);
             if (space || unicode.IsPunctuation(cp))
             {
-                if (wordStart >= 0) model.Tokenize(text, wordStart, i, ref tokens, normalized);
+                if (wordStart >= 0 && tokens.Count < wordCap) model.Tokenize(text, wordStart, i, ref tokens, normalized);
                 wordStart = -1;
-                if (!space) model.Tokenize(text, i, i + width, ref tokens, normalized);
+                if (!space && tokens.Count < wordCap) model.Tokenize(text, i, i + width, ref tokens, normalized);
+                if (tokens.Count >= wordCap) return;
             }
             else if (wordStart < 0)
             {
@@ -34,6 +38,6 @@ internal static class BertPreTokenizer
             }
             i += width;
         }
-        if (wordStart >= 0) model.Tokenize(text, wordStart, text.Length, ref tokens, normalized);
+        if (wordStart >= 0 && tokens.Count < wordCap) model.Tokenize(text, wordStart, text.Length, ref tokens, normalized);
     }
 }

@@ -136,12 +136,16 @@ public sealed class BertTokenizer
         var b = new TokenBuffer(isPair ? second!.Length / 3 + 8 : 0);
         try
         {
-            Tokenize(first, ref a);
-            if (isPair) Tokenize(second!, ref b);
             TruncationStrategy strategy = ConfiguredTruncation?.Strategy ?? TruncationStrategy.LongestFirst;
             TruncationSide side = ConfiguredTruncation?.Side ?? TruncationSide.Right;
-            var (n1, n2) = Truncation.KeptLengths(a.Count, isPair ? b.Count : -1, maxLength - specials, strategy);
-            return PostProcessor.Apply(Truncation.Keep(a.Items, n1, side), Truncation.Keep(b.Items, n2, side), isPair);
+            // Cutting from the right, tokenization can stop early: nothing past the cap can survive.
+            int wordCap = side == TruncationSide.Right ? maxLength : int.MaxValue;
+            Tokenize(first, ref a, wordCap);
+            if (isPair) Tokenize(second!, ref b, wordCap);
+            ReadOnlySpan<Token> tokensA = Truncation.CapWholeWords(a.Items, maxLength, side);
+            ReadOnlySpan<Token> tokensB = Truncation.CapWholeWords(b.Items, maxLength, side);
+            var (n1, n2) = Truncation.KeptLengths(tokensA.Length, isPair ? tokensB.Length : -1, maxLength - specials, strategy);
+            return PostProcessor.Apply(Truncation.Keep(tokensA, n1, side), Truncation.Keep(tokensB, n2, side), isPair);
         }
         finally
         {
@@ -151,13 +155,13 @@ public sealed class BertTokenizer
     }
 
     /// <summary>Added tokens are matched on the raw text; the text between them is normalized, split and WordPiece'd.</summary>
-    private void Tokenize(string text, ref TokenBuffer tokens)
+    private void Tokenize(string text, ref TokenBuffer tokens, int wordCap)
     {
         var normalized = new NormalizedText(text.Length + 16);
         try
         {
             int position = 0;
-            while (true)
+            while (tokens.Count < wordCap)
             {
                 AddedToken? added = null;
                 int start = text.Length, end = text.Length;
@@ -167,9 +171,9 @@ public sealed class BertTokenizer
                 {
                     normalized.Clear();
                     Normalizer.Normalize(text.AsSpan(position, start - position), position, ref normalized);
-                    BertPreTokenizer.Split(normalized, _model, ref tokens);
+                    BertPreTokenizer.Split(normalized, _model, ref tokens, wordCap);
                 }
-                if (added is null) break;
+                if (added is null || tokens.Count >= wordCap) break;
                 tokens.Add(added.Id, start, end);
                 position = end;
             }

@@ -17,7 +17,7 @@ internal struct TokenBuffer : IDisposable
 
     public readonly ReadOnlySpan<Token> Items => _items.AsSpan(0, Count);
 
-    public void Add(int id, int start, int end)
+    public void Add(int id, int start, int end, bool wordStart = true)
     {
         if (Count == _items.Length)
         {
@@ -26,7 +26,7 @@ internal struct TokenBuffer : IDisposable
             ArrayPool<Token>.Shared.Return(_items);
             _items = bigger;
         }
-        _items[Count++] = new Token(id, start, end);
+        _items[Count++] = new Token(id, start, end, wordStart);
     }
 
     public void Dispose()
@@ -36,4 +36,5 @@ internal struct TokenBuffer : IDisposable
     }
 }
 
-internal readonly record struct Token(int Id, int Start, int End);
+/// <summary>A token; <paramref name="WordStart"/> is false for the continuation pieces of a word.</summary>
+internal readonly record struct Token(int Id, int Start, int End, bool WordStart);

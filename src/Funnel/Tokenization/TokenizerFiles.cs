@@ -296,10 +296,12 @@ internal static class TokenizerFiles
         }
 
         public string? OptionalString(JsonElement obj, string name, string field) =>
-            Optional(obj, name, field, JsonValueKind.String, v => v.GetString());
+            Present(obj, name, field, JsonValueKind.String) is { } v ? v.GetString() : null;
 
         public int? OptionalInt(JsonElement obj, string name, string field) =>
-            Optional(obj, name, field, JsonValueKind.Number, v => v.TryGetInt32(out int i) ? i : throw Error(field, $"expected an integer, found {v.GetRawText()}"));
+            Present(obj, name, field, JsonValueKind.Number) is { } v
+                ? v.TryGetInt32(out int i) ? i : throw Error(field, $"expected an integer, found {v.GetRawText()}")
+                : null;
 
         public bool? OptionalBool(JsonElement obj, string name, string field)
         {
@@ -312,11 +314,12 @@ internal static class TokenizerFiles
             };
         }
 
-        private T? Optional<T>(JsonElement obj, string name, string field, JsonValueKind kind, Func<JsonElement, T> read)
+        /// <summary>The field's value when it is present and not null; an error when it has another kind.</summary>
+        private JsonElement? Present(JsonElement obj, string name, string field, JsonValueKind kind)
         {
-            if (obj.ValueKind != JsonValueKind.Object || !obj.TryGetProperty(name, out JsonElement v) || v.ValueKind == JsonValueKind.Null) return default;
+            if (obj.ValueKind != JsonValueKind.Object || !obj.TryGetProperty(name, out JsonElement v) || v.ValueKind == JsonValueKind.Null) return null;
             if (v.ValueKind != kind) throw Error(field, $"expected {kind}, found {v.ValueKind}");
-            return read(v);
+            return v;
         }
     }
 }

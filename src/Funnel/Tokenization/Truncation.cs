@@ -46,6 +46,25 @@ internal static class Truncation
         }
     }
 
+    /// <summary>
+    /// HF 0.23 stops tokenizing a sequence once it holds the truncation max_length (specials included),
+    /// at a word boundary: the shortest run of whole words from the kept side with at least
+    /// <paramref name="cap"/> tokens. This matters for pairs, where it changes which side is the longer.
+    /// </summary>
+    public static ReadOnlySpan<Token> CapWholeWords(ReadOnlySpan<Token> tokens, int cap, TruncationSide side)
+    {
+        if (tokens.Length <= cap) return tokens;
+        if (side == TruncationSide.Right)
+        {
+            int end = cap;
+            while (end < tokens.Length && !tokens[end].WordStart) end++;
+            return tokens[..end];
+        }
+        int start = tokens.Length - cap;
+        while (start > 0 && !tokens[start].WordStart) start--;
+        return tokens[start..];
+    }
+
     /// <summary>Keeps <paramref name="length"/> tokens from the side that truncation does not cut.</summary>
     public static ReadOnlySpan<Token> Keep(ReadOnlySpan<Token> tokens, int length, TruncationSide side) =>
         side == TruncationSide.Right ? tokens[..length] : tokens[(tokens.Length - length)..];

@@ -63,7 +63,7 @@ internal sealed class WordPiece
                     break;
                 }
                 var (s, e) = normalized.OriginalSpan(start + pieceStart, start + pieceEnd);
-                tokens.Add(id, s, e);
+                tokens.Add(id, s, e, wordStart: pieceStart == 0);
                 pieceStart = pieceEnd;
             }
             if (pieceStart == word.Length) return;

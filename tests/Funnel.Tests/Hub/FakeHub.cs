@@ -24,6 +24,7 @@ internal sealed class FakeHub : IAsyncDisposable
     private readonly ConcurrentDictionary<string, FakeRepo> _repos = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, byte[]> _cdn = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, Fault> _faults = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, string> _renamed = new(StringComparer.Ordinal);
 
     private FakeHub(WebApplication app) => _app = app;
 
@@ -56,6 +57,9 @@ internal sealed class FakeHub : IAsyncDisposable
         _repos[repoId] = repo;
         return repo;
     }
+
+    /// <summary>Requests for <paramref name="oldId"/> get a relative 307 to <paramref name="newId"/>, as for a renamed repository.</summary>
+    public void Rename(string oldId, string newId) => _renamed[oldId] = newId;
 
     /// <summary>The next download of this blob stops after <paramref name="afterBytes"/> and the connection is cut.</summary>
     public void DropOnce(byte[] content, long afterBytes) => _faults[Sha256(content)] = new Fault(FaultKind.Drop, afterBytes, null);
@@ -94,6 +98,13 @@ internal sealed class FakeHub : IAsyncDisposable
             request.Headers.Authorization.ToString() is { Length: > 0 } a ? a : null));
 
         string[] parts = path.TrimStart('/').Split('/');
+        int repoAt = parts is ["api", "models", ..] ? 2 : 0;
+        if (parts.Length > repoAt + 1 && _renamed.TryGetValue($"{parts[repoAt]}/{parts[repoAt + 1]}", out string? newId))
+        {
+            context.Response.StatusCode = 307;
+            context.Response.Headers.Location = "/" + string.Join('/', [.. parts[..repoAt], newId, .. parts[(repoAt + 2)..]]);
+            return;
+        }
         if (parts is ["api", "models", var org, var name, "revision", .. var rev])
             await ServeApiAsync(context, $"{org}/{name}", string.Join('/', rev));
         else if (parts is [var org2, var name2, "resolve", var revision, .. var file] && file.Length > 0)

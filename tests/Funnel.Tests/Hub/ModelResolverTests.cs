@@ -1,4 +1,5 @@
 using System.Text;
+using Funnel.Inference;
 using Funnel.Inference.Hub;
 
 namespace Funnel.Tests.Hub;
@@ -12,6 +13,7 @@ public sealed class ModelResolverTests : IAsyncLifetime
         ["config.json"] = Text("{\"model_type\": \"bert\", \"hidden_size\": 8}"),
         ["tokenizer.json"] = Text("{\"model\": {\"type\": \"WordPiece\"}}"),
         ["vocab.txt"] = Text("[PAD]\n[UNK]\n[CLS]\n[SEP]\nhello\n"),
+        ["special_tokens_map.json"] = Text(""),
         ["modules.json"] = Text("[{\"idx\": 0, \"path\": \"\"}, {\"idx\": 1, \"path\": \"1_Pooling\"}]"),
         ["1_Pooling/config.json"] = Text("{\"pooling_mode_mean_tokens\": true}"),
         ["model.safetensors"] = new FakeFile(Weights, Lfs: true),
@@ -48,7 +50,7 @@ public sealed class ModelResolverTests : IAsyncLifetime
         string repoFolder = Path.Combine(CacheDirectory, "models--sentence-transformers--tiny-test");
         Assert.Equal(Path.Combine(repoFolder, "snapshots", commit), folder);
         Assert.Equal(commit, File.ReadAllText(Path.Combine(repoFolder, "refs", "main")));
-        foreach (string file in new[] { "config.json", "tokenizer.json", "vocab.txt", "modules.json", "1_Pooling/config.json", "model.safetensors" })
+        foreach (string file in new[] { "config.json", "tokenizer.json", "vocab.txt", "special_tokens_map.json", "modules.json", "1_Pooling/config.json", "model.safetensors" })
         {
             byte[] content = ModelFiles[file].Content;
             string entry = Path.Combine(folder, file);
@@ -100,6 +102,42 @@ public sealed class ModelResolverTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_stalled_connection_times_out_and_is_resumed()
+    {
+        _hub.AddRepo(RepoId).Commit(ModelFiles);
+        _hub.StallOnce(Weights, afterBytes: 70_000);
+
+        string folder = await Resolver(Options() with { StallTimeout = TimeSpan.FromMilliseconds(300) }).ResolveAsync(RepoId);
+
+        Assert.Equal(Weights, File.ReadAllBytes(Path.Combine(folder, "model.safetensors")));
+        Assert.Equal("bytes=70000-", _hub.CdnRequests.Last().Range);
+    }
+
+    [Fact]
+    public async Task Concurrent_resolves_of_one_model_download_each_blob_once()
+    {
+        _hub.AddRepo(RepoId).Commit(ModelFiles);
+
+        string[] folders = await Task.WhenAll(Enumerable.Range(0, 4).Select(_ => Task.Run(() => Resolver().ResolveAsync(RepoId))));
+
+        Assert.Single(folders.Distinct());
+        Assert.Equal(Weights, File.ReadAllBytes(Path.Combine(folders[0], "model.safetensors")));
+        Assert.Single(_hub.CdnRequests);
+    }
+
+    [Fact]
+    public async Task A_renamed_repository_is_followed_through_its_relative_redirect()
+    {
+        string commit = _hub.AddRepo(RepoId).Commit(ModelFiles);
+        _hub.Rename("old-org/tiny-test", RepoId);
+
+        string folder = await Resolver().ResolveAsync("old-org/tiny-test");
+
+        Assert.EndsWith(Path.Combine("models--old-org--tiny-test", "snapshots", commit), folder, StringComparison.Ordinal);
+        Assert.Equal(Weights, File.ReadAllBytes(Path.Combine(folder, "model.safetensors")));
+    }
+
+    [Fact]
     public async Task Cancelled_download_leaves_a_resumable_file_and_no_snapshot_then_resumes()
     {
         _hub.AddRepo(RepoId).Commit(ModelFiles);
@@ -119,10 +157,14 @@ public sealed class ModelResolverTests : IAsyncLifetime
         Assert.False(File.Exists(Path.Combine(repoFolder, "refs", "main")));
         Assert.Empty(Directory.GetFiles(Path.Combine(repoFolder, "snapshots"), "model.safetensors", SearchOption.AllDirectories));
 
-        string folder = await Resolver().ResolveAsync(RepoId);
+        var resumed = new RecordingProgress();
+        string folder = await Resolver().ResolveAsync(RepoId, resumed);
 
         Assert.Equal(Weights, File.ReadAllBytes(Path.Combine(folder, "model.safetensors")));
         Assert.Equal("bytes=120000-", _hub.CdnRequests.Last().Range);
+        Assert.Equal(120_000, resumed.First("model.safetensors").BytesDone);
+        DownloadProgress config = resumed.Last("config.json"); // fetched before the cancellation, reported from the cache
+        Assert.Equal((ModelFiles["config.json"].Content.Length, true), (config.BytesDone, config.IsComplete));
         Assert.False(File.Exists(incomplete));
     }
 
@@ -327,6 +369,37 @@ public sealed class ModelResolverTests : IAsyncLifetime
         Assert.Empty(_hub.Requests);
     }
 
+    [Fact]
+    public async Task A_downloaded_sharded_model_encodes_exactly_like_its_source_folder()
+    {
+        string source = Path.Combine(_root, "source");
+        SeededCheckpoint.Write(source, TestPaths.SharedModel("all-MiniLM-L6-v2"), seed: 7,
+            new SeededCheckpointOptions { Architecture = CheckpointArchitecture.Small, Shards = 2 });
+        var files = Directory.GetFiles(source, "*", SearchOption.AllDirectories).ToDictionary(
+            path => Path.GetRelativePath(source, path).Replace('\\', '/'),
+            path => new FakeFile(File.ReadAllBytes(path), Lfs: path.EndsWith(".safetensors", StringComparison.Ordinal)));
+        _hub.AddRepo(RepoId).Commit(files);
+
+        string folder = await Resolver().ResolveAsync(RepoId);
+
+        string[] texts = ["a cached model", "loads through symlinks"];
+        using SentenceEncoder fromSource = SentenceEncoder.Load(source);
+        using SentenceEncoder fromHub = SentenceEncoder.Load(folder);
+        Assert.Equal(fromSource.Encode(texts), fromHub.Encode(texts));
+        Assert.Equal(2, _hub.CdnRequests.Count());
+    }
+
+    [Fact]
+    public async Task A_client_that_follows_redirects_itself_is_refused()
+    {
+        _hub.AddRepo(RepoId).Commit(ModelFiles);
+        using var following = new HttpClient();
+
+        var error = await Assert.ThrowsAsync<InvalidOperationException>(() => Resolver(Options() with { HttpClient = following }).ResolveAsync(RepoId));
+
+        Assert.Contains("AllowAutoRedirect = false", error.Message, StringComparison.Ordinal);
+    }
+
     private HubOptions Options() => new()
     {
         Endpoint = _hub.Endpoint,
@@ -365,6 +438,11 @@ public sealed class ModelResolverTests : IAsyncLifetime
         {
             lock (_reports) _reports.Add(value);
             onReport?.Invoke(value);
+        }
+
+        public DownloadProgress First(string file)
+        {
+            lock (_reports) return _reports.First(p => p.File == file);
         }
 
         public DownloadProgress Last(string file)

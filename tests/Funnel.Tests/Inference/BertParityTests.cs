@@ -169,6 +169,7 @@ public sealed class BertParityTests(ReferenceFixture reference)
         float[][] actual = encoder.Encode(reference.Texts);
         for (int i = 0; i < actual.Length; i++) Assert.True(Similarity.Cosine(actual[i], v.Embeddings![i]) >= MinCosine, $"text {i}");
         Assert.Equal(actual[3], encoder.Encode(reference.Texts[3]));
+        Assert.Equal(actual, encoder.EncodeTokenized(encoder.Tokenizer.EncodeBatch(reference.Texts, 256)));
     }
 
     [Fact]
@@ -185,6 +186,7 @@ public sealed class BertParityTests(ReferenceFixture reference)
         }
         float[] scores = encoder.Score(reference.Query, reference.Documents);
         for (int i = 0; i < scores.Length; i++) Assert.True(Math.Abs(scores[i] - v.Logits![i]) <= LogitTolerance, $"document {i}");
+        Assert.Equal(scores, encoder.ScoreTokenized(reference.Documents.Select(d => encoder.Tokenizer.EncodePair(reference.Query, d, 512)).ToList()));
         int[] expectedOrder = v.Logits!.Select((s, i) => (s, i)).OrderByDescending(p => p.s).Select(p => p.i).Take(3).ToArray();
         IReadOnlyList<RankedDocument> top = encoder.Rank(reference.Query, reference.Documents, 3);
         Assert.Equal(expectedOrder, top.Select(r => r.Index).ToArray());

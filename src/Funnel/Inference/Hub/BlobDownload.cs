@@ -18,6 +18,7 @@ internal sealed class BlobDownload(HubApi api, HubOptions options)
     {
         string incomplete = blobPath + ".incomplete";
         Directory.CreateDirectory(Path.GetDirectoryName(blobPath)!);
+        new FileStream(incomplete, FileMode.OpenOrCreate, FileAccess.Write).Dispose(); // an empty file needs no request
         await FetchWithResumeAsync(id, file, incomplete, onBytes, ct);
         await VerifyAsync(file, incomplete, ct);
         File.Move(incomplete, blobPath, overwrite: true);

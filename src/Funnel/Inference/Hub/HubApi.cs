@@ -56,6 +56,8 @@ internal sealed partial class HubApi(HubOptions options, HttpClient http)
                 throw new HubException(HubErrorKind.Unsupported, $"{requested} returned no usable ETag (got '{etag}'); is HF_ENDPOINT ({options.Endpoint}) a Hugging Face Hub?");
             if (!long.TryParse(size, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out long bytes))
                 throw new HubException(HubErrorKind.Unsupported, $"{requested} returned no file size (X-Linked-Size or Content-Length)");
+            if (Header(response, "X-Repo-Commit") is { } served && served != commit)
+                throw new HubException(HubErrorKind.Unsupported, $"{requested} answered for commit {served}, not the requested {commit}");
             Uri location = redirect ? new Uri(requested, response.Headers.Location!) : requested;
             return new FileMetadata(path, etag, bytes, location);
         }, ct);

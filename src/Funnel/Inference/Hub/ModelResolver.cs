@@ -43,8 +43,8 @@ public sealed class ModelResolver : IDisposable
     /// downloaded first when it is not complete there.
     /// </summary>
     /// <exception cref="HubException">The argument is neither, or the model cannot be fetched; the message says why.</exception>
-    public Task<string> ResolveAsync(string modelIdOrPath, IProgress<DownloadProgress>? progress = null, CancellationToken ct = default) =>
-        ExistingFolder(modelIdOrPath) is { } folder ? Task.FromResult(folder) : ResolveAsync(ParseId(modelIdOrPath), progress, ct);
+    public async Task<string> ResolveAsync(string modelIdOrPath, IProgress<DownloadProgress>? progress = null, CancellationToken ct = default) =>
+        ExistingFolder(modelIdOrPath) ?? await ResolveAsync(ParseId(modelIdOrPath), progress, ct);
 
     /// <summary>The snapshot folder of a Hub model, downloading what the cache lacks.</summary>
     public async Task<string> ResolveAsync(HubModelId id, IProgress<DownloadProgress>? progress = null, CancellationToken ct = default)
@@ -110,7 +110,7 @@ public sealed class ModelResolver : IDisposable
         string entry = cache.SnapshotEntry(commit, file);
         if (File.Exists(entry)) // a commit never changes, so a present entry is final
         {
-            long size = new FileInfo(entry).Length;
+            long size = SizeFollowingLinks(entry);
             progress?.Report(new DownloadProgress(id.RepoId, file, size, size));
             return entry;
         }
@@ -126,6 +126,13 @@ public sealed class ModelResolver : IDisposable
         }
         Report(metadata.Size);
         return cache.Link(commit, file, blob);
+    }
+
+    // FileInfo.Length of a symlink is the link's own length.
+    private static long SizeFollowingLinks(string path)
+    {
+        using var handle = File.OpenHandle(path);
+        return RandomAccess.GetLength(handle);
     }
 
     private static bool IsComplete(string blob, long size) => File.Exists(blob) && new FileInfo(blob).Length == size;

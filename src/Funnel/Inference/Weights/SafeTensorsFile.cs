@@ -45,7 +45,9 @@ public sealed unsafe class SafeTensorsFile : IDisposable
     public static SafeTensorsFile Open(string path)
     {
         if (!File.Exists(path)) throw new ModelFormatException($"{path}: weight file not found");
-        long length = new FileInfo(path).Length;
+        long length;
+        using (var handle = File.OpenHandle(path)) // FileInfo.Length would measure a symlink (as in the Hugging Face cache), not its blob
+            length = RandomAccess.GetLength(handle);
         if (length < 8) throw new ModelFormatException($"{path}: not a safetensors file ({length} bytes, the 8-byte header length is missing)");
         var map = MemoryMappedFile.CreateFromFile(path, FileMode.Open, null, 0, MemoryMappedFileAccess.Read);
         MemoryMappedViewAccessor? view = null;

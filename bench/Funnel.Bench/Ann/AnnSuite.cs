@@ -1,0 +1,150 @@
+using System.Diagnostics;
+using System.Text.Json;
+using Funnel.Index;
+
+namespace Funnel.Bench.Ann;
+
+/// <summary>
+/// Recall@10 against QPS for HNSW at several efSearch values, against exact search, on the fiori MiniLM vectors
+/// (shipped exact top-10) or on synthetic clustered data: 100 centres ~ N(0, I), point = centre + 1.5·N(0, I),
+/// L2-normalised, queries from the same mixture, ground truth = exact inner-product top-10 (FlatIndex).
+/// </summary>
+internal static class AnnSuite
+{
+    public const string Help = "ANN recall/QPS: ann [--data fiori|synthetic] [--n 100000] [--dim 384] [--queries 1000] [--m 16] [--efc 200] [--ef 10,20,40,80,160] [--threads 2] [--quant none|int8] [--save PATH]";
+
+    public static int Run(string[] args)
+    {
+        string data = Arg(args, "--data", "synthetic");
+        int n = int.Parse(Arg(args, "--n", "100000"));
+        int dim = int.Parse(Arg(args, "--dim", "384"));
+        int nq = int.Parse(Arg(args, "--queries", "1000"));
+        int m = int.Parse(Arg(args, "--m", "16"));
+        int efc = int.Parse(Arg(args, "--efc", "200"));
+        int threads = int.Parse(Arg(args, "--threads", Environment.ProcessorCount.ToString()));
+        var efs = Arg(args, "--ef", "10,20,40,80,160").Split(',').Select(int.Parse).ToArray();
+        var quant = Arg(args, "--quant", "none") == "int8" ? VectorQuantization.Int8 : VectorQuantization.None;
+        string? save = Arg(args, "--save", "") is { Length: > 0 } s ? s : null;
+
+        float[][] points, queries;
+        long[][]? truth = null;
+        bool selfExcluded = false;
+        if (data == "fiori")
+        {
+            (points, truth) = LoadFiori(Arg(args, "--shared", Path.Combine(AppContext.BaseDirectory, "../../../../../../shared")));
+            queries = points;
+            selfExcluded = true;
+        }
+        else
+        {
+            var sw0 = Stopwatch.StartNew();
+            points = Synthetic(n, dim, seed: 1);
+            queries = Synthetic(nq, dim, seed: 2);
+            Console.WriteLine($"generated {points.Length:N0} x {dim} + {queries.Length:N0} queries in {sw0.Elapsed.TotalSeconds:F1} s");
+        }
+        dim = points[0].Length;
+        Console.WriteLine($"machine: {Environment.ProcessorCount} cores, {System.Runtime.InteropServices.RuntimeInformation.OSArchitecture}, .NET {Environment.Version}; data={data} n={points.Length:N0} d={dim} queries={queries.Length:N0} M={m} efC={efc} threads={threads} quant={quant}");
+
+        int k = 10, kq = selfExcluded ? 11 : 10;
+        using var flat = new FlatIndex(dim, DistanceMetric.DotProduct);
+        flat.AddBatch(points.Select((v, i) => new VectorRecord(i, v)).ToList());
+        var sw = Stopwatch.StartNew();
+        var exact = flat.SearchBatch(queries, kq, maxThreads: 1);
+        double exactQps = queries.Length / sw.Elapsed.TotalSeconds;
+        truth ??= exact.Select(h => h.Select(x => x.Id).Take(k).ToArray()).ToArray();
+        Console.WriteLine($"exact (FlatIndex, 1 thread): {exactQps:N0} QPS");
+
+        using var index = new HnswIndex(dim, DistanceMetric.DotProduct, new HnswOptions { M = m, EfConstruction = efc, Quantization = quant });
+        var records = points.Select((v, i) => new VectorRecord(i, v)).ToList();
+        sw.Restart();
+        index.AddBatch(records, threads);
+        double build = sw.Elapsed.TotalSeconds;
+        var mem = index.Memory;
+        Console.WriteLine($"HNSW build: {build:F1} s on {threads} threads; {mem.BytesPerVector:F0} bytes/vector total " +
+            $"(vectors {mem.VectorBytes / (double)mem.Count:F0}, graph+ids {mem.GraphBytes / (double)mem.Count:F0}, full-precision {mem.FullPrecisionBytes / (double)mem.Count:F0}, id map {mem.IdMapBytes / (double)mem.Count:F0}); hnswlib formula 4d+8M+12 = {4 * dim + 8 * m + 12}");
+        if (save is not null)
+        {
+            sw.Restart();
+            index.Save(save);
+            Console.WriteLine($"saved {new FileInfo(save).Length / 1e6:F1} MB in {sw.Elapsed.TotalSeconds:F1} s");
+        }
+
+        Console.WriteLine("| efSearch | recall@10 | QPS 1 thread | QPS 2 threads | speed-up vs exact |");
+        Console.WriteLine("|---:|---:|---:|---:|---:|");
+        foreach (int ef in efs)
+        {
+            index.EfSearch = ef;
+            index.SearchBatch(queries.Take(100).ToList(), kq, maxThreads: 1); // warm-up
+            sw.Restart();
+            var found = index.SearchBatch(queries, kq, maxThreads: 1);
+            double qps1 = queries.Length / sw.Elapsed.TotalSeconds;
+            sw.Restart();
+            index.SearchBatch(queries, kq, maxThreads: 2);
+            double qps2 = queries.Length / sw.Elapsed.TotalSeconds;
+            var trimmed = found.Select((h, i) => (IReadOnlyList<VectorHit>)(selfExcluded ? h.Where(x => x.Id != i) : h).Take(k).ToList()).ToList();
+            double recall = Recall(truth, trimmed);
+            Console.WriteLine($"| {ef} | {recall:F4} | {qps1:N0} | {qps2:N0} | {qps1 / exactQps:N0}x |");
+        }
+        return 0;
+    }
+
+    private static double Recall(long[][] truth, List<IReadOnlyList<VectorHit>> found)
+    {
+        double sum = 0;
+        for (int i = 0; i < truth.Length; i++)
+        {
+            var set = found[i].Select(h => h.Id).ToHashSet();
+            sum += truth[i].Count(set.Contains) / (double)truth[i].Length;
+        }
+        return sum / truth.Length;
+    }
+
+    /// <summary>The task's mixture: 100 centres ~ N(0, I); point = centre + 1.5·N(0, I), L2-normalised.
+    /// Centres come from seed 0 so points and queries share them.</summary>
+    internal static float[][] Synthetic(int n, int dim, int seed)
+    {
+        var centreRng = new Random(0);
+        var centres = Enumerable.Range(0, 100).Select(_ => Gaussian(centreRng, dim, 1)).ToArray();
+        var result = new float[n][];
+        Parallel.For(0, (n + 9999) / 10000, block =>
+        {
+            var rng = new Random(seed * 1_000_003 + block);
+            for (int i = block * 10000; i < Math.Min(n, (block + 1) * 10000); i++)
+            {
+                var c = centres[rng.Next(100)];
+                var p = Gaussian(rng, dim, 1.5f);
+                for (int j = 0; j < dim; j++) p[j] += c[j];
+                VectorMath.Normalize(p);
+                result[i] = p;
+            }
+        });
+        return result;
+    }
+
+    private static float[] Gaussian(Random rng, int dim, float sigma)
+    {
+        var v = new float[dim];
+        for (int j = 0; j < dim; j++)
+            v[j] = (float)(sigma * Math.Sqrt(-2 * Math.Log(1 - rng.NextDouble())) * Math.Cos(2 * Math.PI * rng.NextDouble()));
+        return v;
+    }
+
+    private static (float[][], long[][]) LoadFiori(string shared)
+    {
+        string dir = Path.Combine(shared, "datasets", "fiori-docs-embeddings-minilm");
+        var bytes = File.ReadAllBytes(Path.Combine(dir, "embeddings.bin"));
+        int n = bytes.Length / (384 * 4);
+        var vectors = new float[n][];
+        for (int i = 0; i < n; i++) { vectors[i] = new float[384]; Buffer.BlockCopy(bytes, i * 384 * 4, vectors[i], 0, 384 * 4); }
+        using var doc = JsonDocument.Parse(File.ReadAllText(Path.Combine(dir, "knn_exact_cosine_top10.json")));
+        var truth = doc.RootElement.GetProperty("results").EnumerateArray()
+            .Select(r => r.GetProperty("neighbors").EnumerateArray().Select(x => x.GetInt64()).ToArray()).ToArray();
+        return (vectors, truth);
+    }
+
+    private static string Arg(string[] args, string name, string fallback)
+    {
+        int i = Array.IndexOf(args, name);
+        return i >= 0 && i + 1 < args.Length ? args[i + 1] : fallback;
+    }
+}

@@ -1,0 +1,184 @@
+using System.Collections.Concurrent;
+using System.Runtime.CompilerServices;
+
+namespace Funnel.Index;
+
+/// <summary>Max-heap that keeps the <see cref="Capacity"/> smallest distances offered (the k best).</summary>
+internal sealed class BoundedHeap
+{
+    private float[] _dist = new float[16];
+    private int[] _slot = new int[16];
+
+    public int Count { get; private set; }
+    public int Capacity { get; private set; }
+
+    /// <summary>The largest kept distance; only meaningful when <see cref="Count"/> &gt; 0.</summary>
+    public float Worst => _dist[0];
+
+    public bool IsFull => Count == Capacity;
+
+    public void Reset(int capacity)
+    {
+        Capacity = capacity;
+        Count = 0;
+        if (_dist.Length < capacity) { _dist = new float[capacity]; _slot = new int[capacity]; }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public bool Offer(float dist, int slot)
+    {
+        if (Count < Capacity)
+        {
+            int i = Count++;
+            while (i > 0)
+            {
+                int parent = (i - 1) >> 1;
+                if (_dist[parent] >= dist) break;
+                _dist[i] = _dist[parent]; _slot[i] = _slot[parent];
+                i = parent;
+            }
+            _dist[i] = dist; _slot[i] = slot;
+            return true;
+        }
+        if (dist >= _dist[0]) return false;
+        SiftDown(dist, slot);
+        return true;
+    }
+
+    private void SiftDown(float dist, int slot)
+    {
+        int i = 0, n = Count;
+        while (true)
+        {
+            int child = 2 * i + 1;
+            if (child >= n) break;
+            if (child + 1 < n && _dist[child + 1] > _dist[child]) child++;
+            if (_dist[child] <= dist) break;
+            _dist[i] = _dist[child]; _slot[i] = _slot[child];
+            i = child;
+        }
+        _dist[i] = dist; _slot[i] = slot;
+    }
+
+    /// <summary>Empties the heap into <paramref name="slots"/>/<paramref name="dists"/> in ascending distance order; returns the count.</summary>
+    public int DrainAscending(Span<int> slots, Span<float> dists)
+    {
+        int n = Count;
+        for (int i = n - 1; i >= 0; i--)
+        {
+            slots[i] = _slot[0]; dists[i] = _dist[0];
+            int last = --Count;
+            if (last > 0) SiftDown(_dist[last], _slot[last]);
+        }
+        return n;
+    }
+}
+
+/// <summary>Min-heap of (distance, slot): the candidate frontier of a graph search.</summary>
+internal sealed class CandidateHeap
+{
+    private float[] _dist = new float[64];
+    private int[] _slot = new int[64];
+
+    public int Count { get; private set; }
+    public float MinDistance => _dist[0];
+
+    public void Clear() => Count = 0;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public void Push(float dist, int slot)
+    {
+        if (Count == _dist.Length) { Array.Resize(ref _dist, Count * 2); Array.Resize(ref _slot, Count * 2); }
+        int i = Count++;
+        while (i > 0)
+        {
+            int parent = (i - 1) >> 1;
+            if (_dist[parent] <= dist) break;
+            _dist[i] = _dist[parent]; _slot[i] = _slot[parent];
+            i = parent;
+        }
+        _dist[i] = dist; _slot[i] = slot;
+    }
+
+    public int Pop()
+    {
+        int top = _slot[0];
+        int n = --Count;
+        float dist = _dist[n];
+        int slot = _slot[n], i = 0;
+        while (true)
+        {
+            int child = 2 * i + 1;
+            if (child >= n) break;
+            if (child + 1 < n && _dist[child + 1] < _dist[child]) child++;
+            if (_dist[child] >= dist) break;
+            _dist[i] = _dist[child]; _slot[i] = _slot[child];
+            i = child;
+        }
+        _dist[i] = dist; _slot[i] = slot;
+        return top;
+    }
+}
+
+/// <summary>
+/// Per-search working memory, pooled per index so searches allocate nothing but their result list.
+/// The visited set is a generation-stamped array: a slot is visited when its stamp equals the current
+/// generation, so clearing is O(1) except once every 65,535 searches.
+/// </summary>
+internal sealed class SearchScratch
+{
+    private ushort[] _stamps = [];
+    private ushort _generation;
+
+    public readonly CandidateHeap Candidates = new();
+    public readonly BoundedHeap Results = new();
+    /// <summary>The prepared query and its int8 codes, in pinned arrays so distance kernels take their address.</summary>
+    public float[] Query = [];
+    public sbyte[] Codes = [];
+    public int[] Slots = new int[64];
+    public float[] Dists = new float[64];
+    public int[] Neighbors = new int[64];
+
+    public void Prepare(int dimension, int slotCount, int resultCapacity)
+    {
+        if (Query.Length != dimension)
+        {
+            Query = GC.AllocateArray<float>(dimension, pinned: true);
+            Codes = GC.AllocateArray<sbyte>(dimension, pinned: true);
+        }
+        if (Slots.Length < resultCapacity + 1) { Slots = new int[resultCapacity + 1]; Dists = new float[resultCapacity + 1]; }
+        NewVisit(slotCount);
+    }
+
+    /// <summary>Starts a new visited set without touching the query buffers.</summary>
+    public void NewVisit(int slotCount)
+    {
+        if (_stamps.Length < slotCount) { _stamps = new ushort[Math.Max(slotCount, _stamps.Length * 2)]; _generation = 0; }
+        if (++_generation == 0) { Array.Clear(_stamps); _generation = 1; }
+        Candidates.Clear();
+    }
+
+    /// <summary>Marks the slot visited; false when it already was. Slots created after <see cref="Prepare"/> grow the set.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public bool Visit(int slot)
+    {
+        if ((uint)slot >= (uint)_stamps.Length) Array.Resize(ref _stamps, Math.Max(slot + 1, _stamps.Length * 2));
+        if (_stamps[slot] == _generation) return false;
+        _stamps[slot] = _generation;
+        return true;
+    }
+}
+
+/// <summary>A pool of <see cref="SearchScratch"/>; rent in a using.</summary>
+internal sealed class ScratchPool
+{
+    private readonly ConcurrentBag<SearchScratch> _bag = [];
+
+    public Lease Rent() => new(this, _bag.TryTake(out var s) ? s : new SearchScratch());
+
+    public readonly struct Lease(ScratchPool pool, SearchScratch scratch) : IDisposable
+    {
+        public SearchScratch Scratch { get; } = scratch;
+        public void Dispose() => pool._bag.Add(Scratch);
+    }
+}
