@@ -1,6 +1,5 @@
 using System.CommandLine;
 using Funnel.Inference;
-using Funnel.Inference.Hub;
 using Funnel.Server;
 using Funnel.Server.Batching;
 using Microsoft.AspNetCore.Builder;
@@ -35,49 +34,47 @@ internal static class ServeCommand
         };
         // Synchronous on purpose: the host handles SIGINT/SIGTERM itself and drains for up to ShutdownTimeout, which an
         // async System.CommandLine action would cut short after its own termination timeout.
-        command.SetAction(parse =>
+        command.SetAction(parse => CliAction.Run(parse, output =>
         {
+            var batching = new BatcherOptions
+            {
+                MaxBatchCost = parse.GetValue(maxBatchTokens),
+                MaxBatchItems = parse.GetValue(maxBatchSize),
+                MaxWait = TimeSpan.FromMilliseconds(parse.GetValue(maxWait)),
+                MaxQueuedItems = parse.GetValue(maxQueue),
+            };
+            var options = new ServerOptions
+            {
+                ApiKey = parse.GetValue(apiKey) ?? NonEmpty(Environment.GetEnvironmentVariable("FUNNEL_API_KEY")),
+                MaxRequestBodyBytes = parse.GetValue(maxBody),
+                MaxInputsPerRequest = parse.GetValue(maxInputs),
+                AutoTruncate = parse.GetValue(autoTruncate),
+                EmbedBatching = batching,
+                RerankBatching = batching,
+                CollectionsDirectory = parse.GetValue(collections) is { } dir ? Path.GetFullPath(dir) : null,
+            };
+            string? bi = parse.GetValue(biEncoder), cross = parse.GetValue(crossEncoder);
+            if (bi is null && cross is null && options.CollectionsDirectory is null)
+                throw new UsageException("nothing to serve: give --bi-encoder, --cross-encoder and/or --collections");
+            int maxThreads = parse.GetValue(threads);
+
+            using SentenceEncoder? sentenceEncoder = bi is null ? null : SentenceEncoder.Load(Resolve(bi), new EncoderOptions { MaxThreads = maxThreads });
+            // Raw logits: the routes apply the sigmoid themselves where their API wants probabilities.
+            using CrossEncoder? reranker = cross is null ? null
+                : CrossEncoder.Load(Resolve(cross), new EncoderOptions { MaxThreads = maxThreads, Activation = ScoreActivation.Identity });
+            var models = new ServerModels(sentenceEncoder, bi is null ? null : ModelId(bi), reranker, cross is null ? null : ModelId(cross));
+
+            WebApplication app = FunnelServer.Build(options, models, builder => builder.WebHost.UseUrls(parse.GetValue(urls)!.Split(';', StringSplitOptions.RemoveEmptyEntries)));
             try
             {
-                var batching = new BatcherOptions
-                {
-                    MaxBatchCost = parse.GetValue(maxBatchTokens),
-                    MaxBatchItems = parse.GetValue(maxBatchSize),
-                    MaxWait = TimeSpan.FromMilliseconds(parse.GetValue(maxWait)),
-                    MaxQueuedItems = parse.GetValue(maxQueue),
-                };
-                var options = new ServerOptions
-                {
-                    ApiKey = parse.GetValue(apiKey) ?? NonEmpty(Environment.GetEnvironmentVariable("FUNNEL_API_KEY")),
-                    MaxRequestBodyBytes = parse.GetValue(maxBody),
-                    MaxInputsPerRequest = parse.GetValue(maxInputs),
-                    AutoTruncate = parse.GetValue(autoTruncate),
-                    EmbedBatching = batching,
-                    RerankBatching = batching,
-                    CollectionsDirectory = parse.GetValue(collections) is { } dir ? Path.GetFullPath(dir) : null,
-                };
-                string? bi = parse.GetValue(biEncoder), cross = parse.GetValue(crossEncoder);
-                if (bi is null && cross is null && options.CollectionsDirectory is null)
-                    throw new ArgumentException("nothing to serve: give --bi-encoder, --cross-encoder and/or --collections");
-                int maxThreads = parse.GetValue(threads);
-
-                using SentenceEncoder? sentenceEncoder = bi is null ? null : SentenceEncoder.Load(Resolve(bi), new EncoderOptions { MaxThreads = maxThreads });
-                // Raw logits: the routes apply the sigmoid themselves where their API wants probabilities.
-                using CrossEncoder? reranker = cross is null ? null
-                    : CrossEncoder.Load(Resolve(cross), new EncoderOptions { MaxThreads = maxThreads, Activation = ScoreActivation.Identity });
-                var models = new ServerModels(sentenceEncoder, bi is null ? null : ModelId(bi), reranker, cross is null ? null : ModelId(cross));
-
-                WebApplication app = FunnelServer.Build(options, models, builder => builder.WebHost.UseUrls(parse.GetValue(urls)!.Split(';', StringSplitOptions.RemoveEmptyEntries)));
                 app.Run();
-                return 0;
             }
-            catch (Exception ex) when (ex is ArgumentException or ModelFormatException or HubException or DirectoryNotFoundException or FileNotFoundException
-                or IOException)
+            catch (IOException ex) // Kestrel could not bind (address in use, no permission)
             {
-                Console.Error.WriteLine($"error: {ex.Message}");
-                return 2;
+                throw new UsageException(ex.Message);
             }
-        });
+            return 0;
+        }));
         return command;
     }
 
