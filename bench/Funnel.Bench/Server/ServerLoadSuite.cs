@@ -63,7 +63,7 @@ internal static class ServerLoadSuite
             Scenario[] scenarios = [.. Scenarios(sentences).Where(s => options.Scenarios.Contains(s.Name))];
             if (scenarios.Any(s => s.Name == "search")) CreateCollection(client, sentences);
 
-            Console.WriteLine($"Funnel server load, {Environment.ProcessorCount} cores, {options.Seconds:0.#} s per cell (after a 0.5 s warm-up), " +
+            Console.WriteLine($"Funnel server load, {Environment.ProcessorCount} cores, {options.Seconds:0.#} s per cell (after a 0.3 s single-client warm-up), " +
                               "closed loop (each client sends its next request when the previous answers)");
             Console.WriteLine();
             Console.WriteLine("| scenario | clients | requests/s | inputs/s | p50 ms | p95 ms | p99 ms | errors | mean batch | server peak RSS MiB |");
@@ -96,7 +96,7 @@ internal static class ServerLoadSuite
 
     private static string Cell(HttpClient client, Process server, Scenario scenario, int clients, double seconds)
     {
-        Drive(client, scenario, clients, TimeSpan.FromSeconds(0.5)); // warm-up: JIT, connections, pools
+        Drive(client, scenario, 1, TimeSpan.FromSeconds(0.3)); // warm-up: JIT, a connection, pools
         (double batchSum, double batchCount) before = BatchTotals(client);
         ResetPeakRss(server);
         (List<double> latencies, int errors, TimeSpan elapsed) = Drive(client, scenario, clients, TimeSpan.FromSeconds(seconds));

@@ -15,7 +15,7 @@ public sealed record BatcherOptions
     public TimeSpan MaxWait { get; init; } = TimeSpan.FromMilliseconds(2);
 
     /// <summary>Most items waiting to run; a request that would exceed it is refused with <see cref="QueueFullException"/>.</summary>
-    public int MaxQueuedItems { get; init; } = 4_096;
+    public int MaxQueuedItems { get; init; } = 16_384;
 
     internal void Validate()
     {

@@ -54,7 +54,7 @@ internal sealed class ProblemMiddleware(RequestDelegate next, ILogger<ProblemMid
         if (problem.RetryAfterSeconds is { } retry) response.Headers.RetryAfter = retry.ToString(System.Globalization.CultureInfo.InvariantCulture);
         if (problem.Status == StatusCodes.Status401Unauthorized) response.Headers.WWWAuthenticate = "Bearer";
 
-        await using var json = new Utf8JsonWriter(response.Body);
+        await using var json = new Utf8JsonWriter(response.Body, new JsonWriterOptions { Encoder = ApiJson.Options.Encoder });
         json.WriteStartObject();
         json.WriteString("type", TypeUri(problem.Status));
         json.WriteString("title", problem.Title);
