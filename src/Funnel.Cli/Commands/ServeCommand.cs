@@ -4,6 +4,7 @@ using Funnel.Server;
 using Funnel.Server.Batching;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
+using Microsoft.Extensions.Hosting;
 
 namespace Funnel.Cli.Commands;
 
@@ -53,6 +54,7 @@ internal static class ServeCommand
                 RerankBatching = batching,
                 CollectionsDirectory = parse.GetValue(collections) is { } dir ? Path.GetFullPath(dir) : null,
             };
+            string[] listen = ListenUrls(parse.GetValue(urls)!);
             string? bi = parse.GetValue(biEncoder), cross = parse.GetValue(crossEncoder);
             if (bi is null && cross is null && options.CollectionsDirectory is null)
                 throw new UsageException("nothing to serve: give --bi-encoder, --cross-encoder and/or --collections");
@@ -64,18 +66,30 @@ internal static class ServeCommand
                 : CrossEncoder.Load(Resolve(cross), new EncoderOptions { MaxThreads = maxThreads, Activation = ScoreActivation.Identity });
             var models = new ServerModels(sentenceEncoder, bi is null ? null : ModelId(bi), reranker, cross is null ? null : ModelId(cross));
 
-            WebApplication app = FunnelServer.Build(options, models, builder => builder.WebHost.UseUrls(parse.GetValue(urls)!.Split(';', StringSplitOptions.RemoveEmptyEntries)));
+            WebApplication app = FunnelServer.Build(options, models, builder => builder.WebHost.UseUrls(listen));
             try
             {
-                app.Run();
+                app.Start();
             }
-            catch (IOException ex) // Kestrel could not bind (address in use, no permission)
+            catch (IOException ex) // address in use, no permission
             {
-                throw new UsageException(ex.Message);
+                throw new UsageException($"cannot listen on {parse.GetValue(urls)}: {ex.Message}");
             }
+            app.WaitForShutdown();
+            app.DisposeAsync().AsTask().GetAwaiter().GetResult();
             return 0;
         }));
         return command;
+    }
+
+    private static string[] ListenUrls(string value)
+    {
+        string[] urls = value.Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        if (urls.Length == 0) throw new UsageException("--urls is empty: give e.g. http://127.0.0.1:8080");
+        foreach (string url in urls)
+            if (!Uri.TryCreate(url, UriKind.Absolute, out Uri? uri) || uri.Scheme != Uri.UriSchemeHttp)
+                throw new UsageException($"--urls: '{url}' is not an http:// URL such as http://127.0.0.1:8080 (for TLS, put a reverse proxy in front)");
+        return urls;
     }
 
     private static string Resolve(string model) => ModelFolders.ResolveAsync(model, CancellationToken.None).GetAwaiter().GetResult();
