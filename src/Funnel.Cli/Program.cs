@@ -25,5 +25,6 @@ public static class Program
         yield return DownloadCommand.Create();
         yield return ServeCommand.Create();
         yield return TokenizeCommand.Create();
+        yield return EvalCommand.Create();
     }
 }

@@ -273,17 +273,23 @@ def bert_forward(w, cfg, prefix, ids, type_ids, dtype=torch.float64):
     return x, mask
 
 
-def pool(hidden, mask, mode, normalize):
-    """sentence-transformers Pooling (+ Normalize)."""
+def pool(hidden, mask, modes, normalize):
+    """sentence-transformers Pooling (+ Normalize); several modes ("cls+mean") concatenate in
+    sentence-transformers' order: cls, max, mean, mean_sqrt_len."""
     m = mask[..., None].to(hidden.dtype)
-    if mode == "mean":
-        out = (hidden * m).sum(1) / m.sum(1).clamp(min=1e-9)
-    elif mode == "cls":
-        out = hidden[:, 0]
-    elif mode == "max":
-        out = hidden.masked_fill(m == 0, -1e9).max(1).values
-    else:
-        raise ValueError(mode)
+    parts = []
+    for mode in ("cls", "max", "mean", "mean_sqrt_len"):
+        if mode not in modes.split("+"):
+            continue
+        if mode == "cls":
+            parts.append(hidden[:, 0])
+        elif mode == "max":
+            parts.append(hidden.masked_fill(m == 0, -1e9).max(1).values)
+        elif mode == "mean":
+            parts.append((hidden * m).sum(1) / m.sum(1).clamp(min=1e-9))
+        else:
+            parts.append((hidden * m).sum(1) / torch.sqrt(m.sum(1).clamp(min=1e-9)))
+    out = torch.cat(parts, dim=1)
     return torch.nn.functional.normalize(out, p=2, dim=1) if normalize else out
 
 
@@ -321,6 +327,9 @@ VARIANTS = {
     "small-bi-cls": ("all-MiniLM-L6-v2", "small", False, 3, "F32", "cls", 1),
     "small-bi-max": ("all-MiniLM-L6-v2", "small", False, 3, "F32", "max", 1),
     "small-bi-sharded": ("all-MiniLM-L6-v2", "small", False, 3, "F32", "mean", 2),
+    # Concatenated modes (normalised jointly, so the mean_sqrt_len scale matters).
+    "small-bi-cls-meansqrt": ("all-MiniLM-L6-v2", "small", False, 3, "F32", "cls+mean_sqrt_len", 1),
+    "small-bi-cls-max-mean": ("all-MiniLM-L6-v2", "small", False, 3, "F32", "cls+max+mean", 1),
     "small-ce": ("ms-marco-MiniLM-L-6-v2", "small", True, 4, "F32", None, 1),
 }
 

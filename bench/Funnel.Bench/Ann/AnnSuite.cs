@@ -11,7 +11,7 @@ namespace Funnel.Bench.Ann;
 /// </summary>
 internal static class AnnSuite
 {
-    public const string Help = "ANN recall/QPS: ann [--data fiori|synthetic] [--n 100000] [--dim 384] [--queries 1000] [--m 16] [--efc 200] [--ef 10,20,40,80,160] [--threads 2] [--quant none|int8] [--save PATH]";
+    public const string Help = "ANN recall/QPS: ann [--data fiori|synthetic] [--n 100000] [--dim 384] [--queries 1000] [--m 16] [--efc 200] [--ef 10,20,40,80,160] [--threads 2] [--quant none|int8] [--save PATH] [--hnswlib bench/hnswlib]";
 
     public static int Run(string[] args)
     {
@@ -25,6 +25,7 @@ internal static class AnnSuite
         var efs = Arg(args, "--ef", "10,20,40,80,160").Split(',').Select(int.Parse).ToArray();
         var quant = Arg(args, "--quant", "none") == "int8" ? VectorQuantization.Int8 : VectorQuantization.None;
         string? save = Arg(args, "--save", "") is { Length: > 0 } s ? s : null;
+        string? hnswlib = Arg(args, "--hnswlib", "") is { Length: > 0 } h ? h : null;
 
         float[][] points, queries;
         long[][]? truth = null;
@@ -53,6 +54,8 @@ internal static class AnnSuite
         double exactQps = queries.Length / sw.Elapsed.TotalSeconds;
         truth ??= exact.Select(h => h.Select(x => x.Id).Take(k).ToArray()).ToArray();
         Console.WriteLine($"exact (FlatIndex, 1 thread): {exactQps:N0} QPS");
+
+        if (hnswlib is not null) RunHnswlib(hnswlib, points, queries, truth, m, efc, efs, selfExcluded);
 
         using var index = new HnswIndex(dim, DistanceMetric.DotProduct, new HnswOptions { M = m, EfConstruction = efc, Quantization = quant });
         var records = points.Select((v, i) => new VectorRecord(i, v)).ToList();
@@ -86,6 +89,46 @@ internal static class AnnSuite
             Console.WriteLine($"| {ef} | {recall:F4} | {qps1:N0} | {qps2:N0} | {qps1 / exactQps:N0}x |");
         }
         return 0;
+    }
+
+    /// <summary>Runs hnswlib (npm hnswlib-node, built from source) on the same data as a live anchor.</summary>
+    private static void RunHnswlib(string dir, float[][] points, float[][] queries, long[][] truth, int m, int efc, int[] efs, bool selfExcluded)
+    {
+        if (selfExcluded)
+        {
+            Console.WriteLine("hnswlib anchor: skipped for self-excluded ground truth");
+            return;
+        }
+        string file = Path.Combine(Path.GetTempPath(), $"funnel-ann-{Environment.ProcessId}.bin");
+        try
+        {
+            using (var w = new BinaryWriter(File.Create(file)))
+            {
+                int dim = points[0].Length, k = truth[0].Length;
+                w.Write(points.Length); w.Write(queries.Length); w.Write(dim); w.Write(k);
+                foreach (var p in points) foreach (float x in p) w.Write(x);
+                foreach (var q in queries) foreach (float x in q) w.Write(x);
+                foreach (var t in truth) foreach (long id in t) w.Write((int)id);
+            }
+            var psi = new ProcessStartInfo("node", [Path.Combine(Path.GetFullPath(dir), "anchor.cjs"), file, m.ToString(), efc.ToString(), string.Join(',', efs)])
+            {
+                RedirectStandardOutput = true,
+                WorkingDirectory = Path.GetFullPath(dir),
+            };
+            using var node = Process.Start(psi) ?? throw new InvalidOperationException("could not start node");
+            Console.WriteLine("hnswlib anchor (hnswlib-node 3.0.0, same data, M/efC as ours, build single-threaded):");
+            Console.WriteLine("| efSearch | recall@10 | QPS 1 thread |");
+            Console.WriteLine("|---:|---:|---:|");
+            while (node.StandardOutput.ReadLine() is { } line)
+            {
+                using var doc = JsonDocument.Parse(line);
+                var r = doc.RootElement;
+                if (r.TryGetProperty("build_s", out var b)) Console.WriteLine($"hnswlib build: {b.GetDouble():F1} s on 1 thread");
+                else Console.WriteLine($"| {r.GetProperty("ef").GetInt32()} | {r.GetProperty("recall").GetDouble():F4} | {r.GetProperty("qps").GetDouble():N0} |");
+            }
+            node.WaitForExit();
+        }
+        finally { File.Delete(file); }
     }
 
     private static double Recall(long[][] truth, List<IReadOnlyList<VectorHit>> found)
