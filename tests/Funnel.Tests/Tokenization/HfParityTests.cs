@@ -26,11 +26,34 @@ public sealed class HfParityTests
             // The same edit the generator makes: replace fields of tokenizer.json's sections.
             JsonNode json = JsonNode.Parse(File.ReadAllText(Path.Combine(modelDir, "tokenizer.json")))!;
             foreach (var (section, fields) in overrides)
+            {
+                if (section == "added_tokens")
+                {
+                    // { content: { field: value } } edits the added token with that content, or appends one.
+                    JsonArray tokens = json["added_tokens"]!.AsArray();
+                    foreach (var (content, edits) in fields!.AsObject())
+                    {
+                        JsonNode token = tokens.FirstOrDefault(t => t!["content"]!.GetValue<string>() == content) ?? AppendToken(tokens, content);
+                        foreach (var (key, value) in edits!.AsObject()) token[key] = value?.DeepClone();
+                    }
+                    continue;
+                }
                 foreach (var (key, value) in fields!.AsObject()) json[section]![key] = value?.DeepClone();
+            }
             File.WriteAllText(Path.Combine(folder.Path, "tokenizer.json"), json.ToJsonString());
             modelDir = folder.Path;
         }
         AssertMatches(BertTokenizer.FromFolder(modelDir), v.Cases);
+    }
+
+    private static JsonNode AppendToken(JsonArray tokens, string content)
+    {
+        var token = new JsonObject
+        {
+            ["content"] = content, ["single_word"] = false, ["lstrip"] = false, ["rstrip"] = false, ["normalized"] = true, ["special"] = false,
+        };
+        tokens.Add(token);
+        return token;
     }
 
     [Fact]
