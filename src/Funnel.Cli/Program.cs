@@ -23,6 +23,7 @@ public static class Program
         yield return RerankCommand.Create();
         yield return ModelCommand.Create();
         yield return DownloadCommand.Create();
+        yield return ServeCommand.Create();
         yield return TokenizeCommand.Create();
         yield return EvalCommand.Create();
     }
