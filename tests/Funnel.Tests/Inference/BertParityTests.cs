@@ -205,6 +205,27 @@ public sealed class BertParityTests(ReferenceFixture reference)
         Assert.Equal(2, ce.Rank("q", ["a", "b"], 5).Count);
     }
 
+    [Fact]
+    public void MaxSequenceLengthTruncatesToTheFirstTokensAndSep()
+    {
+        ReferenceFixture.Variant v = reference.Get("small-bi");
+        using SentenceEncoder full = SentenceEncoder.Load(v.Dir);
+        using SentenceEncoder short8 = SentenceEncoder.Load(v.Dir, new EncoderOptions { MaxSequenceLength = 8 });
+        Assert.Equal(8, short8.MaxSequenceLength);
+        int[] ids = reference.Ids[6];
+        int[] truncated = [.. ids[..7], ids[^1]];
+        Assert.Equal(full.EncodeTokens([new TokenSequence(truncated, new int[8])])[0], short8.Encode(reference.Texts[6]));
+    }
+
+    [Fact]
+    public void CancellationStopsEncoding()
+    {
+        using SentenceEncoder encoder = SentenceEncoder.Load(reference.Get("small-bi").Dir);
+        using var cts = new CancellationTokenSource();
+        cts.Cancel();
+        Assert.ThrowsAny<OperationCanceledException>(() => encoder.Encode(reference.Texts, cts.Token));
+    }
+
     private TokenSequence[] Inputs() => reference.Ids.Select(ids => new TokenSequence(ids, new int[ids.Length])).ToArray();
 
     private TokenSequence[] PairInputs() => reference.PairIds.Select((ids, i) => new TokenSequence(ids, reference.PairTypeIds[i])).ToArray();
