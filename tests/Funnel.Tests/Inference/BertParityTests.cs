@@ -123,6 +123,16 @@ public sealed class BertParityTests(ReferenceFixture reference)
     }
 
     [Fact]
+    public void ConcurrentLoadsOfOneFolder()
+    {
+        string dir = reference.Get("small-bi-sharded").Dir;
+        SentenceEncoder[] encoders = new SentenceEncoder[4];
+        Parallel.For(0, encoders.Length, i => encoders[i] = SentenceEncoder.Load(dir));
+        Assert.All(encoders, e => Assert.Equal(encoders[0].Fingerprint, e.Fingerprint));
+        foreach (SentenceEncoder e in encoders) e.Dispose();
+    }
+
+    [Fact]
     public void ConcurrentCallersGetTheSameEmbeddings()
     {
         ReferenceFixture.Variant v = reference.Get("small-bi");
