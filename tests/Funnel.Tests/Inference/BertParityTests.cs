@@ -228,6 +228,22 @@ public sealed class BertParityTests(ReferenceFixture reference)
     }
 
     [Fact]
+    public void PromptsArePrependedAsConfigured()
+    {
+        string dir = reference.CopyOf("small-bi");
+        File.WriteAllText(Path.Combine(dir, "config_sentence_transformers.json"),
+            """{"prompts": {"query": "query: ", "passage": "passage: "}, "default_prompt_name": "passage", "similarity_fn_name": "cosine"}""");
+        using SentenceEncoder encoder = SentenceEncoder.Load(dir);
+        Assert.Equal("passage", encoder.DefaultPromptName);
+        string[] texts = ["how many people live in berlin"];
+        float[] plain = encoder.Encode(texts, promptName: null)[0];
+        Assert.Equal(encoder.Encode(["query: " + texts[0]], promptName: null)[0], encoder.Encode(texts, "query")[0]);
+        Assert.Equal(encoder.Encode(["passage: " + texts[0]], promptName: null)[0], encoder.Encode(texts)[0]);
+        Assert.True(Similarity.Cosine(plain, encoder.Encode(texts, "query")[0]) < 0.999);
+        Assert.Contains("no prompt \"doc\"", Assert.Throws<ArgumentException>(() => encoder.Encode(texts, "doc")).Message);
+    }
+
+    [Fact]
     public void CancellationStopsEncoding()
     {
         using SentenceEncoder encoder = SentenceEncoder.Load(reference.Get("small-bi").Dir);
