@@ -1,5 +1,5 @@
 using System.Text;
-using Funnel.IO;
+using Funnel.Retrieval.Storage;
 
 namespace Funnel.Evaluation;
 
@@ -27,10 +27,14 @@ internal static class TextFiles
         }
     }
 
-    /// <summary>Writes UTF-8 text to a temp file beside <paramref name="path"/>, fsyncs it, then renames it into place.</summary>
-    public static void WriteAtomic(string path, Action<TextWriter> write) => AtomicFile.Write(path, stream =>
+    /// <summary>Writes UTF-8 text to <paramref name="path"/> (creating its folder) through a fsynced temp file renamed into place.</summary>
+    public static void WriteAtomic(string path, Action<TextWriter> write)
     {
-        using var writer = new StreamWriter(stream, new UTF8Encoding(false), 1 << 16, leaveOpen: true);
-        write(writer);
-    });
+        Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
+        DurableFile.WriteAtomic(path, stream =>
+        {
+            using var writer = new StreamWriter(stream, new UTF8Encoding(false), 1 << 16, leaveOpen: true);
+            write(writer);
+        });
+    }
 }
