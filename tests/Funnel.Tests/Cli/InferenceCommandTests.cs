@@ -1,7 +1,7 @@
-using System.CommandLine;
 using System.Text.Json;
 using Funnel.Cli;
 using Funnel.Tests.Inference;
+using static Funnel.Tests.Cli.CliRun;
 
 namespace Funnel.Tests.Cli;
 
@@ -10,14 +10,6 @@ namespace Funnel.Tests.Cli;
 public sealed class InferenceCommandTests(ReferenceFixture reference) : IDisposable
 {
     private readonly string _temp = Directory.CreateTempSubdirectory("funnel-cli-").FullName;
-
-    private static (int Code, string Out, string Err) Run(params string[] args)
-    {
-        var output = new StringWriter();
-        var error = new StringWriter();
-        int code = Program.BuildRoot().Parse(args).Invoke(new InvocationConfiguration { Output = output, Error = error });
-        return (code, output.ToString(), error.ToString());
-    }
 
     [Fact]
     public void EmbedPrintsOneArrayPerTextMatchingTheReference()
@@ -100,4 +92,24 @@ public sealed class InferenceCommandTests(ReferenceFixture reference) : IDisposa
     }
 
     public void Dispose() => Directory.Delete(_temp, recursive: true);
+}
+
+/// <summary>How embed/rerank read their texts.</summary>
+public sealed class InputTextsTests
+{
+    [Fact]
+    public void StdinJsonLinesAndPlainLines()
+    {
+        Assert.Equal(["a \"quoted\" text", "b"], InputTexts.Read("-", [], new StringReader("{\"text\":\"a \\\"quoted\\\" text\"}\n\n{\"text\":\"b\",\"id\":2}\n")));
+        Assert.Equal(["first line", "  second line "], InputTexts.Read("-", [], new StringReader("first line\n  second line \n")));
+        Assert.Equal(["x", "y"], InputTexts.Read(null, ["x", "y"], new StringReader("")));
+    }
+
+    [Fact]
+    public void StdinErrorsNameTheLine()
+    {
+        var ex = Assert.Throws<UsageException>(() => InputTexts.Read("-", [], new StringReader("{\"text\":\"a\"}\n{\"text\":3}\n")).ToList());
+        Assert.Equal("<stdin>:2: expected a JSON object with a string field \"text\"", ex.Message);
+        Assert.Throws<UsageException>(() => InputTexts.Read("-", ["x"], new StringReader("")));
+    }
 }
