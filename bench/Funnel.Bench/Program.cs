@@ -13,6 +13,8 @@ public static class Program
         ["tokenizer"] = (Tokenizer.TokenizerSuite.Help, Tokenizer.TokenizerSuite.Run),
         ["hub"] = (Hub.HubSuite.Help, Hub.HubSuite.Run),
         ["ann"] = (Ann.AnnSuite.Help, Ann.AnnSuite.Run),
+        ["bm25"] = (Bm25.Bm25Suite.Help, Bm25.Bm25Suite.Run),
+        ["pipeline"] = (Pipeline.PipelineSuite.Help, Pipeline.PipelineSuite.Run),
     };
 
     public static int Main(string[] args)

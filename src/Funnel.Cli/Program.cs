@@ -26,5 +26,9 @@ public static class Program
         yield return ServeCommand.Create();
         yield return TokenizeCommand.Create();
         yield return EvalCommand.Create();
+        yield return IndexCommand.Create();
+        yield return SearchCommand.Create();
+        yield return ReindexCommand.Create();
+        yield return DeleteCommand.Create();
     }
 }

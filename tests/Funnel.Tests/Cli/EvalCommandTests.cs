@@ -1,7 +1,7 @@
-using System.CommandLine;
 using System.Text.Json;
 using Funnel.Cli;
 using Funnel.Evaluation;
+using static Funnel.Tests.Cli.CliRun;
 
 namespace Funnel.Tests.Cli;
 
@@ -11,14 +11,6 @@ public sealed class EvalCommandTests : IDisposable
     private readonly string _temp = Directory.CreateTempSubdirectory("funnel-eval-").FullName;
 
     public void Dispose() => Directory.Delete(_temp, recursive: true);
-
-    private static (int Code, string Out, string Err) Run(params string[] args)
-    {
-        var output = new StringWriter();
-        var error = new StringWriter();
-        int code = Program.BuildRoot().Parse(args).Invoke(new InvocationConfiguration { Output = output, Error = error });
-        return (code, output.ToString(), error.ToString());
-    }
 
     private static JsonElement Metric(string json, string name) => JsonDocument.Parse(json).RootElement.GetProperty("metrics").GetProperty(name);
 
@@ -72,6 +64,24 @@ public sealed class EvalCommandTests : IDisposable
         // q2: "banana" finds only d2, unjudged; the relevant d3 is not retrieved → all 0. Means over the 2 judged queries: 0.5.
         foreach (string m in new[] { "nDCG@10", "MRR@10", "Recall@100", "MAP" }) Assert.Equal(0.5, Metric(stdout, m).GetDouble(), 1e-12);
         Assert.Equal(["q1 Q0 d1 1", "q2 Q0 d2 1"], File.ReadAllLines(runFile).Select(l => string.Join(' ', l.Split(' ')[..4])));
+    }
+
+    [Fact]
+    public void Beir_Bm25ThenRerank_KeepsTheFirstStageCandidates()
+    {
+        string model = Path.Combine(_temp, "ce");
+        Assert.Equal(0, Run("model", "random", "--like", TestPaths.SharedModel("ms-marco-MiniLM-L-6-v2"), "--out", model, "--arch", "small", "--cross-encoder").Code);
+        string dir = WriteBeir(
+            corpus: ["{\"_id\": \"d1\", \"text\": \"apple pie\"}", "{\"_id\": \"d2\", \"text\": \"apple tart\"}", "{\"_id\": \"d3\", \"text\": \"apple jam\"}", "{\"_id\": \"d4\", \"text\": \"cherry\"}"],
+            queries: ["{\"_id\": \"q1\", \"text\": \"apple\"}"],
+            qrels: ["q1\td2\t1"]);
+        string runFile = Path.Combine(_temp, "rerank.trec");
+        var (code, stdout, stderr) = Run("eval", "-d", dir, "--rerank", model, "--top", "2", "--json", "--run-file", runFile);
+        Assert.True(code == 0, stderr);
+        // BM25 ties the three apple documents; the top 2 by id are d1 and d2, and only they are reranked.
+        var reranked = Funnel.Evaluation.Run.ReadTrec(runFile).Ranking("q1").Select(d => d.DocId).Order();
+        Assert.Equal(["d1", "d2"], reranked);
+        Assert.Equal(1.0, Metric(stdout, "Recall@100").GetDouble());
     }
 
     [Fact]
