@@ -296,7 +296,9 @@ public sealed unsafe class HnswIndex : VectorIndex
         var candidates = scratch.Candidates;
         var results = scratch.Results;
         results.Reset(ef);
-        bool gated = filter is not null || skipRemoved;
+        // Without filter or tombstones every reachable node is a result (Emit still re-validates each one), so the
+        // state word, on another cache line than the vector, is not read per candidate.
+        bool gated = filter is not null || (skipRemoved && Storage.HasRemoved);
         scratch.Visit(entry);
         candidates.Push(entryDist, entry);
         if (!gated || Storage.Accepts(entry, filter)) results.Offer(entryDist, entry);
