@@ -363,7 +363,7 @@ internal sealed unsafe class VectorStorage : IDisposable
         return bytes + 8L * md.Length;
     }
 
-    public long IdMapBytes() => LiveCount * 24L + _free.Count * 4L;
+    public long IdMapBytes() => LiveCount * 24L + FreeCount * 4L;
 
     public void WriteMetadata(BinaryWriter w)
     {
