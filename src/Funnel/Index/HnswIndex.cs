@@ -233,7 +233,7 @@ public sealed unsafe class HnswIndex : VectorIndex
     /// <summary>
     /// Before a slot's vector changes: each of its current neighbours re-selects its own links from its
     /// neighbours plus the slot's neighbours (hnswlib's updatePoint), so links that were justified by the old
-    /// vector do not linger. The slot itself stays a candidate; it is relinked afterwards by <see cref="Link"/>.
+    /// vector do not linger. The slot drops out of their lists; <see cref="Link"/> then connects it by its new vector.
     /// </summary>
     private void RepairOldNeighbours(int slot)
     {
