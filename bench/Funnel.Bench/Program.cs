@@ -9,6 +9,7 @@ public static class Program
     private static readonly Dictionary<string, (string Help, Func<string[], int> Run)> Suites = new()
     {
         ["encoders"] = (Encoders.EncoderSuite.Help, Encoders.EncoderSuite.Run),
+        ["tokenizer"] = (Tokenizer.TokenizerSuite.Help, Tokenizer.TokenizerSuite.Run),
         ["hub"] = (Hub.HubSuite.Help, Hub.HubSuite.Run),
         ["ann"] = (Ann.AnnSuite.Help, Ann.AnnSuite.Run),
     };

@@ -25,13 +25,16 @@ async function main() {
   const first = await session.run(feeds[0]);
   for (let i = 1; i < request.warmup; i++) await session.run(feeds[i % feeds.length]);
   const latencies = [];
+  const cpu0 = process.cpuUsage();
   for (let i = 0; i < request.iterations; i++) {
     const start = process.hrtime.bigint();
     await session.run(feeds[i % feeds.length]);
     latencies.push(Number(process.hrtime.bigint() - start) / 1e6);
   }
+  const cpu = process.cpuUsage(cpu0);
+  const cpuMsPerBatch = (cpu.user + cpu.system) / 1000 / request.iterations;
   const firstOutput = rowsOf(first[session.outputNames[0]], request.meanPool);
-  process.stdout.write(JSON.stringify({ version: ort.env.versions.node, latenciesMs: latencies, peakRssBytes: peakRss(), firstOutput }));
+  process.stdout.write(JSON.stringify({ version: ort.env.versions.node, latenciesMs: latencies, peakRssBytes: peakRss(), cpuMsPerBatch, firstOutput }));
 }
 
 // VmHWM of this process: getrusage's maxRSS would carry over the parent's peak across fork/exec.

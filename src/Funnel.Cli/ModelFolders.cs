@@ -20,10 +20,10 @@ internal static class ModelFolders
         return await FetchAsync(resolver, id, ct);
     }
 
-    /// <summary>The snapshot folder of a Hub model, downloading what the cache lacks.</summary>
+    /// <summary>The snapshot folder of a Hub model at the revision's latest commit, downloading what the cache lacks.</summary>
     public static async Task<string> DownloadAsync(HubModelId id, CancellationToken ct)
     {
-        using var resolver = new ModelResolver(HubOptions.FromEnvironment());
+        using var resolver = new ModelResolver(HubOptions.FromEnvironment() with { CheckForUpdates = true });
         return resolver.TryResolveWithoutNetwork(id.ToString()) ?? await FetchAsync(resolver, id, ct);
     }
 

@@ -24,5 +24,6 @@ public static class Program
         yield return ModelCommand.Create();
         yield return DownloadCommand.Create();
         yield return TokenizeCommand.Create();
+        yield return EvalCommand.Create();
     }
 }

@@ -244,23 +244,20 @@ def pad(seqs, value):
     return torch.tensor([s + [value] * (n - len(s)) for s in seqs])
 
 
-def bert_forward(w, cfg, prefix, ids, type_ids, dtype=torch.float64):
-    """HF BertModel on a padded batch: returns (last_hidden_state [B,T,H], mask [B,T])."""
-    t = {k: torch.from_numpy(np.array(v)).to(dtype) for k, v in w.items()}
-    P = lambda n: t[prefix + n]
-    eps = cfg["layer_norm_eps"]
-    heads, h = cfg["num_attention_heads"], cfg["hidden_size"]
+def hf_encoder(P, cfg, input_ids, attention_mask, token_type_ids):
+    """HF BertModel's encoder on a padded batch [B, T] with the additive mask; P(name) gives a
+    weight tensor (name without the bert. prefix). Returns last_hidden_state [B, T, H]."""
+    heads, h, eps = cfg["num_attention_heads"], cfg["hidden_size"], cfg["layer_norm_eps"]
     d = h // heads
-    input_ids, token_types = pad(ids, 0), pad(type_ids, 0)
-    mask = pad([[1] * len(s) for s in ids], 0)
-    bsz, T = input_ids.shape
+    bsz, T = input_ids.shape[0], input_ids.shape[1]
     ln = lambda x, n: torch.nn.functional.layer_norm(x, (h,), P(n + ".weight"), P(n + ".bias"), eps)
-    lin = lambda x, n: x @ P(n + ".weight").T + P(n + ".bias")
+    lin = lambda x, n: torch.nn.functional.linear(x, P(n + ".weight"), P(n + ".bias"))
     x = P("embeddings.word_embeddings.weight")[input_ids] \
         + P("embeddings.position_embeddings.weight")[torch.arange(T)][None] \
-        + P("embeddings.token_type_embeddings.weight")[token_types]
+        + P("embeddings.token_type_embeddings.weight")[token_type_ids]
     x = ln(x, "embeddings.LayerNorm")
-    additive = (1.0 - mask[:, None, None, :].to(dtype)) * torch.finfo(dtype).min
+    dtype = x.dtype
+    additive = (1.0 - attention_mask[:, None, None, :].to(dtype)) * torch.finfo(dtype).min
     for l in range(cfg["num_hidden_layers"]):
         q = f"encoder.layer.{l}."
         split = lambda y: y.view(bsz, T, heads, d).permute(0, 2, 1, 3)
@@ -270,20 +267,33 @@ def bert_forward(w, cfg, prefix, ids, type_ids, dtype=torch.float64):
         x = ln(lin(ctx, q + "attention.output.dense") + x, q + "attention.output.LayerNorm")
         inter = torch.nn.functional.gelu(lin(x, q + "intermediate.dense"))
         x = ln(lin(inter, q + "output.dense") + x, q + "output.LayerNorm")
-    return x, mask
+    return x
 
 
-def pool(hidden, mask, mode, normalize):
-    """sentence-transformers Pooling (+ Normalize)."""
+def bert_forward(w, cfg, prefix, ids, type_ids, dtype=torch.float64):
+    """HF BertModel on the padded batch of unpadded id lists: returns (last_hidden_state [B,T,H], mask [B,T])."""
+    t = {k: torch.from_numpy(np.array(v)).to(dtype) for k, v in w.items()}
+    mask = pad([[1] * len(s) for s in ids], 0)
+    return hf_encoder(lambda n: t[prefix + n], cfg, pad(ids, 0), mask, pad(type_ids, 0)), mask
+
+
+def pool(hidden, mask, modes, normalize):
+    """sentence-transformers Pooling (+ Normalize); several modes ("cls+mean") concatenate in
+    sentence-transformers' order: cls, max, mean, mean_sqrt_len."""
     m = mask[..., None].to(hidden.dtype)
-    if mode == "mean":
-        out = (hidden * m).sum(1) / m.sum(1).clamp(min=1e-9)
-    elif mode == "cls":
-        out = hidden[:, 0]
-    elif mode == "max":
-        out = hidden.masked_fill(m == 0, -1e9).max(1).values
-    else:
-        raise ValueError(mode)
+    parts = []
+    for mode in ("cls", "max", "mean", "mean_sqrt_len"):
+        if mode not in modes.split("+"):
+            continue
+        if mode == "cls":
+            parts.append(hidden[:, 0])
+        elif mode == "max":
+            parts.append(hidden.masked_fill(m == 0, -1e9).max(1).values)
+        elif mode == "mean":
+            parts.append((hidden * m).sum(1) / m.sum(1).clamp(min=1e-9))
+        else:
+            parts.append((hidden * m).sum(1) / torch.sqrt(m.sum(1).clamp(min=1e-9)))
+    out = torch.cat(parts, dim=1)
     return torch.nn.functional.normalize(out, p=2, dim=1) if normalize else out
 
 
@@ -321,6 +331,9 @@ VARIANTS = {
     "small-bi-cls": ("all-MiniLM-L6-v2", "small", False, 3, "F32", "cls", 1),
     "small-bi-max": ("all-MiniLM-L6-v2", "small", False, 3, "F32", "max", 1),
     "small-bi-sharded": ("all-MiniLM-L6-v2", "small", False, 3, "F32", "mean", 2),
+    # Concatenated modes (normalised jointly, so the mean_sqrt_len scale matters).
+    "small-bi-cls-meansqrt": ("all-MiniLM-L6-v2", "small", False, 3, "F32", "cls+mean_sqrt_len", 1),
+    "small-bi-cls-max-mean": ("all-MiniLM-L6-v2", "small", False, 3, "F32", "cls+max+mean", 1),
     "small-ce": ("ms-marco-MiniLM-L-6-v2", "small", True, 4, "F32", None, 1),
 }
 
@@ -368,7 +381,7 @@ def fixtures(shared):
 # ---------------------------------------------------------------- ONNX export
 
 class OnnxBert(torch.nn.Module):
-    """The same HF semantics as bert_forward, as a module torch.onnx can trace."""
+    """hf_encoder (+ the classification head) as a module torch.onnx can trace."""
 
     def __init__(self, w, cfg, prefix, cross_encoder):
         super().__init__()
@@ -380,28 +393,10 @@ class OnnxBert(torch.nn.Module):
         return self.w[((self.prefix if pre else "") + n).replace(".", "__")]
 
     def forward(self, input_ids, attention_mask, token_type_ids):
-        cfg = self.cfg
-        heads, h = cfg["num_attention_heads"], cfg["hidden_size"]
-        d, eps = h // heads, cfg["layer_norm_eps"]
-        bsz, T = input_ids.shape[0], input_ids.shape[1]
-        ln = lambda x, n: torch.nn.functional.layer_norm(x, (h,), self.p(n + ".weight"), self.p(n + ".bias"), eps)
-        lin = lambda x, n: torch.nn.functional.linear(x, self.p(n + ".weight"), self.p(n + ".bias"))
-        pos = torch.arange(T, device=input_ids.device)
-        x = self.p("embeddings.word_embeddings.weight")[input_ids] + self.p("embeddings.position_embeddings.weight")[pos][None] \
-            + self.p("embeddings.token_type_embeddings.weight")[token_type_ids]
-        x = ln(x, "embeddings.LayerNorm")
-        additive = (1.0 - attention_mask[:, None, None, :].float()) * torch.finfo(torch.float32).min
-        for l in range(cfg["num_hidden_layers"]):
-            q = f"encoder.layer.{l}."
-            split = lambda y: y.view(bsz, T, heads, d).permute(0, 2, 1, 3)
-            Q, K, V = (split(lin(x, q + "attention.self." + n)) for n in ("query", "key", "value"))
-            scores = Q @ K.transpose(-1, -2) / math.sqrt(d) + additive
-            ctx = (torch.softmax(scores, dim=-1) @ V).permute(0, 2, 1, 3).reshape(bsz, T, h)
-            x = ln(lin(ctx, q + "attention.output.dense") + x, q + "attention.output.LayerNorm")
-            x = ln(lin(torch.nn.functional.gelu(lin(x, q + "intermediate.dense")), q + "output.dense") + x, q + "output.LayerNorm")
+        x = hf_encoder(self.p, self.cfg, input_ids, attention_mask, token_type_ids)
         if not self.ce:
             return x
-        pooled = torch.tanh(lin(x[:, 0], "pooler.dense"))
+        pooled = torch.tanh(torch.nn.functional.linear(x[:, 0], self.p("pooler.dense.weight"), self.p("pooler.dense.bias")))
         return torch.nn.functional.linear(pooled, self.p("classifier.weight", False), self.p("classifier.bias", False))
 
 

@@ -54,6 +54,41 @@ const edge = [
   'hello [SEP] world', '[CLS][SEP][PAD][MASK][UNK]', '[cls] lowercase is not special', 'x[MASK]y', '[[SEP]]', '[SEP', '[UNK] literal',
 ];
 
+// Seeded random strings mixing every kind of character the normalizer and pre-tokenizer treat
+// differently, drawn from all planes, to catch table differences no hand-written case reaches.
+function fuzzStrings(count, seed) {
+  let state = seed >>> 0;
+  const next = () => { state = (Math.imul(state, 1664525) + 1013904223) >>> 0; return state / 2 ** 32; };
+  const pick = (list) => list[Math.floor(next() * list.length)];
+  const pools = [
+    () => String.fromCharCode(0x61 + Math.floor(next() * 26)),                       // ascii letters
+    () => pick(['the', 'token', 'ization', 'un', 'aff', 'able', 'run', '##', 'ing']), // vocabulary pieces
+    () => pick([' ', ' ', '  ', '\t', '\n', '\u00a0', '\u3000', '\u2009', '\u200b', '\u0085', '\u000b']),
+    () => pick([...'.,;:!?()[]{}<>"\'`~@#$%^&*-_=+|/\\', '\u2014', '\u2026', '\u00bf', '\u300c', '\u2e4f', '\u2e42']),
+    () => pick(['\u0301', '\u0308', '\u0327', '\u20dd', '\u0903', '\u064b']),         // combining marks
+    () => String.fromCodePoint(0xc0 + Math.floor(next() * 0x250)),                   // Latin-1 / Extended
+    () => String.fromCodePoint(0x370 + Math.floor(next() * 0x1c90)),                  // Greek .. Georgian .. Indic
+    () => String.fromCodePoint(0x4e00 + Math.floor(next() * 0x5200)),                 // CJK
+    () => String.fromCodePoint(0xac00 + Math.floor(next() * 11172)),                  // Hangul
+    () => String.fromCodePoint(0x1f300 + Math.floor(next() * 0x700)),                 // emoji and symbols
+    () => { let cp; do { cp = Math.floor(next() * 0x110000); } while (cp >= 0xd800 && cp <= 0xdfff); return String.fromCodePoint(cp); },
+    () => pick(['[SEP]', '[CLS]', '[MASK]', '[UNK]', '[PAD]', '[sep]']),
+    () => String.fromCharCode(Math.floor(next() * 0x20)),                             // C0 controls
+    () => String.fromCodePoint(0x2000 + Math.floor(next() * 0x70)),                   // general punctuation, format chars
+    () => String.fromCodePoint(0xff00 + Math.floor(next() * 0xf0)),                   // fullwidth / halfwidth
+    () => String.fromCodePoint(0x1d400 + Math.floor(next() * 0x400)),                 // math alphanumerics
+  ];
+  const out = [];
+  for (let i = 0; i < count; i++) {
+    let text = '';
+    const length = 1 + Math.floor(next() * 40);
+    for (let j = 0; j < length; j++) text += pick(pools)();
+    out.push(text);
+  }
+  return out;
+}
+const fuzz = fuzzStrings(400, 20261125);
+
 const readLines = (file) => fs.readFileSync(file, 'utf8').split('\n').filter((l) => l.length > 0);
 const sts = readLines(path.join(shared, 'datasets', 'stsbenchmark', 'sts-test.csv')).map((l) => l.split('\t'));
 const stsSentences = sts.slice(0, 300).map((f) => f[5]);
@@ -81,10 +116,17 @@ const pairSuite = [
 ];
 
 // ---------------------------------------------------------------- reference encodings
-// overrides: { section: { field: value } } replacing fields of tokenizer.json sections.
+// overrides: { section: { field: value } } replacing fields of tokenizer.json sections, or
+// { added_tokens: { content: { field: value } } } for the added tokens.
 function load(model, overrides) {
   const json = JSON.parse(fs.readFileSync(path.join(shared, 'models', model, 'tokenizer.json'), 'utf8'));
-  for (const [section, fields] of Object.entries(overrides ?? {})) json[section] = { ...json[section], ...fields };
+  for (const [section, fields] of Object.entries(overrides ?? {})) {
+    if (section === 'added_tokens') { // { content: { field: value } }
+      for (const token of json.added_tokens) Object.assign(token, fields[token.content] ?? {});
+    } else {
+      json[section] = { ...json[section], ...fields };
+    }
+  }
   const tokenizer = Tokenizer.fromString(JSON.stringify(json));
   tokenizer.disablePadding();
   tokenizer.direction = (json.truncation?.direction ?? 'Right').toLowerCase();
@@ -110,6 +152,7 @@ async function main() {
     { name: 'all-MiniLM-L6-v2', model: 'all-MiniLM-L6-v2', full: true },
     { name: 'ms-marco-MiniLM-L-6-v2', model: 'ms-marco-MiniLM-L-6-v2', pairsOnly: true },
     { name: 'truncation.direction=Left', model: 'all-MiniLM-L6-v2', overrides: { truncation: { direction: 'Left' } }, pairsOnly: true },
+    { name: 'added_tokens lstrip/rstrip', model: 'all-MiniLM-L6-v2', overrides: { added_tokens: { '[MASK]': { lstrip: true, rstrip: true }, '[SEP]': { rstrip: true } } }, addedTokens: true },
     { name: 'strip_accents=false', model: 'all-MiniLM-L6-v2', overrides: { normalizer: { strip_accents: false } } },
     { name: 'lowercase=false', model: 'all-MiniLM-L6-v2', overrides: { normalizer: { lowercase: false, strip_accents: null } } },
     { name: 'strip_accents=true,lowercase=false', model: 'all-MiniLM-L6-v2', overrides: { normalizer: { lowercase: false, strip_accents: true } } },
@@ -128,6 +171,12 @@ async function main() {
     } else if (!v.pairsOnly) {
       for (const t of unicodeSubset) cases.push(await encode(tokenizer, t, undefined, 512));
     }
+    if (v.addedTokens) {
+      for (const t of [...edge.slice(-7), 'a [MASK] b', 'a  [MASK]\t\nb', '[MASK]   ', '   [MASK]', 'x [SEP]  y [SEP]', 'x\u3000[MASK]\u00a0y', '[MASK][MASK] [MASK]'])
+        cases.push(await encode(tokenizer, t, undefined, 512));
+      for (const t of fuzz.slice(0, 100)) cases.push(await encode(tokenizer, t, undefined, 512));
+    } else if (!v.pairsOnly) for (const t of v.full ? fuzz : fuzz.slice(0, 100)) cases.push(await encode(tokenizer, t, undefined, 512));
+    if (v.full) for (let i = 0; i + 1 < 100; i += 2) cases.push(await encode(tokenizer, fuzz[i], fuzz[i + 1], 24));
     if (v.full || v.pairsOnly) {
       const lengths = v.full ? [3, 8, 9, 16, 17, 32, 128, 512] : [9, 16, 128, 512];
       for (const [a, b] of pairSuite) for (const n of lengths) cases.push(await encode(tokenizer, a, b, n));

@@ -25,6 +25,16 @@ public sealed class Qrels
     /// <summary>The judgments of <paramref name="queryId"/>, or null when the query is not judged.</summary>
     public IReadOnlyDictionary<string, int>? this[string queryId] => _byQuery.GetValueOrDefault(queryId);
 
+    /// <summary>The judgments of <paramref name="queryIds"/> only (e.g. to evaluate a sample of the queries).</summary>
+    public Qrels Restrict(IEnumerable<string> queryIds)
+    {
+        var subset = new Qrels();
+        foreach (string queryId in queryIds)
+            if (_byQuery.TryGetValue(queryId, out var judgments) && !subset._byQuery.ContainsKey(queryId))
+                subset._byQuery.Add(queryId, new Dictionary<string, int>(judgments, StringComparer.Ordinal));
+        return subset;
+    }
+
     /// <summary>Reads TREC qrels (<c>qid iter docid grade</c>, whitespace-separated; the iter column is ignored).</summary>
     public static Qrels ReadTrec(string path)
     {

@@ -113,7 +113,8 @@ internal sealed class BertModel
             {
                 ct.ThrowIfCancellationRequested();
                 MatMul.Linear(x, total, layer.Qkv, layer.QkvBias, qkv.AsSpan(0, total * 3 * h), maxThreads: maxThreads);
-                SelfAttention(qkv, context, offsets, maxThreads, ct);
+                // Each sequence attends only to itself, at its own length; (sequence, head) pairs spread over threads.
+                Attention.SelfAttention(qkv.AsSpan(0, total * 3 * h), lengths, c.Heads, c.HeadDim, context.AsSpan(0, total * h), maxThreads);
                 MatMul.Linear(context.AsSpan(0, total * h), total, layer.AttentionOut, layer.AttentionOutBias, x, Epilogue.Residual, x, maxThreads);
                 Normalization.LayerNorm(x, total, layer.AttentionNormGamma, layer.AttentionNormBeta, c.LayerNormEps);
                 Span<float> inter = intermediate.AsSpan(0, total * c.IntermediateSize);
@@ -147,23 +148,6 @@ internal sealed class BertModel
             }
         }
         Normalization.LayerNorm(x, ids.Length, _embedNormGamma, _embedNormBeta, Config.LayerNormEps);
-    }
-
-    /// <summary>Attention for each sequence at its own length, sequences spread over threads.</summary>
-    private void SelfAttention(float[] qkv, float[] context, int[] offsets, int maxThreads, CancellationToken ct)
-    {
-        int h = Config.HiddenSize, heads = Config.Heads, headDim = Config.HeadDim, count = offsets.Length - 1;
-        void Run(int s)
-        {
-            int start = offsets[s], len = offsets[s + 1] - start;
-            Attention.SelfAttention(qkv.AsSpan(start * 3 * h, len * 3 * h), len, heads, headDim, context.AsSpan(start * h, len * h));
-        }
-        if (maxThreads <= 1 || count == 1)
-        {
-            for (int s = 0; s < count; s++) Run(s);
-            return;
-        }
-        Parallel.For(0, count, new ParallelOptions { MaxDegreeOfParallelism = maxThreads, CancellationToken = ct }, Run);
     }
 
     /// <summary>

@@ -73,14 +73,10 @@ public sealed class CrossEncoder : IDisposable
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
         ArgumentNullException.ThrowIfNull(pairs);
-        var encodings = new Encoding[pairs.Count];
         for (int i = 0; i < pairs.Count; i++)
-        {
-            var (q, d) = pairs[i];
-            if (q is null || d is null) throw new ArgumentException($"pairs[{i}] has a null query or document", nameof(pairs));
-            encodings[i] = Tokenizer.EncodePair(q, d, MaxSequenceLength);
-        }
-        return ScoreTokenized(encodings, ct);
+            if (pairs[i].Query is null || pairs[i].Document is null) throw new ArgumentException($"pairs[{i}] has a null query or document", nameof(pairs));
+        TokenSequence[] inputs = TokenBatches.Tokenize(pairs.Count, i => Tokenizer.EncodePair(pairs[i].Query, pairs[i].Document, MaxSequenceLength), _options.MaxThreads, ct);
+        return ScoreTokens(inputs, ct);
     }
 
     /// <summary>Scores pairs already encoded by <see cref="Tokenizer"/>'s EncodePair (for callers that

@@ -68,7 +68,8 @@ public sealed class SentenceEncoder : IDisposable
         ArgumentNullException.ThrowIfNull(texts);
         for (int i = 0; i < texts.Count; i++)
             if (texts[i] is null) throw new ArgumentException($"texts[{i}] is null", nameof(texts));
-        return EncodeTokenized(Tokenizer.EncodeBatch(texts, MaxSequenceLength, ct), ct);
+        TokenSequence[] inputs = TokenBatches.Tokenize(texts.Count, i => Tokenizer.Encode(texts[i], MaxSequenceLength), _options.MaxThreads, ct);
+        return EncodeTokens(inputs, ct);
     }
 
     /// <summary>Embeds inputs already tokenized by <see cref="Tokenizer"/> (for callers that need the

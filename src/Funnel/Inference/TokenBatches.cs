@@ -1,4 +1,5 @@
 using System.Buffers;
+using Funnel.Tokenization;
 
 namespace Funnel.Inference;
 
@@ -14,6 +15,27 @@ internal delegate void HiddenStatesSink(ReadOnlySpan<float> hidden, int length, 
 /// </summary>
 internal static class TokenBatches
 {
+    /// <summary>Tokenizes <paramref name="count"/> inputs, spread over threads for large lists
+    /// (the tokenizer is immutable, so this is safe).</summary>
+    public static TokenSequence[] Tokenize(int count, Func<int, Encoding> encode, int maxThreads, CancellationToken ct)
+    {
+        var result = new TokenSequence[count];
+        void One(int i)
+        {
+            Encoding e = encode(i);
+            result[i] = new TokenSequence(e.InputIds, e.TokenTypeIds);
+        }
+        if (maxThreads <= 1 || count < 64)
+        {
+            for (int i = 0; i < count; i++) One(i);
+        }
+        else
+        {
+            Parallel.For(0, count, new ParallelOptions { MaxDegreeOfParallelism = maxThreads, CancellationToken = ct }, One);
+        }
+        return result;
+    }
+
     public static void Run(BertModel model, IReadOnlyList<TokenSequence> inputs, int batchSize, int maxThreads,
         HiddenStatesSink sink, CancellationToken ct)
     {

@@ -101,3 +101,23 @@ public sealed class InferenceCommandTests(ReferenceFixture reference) : IDisposa
 
     public void Dispose() => Directory.Delete(_temp, recursive: true);
 }
+
+/// <summary>How embed/rerank read their texts.</summary>
+public sealed class InputTextsTests
+{
+    [Fact]
+    public void StdinJsonLinesAndPlainLines()
+    {
+        Assert.Equal(["a \"quoted\" text", "b"], InputTexts.Read("-", [], new StringReader("{\"text\":\"a \\\"quoted\\\" text\"}\n\n{\"text\":\"b\",\"id\":2}\n")));
+        Assert.Equal(["first line", "  second line "], InputTexts.Read("-", [], new StringReader("first line\n  second line \n")));
+        Assert.Equal(["x", "y"], InputTexts.Read(null, ["x", "y"], new StringReader("")));
+    }
+
+    [Fact]
+    public void StdinErrorsNameTheLine()
+    {
+        var ex = Assert.Throws<UsageException>(() => InputTexts.Read("-", [], new StringReader("{\"text\":\"a\"}\n{\"text\":3}\n")).ToList());
+        Assert.Equal("<stdin>:2: expected a JSON object with a string field \"text\"", ex.Message);
+        Assert.Throws<UsageException>(() => InputTexts.Read("-", ["x"], new StringReader("")));
+    }
+}

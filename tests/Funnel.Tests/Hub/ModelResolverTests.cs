@@ -87,6 +87,31 @@ public sealed class ModelResolverTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_moved_branch_is_followed_only_when_checking_for_updates()
+    {
+        FakeRepo repo = _hub.AddRepo(RepoId);
+        string first = repo.Commit(ModelFiles);
+        await Resolver().ResolveAsync(RepoId);
+        string second = repo.Commit(new Dictionary<string, FakeFile>(ModelFiles) { ["config.json"] = Text("{\"hidden_size\": 16}") });
+        int requests = _hub.Requests.Count;
+
+        string cached = await Resolver().ResolveAsync(RepoId);
+        Assert.Equal(requests, _hub.Requests.Count);
+        string updated = await Resolver(Options() with { CheckForUpdates = true }).ResolveAsync(RepoId);
+        RecordedRequest[] updating = [.. _hub.Requests.Skip(requests)];
+        string again = await Resolver(Options() with { CheckForUpdates = true }).ResolveAsync(RepoId);
+
+        Assert.EndsWith(first, cached, StringComparison.Ordinal);
+        Assert.EndsWith(second, updated, StringComparison.Ordinal);
+        Assert.Equal(updated, again);
+        Assert.Equal("{\"hidden_size\": 16}", File.ReadAllText(Path.Combine(updated, "config.json")));
+        // Only the changed file's bytes are fetched (the other blobs are shared); an up-to-date snapshot costs one API request.
+        Assert.Equal(["GET config.json"], updating.Where(r => r.Method == "GET" && !r.Path.StartsWith("/api/", StringComparison.Ordinal)).Select(Describe));
+        Assert.Equal(["/api/"], _hub.Requests.Skip(requests + updating.Length).Select(Describe));
+        Assert.Equal(second, File.ReadAllText(Path.Combine(CacheDirectory, "models--sentence-transformers--tiny-test", "refs", "main")));
+    }
+
+    [Fact]
     public async Task A_connection_dropped_mid_file_is_resumed_with_a_range_request()
     {
         _hub.AddRepo(RepoId).Commit(ModelFiles);
@@ -399,6 +424,11 @@ public sealed class ModelResolverTests : IAsyncLifetime
 
         Assert.Contains("AllowAutoRedirect = false", error.Message, StringComparison.Ordinal);
     }
+
+    private static string Describe(RecordedRequest request) =>
+        request.Path.StartsWith("/api/", StringComparison.Ordinal) ? "/api/"
+            : request.Path.StartsWith("/cdn/", StringComparison.Ordinal) ? $"{request.Method} {request.Path}"
+            : $"{request.Method} {request.Path.Split("/resolve/")[1].Split('/', 2)[1]}";
 
     private HubOptions Options() => new()
     {

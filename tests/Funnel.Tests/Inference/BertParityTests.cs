@@ -13,7 +13,8 @@ public sealed class BertParityTests(ReferenceFixture reference)
     private const double MinCosine = 0.99999;
     private const float LogitTolerance = 1e-3f;
 
-    private static readonly string[] BiEncoderNames = ["minilm-bi", "small-bi", "small-bi-f16", "small-bi-bf16", "small-bi-cls", "small-bi-max", "small-bi-sharded"];
+    private static readonly string[] BiEncoderNames = ["minilm-bi", "small-bi", "small-bi-f16", "small-bi-bf16", "small-bi-cls", "small-bi-max", "small-bi-sharded",
+        "small-bi-cls-meansqrt", "small-bi-cls-max-mean"];
     private static readonly string[] CrossEncoderNames = ["minilm-ce", "small-ce"];
 
     public static TheoryData<string> BiEncoders => new(BiEncoderNames);
@@ -191,6 +192,17 @@ public sealed class BertParityTests(ReferenceFixture reference)
         IReadOnlyList<RankedDocument> top = encoder.Rank(reference.Query, reference.Documents, 3);
         Assert.Equal(expectedOrder, top.Select(r => r.Index).ToArray());
         Assert.Equal(top.Select(r => scores[r.Index]), top.Select(r => r.Score));
+    }
+
+    [Fact]
+    public void EmptyInputsGiveEmptyResults()
+    {
+        using SentenceEncoder bi = SentenceEncoder.Load(reference.Get("small-bi").Dir);
+        using CrossEncoder ce = CrossEncoder.Load(reference.Get("small-ce").Dir);
+        Assert.Empty(bi.Encode([]));
+        Assert.Empty(ce.Score("q", []));
+        Assert.Empty(ce.Rank("q", ["a", "b"], 0));
+        Assert.Equal(2, ce.Rank("q", ["a", "b"], 5).Count);
     }
 
     private TokenSequence[] Inputs() => reference.Ids.Select(ids => new TokenSequence(ids, new int[ids.Length])).ToArray();

@@ -71,7 +71,14 @@ public sealed class ReferenceFixture : IDisposable
         CrossEncoder = v.CrossEncoder,
         DType = v.DType,
         Shards = v.Shards,
-        Pooling = v.Pooling switch { "cls" => PoolingMode.Cls, "max" => PoolingMode.Max, "mean" => PoolingMode.Mean, _ => null },
+        Pooling = v.Pooling?.Split('+').Aggregate((PoolingMode)0, (mode, name) => mode | name switch
+        {
+            "cls" => PoolingMode.Cls,
+            "max" => PoolingMode.Max,
+            "mean" => PoolingMode.Mean,
+            "mean_sqrt_len" => PoolingMode.MeanSqrtLen,
+            _ => throw new InvalidDataException($"unknown pooling '{name}' in the fixture"),
+        }),
     };
 
     /// <summary>A fresh copy of a variant's folder that a test may damage.</summary>

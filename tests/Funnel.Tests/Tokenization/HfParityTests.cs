@@ -26,7 +26,17 @@ public sealed class HfParityTests
             // The same edit the generator makes: replace fields of tokenizer.json's sections.
             JsonNode json = JsonNode.Parse(File.ReadAllText(Path.Combine(modelDir, "tokenizer.json")))!;
             foreach (var (section, fields) in overrides)
+            {
+                if (section == "added_tokens")
+                {
+                    // { content: { field: value } } edits the added token with that content.
+                    foreach (JsonNode? token in json["added_tokens"]!.AsArray())
+                        if (fields![token!["content"]!.GetValue<string>()] is JsonObject edits)
+                            foreach (var (key, value) in edits) token[key] = value?.DeepClone();
+                    continue;
+                }
                 foreach (var (key, value) in fields!.AsObject()) json[section]![key] = value?.DeepClone();
+            }
             File.WriteAllText(Path.Combine(folder.Path, "tokenizer.json"), json.ToJsonString());
             modelDir = folder.Path;
         }

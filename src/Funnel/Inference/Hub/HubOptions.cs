@@ -27,6 +27,13 @@ public sealed record HubOptions
     /// </summary>
     public HttpClient? HttpClient { get; init; }
 
+    /// <summary>
+    /// Look a branch or tag up on the Hub even when the cache has a complete snapshot for it (one request), so a
+    /// moved branch is followed, as huggingface_hub does. Off: a complete cached model is used without any request.
+    /// Commit hashes never move and are never looked up again.
+    /// </summary>
+    public bool CheckForUpdates { get; init; }
+
     /// <summary>Consecutive failed attempts (with no bytes gained) before a request is given up.</summary>
     public int MaxAttempts { get; init; } = 5;
 

@@ -50,17 +50,15 @@ public sealed class ModelResolver : IDisposable
     public async Task<string> ResolveAsync(HubModelId id, IProgress<DownloadProgress>? progress = null, CancellationToken ct = default)
     {
         var cache = new RepoCache(Options.CacheDirectory, id);
+        if (UsableWithoutNetwork(cache, id) is { } ready) return ready;
         if (Options.Offline)
-            return CachedModel(cache, id) ?? throw new HubException(HubErrorKind.NotCached,
+            throw new HubException(HubErrorKind.NotCached,
                 $"HF_HUB_OFFLINE is set and the cache {Options.CacheDirectory} holds no complete copy of {id}: download it once while online, or unset HF_HUB_OFFLINE");
-
-        if (cache.CommitOf(id.Revision) is { } commit && ModelFiles.IsComplete(cache.SnapshotFolder(commit), cache.AbsentFolder(commit)))
-            return cache.SnapshotFolder(commit);
         try
         {
             return await DownloadAsync(id, cache, progress, ct);
         }
-        catch (HubException e) when (e.Kind == HubErrorKind.Network && CachedModel(cache, id) is { } cached)
+        catch (HubException e) when (e.Kind == HubErrorKind.Network && UsableCopy(cache, id) is { } cached)
         {
             // As huggingface_hub does: the Hub is unreachable, and the cache has a usable copy.
             return cached;
@@ -75,11 +73,7 @@ public sealed class ModelResolver : IDisposable
     {
         if (ExistingFolder(modelIdOrPath) is { } folder) return folder;
         HubModelId id = ParseId(modelIdOrPath);
-        var cache = new RepoCache(Options.CacheDirectory, id);
-        if (Options.Offline) return CachedModel(cache, id);
-        return cache.CommitOf(id.Revision) is { } commit && ModelFiles.IsComplete(cache.SnapshotFolder(commit), cache.AbsentFolder(commit))
-            ? cache.SnapshotFolder(commit)
-            : null;
+        return UsableWithoutNetwork(new RepoCache(Options.CacheDirectory, id), id);
     }
 
     public void Dispose() => _ownedClient?.Dispose();
@@ -137,7 +131,21 @@ public sealed class ModelResolver : IDisposable
 
     private static bool IsComplete(string blob, long size) => File.Exists(blob) && new FileInfo(blob).Length == size;
 
-    private static string? CachedModel(RepoCache cache, HubModelId id) =>
+    /// <summary>
+    /// The cached snapshot to use without asking the Hub: offline, any usable copy; online, one known complete
+    /// (every file present or recorded absent), unless branches and tags are to be looked up again.
+    /// </summary>
+    private string? UsableWithoutNetwork(RepoCache cache, HubModelId id)
+    {
+        if (Options.Offline) return UsableCopy(cache, id);
+        if (Options.CheckForUpdates && !id.RevisionIsCommit) return null;
+        return cache.CommitOf(id.Revision) is { } commit && ModelFiles.IsComplete(cache.SnapshotFolder(commit), cache.AbsentFolder(commit))
+            ? cache.SnapshotFolder(commit)
+            : null;
+    }
+
+    /// <summary>A cached snapshot with config, tokenizer and weights, perhaps written by a tool that records nothing else.</summary>
+    private static string? UsableCopy(RepoCache cache, HubModelId id) =>
         cache.CommitOf(id.Revision) is { } commit && ModelFiles.HasModel(cache.SnapshotFolder(commit)) ? cache.SnapshotFolder(commit) : null;
 
     private static string? ExistingFolder(string modelIdOrPath)

@@ -1,5 +1,6 @@
 using System.Buffers;
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 
 namespace Funnel.Inference.Kernels;
 
@@ -30,12 +31,11 @@ public static class Attention
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(heads);
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(headDim);
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(maxThreads);
-        int hidden = heads * headDim, tokens = 0, longest = 0;
+        int hidden = heads * headDim, tokens = 0;
         foreach (int length in sequenceLengths)
         {
             ArgumentOutOfRangeException.ThrowIfNegative(length, nameof(sequenceLengths));
             tokens += length;
-            longest = Math.Max(longest, length);
         }
         if (qkv.Length < (long)tokens * 3 * hidden) throw new ArgumentException($"qkv holds {qkv.Length} values, expected {tokens}×{3 * hidden}", nameof(qkv));
         if (output.Length < (long)tokens * hidden) throw new ArgumentException($"output holds {output.Length} values, expected {tokens}×{hidden}", nameof(output));
@@ -51,14 +51,9 @@ public static class Attention
         {
             starts[0] = 0;
             for (int s = 0; s < sequenceLengths.Length; s++) starts[s + 1] = starts[s] + sequenceLengths[s];
-            int items = sequenceLengths.Length * heads;
-            int next = 0;
             fixed (float* pq = qkv, po = output)
             fixed (int* ps = starts)
-            {
-                var job = new AttentionJob(pq, po, ps, sequenceLengths.Length, heads, headDim, longest, &next);
-                WorkSplit.Run(job, Math.Min(maxThreads, items));
-            }
+                WorkSplit.Run(new AttentionJob(pq, po, ps, heads, headDim), sequenceLengths.Length * heads, maxThreads);
         }
         finally
         {
@@ -66,94 +61,150 @@ public static class Attention
         }
     }
 
-    /// <summary>Workers take (sequence, head) items from a shared counter, so long and short
-    /// sequences balance out; each owns scratch for the packed K and V and the score matrix.</summary>
-    private readonly unsafe struct AttentionJob(float* qkv, float* output, int* starts, int sequences, int heads, int headDim,
-        int longest, int* next) : IPartitionedJob
+    /// <summary>Query rows whose scores are computed, exponentiated and applied to V together.</summary>
+    private const int QueryBlock = 16;
+
+    /// <summary>One item is one (sequence, head) pair; it rents scratch for the packed K and V, a
+    /// block of score rows and the softmax sums.</summary>
+    private readonly unsafe struct AttentionJob(float* qkv, float* output, int* starts, int heads, int headDim) : IWorkItems
     {
-        public void Run(int part, int parts)
+        public void Run(int item)
         {
-            int keyPanels = PackedMatrix.PanelCount(longest), valuePanels = PackedMatrix.PanelCount(headDim);
-            int keysSize = keyPanels * PackedMatrix.PanelWidth * headDim;
-            int valuesSize = valuePanels * PackedMatrix.PanelWidth * longest;
-            float[] scratch = ArrayPool<float>.Shared.Rent(keysSize + valuesSize + longest * longest);
-            try
-            {
-                fixed (float* ps = scratch)
-                {
-                    for (int item = Interlocked.Increment(ref *next) - 1; item < sequences * heads; item = Interlocked.Increment(ref *next) - 1)
-                    {
-                        int s = item / heads, h = item % heads;
-                        Head(starts[s], starts[s + 1] - starts[s], h, ps, ps + keysSize, ps + keysSize + valuesSize);
-                    }
-                }
-            }
-            finally
-            {
-                ArrayPool<float>.Shared.Return(scratch);
-            }
+            int s = item / heads, head = item % heads;
+            int start = starts[s], length = starts[s + 1] - start;
+            if (length == 0) return;
+            int keysSize = PackedMatrix.PanelCount(length) * PackedMatrix.PanelWidth * headDim;
+            int valuesSize = PackedMatrix.PanelCount(headDim) * PackedMatrix.PanelWidth * length;
+            int scoresSize = Math.Min(length, QueryBlock) * length;
+            float[] scratch = ArrayPool<float>.Shared.Rent(keysSize + valuesSize + scoresSize + length);
+            fixed (float* ps = scratch)
+                Head(start, length, head, ps, ps + keysSize, ps + keysSize + valuesSize, ps + keysSize + valuesSize + scoresSize);
+            ArrayPool<float>.Shared.Return(scratch);
         }
 
-        private void Head(int start, int length, int head, float* keys, float* values, float* scores)
+        private void Head(int start, int length, int head, float* keys, float* values, float* scores, float* inverseSums)
         {
-            if (length == 0) return;
             int hidden = heads * headDim, stride = 3 * hidden;
             float* q = qkv + (nint)start * stride + head * headDim;
-            var rows = new ReadOnlySpan<float>(q, (length - 1) * stride + 3 * hidden - head * headDim);
             // Kᵀ as a packed weight (one "output feature" per key), V as K×N panels: both products
             // then run on the GEMM micro-kernel.
-            PackedMatrix.PackInto(rows[hidden..], length, headDim, stride, new Span<float>(keys, PackedMatrix.PanelCount(length) * PackedMatrix.PanelWidth * headDim));
+            PackKeys(q + hidden, length, headDim, stride, keys);
             PackRows(q + 2 * hidden, length, headDim, stride, values);
-            Gemm.Multiply(q, stride, 0, length, headDim, keys, length, 0, PackedMatrix.PanelCount(length), GemmOutput.Plain(scores, length));
+            // A block of query rows at a time, so its scores stay in L1 from Q·Kᵀ through softmax to P·V.
             float scale = 1f / MathF.Sqrt(headDim);
-            for (int i = 0; i < length; i++) Softmax(new Span<float>(scores + (nint)i * length, length), scale);
-            Gemm.Multiply(scores, length, 0, length, length, values, headDim, 0, PackedMatrix.PanelCount(headDim),
-                GemmOutput.Plain(output + (nint)start * hidden + head * headDim, hidden));
+            float* o = output + (nint)start * hidden + head * headDim;
+            for (int i0 = 0; i0 < length; i0 += QueryBlock)
+            {
+                int i1 = Math.Min(length, i0 + QueryBlock);
+                Gemm.Multiply(q, stride, i0, i1, headDim, keys, length, 0, PackedMatrix.PanelCount(length), GemmOutput.Plain(scores - (nint)i0 * length, length));
+                for (int i = i0; i < i1; i++) inverseSums[i] = 1f / ExpInPlace(scores + (nint)(i - i0) * length, length, scale);
+                Gemm.Multiply(scores - (nint)i0 * length, length, i0, i1, length, values, headDim, 0, PackedMatrix.PanelCount(headDim), GemmOutput.Plain(o, hidden));
+            }
+            // Normalising the headDim outputs of a row is cheaper than normalising its length probabilities.
+            for (int i = 0; i < length; i++) Scale(o + (nint)i * hidden, headDim, inverseSums[i]);
+        }
+    }
+
+    /// <summary>Packs the keys K[rows × width] (rows <paramref name="stride"/> apart) as a
+    /// <see cref="PackedMatrix"/> of rows output features: panels of 32 keys, each key's d-th value
+    /// side by side. AVX2 gathers a column of 8 keys at once; the pad of the last panel repeats
+    /// the last key, whose products land in columns that are never stored.</summary>
+    private static unsafe void PackKeys(float* k, int rows, int width, int stride, float* packed)
+    {
+        const int W = PackedMatrix.PanelWidth;
+        int panels = PackedMatrix.PanelCount(rows);
+        if (Avx2.IsSupported)
+        {
+            Vector256<int> last = Vector256.Create(rows - 1), lanes = Vector256<int>.Indices;
+            for (int panel = 0; panel < panels; panel++)
+            {
+                float* dst = packed + (nint)panel * width * W;
+                Vector256<int> i0 = Vector256.Min(lanes + Vector256.Create(panel * W), last) * stride;
+                Vector256<int> i1 = Vector256.Min(lanes + Vector256.Create(panel * W + 8), last) * stride;
+                Vector256<int> i2 = Vector256.Min(lanes + Vector256.Create(panel * W + 16), last) * stride;
+                Vector256<int> i3 = Vector256.Min(lanes + Vector256.Create(panel * W + 24), last) * stride;
+                for (int d = 0; d < width; d++, dst += W)
+                {
+                    Avx2.GatherVector256(k + d, i0, 4).Store(dst);
+                    Avx2.GatherVector256(k + d, i1, 4).Store(dst + 8);
+                    Avx2.GatherVector256(k + d, i2, 4).Store(dst + 16);
+                    Avx2.GatherVector256(k + d, i3, 4).Store(dst + 24);
+                }
+            }
+            return;
+        }
+        for (int panel = 0; panel < panels; panel++)
+        {
+            float* dst = packed + (nint)panel * width * W;
+            for (int c = 0; c < W; c++)
+            {
+                float* key = k + (nint)Math.Min(panel * W + c, rows - 1) * stride;
+                for (int d = 0; d < width; d++) dst[d * W + c] = key[d];
+            }
         }
     }
 
     /// <summary>Packs B[k × n] given row-major (rows <paramref name="stride"/> apart) into panels of
     /// 32 columns, zero-padding the last: the layout of <see cref="PackedMatrix"/> for a B that is
-    /// already K-major.</summary>
+    /// already K-major (the values).</summary>
     private static unsafe void PackRows(float* b, int k, int n, int stride, float* packed)
     {
+        const int W = PackedMatrix.PanelWidth;
         int panels = PackedMatrix.PanelCount(n);
         for (int panel = 0; panel < panels; panel++)
         {
-            int col = panel * PackedMatrix.PanelWidth, cols = Math.Min(PackedMatrix.PanelWidth, n - col);
-            float* dst = packed + (nint)panel * k * PackedMatrix.PanelWidth;
-            for (int p = 0; p < k; p++, dst += PackedMatrix.PanelWidth)
+            int col = panel * W, cols = Math.Min(W, n - col);
+            float* dst = packed + (nint)panel * k * W, src = b + col;
+            if (cols == W && Vector512.IsHardwareAccelerated)
             {
-                var src = new ReadOnlySpan<float>(b + (nint)p * stride + col, cols);
-                src.CopyTo(new Span<float>(dst, PackedMatrix.PanelWidth));
-                if (cols < PackedMatrix.PanelWidth) new Span<float>(dst + cols, PackedMatrix.PanelWidth - cols).Clear();
+                for (int p = 0; p < k; p++, dst += W, src += stride)
+                {
+                    Vector512.Load(src).Store(dst);
+                    Vector512.Load(src + 16).Store(dst + 16);
+                }
+                continue;
+            }
+            for (int p = 0; p < k; p++, dst += W, src += stride)
+            {
+                new ReadOnlySpan<float>(src, cols).CopyTo(new Span<float>(dst, W));
+                new Span<float>(dst + cols, W - cols).Clear();
             }
         }
     }
 
     /// <summary>In place, softmax(scale·row), shifted by the row maximum for stability.</summary>
-    internal static void Softmax(Span<float> row, float scale)
+    internal static unsafe void Softmax(Span<float> row, float scale)
     {
+        fixed (float* p = row) Scale(p, row.Length, 1f / ExpInPlace(p, row.Length, scale));
+    }
+
+    /// <summary>In place, exp(scale·(row − max row)); returns the sum, the softmax denominator.
+    /// Called once per score row, so the vector paths are inline rather than library calls.</summary>
+    private static unsafe float ExpInPlace(float* row, int length, float scale)
+    {
+        int j = 0;
         float max = float.NegativeInfinity;
-        int i = 0;
-        if (Vector512.IsHardwareAccelerated && row.Length >= Vector512<float>.Count)
+        if (Vector512.IsHardwareAccelerated && length >= Vector512<float>.Count)
         {
-            var m = Vector512.Create(float.NegativeInfinity);
-            ref float r0 = ref row[0];
-            for (; i <= row.Length - Vector512<float>.Count; i += Vector512<float>.Count) m = Vector512.Max(m, Vector512.LoadUnsafe(ref r0, (nuint)i));
-            for (int l = 0; l < Vector512<float>.Count; l++) max = Math.Max(max, m.GetElement(l));
+            Vector512<float> m = Vector512.Load(row);
+            for (j = Vector512<float>.Count; j <= length - Vector512<float>.Count; j += Vector512<float>.Count) m = Vector512.Max(m, Vector512.Load(row + j));
+            Vector256<float> m8 = Vector256.Max(m.GetLower(), m.GetUpper());
+            Vector128<float> m4 = Vector128.Max(m8.GetLower(), m8.GetUpper());
+            max = MathF.Max(MathF.Max(m4[0], m4[1]), MathF.Max(m4[2], m4[3]));
         }
-        for (; i < row.Length; i++) max = Math.Max(max, row[i]);
-        float sum = VectorMath.ExpScaledSum(row, scale, max * scale);
-        float inv = 1f / sum;
-        i = 0;
-        if (Vector512.IsHardwareAccelerated && row.Length >= Vector512<float>.Count)
+        for (; j < length; j++) max = MathF.Max(max, row[j]);
+        return VectorMath.ExpScaledSum(new Span<float>(row, length), scale, max * scale);
+    }
+
+    private static unsafe void Scale(float* values, int length, float factor)
+    {
+        int j = 0;
+        if (Vector512.IsHardwareAccelerated)
         {
-            var s = Vector512.Create(inv);
-            ref float r0 = ref row[0];
-            for (; i <= row.Length - Vector512<float>.Count; i += Vector512<float>.Count) (Vector512.LoadUnsafe(ref r0, (nuint)i) * s).StoreUnsafe(ref r0, (nuint)i);
+            Vector512<float> f = Vector512.Create(factor);
+            for (; j <= length - Vector512<float>.Count; j += Vector512<float>.Count) (Vector512.Load(values + j) * f).Store(values + j);
         }
-        for (; i < row.Length; i++) row[i] *= inv;
+        for (; j < length; j++) values[j] *= factor;
     }
 
     internal static void SelfAttentionReference(ReadOnlySpan<float> qkv, int seqLen, int heads, int headDim, Span<float> output)

@@ -43,29 +43,23 @@ public static class MatMul
         fixed (float* px = x, pw = w.Data, pb = bias, py = y, pr = residual)
         {
             var output = new GemmOutput(py, n, pb, epilogue == Epilogue.Residual ? pr : null, epilogue);
-            var job = new LinearJob(px, k, m, pw, n, output);
-            // Splitting rows keeps each thread's weights streaming through its own caches; with few
-            // rows, split the output columns instead so both threads get work.
-            int parts = Math.Min(maxThreads, Math.Max(1, m / Gemm.TileRows) * w.Panels);
-            WorkSplit.Run(job, parts);
+            // Items are blocks of rows, each swept against all the weights (so a thread's rows stay in
+            // its L2); with too few rows for every thread, items are weight panels instead.
+            int panels = w.Panels;
+            bool byRows = maxThreads == 1 || m >= 2 * maxThreads * Gemm.TileRows || panels < maxThreads;
+            int chunk = byRows ? WorkSplit.ChunkSize(m, maxThreads, Gemm.TileRows, Gemm.BlockRows(k)) : 1;
+            int items = byRows ? (m + chunk - 1) / chunk : panels;
+            WorkSplit.Run(new LinearJob(px, k, m, pw, n, output, byRows, chunk), items, maxThreads);
         }
     }
 
-    private readonly unsafe struct LinearJob(float* x, int k, int m, float* w, int n, GemmOutput output) : IPartitionedJob
+    private readonly unsafe struct LinearJob(float* x, int k, int m, float* w, int n, GemmOutput output, bool byRows, int chunk)
+        : IWorkItems
     {
-        public void Run(int part, int parts)
+        public void Run(int item)
         {
-            int panels = PackedMatrix.PanelCount(n);
-            if (m >= parts * 4 * Gemm.TileRows || panels < parts)
-            {
-                var (r0, r1) = WorkSplit.Range(m, part, parts, Gemm.TileRows);
-                Gemm.Multiply(x, k, r0, r1, k, w, n, 0, panels, output);
-            }
-            else
-            {
-                var (p0, p1) = WorkSplit.Range(panels, part, parts, 1);
-                Gemm.Multiply(x, k, 0, m, k, w, n, p0, p1, output);
-            }
+            if (byRows) Gemm.Multiply(x, k, item * chunk, Math.Min(m, (item + 1) * chunk), k, w, n, 0, PackedMatrix.PanelCount(n), output);
+            else Gemm.Multiply(x, k, 0, m, k, w, n, item, item + 1, output);
         }
     }
 
@@ -98,8 +92,15 @@ internal readonly unsafe struct GemmOutput(float* y, int ldy, float* bias, float
 {
     public static GemmOutput Plain(float* y, int ldy) => new(y, ldy, null, null, Epilogue.None);
 
-    /// <summary>Applies the epilogue to one finished row of a tile (32 columns, the first
-    /// <paramref name="cols"/> of them real) and writes it.</summary>
+    public int Ldy => ldy;
+
+    /// <summary>Nothing to add or apply: the sums are the result.</summary>
+    public bool IsPlain => bias == null && epilogue == Epilogue.None;
+
+    public float* At(int row, int col) => y + (nint)row * ldy + col;
+
+    /// <summary>Applies the epilogue to one row of 32 finished sums (the first <paramref name="cols"/>
+    /// of them real) and writes it.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public void Store(int row, int col, float* tile, int cols)
     {
@@ -162,6 +163,7 @@ internal readonly unsafe struct GemmOutput(float* y, int ldy, float* bias, float
 /// to stay in L2 is swept against every panel; the micro-kernel keeps an 8×32 tile (16 zmm
 /// accumulators) in registers across the whole K, so the epilogue runs once on finished sums.
 /// </summary>
+[SkipLocalsInit]
 internal static unsafe class Gemm
 {
     public static bool IsAccelerated => Avx512F.IsSupported || (Avx2.IsSupported && Fma.IsSupported);
@@ -172,11 +174,13 @@ internal static unsafe class Gemm
     /// <summary>Bytes of A kept hot in L2 while every panel of B passes it.</summary>
     private const int RowBlockBytes = 192 * 1024;
 
+    /// <summary>Rows of A (K floats each) swept together against every panel of B.</summary>
+    public static int BlockRows(int k) => Math.Clamp(RowBlockBytes / (sizeof(float) * k) / TileRows * TileRows, TileRows, 32 * TileRows);
+
     public static void Multiply(float* a, int lda, int rowBegin, int rowEnd, int k, float* b, int n, int panelBegin, int panelEnd,
         in GemmOutput output)
     {
-        int tileRows = TileRows;
-        int blockRows = Math.Clamp(RowBlockBytes / (sizeof(float) * k) / tileRows * tileRows, tileRows, 32 * tileRows);
+        int tileRows = TileRows, blockRows = BlockRows(k);
         int panelStride = k * PackedMatrix.PanelWidth;
         float* tile = stackalloc float[8 * PackedMatrix.PanelWidth];
         for (int i0 = rowBegin; i0 < rowEnd; i0 += blockRows)
@@ -190,22 +194,29 @@ internal static unsafe class Gemm
                 {
                     int rows = Math.Min(tileRows, i1 - i);
                     float* ai = a + (nint)i * lda;
-                    if (Avx512F.IsSupported) Kernel8x32(ai, lda, rows, k, bp, tile);
-                    else Kernel6x32(ai, lda, rows, k, bp, tile);
-                    for (int r = 0; r < rows; r++) output.Store(i + r, col, tile + r * PackedMatrix.PanelWidth, cols);
+                    // Plain full panels are summed straight into y. Anything with an epilogue goes through
+                    // the L1-resident tile (measured faster than finishing in y, and a residual may be y
+                    // itself), as does the ragged right edge, so nothing past column N is written.
+                    bool direct = cols == PackedMatrix.PanelWidth && output.IsPlain;
+                    float* c = direct ? output.At(i, col) : tile;
+                    int ldc = direct ? output.Ldy : PackedMatrix.PanelWidth;
+                    if (Avx512F.IsSupported) Kernel8x32(ai, lda, rows, k, bp, c, ldc);
+                    else Kernel6x32(ai, lda, rows, k, bp, c, ldc);
+                    if (!direct)
+                        for (int r = 0; r < rows; r++) output.Store(i + r, col, c + (nint)r * ldc, cols);
                 }
             }
         }
     }
 
     /// <summary>
-    /// rows (≤ 8) × 32 columns of A·Bᵀ over all of K into <paramref name="tile"/>. Missing rows alias
-    /// the first one and are not stored, which keeps one loop body for the ragged bottom edge. The
-    /// tile is written to memory rather than handed to the epilogue so that no accumulator lives
-    /// across a call: otherwise the JIT spills all 16 of them on every step of the loop.
+    /// rows (≤ 8) × 32 columns of A·Bᵀ over all of K, stored to <paramref name="c"/> (row stride
+    /// <paramref name="ldc"/>). Missing rows alias the first one and are not stored, which keeps one
+    /// loop body for the ragged bottom edge. The epilogue runs afterwards on what was stored, so no
+    /// accumulator lives across a call: otherwise the JIT spills all 16 of them on every step.
     /// </summary>
     [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
-    private static void Kernel8x32(float* a, int lda, int rows, int k, float* b, float* tile)
+    private static void Kernel8x32(float* a, int lda, int rows, int k, float* b, float* c, int ldc)
     {
         float* a0 = a;
         float* a1 = rows > 1 ? a + lda : a;
@@ -246,23 +257,28 @@ internal static unsafe class Gemm
             c70 = Avx512F.FusedMultiplyAdd(v, b0, c70);
             c71 = Avx512F.FusedMultiplyAdd(v, b1, c71);
         }
-        c00.Store(tile); c01.Store(tile + 16); c10.Store(tile + 32); c11.Store(tile + 48);
-        c20.Store(tile + 64); c21.Store(tile + 80); c30.Store(tile + 96); c31.Store(tile + 112);
-        c40.Store(tile + 128); c41.Store(tile + 144); c50.Store(tile + 160); c51.Store(tile + 176);
-        c60.Store(tile + 192); c61.Store(tile + 208); c70.Store(tile + 224); c71.Store(tile + 240);
+        c00.Store(c);
+        c01.Store(c + 16);
+        if (rows > 1) { c10.Store(c + ldc); c11.Store(c + ldc + 16); }
+        if (rows > 2) { c20.Store(c + 2 * ldc); c21.Store(c + 2 * ldc + 16); }
+        if (rows > 3) { c30.Store(c + 3 * ldc); c31.Store(c + 3 * ldc + 16); }
+        if (rows > 4) { c40.Store(c + 4 * ldc); c41.Store(c + 4 * ldc + 16); }
+        if (rows > 5) { c50.Store(c + 5 * ldc); c51.Store(c + 5 * ldc + 16); }
+        if (rows > 6) { c60.Store(c + 6 * ldc); c61.Store(c + 6 * ldc + 16); }
+        if (rows > 7) { c70.Store(c + 7 * ldc); c71.Store(c + 7 * ldc + 16); }
     }
 
     /// <summary>The AVX2 micro-kernel: rows (≤ 6) × 32 columns, as two passes over one 16-column half
     /// each (12 ymm accumulators of 16 registers), into the same 32-wide tile.</summary>
     [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
-    private static void Kernel6x32(float* a, int lda, int rows, int k, float* b, float* tile)
+    private static void Kernel6x32(float* a, int lda, int rows, int k, float* b, float* c, int ldc)
     {
-        Kernel6x16(a, lda, rows, k, b, tile);
-        Kernel6x16(a, lda, rows, k, b + 16, tile + 16);
+        Kernel6x16(a, lda, rows, k, b, c, ldc);
+        Kernel6x16(a, lda, rows, k, b + 16, c + 16, ldc);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Kernel6x16(float* a, int lda, int rows, int k, float* b, float* tile)
+    private static void Kernel6x16(float* a, int lda, int rows, int k, float* b, float* c, int ldc)
     {
         float* a0 = a;
         float* a1 = rows > 1 ? a + lda : a;
@@ -294,9 +310,12 @@ internal static unsafe class Gemm
             c50 = Fma.MultiplyAdd(v, b0, c50);
             c51 = Fma.MultiplyAdd(v, b1, c51);
         }
-        const int W = PackedMatrix.PanelWidth;
-        c00.Store(tile); c01.Store(tile + 8); c10.Store(tile + W); c11.Store(tile + W + 8);
-        c20.Store(tile + 2 * W); c21.Store(tile + 2 * W + 8); c30.Store(tile + 3 * W); c31.Store(tile + 3 * W + 8);
-        c40.Store(tile + 4 * W); c41.Store(tile + 4 * W + 8); c50.Store(tile + 5 * W); c51.Store(tile + 5 * W + 8);
+        c00.Store(c);
+        c01.Store(c + 8);
+        if (rows > 1) { c10.Store(c + ldc); c11.Store(c + ldc + 8); }
+        if (rows > 2) { c20.Store(c + 2 * ldc); c21.Store(c + 2 * ldc + 8); }
+        if (rows > 3) { c30.Store(c + 3 * ldc); c31.Store(c + 3 * ldc + 8); }
+        if (rows > 4) { c40.Store(c + 4 * ldc); c41.Store(c + 4 * ldc + 8); }
+        if (rows > 5) { c50.Store(c + 5 * ldc); c51.Store(c + 5 * ldc + 8); }
     }
 }

@@ -6,13 +6,29 @@ namespace Funnel.Inference.Kernels;
 public static class Normalization
 {
     /// <summary>In place, for each of <paramref name="rows"/> rows of width gamma.Length:
-    /// x = (x − mean) / √(var + eps) · gamma + beta, with the biased variance as torch.nn.LayerNorm.</summary>
-    public static void LayerNorm(Span<float> x, int rows, ReadOnlySpan<float> gamma, ReadOnlySpan<float> beta, float eps)
+    /// x = (x − mean) / √(var + eps) · gamma + beta, with the biased variance as torch.nn.LayerNorm.
+    /// Rows are shared among up to <paramref name="maxThreads"/> threads.</summary>
+    public static unsafe void LayerNorm(Span<float> x, int rows, ReadOnlySpan<float> gamma, ReadOnlySpan<float> beta, float eps, int maxThreads = 1)
     {
         int d = gamma.Length;
         if (beta.Length != d) throw new ArgumentException($"beta holds {beta.Length} values, gamma {d}", nameof(beta));
         if (x.Length < (long)rows * d) throw new ArgumentException($"x holds {x.Length} values, expected {rows}×{d}", nameof(x));
-        for (int r = 0; r < rows; r++) LayerNormRow(x.Slice(r * d, d), gamma, beta, eps);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(maxThreads);
+        if (rows == 0 || d == 0) return;
+        // Below a few thousand values a row block is cheaper than waking a thread.
+        int chunk = WorkSplit.ChunkSize(rows, maxThreads, Math.Max(1, 4096 / d), rows);
+        fixed (float* px = x, pg = gamma, pb = beta)
+            WorkSplit.Run(new LayerNormJob(px, rows, d, pg, pb, eps, chunk), (rows + chunk - 1) / chunk, maxThreads);
+    }
+
+    private readonly unsafe struct LayerNormJob(float* x, int rows, int d, float* gamma, float* beta, float eps, int chunk) : IWorkItems
+    {
+        public void Run(int item)
+        {
+            var g = new ReadOnlySpan<float>(gamma, d);
+            var b = new ReadOnlySpan<float>(beta, d);
+            for (int r = item * chunk, end = Math.Min(rows, r + chunk); r < end; r++) LayerNormRow(new Span<float>(x + (nint)r * d, d), g, b, eps);
+        }
     }
 
     /// <summary>Two passes (mean, then the centred sum of squares, which avoids E[x²]−E[x]²

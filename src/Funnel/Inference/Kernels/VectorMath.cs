@@ -120,6 +120,7 @@ internal static class VectorMath
     public static float Exp(float x) => Exp(Vector256.Create(x)).ToScalar();
 
     /// <summary>In place: <c>values[i] = exp(scale·values[i] − shift)</c>; returns their sum.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static float ExpScaledSum(Span<float> values, float scale, float shift)
     {
         int i = 0;

@@ -1,0 +1,262 @@
+using System.CommandLine;
+using System.Diagnostics;
+using System.Globalization;
+using System.Text.Json;
+using Funnel.Evaluation;
+using Funnel.Inference;
+using Funnel.Retrieval.Lexical;
+using Spectre.Console;
+
+namespace Funnel.Cli.Commands;
+
+/// <summary>
+/// <c>funnel eval</c>: retrieval quality on a BEIR dataset (folder or zip) or a TREC DL rerank folder. Runs the first
+/// stage (BM25 here; a TREC DL folder ships its BM25 candidates), optionally reranks the top N with a cross-encoder,
+/// writes the TREC run file and prints trec_eval-compatible measures.
+/// </summary>
+internal static class EvalCommand
+{
+    private sealed record Settings(string Dataset, string Split, string Retriever, string? Rerank, int? Top, int? K, string? RunFile,
+        int? RelevanceLevel, IReadOnlyList<Measure> Measures, int? MaxQueries, EncoderOptions Encoder);
+
+    /// <summary>What one evaluation did: the numbers the table and the JSON report.</summary>
+    private sealed record Report(string Dataset, string Split, string FirstStage, string? Rerank, int Candidates, int Kept, int RelevanceLevel,
+        EvaluationResult Result, string RunFile, IReadOnlyList<(string Stage, string Detail, TimeSpan Elapsed)> Stages);
+
+    public static Command Create()
+    {
+        var dataset = new Option<string>("--dataset", "-d") { Description = "A BEIR folder or zip, or a TREC DL folder (retrieve_results_*.json + qrels*.txt)", Required = true };
+        var split = new Option<string>("--split") { Description = "BEIR qrels split", DefaultValueFactory = _ => "test" };
+        var retriever = new Option<string>("--retriever") { Description = "First stage: bm25 (a TREC DL folder always uses its shipped BM25 candidates)", DefaultValueFactory = _ => "bm25" };
+        retriever.AcceptOnlyFromAmong("bm25", "dense", "hybrid");
+        var rerank = new Option<string?>("--rerank") { Description = "Cross-encoder (folder or Hub id) that reranks the top N" };
+        var top = new Option<int?>("--top") { Description = "N: first-stage candidates per query (default 100 with --rerank, else 1000; TREC DL: all shipped)" };
+        var k = new Option<int?>("--k") { Description = "M: results per query kept in the run (default N)" };
+        var runFile = new Option<string?>("--run-file") { Description = "Where to write the TREC run (default runs/DATASET.SPLIT.STAGES.trec)" };
+        var relevance = new Option<int?>("--relevance-level") { Description = "Least grade that MRR, recall and MAP count as relevant (default 2 for TREC DL, 1 for BEIR)" };
+        var measures = new Option<string[]>("--measure") { Description = "Measures to report (default ndcg@10 mrr@10 recall@100 map)", AllowMultipleArgumentsPerToken = true };
+        var maxQueries = new Option<int?>("--max-queries") { Description = "Evaluate only the first Q judged queries (quick checks)" };
+        var batch = new Option<int>("--batch-size") { Description = "Cross-encoder pairs per forward pass", DefaultValueFactory = _ => 32 };
+        var threads = new Option<int>("--threads") { Description = "Threads to use", DefaultValueFactory = _ => Environment.ProcessorCount };
+        var json = new Option<bool>("--json") { Description = "Print the report as JSON instead of a table" };
+        var command = new Command("eval", "Evaluate retrieval (and reranking) on a BEIR or TREC DL dataset; writes a TREC run file.")
+        {
+            dataset, split, retriever, rerank, top, k, runFile, relevance, measures, maxQueries, batch, threads, json,
+        };
+        command.SetAction((parse, ct) => CliAction.RunAsync(parse, async output =>
+        {
+            var settings = new Settings(parse.GetValue(dataset)!, parse.GetValue(split)!, parse.GetValue(retriever)!, parse.GetValue(rerank),
+                parse.GetValue(top), parse.GetValue(k), parse.GetValue(runFile), parse.GetValue(relevance), ParseMeasures(parse.GetValue(measures)),
+                parse.GetValue(maxQueries), new EncoderOptions { BatchSize = parse.GetValue(batch), MaxThreads = parse.GetValue(threads) });
+            Validate(settings);
+            var stderr = AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(Console.Error) });
+            Report report;
+            try
+            {
+                report = TrecDlRerankSet.IsRerankSet(settings.Dataset)
+                    ? await EvaluateTrecDlAsync(settings, stderr, ct)
+                    : BeirDataset.IsBeir(settings.Dataset)
+                        ? await EvaluateBeirAsync(settings, stderr, ct)
+                        : throw new UsageException($"--dataset {settings.Dataset}: not a BEIR folder or zip (corpus.jsonl, queries.jsonl, qrels/) nor a TREC DL folder (retrieve_results_*.json, qrels*.txt)");
+            }
+            catch (DatasetFormatException e)
+            {
+                throw new UsageException(e.Message); // the dataset is the user's input: exit code 2, no stack trace
+            }
+            if (parse.GetValue(json)) output.WriteLine(ToJson(report));
+            else PrintTable(report, output);
+            return 0;
+        }));
+        return command;
+    }
+
+    private static IReadOnlyList<Measure> ParseMeasures(string[]? texts)
+    {
+        if (texts is not { Length: > 0 }) return Measure.Standard;
+        try
+        {
+            return texts.SelectMany(t => t.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)).Select(Measure.Parse).Distinct().ToList();
+        }
+        catch (FormatException e)
+        {
+            throw new UsageException($"--measure: {e.Message}");
+        }
+    }
+
+    private static void Validate(Settings s)
+    {
+        if (s.Top is < 1) throw new UsageException($"--top must be at least 1 (got {s.Top})");
+        if (s.K is < 1) throw new UsageException($"--k must be at least 1 (got {s.K})");
+        if (s.MaxQueries is < 1) throw new UsageException($"--max-queries must be at least 1 (got {s.MaxQueries})");
+        if (s.RelevanceLevel is < 0) throw new UsageException($"--relevance-level must be at least 0 (got {s.RelevanceLevel})");
+        if (s.Encoder.BatchSize < 1) throw new UsageException($"--batch-size must be at least 1 (got {s.Encoder.BatchSize})");
+        if (s.Encoder.MaxThreads < 1) throw new UsageException($"--threads must be at least 1 (got {s.Encoder.MaxThreads})");
+        if (s.Retriever != "bm25")
+            throw new UsageException($"--retriever {s.Retriever} needs the collection pipeline, which this build of funnel eval does not use yet; use --retriever bm25");
+    }
+
+    private static async Task<Report> EvaluateTrecDlAsync(Settings s, IAnsiConsole stderr, CancellationToken ct)
+    {
+        var clock = Stopwatch.StartNew();
+        var set = TrecDlRerankSet.Load(s.Dataset);
+        var queries = set.Queries.Where(q => set.Qrels[q.Id] != null).Take(s.MaxQueries ?? int.MaxValue).ToList();
+        int shipped = queries.Count == 0 ? 0 : queries.Max(q => q.Candidates.Count);
+        int candidates = Math.Min(s.Top ?? shipped, shipped);
+        var stages = new List<(string, string, TimeSpan)> { ("load", $"{queries.Count} judged queries × {shipped} BM25 candidates", clock.Elapsed) };
+        var first = new Run("bm25");
+        foreach (var q in queries) first.Add(q.Id, q.Candidates.Take(candidates).Select(c => new ScoredDocument(c.DocId, c.Score)));
+        return await FinishAsync(s, stderr, set.Name, "dl", $"bm25 (shipped) top {candidates}", first, queries, candidates, set.Qrels.Restrict(queries.Select(q => q.Id)),
+            s.RelevanceLevel ?? TrecDlRerankSet.RelevanceThreshold, stages, ct);
+    }
+
+    private static async Task<Report> EvaluateBeirAsync(Settings s, IAnsiConsole stderr, CancellationToken ct)
+    {
+        using var dataset = BeirDataset.Open(s.Dataset);
+        var qrels = dataset.ReadQrels(s.Split);
+        var queries = (await dataset.ReadQueriesAsync(ct)).Where(q => qrels[q.Id] != null).Take(s.MaxQueries ?? int.MaxValue).ToList();
+        int candidates = s.Top ?? (s.Rerank != null ? 100 : 1000);
+        var stages = new List<(string, string, TimeSpan)>();
+
+        var index = new Bm25Index();
+        var texts = s.Rerank != null ? new Dictionary<string, string>(StringComparer.Ordinal) : null;
+        var clock = Stopwatch.StartNew();
+        int documents = await WithProgressAsync(stderr, $"indexing {dataset.Name}", total: null, async progress =>
+        {
+            int n = 0;
+            await foreach (var doc in dataset.ReadCorpusAsync(ct))
+            {
+                index.Add(doc.Id, doc.FullText);
+                if (texts != null) texts[doc.Id] = doc.FullText;
+                if (++n % 256 == 0) progress.Report(n);
+            }
+            return n;
+        });
+        stages.Add(("bm25 index", $"{documents:N0} documents", clock.Elapsed));
+
+        clock.Restart();
+        var hits = new IReadOnlyList<Bm25Hit>[queries.Count];
+        await WithProgressAsync(stderr, "bm25 search", queries.Count, progress =>
+        {
+            int done = 0;
+            Parallel.For(0, queries.Count, new ParallelOptions { CancellationToken = ct, MaxDegreeOfParallelism = s.Encoder.MaxThreads }, i =>
+            {
+                hits[i] = index.Search(queries[i].Text, candidates);
+                progress.Report(Interlocked.Increment(ref done));
+            });
+            return Task.FromResult(done);
+        });
+        stages.Add(("bm25 search", $"{queries.Count} queries, top {candidates}", clock.Elapsed));
+
+        var first = new Run("bm25");
+        var rerankQueries = new List<RerankQuery>(queries.Count);
+        for (int i = 0; i < queries.Count; i++)
+        {
+            first.Add(queries[i].Id, hits[i].Select(h => new ScoredDocument(h.DocId, h.Score)));
+            if (texts != null)
+                rerankQueries.Add(new RerankQuery(queries[i].Id, queries[i].Text, hits[i].Select((h, r) => new RerankCandidate(h.DocId, texts[h.DocId], r + 1, h.Score)).ToList()));
+        }
+        return await FinishAsync(s, stderr, dataset.Name, s.Split, $"bm25 top {candidates}", first, rerankQueries, candidates, qrels.Restrict(queries.Select(q => q.Id)),
+            s.RelevanceLevel ?? 1, stages, ct);
+    }
+
+    /// <summary>Reranks when asked, writes the run file and evaluates it.</summary>
+    private static async Task<Report> FinishAsync(Settings s, IAnsiConsole stderr, string name, string split, string firstStage, Run first,
+        IReadOnlyList<RerankQuery> candidates, int depth, Qrels qrels, int relevanceLevel, List<(string, string, TimeSpan)> stages, CancellationToken ct)
+    {
+        int kept = Math.Min(s.K ?? depth, depth);
+        Run run = first;
+        string stagesTag = "bm25";
+        if (s.Rerank != null)
+        {
+            var clock = Stopwatch.StartNew();
+            string folder = await ModelFolders.ResolveAsync(s.Rerank, ct);
+            using var encoder = CrossEncoder.Load(folder, s.Encoder);
+            stages.Add(("load cross-encoder", Path.GetFileName(Path.TrimEndingDirectorySeparator(folder)), clock.Elapsed));
+            RerankStatistics statistics = default;
+            run = await WithProgressAsync(stderr, "reranking", candidates.Count, progress =>
+            {
+                var (reranked, stats) = CrossEncoderReranking.Rerank(encoder, candidates, depth, kept, "rerank", progress, ct);
+                statistics = stats;
+                return Task.FromResult(reranked);
+            });
+            stages.Add(("rerank", string.Create(CultureInfo.InvariantCulture,
+                $"{statistics.Pairs:N0} pairs, {statistics.PairsPerSecond:F1} pairs/s, {statistics.QueriesPerSecond:F2} queries/s"), statistics.Elapsed));
+            stagesTag = "bm25.rerank";
+        }
+        else if (kept < depth)
+        {
+            var cut = new Run(first.Tag);
+            foreach (string q in first.QueryIds) cut.Add(q, first.Ranking(q).Take(kept));
+            run = cut;
+        }
+
+        string runFile = s.RunFile ?? Path.Combine("runs", $"{name}.{split}.{stagesTag}.trec");
+        run.WriteTrec(runFile);
+        var result = Metrics.Evaluate(qrels, run, s.Measures, new EvaluationOptions(relevanceLevel));
+        return new Report(name, split, firstStage, s.Rerank, depth, kept, relevanceLevel, result, Path.GetFullPath(runFile), stages);
+    }
+
+    /// <summary>Runs <paramref name="work"/> under a Spectre progress bar on stderr (a plain line when stderr is not a terminal).</summary>
+    private static async Task<T> WithProgressAsync<T>(IAnsiConsole stderr, string description, int? total, Func<IProgress<int>, Task<T>> work)
+    {
+        if (!stderr.Profile.Capabilities.Interactive)
+        {
+            stderr.MarkupLineInterpolated($"[grey]{description}…[/]");
+            return await work(new Progress<int>());
+        }
+        return await stderr.Progress()
+            .AutoClear(true)
+            .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new ElapsedTimeColumn(), new SpinnerColumn())
+            .StartAsync(async context =>
+            {
+                var task = context.AddTask(Markup.Escape(description), maxValue: Math.Max(1, total ?? 1));
+                task.IsIndeterminate = total == null;
+                var result = await work(new BarProgress(task, description, total == null));
+                task.Value = task.MaxValue;
+                return result;
+            });
+    }
+
+    /// <summary>Moves a bar synchronously (Progress&lt;T&gt; would post to a thread pool and could land after the bar is gone).</summary>
+    private sealed class BarProgress(ProgressTask task, string description, bool countInDescription) : IProgress<int>
+    {
+        public void Report(int value)
+        {
+            if (countInDescription) task.Description = Markup.Escape($"{description} ({value:N0})");
+            else task.Value = value;
+        }
+    }
+
+    private static void PrintTable(Report r, TextWriter output)
+    {
+        var console = AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(output) });
+        string stages = r.Rerank != null ? $"{r.FirstStage} → rerank with {r.Rerank} → top {r.Kept}" : $"{r.FirstStage}, run keeps {r.Kept}";
+        console.MarkupLineInterpolated($"[bold]{r.Dataset}[/] ({r.Split}): {stages}");
+        var table = new Table()
+            .AddColumn("measure")
+            .AddColumn(new TableColumn("value").RightAligned())
+            .AddColumn("trec_eval");
+        foreach (var m in r.Result.Measures)
+            table.AddRow(Markup.Escape(m.ToString()), r.Result.Mean(m).ToString("F4", CultureInfo.InvariantCulture), Markup.Escape(m.TrecEvalName));
+        console.Write(table);
+        console.MarkupLineInterpolated($"[grey]{r.Result.QueryCount} queries; MRR, recall and MAP count grade ≥ {r.RelevanceLevel} as relevant; nDCG gains are the grades[/]");
+        foreach (var (stage, detail, elapsed) in r.Stages)
+            console.MarkupLineInterpolated($"[grey]{stage}: {detail} in {elapsed.TotalSeconds.ToString("F2", CultureInfo.InvariantCulture)} s[/]");
+        console.MarkupLineInterpolated($"run file: {r.RunFile}");
+    }
+
+    private static string ToJson(Report r) => JsonSerializer.Serialize(new Dictionary<string, object?>
+    {
+        ["dataset"] = r.Dataset,
+        ["split"] = r.Split,
+        ["firstStage"] = r.FirstStage,
+        ["rerank"] = r.Rerank,
+        ["candidates"] = r.Candidates,
+        ["kept"] = r.Kept,
+        ["queries"] = r.Result.QueryCount,
+        ["relevanceLevel"] = r.RelevanceLevel,
+        ["metrics"] = r.Result.Measures.ToDictionary(m => m.ToString(), m => r.Result.Mean(m)),
+        ["runFile"] = r.RunFile,
+        ["stages"] = r.Stages.Select(st => new Dictionary<string, object> { ["stage"] = st.Stage, ["detail"] = st.Detail, ["seconds"] = st.Elapsed.TotalSeconds }).ToList(),
+    }, new JsonSerializerOptions { WriteIndented = true });
+}

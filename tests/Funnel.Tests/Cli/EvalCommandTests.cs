@@ -1,0 +1,107 @@
+using System.CommandLine;
+using System.Text.Json;
+using Funnel.Cli;
+using Funnel.Evaluation;
+
+namespace Funnel.Tests.Cli;
+
+/// <summary>funnel eval, run in-process with captured output.</summary>
+public sealed class EvalCommandTests : IDisposable
+{
+    private readonly string _temp = Directory.CreateTempSubdirectory("funnel-eval-").FullName;
+
+    public void Dispose() => Directory.Delete(_temp, recursive: true);
+
+    private static (int Code, string Out, string Err) Run(params string[] args)
+    {
+        var output = new StringWriter();
+        var error = new StringWriter();
+        int code = Program.BuildRoot().Parse(args).Invoke(new InvocationConfiguration { Output = output, Error = error });
+        return (code, output.ToString(), error.ToString());
+    }
+
+    private static JsonElement Metric(string json, string name) => JsonDocument.Parse(json).RootElement.GetProperty("metrics").GetProperty(name);
+
+    [Fact]
+    public void TrecDl_Bm25Order_ReportsPublishedNdcgAndWritesTheRun()
+    {
+        string runFile = Path.Combine(_temp, "dl19.trec");
+        var (code, stdout, stderr) = Run("eval", "--dataset", TestPaths.SharedDataset("trec-dl-2019-passage"), "--json", "--run-file", runFile);
+        Assert.True(code == 0, stderr);
+        Assert.Equal(0.5058, Metric(stdout, "nDCG@10").GetDouble(), 0.00005);
+        Assert.Equal(2, JsonDocument.Parse(stdout).RootElement.GetProperty("relevanceLevel").GetInt32());
+        Assert.Equal(43 * 100, File.ReadAllLines(runFile).Length);
+        // The run file alone reproduces the number.
+        var qrels = Qrels.ReadTrec(Path.Combine(TestPaths.SharedDataset("trec-dl-2019-passage"), "qrels.dl19-passage.txt"));
+        Assert.Equal(0.5058, Metrics.Evaluate(qrels, Funnel.Evaluation.Run.ReadTrec(runFile), [Measure.NdcgAt(10)]).Mean(Measure.NdcgAt(10)), 0.00005);
+    }
+
+    [Fact]
+    public void TrecDl_RerankWithARandomCrossEncoder_Completes()
+    {
+        string model = Path.Combine(_temp, "ce");
+        Assert.Equal(0, Run("model", "random", "--like", TestPaths.SharedModel("ms-marco-MiniLM-L-6-v2"), "--out", model, "--arch", "small", "--cross-encoder").Code);
+        string runFile = Path.Combine(_temp, "rerank.trec");
+        var (code, stdout, stderr) = Run("eval", "-d", TestPaths.SharedDataset("trec-dl-2019-passage"), "--rerank", model, "--max-queries", "3",
+            "--top", "20", "--k", "5", "--run-file", runFile, "--measure", "ndcg@5,p@5");
+        Assert.True(code == 0, stderr);
+        Assert.Contains("nDCG@5", stdout);
+        Assert.Contains("rerank: 60 pairs", stdout);
+        var run = Funnel.Evaluation.Run.ReadTrec(runFile);
+        Assert.Equal("rerank", run.Tag);
+        var set = TrecDlRerankSet.Load(TestPaths.SharedDataset("trec-dl-2019-passage"));
+        foreach (var query in set.Queries.Take(3))
+        {
+            var ranking = run.Ranking(query.Id);
+            Assert.Equal(5, ranking.Length);
+            Assert.All(ranking, d => Assert.Contains(d.DocId, query.Candidates.Take(20).Select(c => c.DocId)));
+        }
+    }
+
+    [Fact]
+    public void Beir_Bm25OnATinyCorpus_MatchesHandComputedMetrics()
+    {
+        string dir = WriteBeir(
+            corpus: ["{\"_id\": \"d1\", \"title\": \"Apples\", \"text\": \"apple pie\"}", "{\"_id\": \"d2\", \"text\": \"banana bread\"}", "{\"_id\": \"d3\", \"text\": \"cherry jam\"}"],
+            queries: ["{\"_id\": \"q1\", \"text\": \"apple\"}", "{\"_id\": \"q2\", \"text\": \"banana\"}", "{\"_id\": \"q3\", \"text\": \"not judged\"}"],
+            qrels: ["q1\td1\t1", "q2\td3\t2"]);
+        string runFile = Path.Combine(_temp, "tiny.trec");
+        var (code, stdout, stderr) = Run("eval", "-d", dir, "--json", "--run-file", runFile);
+        Assert.True(code == 0, stderr);
+        // q1: its only judged document d1 is the only hit → nDCG@10 = MRR@10 = recall = AP = 1.
+        // q2: "banana" finds only d2, unjudged; the relevant d3 is not retrieved → all 0. Means over the 2 judged queries: 0.5.
+        foreach (string m in new[] { "nDCG@10", "MRR@10", "Recall@100", "MAP" }) Assert.Equal(0.5, Metric(stdout, m).GetDouble(), 1e-12);
+        Assert.Equal(["q1 Q0 d1 1", "q2 Q0 d2 1"], File.ReadAllLines(runFile).Select(l => string.Join(' ', l.Split(' ')[..4])));
+    }
+
+    [Fact]
+    public void BadInput_IsAClearErrorWithExitCode2()
+    {
+        string beir = WriteBeir(["{\"_id\": \"d1\", \"text\": \"x\"}", "{\"_id\": 5"], ["{\"_id\": \"q1\", \"text\": \"x\"}"], ["q1\td1\t1"]);
+        (string[] Args, string Message)[] cases =
+        [
+            (["eval", "-d", Path.Combine(_temp, "missing")], "not a BEIR folder or zip"),
+            (["eval", "-d", beir], "corpus.jsonl, line 2: invalid JSON"),
+            (["eval", "-d", beir, "--split", "dev"], "no qrels for split 'dev' (available: test)"),
+            (["eval", "-d", beir, "--top", "0"], "--top must be at least 1"),
+            (["eval", "-d", beir, "--measure", "ndcg@ten"], "--measure"),
+        ];
+        foreach (var (args, message) in cases)
+        {
+            var (code, _, stderr) = Run(args);
+            Assert.True(code == 2, $"{string.Join(' ', args)} → {code}: {stderr}");
+            Assert.Contains(message, stderr);
+            Assert.DoesNotContain("   at ", stderr);
+        }
+    }
+
+    private string WriteBeir(string[] corpus, string[] queries, string[] qrels)
+    {
+        string dir = Path.Combine(_temp, $"beir-{Guid.NewGuid():N}");
+        Directory.CreateDirectory(Path.Combine(dir, "qrels"));
+        File.WriteAllLines(Path.Combine(dir, "corpus.jsonl"), corpus);
+        File.WriteAllLines(Path.Combine(dir, "queries.jsonl"), queries);
+        File.WriteAllLines(Path.Combine(dir, "qrels", "test.tsv"), ["query-id\tcorpus-id\tscore", .. qrels]);
+        return dir;
+    }
+}
