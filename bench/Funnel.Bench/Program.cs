@@ -9,9 +9,12 @@ public static class Program
     private static readonly Dictionary<string, (string Help, Func<string[], int> Run)> Suites = new()
     {
         ["encoders"] = (Encoders.EncoderSuite.Help, Encoders.EncoderSuite.Run),
+        ["server"] = (Server.ServerLoadSuite.Help, Server.ServerLoadSuite.Run),
         ["tokenizer"] = (Tokenizer.TokenizerSuite.Help, Tokenizer.TokenizerSuite.Run),
         ["hub"] = (Hub.HubSuite.Help, Hub.HubSuite.Run),
         ["ann"] = (Ann.AnnSuite.Help, Ann.AnnSuite.Run),
+        ["bm25"] = (Bm25.Bm25Suite.Help, Bm25.Bm25Suite.Run),
+        ["pipeline"] = (Pipeline.PipelineSuite.Help, Pipeline.PipelineSuite.Run),
     };
 
     public static int Main(string[] args)

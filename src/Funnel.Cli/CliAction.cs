@@ -19,6 +19,7 @@ internal static class CliAction
         }
         catch (Exception ex) when (ex is UsageException or ModelFormatException or ArgumentException or FileNotFoundException or DirectoryNotFoundException
                                        or InvalidDataException or NotSupportedException
+                                       or FormatException or Retrieval.BiEncoderMismatchException or Retrieval.CollectionFolderException
                                        or HubException { Kind: HubErrorKind.InvalidArgument or HubErrorKind.NotFound or HubErrorKind.NotCached })
         {
             error.WriteLine($"error: {ex.Message}");

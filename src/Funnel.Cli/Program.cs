@@ -23,7 +23,12 @@ public static class Program
         yield return RerankCommand.Create();
         yield return ModelCommand.Create();
         yield return DownloadCommand.Create();
+        yield return ServeCommand.Create();
         yield return TokenizeCommand.Create();
         yield return EvalCommand.Create();
+        yield return IndexCommand.Create();
+        yield return SearchCommand.Create();
+        yield return ReindexCommand.Create();
+        yield return DeleteCommand.Create();
     }
 }

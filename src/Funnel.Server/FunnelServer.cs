@@ -41,6 +41,8 @@ public static class FunnelServer
                 json.UseUtcTimestamp = true;
                 json.TimestampFormat = "yyyy-MM-ddTHH:mm:ss.fffZ";
             });
+            // Per-request framework chatter would drown the service's own events; /metrics counts requests instead.
+            builder.Logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
         }
 
         var metrics = new ServerMetrics();
@@ -61,6 +63,12 @@ public static class FunnelServer
         OperationsEndpoints.Map(app);
         ModelEndpoints.Map(app);
 
+        app.Lifetime.ApplicationStarted.Register(() => app.Logger.LogInformation(
+            "Serving bi-encoder {BiEncoder}, cross-encoder {CrossEncoder}, collections {Collections}; batches of at most {MaxBatchItems} inputs / {MaxBatchTokens} tokens, {MaxWaitMs} ms wait",
+            served.Embedder is { } e ? $"{e.Id} (dim {e.Dimension}, {e.Model.MaxInputTokens} tokens)" : "none",
+            served.Reranker is { } r ? $"{r.Id} ({r.Model.MaxInputTokens} tokens)" : "none",
+            options.CollectionsDirectory ?? "off", options.EmbedBatching.MaxBatchItems, options.EmbedBatching.MaxBatchCost,
+            options.EmbedBatching.MaxWait.TotalMilliseconds));
         // Models are built outside and handed in; their batchers must drain before the host lets go of them.
         app.Lifetime.ApplicationStopped.Register(() => served.DisposeAsync().AsTask().GetAwaiter().GetResult());
         return app;

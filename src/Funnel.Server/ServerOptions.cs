@@ -40,6 +40,7 @@ public sealed record ServerOptions
         EmbedBatching.Validate();
         RerankBatching.Validate();
         if (MaxInputsPerRequest > EmbedBatching.MaxQueuedItems || MaxInputsPerRequest > RerankBatching.MaxQueuedItems)
-            throw new ArgumentException($"MaxInputsPerRequest ({MaxInputsPerRequest}) must not exceed a batch queue's capacity, or such requests could never run", nameof(MaxInputsPerRequest));
+            throw new ArgumentException($"the most inputs per request (--max-inputs, {MaxInputsPerRequest}) must not exceed the batch queue's capacity " +
+                $"(--max-queue, {Math.Min(EmbedBatching.MaxQueuedItems, RerankBatching.MaxQueuedItems)}), or such requests could never run", nameof(MaxInputsPerRequest));
     }
 }

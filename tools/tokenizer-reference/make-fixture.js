@@ -121,8 +121,12 @@ const pairSuite = [
 function load(model, overrides) {
   const json = JSON.parse(fs.readFileSync(path.join(shared, 'models', model, 'tokenizer.json'), 'utf8'));
   for (const [section, fields] of Object.entries(overrides ?? {})) {
-    if (section === 'added_tokens') { // { content: { field: value } }
-      for (const token of json.added_tokens) Object.assign(token, fields[token.content] ?? {});
+    if (section === 'added_tokens') { // { content: { field: value } }; a new content is appended
+      for (const [content, edits] of Object.entries(fields)) {
+        const token = json.added_tokens.find((t) => t.content === content);
+        if (token) Object.assign(token, edits);
+        else json.added_tokens.push({ content, single_word: false, lstrip: false, rstrip: false, normalized: true, special: false, ...edits });
+      }
     } else {
       json[section] = { ...json[section], ...fields };
     }
@@ -153,6 +157,10 @@ async function main() {
     { name: 'ms-marco-MiniLM-L-6-v2', model: 'ms-marco-MiniLM-L-6-v2', pairsOnly: true },
     { name: 'truncation.direction=Left', model: 'all-MiniLM-L6-v2', overrides: { truncation: { direction: 'Left' } }, pairsOnly: true },
     { name: 'added_tokens lstrip/rstrip', model: 'all-MiniLM-L6-v2', overrides: { added_tokens: { '[MASK]': { lstrip: true, rstrip: true }, '[SEP]': { rstrip: true } } }, addedTokens: true },
+    {
+      name: 'normalized added tokens', model: 'all-MiniLM-L6-v2', addedTokens: true,
+      overrides: { added_tokens: { '[MASK]': { normalized: true }, covid19: { id: 30522 }, 'Dr.Who': { id: 30523 }, 'Ünïcödé': { id: 30524 }, 'C++': { id: 30525, normalized: false }, 'e-mail': { id: 30526, lstrip: true } } },
+    },
     { name: 'strip_accents=false', model: 'all-MiniLM-L6-v2', overrides: { normalizer: { strip_accents: false } } },
     { name: 'lowercase=false', model: 'all-MiniLM-L6-v2', overrides: { normalizer: { lowercase: false, strip_accents: null } } },
     { name: 'strip_accents=true,lowercase=false', model: 'all-MiniLM-L6-v2', overrides: { normalizer: { lowercase: false, strip_accents: true } } },
@@ -172,7 +180,8 @@ async function main() {
       for (const t of unicodeSubset) cases.push(await encode(tokenizer, t, undefined, 512));
     }
     if (v.addedTokens) {
-      for (const t of [...edge.slice(-7), 'a [MASK] b', 'a  [MASK]\t\nb', '[MASK]   ', '   [MASK]', 'x [SEP]  y [SEP]', 'x\u3000[MASK]\u00a0y', '[MASK][MASK] [MASK]'])
+      for (const t of [...edge.slice(-7), 'a [MASK] b', 'a  [MASK]\t\nb', '[MASK]   ', '   [MASK]', 'x [SEP]  y [SEP]', 'x\u3000[MASK]\u00a0y', '[MASK][MASK] [MASK]',
+        'the [mask] and [MASK] COVID19 covid19s dr.who Dr.Who! C++ c++ unicode ÜNÏCÖDÉ e-mail x e-mail', 'DR.WHO covid19covid19 ﬁ Dr. Who', 'send an  e-mail'])
         cases.push(await encode(tokenizer, t, undefined, 512));
       for (const t of fuzz.slice(0, 100)) cases.push(await encode(tokenizer, t, undefined, 512));
     } else if (!v.pairsOnly) for (const t of v.full ? fuzz : fuzz.slice(0, 100)) cases.push(await encode(tokenizer, t, undefined, 512));

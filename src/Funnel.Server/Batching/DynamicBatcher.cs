@@ -15,7 +15,7 @@ public sealed record BatcherOptions
     public TimeSpan MaxWait { get; init; } = TimeSpan.FromMilliseconds(2);
 
     /// <summary>Most items waiting to run; a request that would exceed it is refused with <see cref="QueueFullException"/>.</summary>
-    public int MaxQueuedItems { get; init; } = 4_096;
+    public int MaxQueuedItems { get; init; } = 16_384;
 
     internal void Validate()
     {
@@ -72,6 +72,12 @@ public sealed class DynamicBatcher<TItem, TResult> : IAsyncDisposable
     }
 
     public BatcherOptions Options => _options;
+
+    /// <summary>Shutdown began: new requests are refused.</summary>
+    public bool IsClosed
+    {
+        get { lock (_gate) return _closed; }
+    }
 
     /// <summary>Items accepted and not yet started.</summary>
     public int QueuedItems
@@ -194,21 +200,24 @@ public sealed class DynamicBatcher<TItem, TResult> : IAsyncDisposable
         }
         TimeSpan oldestWait = Stopwatch.GetElapsedTime(batch.Min(s => s.EnqueuedAt));
         long start = Stopwatch.GetTimestamp();
-        bool failed = false;
+        TResult[]? results = null;
+        Exception? error = null;
         try
         {
-            TResult[] results = _run(items);
+            results = _run(items);
             if (results.Length != items.Length)
                 throw new InvalidOperationException($"the batch function returned {results.Length} results for {items.Length} items");
-            for (int i = 0; i < batch.Count; i++)
-                batch[i].Request.Complete(batch[i].Index, results[i]);
         }
         catch (Exception ex)
         {
-            failed = true;
-            foreach (Request request in requests) request.Fail(ex);
+            error = ex;
         }
-        _onBatch?.Invoke(new BatchReport(batch.Count, cost, requests.Count, oldestWait, Stopwatch.GetElapsedTime(start), failed));
+        // Reported before anyone is answered, so a client that reads the metrics after its reply sees its batch.
+        _onBatch?.Invoke(new BatchReport(batch.Count, cost, requests.Count, oldestWait, Stopwatch.GetElapsedTime(start), error is not null));
+        if (error is null)
+            for (int i = 0; i < batch.Count; i++) batch[i].Request.Complete(batch[i].Index, results![i]);
+        else
+            foreach (Request request in requests) request.Fail(error);
     }
 
     private readonly record struct Slot(Request Request, int Index, TItem Item, int Cost, long EnqueuedAt);

@@ -97,7 +97,7 @@ internal static class ModelEndpoints
 
         static string ReadDocumentText(JsonElement element, string path) => element.ValueKind switch
         {
-            JsonValueKind.String => element.GetString()!,
+            JsonValueKind.String => JsonBody.Text(element, path),
             JsonValueKind.Object => JsonBody.Of(element, path).RequiredString("text", allowEmpty: true),
             _ => throw ApiException.Invalid(path, $"'{path}' must be a string or an object with a \"text\" field, got {JsonBody.Describe(element)}"),
         };

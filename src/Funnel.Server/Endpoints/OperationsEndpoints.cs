@@ -12,7 +12,7 @@ internal static class OperationsEndpoints
 
     public static void Map(IEndpointRouteBuilder app)
     {
-        app.MapGet("/health", () => Results.Json(new { status = "ok" }));
+        app.MapGet("/health", () => Results.Json(new { status = "ok" }, Http.ApiJson.Options));
         app.MapGet("/info", (ServedModels models, ServerOptions options) => Results.Json(Info(models, options), Http.ApiJson.Options));
         app.MapGet("/metrics", (ServerMetrics metrics) =>
             Results.Text(metrics.Registry.Render(), "text/plain; version=0.0.4; charset=utf-8"));

@@ -53,7 +53,7 @@ public sealed class JsonBody
     {
         JsonElement value = Required(field, "a string");
         if (value.ValueKind != JsonValueKind.String) throw WrongType(field, "a string", value);
-        string text = value.GetString()!;
+        string text = Text(value, Path(field));
         if (!allowEmpty && text.Length == 0) throw ApiException.Invalid(Path(field), $"'{Path(field)}' must not be empty");
         return text;
     }
@@ -62,7 +62,7 @@ public sealed class JsonBody
     {
         if (!TryGet(field, out JsonElement value)) return null;
         if (value.ValueKind != JsonValueKind.String) throw WrongType(field, "a string", value);
-        return value.GetString();
+        return Text(value, Path(field));
     }
 
     public bool OptionalBool(string field, bool defaultValue)
@@ -103,7 +103,7 @@ public sealed class JsonBody
         if (value.ValueKind == JsonValueKind.String)
         {
             wasArray = false;
-            return [value.GetString()!];
+            return [Text(value, Path(field))];
         }
         if (value.ValueKind != JsonValueKind.Array) throw WrongType(field, "a string or an array of strings", value);
         wasArray = true;
@@ -142,7 +142,7 @@ public sealed class JsonBody
             string path = $"{Path(field)}.{property.Name}";
             map[property.Name] = property.Value.ValueKind switch
             {
-                JsonValueKind.String => property.Value.GetString()!,
+                JsonValueKind.String => Text(property.Value, path),
                 JsonValueKind.Number or JsonValueKind.True or JsonValueKind.False => property.Value.GetRawText(),
                 _ => throw ApiException.Invalid(path, $"'{path}' must be a string, number or boolean, got {Describe(property.Value)}"),
             };
@@ -174,6 +174,19 @@ public sealed class JsonBody
         _ => element.ValueKind.ToString(),
     };
 
+    /// <summary>A JSON string's value; escapes of lone surrogates (<c>"\ud800"</c>) parse but are not text.</summary>
+    public static string Text(JsonElement element, string path)
+    {
+        try
+        {
+            return element.GetString()!;
+        }
+        catch (InvalidOperationException)
+        {
+            throw ApiException.Invalid(path, $"'{path}' is not valid Unicode text (it escapes a lone surrogate)");
+        }
+    }
+
     private JsonElement Required(string field, string expected)
     {
         if (!TryGet(field, out JsonElement value))
@@ -191,7 +204,8 @@ public sealed class JsonBody
         {
             if (item.ValueKind != JsonValueKind.String)
                 throw ApiException.Invalid($"{Path(field)}[{i}]", $"'{Path(field)}[{i}]' must be a string, got {Describe(item)}");
-            strings[i++] = item.GetString()!;
+            strings[i] = Text(item, $"{Path(field)}[{i}]");
+            i++;
         }
         return strings;
     }

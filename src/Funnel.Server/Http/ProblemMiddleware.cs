@@ -40,7 +40,6 @@ internal sealed class ProblemMiddleware(RequestDelegate next, ILogger<ProblemMid
             ApiException.TooLarge("the request body is larger than the server's limit (see max_request_bytes in GET /info)"),
         BadHttpRequestException bad => new ApiException(bad.StatusCode, ReasonPhrases.GetReasonPhrase(bad.StatusCode), bad.Message, "Validation"),
         QueueFullException full => ApiException.Overloaded($"{full.Message}; retry shortly", retryAfterSeconds: 1),
-        ObjectDisposedException => ApiException.Unavailable("the server is shutting down"),
         _ => new ApiException(StatusCodes.Status500InternalServerError, "Internal server error",
             "the server failed to handle this request; the trace id identifies it in the server's log", "Backend"),
     };
@@ -55,7 +54,7 @@ internal sealed class ProblemMiddleware(RequestDelegate next, ILogger<ProblemMid
         if (problem.RetryAfterSeconds is { } retry) response.Headers.RetryAfter = retry.ToString(System.Globalization.CultureInfo.InvariantCulture);
         if (problem.Status == StatusCodes.Status401Unauthorized) response.Headers.WWWAuthenticate = "Bearer";
 
-        await using var json = new Utf8JsonWriter(response.Body);
+        await using var json = new Utf8JsonWriter(response.Body, new JsonWriterOptions { Encoder = ApiJson.Options.Encoder });
         json.WriteStartObject();
         json.WriteString("type", TypeUri(problem.Status));
         json.WriteString("title", problem.Title);

@@ -55,7 +55,15 @@ public sealed class BatchedModel<TItem, TResult> : IAsyncDisposable
             costs[i] = Math.Min(tokens, MaxInputTokens);
             total += costs[i];
         }
-        TResult[] results = await _batcher.SubmitAsync(items, costs, cancellationToken);
+        TResult[] results;
+        try
+        {
+            results = await _batcher.SubmitAsync(items, costs, cancellationToken);
+        }
+        catch (ObjectDisposedException) when (_batcher.IsClosed)
+        {
+            throw ApiException.Unavailable("the server is shutting down");
+        }
         _metrics.Inputs.Increment(items.Count, Id);
         _metrics.Tokens.Increment(total, Id);
         return new ModelOutput<TResult>(results, total);

@@ -2,11 +2,15 @@ using System.Buffers;
 
 namespace Funnel.Tokenization;
 
-/// <summary>A token matched verbatim in the raw input before normalization (HF's non-normalized added tokens).</summary>
-public sealed record AddedToken(int Id, string Content, bool Special = true, bool LeftStrip = false, bool RightStrip = false);
+/// <summary>
+/// A token matched verbatim in the input (HF's added tokens): in the raw text, or when
+/// <paramref name="Normalized"/>, in the normalized text by its normalized content. LeftStrip /
+/// RightStrip swallow the whitespace before / after it.
+/// </summary>
+public sealed record AddedToken(int Id, string Content, bool Special = true, bool LeftStrip = false, bool RightStrip = false, bool Normalized = false);
 
 /// <summary>
-/// Finds added tokens (such as a literal <c>[SEP]</c>) in raw text the way HF's added vocabulary does:
+/// Finds added tokens (such as a literal <c>[SEP]</c>) in text the way HF's added vocabulary does:
 /// leftmost match first, the longest token at that position, optionally swallowing whitespace around it.
 /// </summary>
 internal sealed class AddedTokens

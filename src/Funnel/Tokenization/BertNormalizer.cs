@@ -14,6 +14,21 @@ public sealed record BertNormalizer(bool CleanText = true, bool HandleChineseCha
     // Canonical decompositions have at most 4 code points and case mappings at most 3.
     private const int MaxExpansion = 4;
 
+    /// <summary>The normalized form of <paramref name="text"/>.</summary>
+    public string Normalize(string text)
+    {
+        var normalized = new NormalizedText(text.Length + 16);
+        try
+        {
+            Normalize(text, 0, ref normalized);
+            return normalized.Chars.ToString();
+        }
+        finally
+        {
+            normalized.Dispose();
+        }
+    }
+
     internal void Normalize(ReadOnlySpan<char> text, int offset, ref NormalizedText output)
     {
         bool strip = StripAccents ?? Lowercase;

@@ -7,15 +7,15 @@ namespace Funnel.Tokenization;
 internal static class BertPreTokenizer
 {
     /// <summary>
-    /// Calls <paramref name="model"/> for each word of <paramref name="normalized"/>, stopping before a
+    /// Calls <paramref name="model"/> for each word of normalized units [from, to), stopping before a
     /// word once <paramref name="tokens"/> holds <paramref name="wordCap"/> tokens.
     /// </summary>
-    public static void Split(in NormalizedText normalized, WordPiece model, ref TokenBuffer tokens, int wordCap)
+    public static void Split(in NormalizedText normalized, int from, int to, WordPiece model, ref TokenBuffer tokens, int wordCap)
     {
         BertUnicode unicode = BertUnicode.Instance;
-        ReadOnlySpan<char> text = normalized.Chars;
+        ReadOnlySpan<char> text = normalized.Chars[..to];
         int wordStart = -1;
-        for (int i = 0; i < text.Length;)
+        for (int i = from; i < text.Length;)
         {
             int cp = text[i];
             int width = 1;

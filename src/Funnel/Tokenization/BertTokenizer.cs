@@ -8,7 +8,8 @@ namespace Funnel.Tokenization;
 public sealed class BertTokenizer
 {
     private readonly WordPiece _model;
-    private readonly AddedTokens? _addedTokens;
+    private readonly AddedTokens? _rawAddedTokens;        // matched in the raw text
+    private readonly AddedTokens? _normalizedAddedTokens; // matched, by their normalized content, in the normalized text
     private readonly string[] _idToToken;
     private readonly Dictionary<string, int> _tokenToId;
 
@@ -26,7 +27,10 @@ public sealed class BertTokenizer
         _model = model;
         Normalizer = normalizer;
         PostProcessor = postProcessor;
-        _addedTokens = addedTokens.Count > 0 ? new AddedTokens(addedTokens) : null;
+        _rawAddedTokens = addedTokens.Any(t => !t.Normalized) ? new AddedTokens(addedTokens.Where(t => !t.Normalized)) : null;
+        _normalizedAddedTokens = addedTokens.Any(t => t.Normalized)
+            ? new AddedTokens(addedTokens.Where(t => t.Normalized).Select(t => t with { Content = normalizer.Normalize(t.Content) }))
+            : null;
         _tokenToId = new Dictionary<string, int>(vocab, StringComparer.Ordinal);
         foreach (AddedToken token in addedTokens) _tokenToId.TryAdd(token.Content, token.Id);
         _idToToken = new string[_tokenToId.Values.Max() + 1];
@@ -154,7 +158,11 @@ public sealed class BertTokenizer
         }
     }
 
-    /// <summary>Added tokens are matched on the raw text; the text between them is normalized, split and WordPiece'd.</summary>
+    /// <summary>
+    /// As HF's added vocabulary: non-normalized added tokens are matched on the raw text; the text
+    /// between them is normalized, normalized added tokens are matched in that, and the rest is split
+    /// into words and WordPiece'd.
+    /// </summary>
     private void Tokenize(string text, ref TokenBuffer tokens, int wordCap)
     {
         var normalized = new NormalizedText(text.Length + 16);
@@ -165,13 +173,13 @@ public sealed class BertTokenizer
             {
                 AddedToken? added = null;
                 int start = text.Length, end = text.Length;
-                if (_addedTokens is not null && _addedTokens.TryFindNext(text, position, out AddedToken found, out start, out end))
+                if (_rawAddedTokens is not null && _rawAddedTokens.TryFindNext(text, position, out AddedToken found, out start, out end))
                     added = found;
                 if (start > position)
                 {
                     normalized.Clear();
                     Normalizer.Normalize(text.AsSpan(position, start - position), position, ref normalized);
-                    BertPreTokenizer.Split(normalized, _model, ref tokens, wordCap);
+                    TokenizeNormalized(normalized, ref tokens, wordCap);
                 }
                 if (added is null || tokens.Count >= wordCap) break;
                 tokens.Add(added.Id, start, end);
@@ -181,6 +189,23 @@ public sealed class BertTokenizer
         finally
         {
             normalized.Dispose();
+        }
+    }
+
+    private void TokenizeNormalized(in NormalizedText normalized, ref TokenBuffer tokens, int wordCap)
+    {
+        int position = 0;
+        while (tokens.Count < wordCap)
+        {
+            AddedToken? added = null;
+            int start = normalized.Length, end = normalized.Length;
+            if (_normalizedAddedTokens is not null && _normalizedAddedTokens.TryFindNext(normalized.Chars, position, out AddedToken found, out start, out end))
+                added = found;
+            if (start > position) BertPreTokenizer.Split(normalized, position, start, _model, ref tokens, wordCap);
+            if (added is null || tokens.Count >= wordCap) break;
+            var (originalStart, originalEnd) = normalized.OriginalSpan(start, end);
+            tokens.Add(added.Id, originalStart, originalEnd);
+            position = end;
         }
     }
 }

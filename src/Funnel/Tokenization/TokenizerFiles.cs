@@ -78,14 +78,14 @@ internal static class TokenizerFiles
                 string field = $"added_tokens[{i++}]";
                 string content = ctx.OptionalString(token, "content", field + ".content") ?? throw ctx.Error(field + ".content", "missing");
                 int id = ctx.OptionalInt(token, "id", field + ".id") ?? throw ctx.Error(field + ".id", "missing");
-                if (ctx.OptionalBool(token, "normalized", field + ".normalized") == true)
-                    throw ctx.Error(field + ".normalized", $"added token '{content}' is matched on normalized text, which is not supported");
                 if (ctx.OptionalBool(token, "single_word", field + ".single_word") == true)
                     throw ctx.Error(field + ".single_word", $"added token '{content}' requires single_word matching, which is not supported");
                 added.Add(new AddedToken(id, content,
                     ctx.OptionalBool(token, "special", field + ".special") ?? false,
                     ctx.OptionalBool(token, "lstrip", field + ".lstrip") ?? false,
-                    ctx.OptionalBool(token, "rstrip", field + ".rstrip") ?? false));
+                    ctx.OptionalBool(token, "rstrip", field + ".rstrip") ?? false,
+                    // HF's AddedToken default: special tokens are matched raw, others normalized.
+                    ctx.OptionalBool(token, "normalized", field + ".normalized") ?? !(ctx.OptionalBool(token, "special", field + ".special") ?? false)));
             }
         }
 

@@ -75,6 +75,24 @@ public sealed class EvalCommandTests : IDisposable
     }
 
     [Fact]
+    public void Beir_Bm25ThenRerank_KeepsTheFirstStageCandidates()
+    {
+        string model = Path.Combine(_temp, "ce");
+        Assert.Equal(0, Run("model", "random", "--like", TestPaths.SharedModel("ms-marco-MiniLM-L-6-v2"), "--out", model, "--arch", "small", "--cross-encoder").Code);
+        string dir = WriteBeir(
+            corpus: ["{\"_id\": \"d1\", \"text\": \"apple pie\"}", "{\"_id\": \"d2\", \"text\": \"apple tart\"}", "{\"_id\": \"d3\", \"text\": \"apple jam\"}", "{\"_id\": \"d4\", \"text\": \"cherry\"}"],
+            queries: ["{\"_id\": \"q1\", \"text\": \"apple\"}"],
+            qrels: ["q1\td2\t1"]);
+        string runFile = Path.Combine(_temp, "rerank.trec");
+        var (code, stdout, stderr) = Run("eval", "-d", dir, "--rerank", model, "--top", "2", "--json", "--run-file", runFile);
+        Assert.True(code == 0, stderr);
+        // BM25 ties the three apple documents; the top 2 by id are d1 and d2, and only they are reranked.
+        var reranked = Funnel.Evaluation.Run.ReadTrec(runFile).Ranking("q1").Select(d => d.DocId).Order();
+        Assert.Equal(["d1", "d2"], reranked);
+        Assert.Equal(1.0, Metric(stdout, "Recall@100").GetDouble());
+    }
+
+    [Fact]
     public void BadInput_IsAClearErrorWithExitCode2()
     {
         string beir = WriteBeir(["{\"_id\": \"d1\", \"text\": \"x\"}", "{\"_id\": 5"], ["{\"_id\": \"q1\", \"text\": \"x\"}"], ["q1\td1\t1"]);

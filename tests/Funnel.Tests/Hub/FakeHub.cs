@@ -36,6 +36,9 @@ internal sealed class FakeHub : IAsyncDisposable
     /// <summary>Answer this many upcoming API calls with HTTP 503.</summary>
     public int ApiFailuresToServe;
 
+    /// <summary>Answer everything with an HTML page, as a captive portal or a wrong HF_ENDPOINT does.</summary>
+    public bool ServeHtml { get; set; }
+
     public static async Task<FakeHub> StartAsync()
     {
         WebApplicationBuilder builder = WebApplication.CreateSlimBuilder();
@@ -97,6 +100,12 @@ internal sealed class FakeHub : IAsyncDisposable
         Requests.Enqueue(new RecordedRequest(request.Method, path, request.Headers.Range.ToString() is { Length: > 0 } r ? r : null,
             request.Headers.Authorization.ToString() is { Length: > 0 } a ? a : null));
 
+        if (ServeHtml)
+        {
+            context.Response.ContentType = "text/html";
+            await context.Response.WriteAsync("<html><body>Sign in to continue</body></html>");
+            return;
+        }
         string[] parts = path.TrimStart('/').Split('/');
         int repoAt = parts is ["api", "models", ..] ? 2 : 0;
         if (parts.Length > repoAt + 1 && _renamed.TryGetValue($"{parts[repoAt]}/{parts[repoAt + 1]}", out string? newId))

@@ -299,6 +299,18 @@ public sealed class ModelResolverTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task An_endpoint_that_is_not_a_hub_is_named()
+    {
+        _hub.ServeHtml = true;
+
+        var error = await Assert.ThrowsAsync<HubException>(() => Resolver().ResolveAsync(RepoId));
+
+        Assert.Equal(HubErrorKind.Unsupported, error.Kind);
+        Assert.Contains("did not answer with JSON", error.Message, StringComparison.Ordinal);
+        Assert.Contains($"is HF_ENDPOINT ({_hub.Endpoint}) a Hugging Face Hub?", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task Server_errors_are_retried()
     {
         _hub.AddRepo(RepoId).Commit(ModelFiles);

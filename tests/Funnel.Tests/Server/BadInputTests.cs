@@ -1,5 +1,6 @@
 using System.Net;
 using System.Net.Http.Headers;
+using System.Text.Json;
 using Funnel.Server;
 
 namespace Funnel.Tests.Server;
@@ -33,6 +34,7 @@ public sealed class BadInputTests(SmallModels models) : IAsyncLifetime
     [InlineData("/embed", "{\"inputs\": 42}", "inputs", "a string or an array of strings")]
     [InlineData("/embed", "{\"inputs\": []}", "inputs", "must not be empty")]
     [InlineData("/embed", "{\"inputs\": [\"a\", 7]}", "inputs[1]", "must be a string")]
+    [InlineData("/embed", "{\"inputs\": [\"a\", \"\\ud800\"]}", "inputs[1]", "lone surrogate")]
     [InlineData("/embed", "{\"inputs\": \"a\", \"truncate\": \"yes\"}", "truncate", "true or false")]
     [InlineData("/embed", "{\"inputs\": \"a\", \"normalize\": false}", "normalize", "unit length")]
     [InlineData("/embed", "{\"inputs\": \"a\", \"truncation_direction\": \"left\"}", "truncation_direction", "right")]
@@ -91,6 +93,18 @@ public sealed class BadInputTests(SmallModels models) : IAsyncLifetime
     {
         Http.AssertProblem(await _server.Client.GetReplyAsync("/nope"), HttpStatusCode.NotFound, mentions: "/nope");
         Http.AssertProblem(await _server.Client.GetReplyAsync("/embed"), HttpStatusCode.MethodNotAllowed, mentions: "GET");
+    }
+
+    [Fact]
+    public async Task AFailingModelIsA500WithATraceIdAndNoStackTrace()
+    {
+        var broken = Funnel.Inference.SentenceEncoder.Load(models.BiEncoderFolder);
+        broken.Dispose(); // every call now throws ObjectDisposedException inside the batch
+        await using RunningServer server = await RunningServer.StartAsync(new ServerModels(broken, "broken"));
+        Reply reply = await server.Client.PostAsync("/embed", new { inputs = "a" });
+        JsonElement problem = Http.AssertProblem(reply, HttpStatusCode.InternalServerError, mentions: "trace id");
+        Assert.Equal("Backend", problem.GetProperty("error_type").GetString());
+        Assert.DoesNotContain("ObjectDisposed", reply.Text);
     }
 
     [Fact]

@@ -14,15 +14,18 @@ public sealed class SmallModels : IDisposable
 
     public SmallModels()
     {
-        string biDir = Path.Combine(_root, "bi");
-        string crossDir = Path.Combine(_root, "cross");
-        SeededCheckpoint.Write(biDir, TestPaths.SharedModel("all-MiniLM-L6-v2"), seed: 7,
+        BiEncoderFolder = Path.Combine(_root, "bi");
+        CrossEncoderFolder = Path.Combine(_root, "cross");
+        SeededCheckpoint.Write(BiEncoderFolder, TestPaths.SharedModel("all-MiniLM-L6-v2"), seed: 7,
             new SeededCheckpointOptions { Architecture = CheckpointArchitecture.Small });
-        SeededCheckpoint.Write(crossDir, TestPaths.SharedModel("ms-marco-MiniLM-L-6-v2"), seed: 11,
+        SeededCheckpoint.Write(CrossEncoderFolder, TestPaths.SharedModel("ms-marco-MiniLM-L-6-v2"), seed: 11,
             new SeededCheckpointOptions { Architecture = CheckpointArchitecture.Small, CrossEncoder = true });
-        BiEncoder = SentenceEncoder.Load(biDir);
-        CrossEncoder = CrossEncoder.Load(crossDir);
+        BiEncoder = SentenceEncoder.Load(BiEncoderFolder);
+        CrossEncoder = CrossEncoder.Load(CrossEncoderFolder);
     }
+
+    public string BiEncoderFolder { get; }
+    public string CrossEncoderFolder { get; }
 
     public SentenceEncoder BiEncoder { get; }
     public CrossEncoder CrossEncoder { get; }

@@ -29,10 +29,13 @@ public sealed class HfParityTests
             {
                 if (section == "added_tokens")
                 {
-                    // { content: { field: value } } edits the added token with that content.
-                    foreach (JsonNode? token in json["added_tokens"]!.AsArray())
-                        if (fields![token!["content"]!.GetValue<string>()] is JsonObject edits)
-                            foreach (var (key, value) in edits) token[key] = value?.DeepClone();
+                    // { content: { field: value } } edits the added token with that content, or appends one.
+                    JsonArray tokens = json["added_tokens"]!.AsArray();
+                    foreach (var (content, edits) in fields!.AsObject())
+                    {
+                        JsonNode token = tokens.FirstOrDefault(t => t!["content"]!.GetValue<string>() == content) ?? AppendToken(tokens, content);
+                        foreach (var (key, value) in edits!.AsObject()) token[key] = value?.DeepClone();
+                    }
                     continue;
                 }
                 foreach (var (key, value) in fields!.AsObject()) json[section]![key] = value?.DeepClone();
@@ -41,6 +44,16 @@ public sealed class HfParityTests
             modelDir = folder.Path;
         }
         AssertMatches(BertTokenizer.FromFolder(modelDir), v.Cases);
+    }
+
+    private static JsonNode AppendToken(JsonArray tokens, string content)
+    {
+        var token = new JsonObject
+        {
+            ["content"] = content, ["single_word"] = false, ["lstrip"] = false, ["rstrip"] = false, ["normalized"] = true, ["special"] = false,
+        };
+        tokens.Add(token);
+        return token;
     }
 
     [Fact]

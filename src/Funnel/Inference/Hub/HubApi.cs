@@ -31,10 +31,17 @@ internal sealed partial class HubApi(HubOptions options, HttpClient http)
         Uri url = Url($"api/models/{id.RepoId}/revision/{Uri.EscapeDataString(id.Revision)}");
         return await WithRetriesAsync(url, async () =>
         {
-            using HttpResponseMessage response = await SendAsync(HttpMethod.Get, url, rangeFrom: null, followAbsoluteRedirects: false, ct);
+            using HttpResponseMessage response = await SendAsync(HttpMethod.Get, url, rangeFrom: null, followAbsoluteRedirects: true, ct);
             if (response.StatusCode != HttpStatusCode.OK) throw Error(response, id, file: null);
             await using Stream body = await response.Content.ReadAsStreamAsync(ct);
-            return ParseRepoInfo(await JsonDocument.ParseAsync(body, cancellationToken: ct), url);
+            try
+            {
+                return ParseRepoInfo(await JsonDocument.ParseAsync(body, cancellationToken: ct), url);
+            }
+            catch (JsonException e)
+            {
+                throw new HubException(HubErrorKind.Unsupported, $"{url} did not answer with JSON ({e.Message}); is HF_ENDPOINT ({options.Endpoint}) a Hugging Face Hub?", e);
+            }
         }, ct);
     }
 

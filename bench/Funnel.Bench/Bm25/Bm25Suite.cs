@@ -1,0 +1,140 @@
+using System.Diagnostics;
+using Funnel.Evaluation;
+using Funnel.Retrieval.Lexical;
+
+namespace Funnel.Bench.Bm25;
+
+/// <summary>
+/// BM25 on BEIR NFCorpus (title + text), optionally replicated <c>--scale</c> times with fresh ids to reach millions of
+/// postings: indexing throughput, save/load, and query latency (all 3,237 NFCorpus queries) against an exhaustive
+/// reference that scores every document from per-document term counts. The two must return the same top 10.
+/// </summary>
+internal static class Bm25Suite
+{
+    public const string Help = "BM25 index/query: bm25 [--shared ../shared] [--scale 1] [--k 1000] [--reference true]";
+
+    public static int Run(string[] args)
+    {
+        string shared = Arg(args, "--shared", Path.Combine(AppContext.BaseDirectory, "../../../../../../shared"));
+        int scale = int.Parse(Arg(args, "--scale", "1"));
+        int k = int.Parse(Arg(args, "--k", "1000"));
+        bool reference = Arg(args, "--reference", "true") == "true";
+
+        using var dataset = BeirDataset.Open(Path.Combine(shared, "datasets", "beir-nfcorpus", "nfcorpus.zip"));
+        var corpus = dataset.ReadCorpusAsync().ToBlockingEnumerable().Select(d => (d.Id, Text: d.FullText)).ToList();
+        var queries = dataset.ReadQueriesAsync().GetAwaiter().GetResult().Select(q => q.Text).ToList();
+        long chars = corpus.Sum(d => (long)d.Text.Length) * scale;
+        Console.WriteLine($"machine: {Environment.ProcessorCount} cores, .NET {Environment.Version}; NFCorpus × {scale} = {corpus.Count * scale:N0} docs " +
+            $"({chars / 1e6:F1} M chars), {queries.Count:N0} queries, k = {k}");
+
+        var index = new Bm25Index();
+        long before = GC.GetTotalMemory(forceFullCollection: true);
+        var clock = Stopwatch.StartNew();
+        for (int copy = 0; copy < scale; copy++)
+            foreach (var (id, text) in corpus)
+                index.Add(copy == 0 ? id : $"{id}#{copy}", text);
+        double indexSeconds = clock.Elapsed.TotalSeconds;
+        long bytes = GC.GetTotalMemory(forceFullCollection: true) - before;
+        Console.WriteLine($"index: {index.Count / indexSeconds:N0} docs/s, {chars / 1e6 / indexSeconds:F1} M chars/s ({indexSeconds:F2} s); " +
+            $"{index.TermCount:N0} terms, avgdl {index.AverageDocumentLength:F1}, ~{bytes / 1e6:F0} MB managed");
+
+        string path = Path.Combine(Path.GetTempPath(), $"funnel-bench-{Guid.NewGuid():N}.bm25");
+        try
+        {
+            clock.Restart();
+            index.Save(path);
+            double save = clock.Elapsed.TotalSeconds;
+            clock.Restart();
+            var loaded = Bm25Index.Load(path);
+            Console.WriteLine($"save {save:F2} s, load {clock.Elapsed.TotalSeconds:F2} s, file {new FileInfo(path).Length / 1e6:F1} MB, {loaded.Count:N0} docs");
+        }
+        finally
+        {
+            File.Delete(path);
+        }
+
+        foreach (var q in queries.Take(50)) index.Search(q, k); // warm-up
+        var latencies = new double[queries.Count];
+        var ours = new IReadOnlyList<Bm25Hit>[queries.Count];
+        for (int i = 0; i < queries.Count; i++)
+        {
+            long start = Stopwatch.GetTimestamp();
+            ours[i] = index.Search(queries[i], k);
+            latencies[i] = Stopwatch.GetElapsedTime(start).TotalMilliseconds;
+        }
+        clock.Restart();
+        Parallel.For(0, queries.Count, i => index.Search(queries[i], k));
+        double parallelQps = queries.Count / clock.Elapsed.TotalSeconds;
+        Console.WriteLine("| engine | QPS 1 thread | p50 ms | p95 ms | p99 ms | QPS all cores |");
+        Console.WriteLine("|---|---:|---:|---:|---:|---:|");
+        Console.WriteLine(Row("Bm25Index (term-at-a-time)", latencies, parallelQps));
+
+        if (reference)
+        {
+            var exhaustive = new ExhaustiveBm25(index.Analyzer, corpus, scale);
+            int sample = Math.Min(queries.Count, 200);
+            var refLatencies = new double[sample];
+            int agree = 0;
+            for (int i = 0; i < sample; i++)
+            {
+                long start = Stopwatch.GetTimestamp();
+                var top = exhaustive.Search(queries[i], 10);
+                refLatencies[i] = Stopwatch.GetElapsedTime(start).TotalMilliseconds;
+                if (top.SequenceEqual(ours[i].Take(10).Select(h => h.DocId))) agree++;
+            }
+            Console.WriteLine(Row($"exhaustive reference ({sample} queries)", refLatencies, double.NaN));
+            Console.WriteLine($"identical top 10: {agree}/{sample} queries");
+        }
+        return 0;
+    }
+
+    private static string Row(string name, double[] ms, double parallelQps)
+    {
+        var sorted = ms.Order().ToArray();
+        double P(double p) => sorted[Math.Min(sorted.Length - 1, (int)(p * sorted.Length))];
+        return $"| {name} | {1000 / ms.Average():N0} | {P(0.5):F2} | {P(0.95):F2} | {P(0.99):F2} | {(double.IsNaN(parallelQps) ? "–" : parallelQps.ToString("N0"))} |";
+    }
+
+    /// <summary>The textbook scorer: every document's BM25 from its own term counts; no inverted index.</summary>
+    private sealed class ExhaustiveBm25
+    {
+        private readonly EnglishAnalyzer _analyzer;
+        private readonly List<(string Id, Dictionary<string, int> Tf, int Length)> _docs = [];
+        private readonly Dictionary<string, int> _df = new(StringComparer.Ordinal);
+        private readonly double _avgdl;
+
+        public ExhaustiveBm25(EnglishAnalyzer analyzer, List<(string Id, string Text)> corpus, int scale)
+        {
+            _analyzer = analyzer;
+            var analyzed = corpus.Select(d => (d.Id, Terms: analyzer.Analyze(d.Text))).ToList();
+            for (int copy = 0; copy < scale; copy++)
+                foreach (var (id, terms) in analyzed)
+                {
+                    var tf = terms.GroupBy(t => t).ToDictionary(g => g.Key, g => g.Count(), StringComparer.Ordinal);
+                    foreach (string t in tf.Keys) _df[t] = _df.GetValueOrDefault(t) + 1;
+                    _docs.Add((copy == 0 ? id : $"{id}#{copy}", tf, terms.Count));
+                }
+            _avgdl = _docs.Average(d => (double)d.Length);
+        }
+
+        public IEnumerable<string> Search(string query, int k)
+        {
+            var terms = _analyzer.Analyze(query);
+            return _docs.Select(d => (d.Id, Score: terms.Sum(t =>
+                {
+                    if (!d.Tf.TryGetValue(t, out int tf)) return 0.0;
+                    double idf = Bm25Index.Idf(_df[t], _docs.Count);
+                    return idf * tf / (tf + 0.9 * (1 - 0.4 + 0.4 * d.Length / _avgdl));
+                })))
+                .Where(x => x.Score > 0)
+                .OrderByDescending(x => x.Score).ThenBy(x => x.Id, StringComparer.Ordinal)
+                .Take(k).Select(x => x.Id).ToList();
+        }
+    }
+
+    private static string Arg(string[] args, string name, string fallback)
+    {
+        int i = Array.IndexOf(args, name);
+        return i >= 0 && i + 1 < args.Length ? args[i + 1] : fallback;
+    }
+}

@@ -1,0 +1,66 @@
+using System.CommandLine;
+using Funnel.Inference;
+using Funnel.Retrieval;
+using Spectre.Console;
+
+namespace Funnel.Cli.Commands;
+
+/// <summary>What the collection commands (index, search, reindex, delete) share: options, model loading and progress display.</summary>
+internal static class CollectionCommandLine
+{
+    public static Option<string> CollectionOption() => new("--collection", "-c")
+    {
+        Description = "The collection folder.",
+        Required = true,
+    };
+
+    public static Option<string?> BiEncoderOption(string description) => new("--bi-encoder")
+    {
+        Description = description,
+    };
+
+    public static Option<int> BatchSizeOption() => new("--batch-size")
+    {
+        Description = "Documents per durable batch (a crash loses at most one batch).",
+        DefaultValueFactory = _ => new IndexingOptions().BatchSize,
+    };
+
+    /// <summary>Loads the bi-encoder <paramref name="model"/> (folder or Hub id), else the one the collection's manifest records.</summary>
+    public static async Task<SentenceEncoder> LoadBiEncoderAsync(string? model, CollectionManifest? manifest, CancellationToken ct)
+    {
+        string source = model ?? manifest?.BiEncoder.Model ?? throw new ArgumentException("--bi-encoder is required to create a collection");
+        return SentenceEncoder.Load(await ModelFolders.ResolveAsync(source, ct));
+    }
+
+    /// <summary>
+    /// Renders indexing progress on <paramref name="error"/>: a Spectre.Console bar on an interactive terminal, else one plain
+    /// line per batch (so logs, and tests that watch a child process, can follow it).
+    /// </summary>
+    public static async Task<T> WithProgressAsync<T>(TextWriter error, string title, long? total, Func<IProgress<IndexingProgress>, Task<T>> run)
+    {
+        var console = AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(error) });
+        if (!ReferenceEquals(error, Console.Error) || Console.IsErrorRedirected || !console.Profile.Capabilities.Interactive)
+            return await run(new Callback(p => error.WriteLine($"{title}: {Describe(p)}")));
+        return await console.Progress()
+            .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new ElapsedTimeColumn(), new RemainingTimeColumn())
+            .StartAsync(async context =>
+            {
+                ProgressTask task = context.AddTask(title, maxValue: total ?? 1);
+                task.IsIndeterminate = total is null;
+                return await run(new Callback(p =>
+                {
+                    task.Value = Math.Min(p.DocumentsRead, task.MaxValue);
+                    task.Description = $"{title}: {p.DocumentsRead:N0} docs ({p.DocumentsUnchanged:N0} unchanged), {p.Chunks:N0} chunks, {p.DocumentsPerSecond:N1} docs/s";
+                }));
+            });
+    }
+
+    public static string Describe(IndexingProgress p) =>
+        $"{p.DocumentsRead:N0} documents read, {p.DocumentsWritten:N0} written, {p.DocumentsUnchanged:N0} unchanged, {p.Chunks:N0} chunks in {p.Elapsed.TotalSeconds:N1} s ({p.DocumentsPerSecond:N1} docs/s)";
+
+    private sealed class Callback(Action<IndexingProgress> report) : IProgress<IndexingProgress>
+    {
+        public void Report(IndexingProgress value) => report(value);
+    }
+
+}

@@ -1,0 +1,74 @@
+using System.CommandLine;
+using Funnel.Inference;
+using Funnel.Retrieval;
+
+namespace Funnel.Cli.Commands;
+
+/// <summary><c>funnel index</c>: create or update a collection from a JSONL corpus or a BEIR dataset.</summary>
+internal static class IndexCommand
+{
+    public static Command Create()
+    {
+        Option<string> collection = CollectionCommandLine.CollectionOption();
+        var input = new Option<string>("--input", "-i")
+        {
+            Description = "Documents: a JSONL file ({\"id\"|\"_id\", \"title\"?, \"text\", \"metadata\"?} per line), a BEIR folder or a BEIR .zip.",
+            Required = true,
+        };
+        Option<string?> biEncoder = CollectionCommandLine.BiEncoderOption("Bi-encoder model folder or Hub id (required for a new collection; defaults to the collection's).");
+        Option<int> batchSize = CollectionCommandLine.BatchSizeOption();
+        var chunkSize = new Option<int?>("--chunk-size") { Description = "New collections: wordpieces per chunk (default: the bi-encoder's window − 2)." };
+        var chunkOverlap = new Option<int?>("--chunk-overlap") { Description = "New collections: wordpieces shared by consecutive chunks (default: an eighth of a chunk, at most 32)." };
+        var index = new Option<VectorIndexKind>("--index") { Description = "New collections: vector index kind.", DefaultValueFactory = _ => VectorIndexKind.Hnsw };
+
+        var command = new Command("index", "Add or update documents of a collection (creating it if needed). Ctrl-C stops at a batch boundary; run again to finish.")
+        {
+            collection, input, biEncoder, batchSize, chunkSize, chunkOverlap, index,
+        };
+        command.SetAction((parse, ct) => CliAction.RunAsync(parse, async output =>
+        {
+            string folder = parse.GetValue(collection)!;
+            string corpus = parse.GetValue(input)!;
+            if (!File.Exists(corpus) && !Directory.Exists(corpus))
+                throw new FileNotFoundException($"--input '{corpus}' does not exist (expected a .jsonl file, a BEIR folder or a BEIR .zip)");
+            bool exists = File.Exists(Path.Combine(folder, CollectionManifest.FileName));
+            using SentenceEncoder encoder = await CollectionCommandLine.LoadBiEncoderAsync(parse.GetValue(biEncoder), exists ? CollectionManifest.Read(folder) : null, ct);
+            ChunkingOptions chunking = Collection.DefaultChunking(encoder.MaxSequenceLength);
+            if (parse.GetValue(chunkSize) is int size) chunking = new ChunkingOptions { MaxTokens = size, OverlapTokens = Math.Min(32, size / 8) };
+            if (parse.GetValue(chunkOverlap) is int overlap) chunking = chunking with { OverlapTokens = overlap };
+            using Collection target = exists
+                ? Collection.Open(folder)
+                : Collection.Create(folder, encoder, new CollectionOptions { Chunking = chunking, VectorIndex = new VectorIndexSettings { Kind = parse.GetValue(index) } });
+            if (target.Recovery.ReplayedBatches > 0 || target.Recovery.TornBytes > 0)
+                parse.InvocationConfiguration.Error.WriteLine($"recovered {target.Recovery.ReplayedBatches} logged batches; dropped {target.Recovery.TornBytes} bytes of an interrupted batch");
+
+            var options = new IndexingOptions { BatchSize = parse.GetValue(batchSize) };
+            if (options.BatchSize < 1) throw new ArgumentException($"--batch-size must be at least 1 (got {options.BatchSize})");
+            IndexingProgress last = default;
+            try
+            {
+                last = await CollectionCommandLine.WithProgressAsync(parse.InvocationConfiguration.Error, "indexing", null, progress =>
+                    CollectionIndexer.IndexAsync(target, encoder, CorpusReader.ReadAsync(corpus, ct), options,
+                        new Relay(progress, p => last = p), ct));
+            }
+            catch (OperationCanceledException)
+            {
+                parse.InvocationConfiguration.Error.WriteLine($"stopped: {CollectionCommandLine.Describe(last)}; the collection is consistent, run the same command again to finish");
+                return 130;
+            }
+            output.WriteLine($"{target.Folder}: {CollectionCommandLine.Describe(last)}; collection holds {target.DocumentCount:N0} documents, {target.ChunkCount:N0} chunks");
+            return 0;
+        }));
+        return command;
+    }
+
+    /// <summary>Remembers the last report (to say where an interrupted ingest stopped) and passes it on.</summary>
+    private sealed class Relay(IProgress<IndexingProgress> inner, Action<IndexingProgress> remember) : IProgress<IndexingProgress>
+    {
+        public void Report(IndexingProgress value)
+        {
+            remember(value);
+            inner.Report(value);
+        }
+    }
+}

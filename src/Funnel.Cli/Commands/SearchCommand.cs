@@ -1,0 +1,94 @@
+using System.CommandLine;
+using System.Text.Json;
+using Funnel.Inference;
+using Funnel.Retrieval;
+using Spectre.Console;
+
+namespace Funnel.Cli.Commands;
+
+/// <summary><c>funnel search</c>: retrieve (dense | bm25 | hybrid), optionally rerank, and print a table or JSON.</summary>
+internal static class SearchCommand
+{
+    public static Command Create()
+    {
+        Option<string> collection = CollectionCommandLine.CollectionOption();
+        var query = new Argument<string>("query") { Description = "The query text." };
+        var retriever = new Option<Retriever>("--retriever", "-r") { Description = "First stage.", DefaultValueFactory = _ => Retriever.Hybrid };
+        Option<string?> biEncoder = CollectionCommandLine.BiEncoderOption("Bi-encoder model folder or Hub id (default: the collection's).");
+        var rerank = new Option<string?>("--rerank") { Description = "Cross-encoder model folder or Hub id; reranks the top N. Without it, first-stage order." };
+        var top = new Option<int>("--top", "-n") { Description = "N: candidates from the first stage.", DefaultValueFactory = _ => new SearchOptions().Candidates };
+        var k = new Option<int>("--k", "-k") { Description = "M: results to print.", DefaultValueFactory = _ => new SearchOptions().Results };
+        var rrfK = new Option<int>("--rrf-k") { Description = "k of reciprocal rank fusion (hybrid).", DefaultValueFactory = _ => ReciprocalRankFusion.DefaultK };
+        var filter = new Option<string[]>("--filter") { Description = "key=value metadata filter; repeat to require several.", AllowMultipleArgumentsPerToken = false };
+        var json = new Option<bool>("--json") { Description = "Print JSON instead of a table." };
+
+        var command = new Command("search", "Search a collection: first stage, then optional cross-encoder rerank.")
+        {
+            collection, query, retriever, biEncoder, rerank, top, k, rrfK, filter, json,
+        };
+        command.SetAction((parse, ct) => CliAction.RunAsync(parse, async output =>
+        {
+            string text = parse.GetValue(query)!;
+            if (string.IsNullOrWhiteSpace(text)) throw new ArgumentException("the query is empty");
+            var options = new SearchOptions
+            {
+                Retriever = parse.GetValue(retriever),
+                Candidates = parse.GetValue(top),
+                Results = parse.GetValue(k),
+                RrfK = parse.GetValue(rrfK),
+                Filter = parse.GetValue(filter) is { Length: > 0 } terms ? MetadataFilter.Parse(terms) : null,
+            };
+            options.Validate();
+            using Collection target = Collection.Open(parse.GetValue(collection)!, readOnly: true);
+            using SentenceEncoder? encoder = options.Retriever == Retriever.Bm25 ? null : await CollectionCommandLine.LoadBiEncoderAsync(parse.GetValue(biEncoder), target.Manifest, ct);
+            using CrossEncoder? crossEncoder = parse.GetValue(rerank) is { } model ? CrossEncoder.Load(await ModelFolders.ResolveAsync(model, ct)) : null;
+            var pipeline = new SearchPipeline(target, encoder, crossEncoder);
+            SearchResponse response = await pipeline.SearchAsync(text, options, ct);
+            if (parse.GetValue(json)) output.WriteLine(JsonSerializer.Serialize(ToJson(response), JsonOptions));
+            else Render(response, AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(output) }));
+            return 0;
+        }));
+        return command;
+    }
+
+    private static readonly JsonSerializerOptions JsonOptions = new()
+    {
+        PropertyNamingPolicy = JsonNamingPolicy.CamelCase,
+        DefaultIgnoreCondition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull,
+        WriteIndented = true,
+        Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping, // a terminal shows text, not HTML
+    };
+
+    private static object ToJson(SearchResponse r) => new
+    {
+        query = r.Query,
+        timingsMs = new
+        {
+            embed = r.Timings.Embed.TotalMilliseconds, retrieve = r.Timings.Retrieve.TotalMilliseconds,
+            fuse = r.Timings.Fuse.TotalMilliseconds, rerank = r.Timings.Rerank.TotalMilliseconds, total = r.Timings.Total.TotalMilliseconds,
+        },
+        results = r.Results.Select(x => new
+        {
+            rank = x.Rank, id = x.DocumentId, title = x.Title, score = x.Score, rerankScore = x.RerankScore, fusedScore = x.FusedScore,
+            denseScore = x.DenseScore, denseRank = x.DenseRank, bm25Score = x.Bm25Score, bm25Rank = x.Bm25Rank,
+            metadata = x.Metadata.Count > 0 ? x.Metadata : null, passage = x.Passage,
+        }),
+    };
+
+    private static void Render(SearchResponse r, IAnsiConsole console)
+    {
+        var table = new Table().Border(TableBorder.Rounded).Title($"[bold]{Markup.Escape(r.Query)}[/]");
+        table.AddColumns("#", "id", "title / passage", "rerank", "fused", "dense (rank)", "bm25 (rank)");
+        foreach (SearchResult x in r.Results)
+        {
+            string snippet = x.Title.Length > 0 ? x.Title : x.Passage;
+            if (snippet.Length > 70) snippet = snippet[..67] + "...";
+            table.AddRow(x.Rank.ToString(), Markup.Escape(x.DocumentId), Markup.Escape(snippet.ReplaceLineEndings(" ")),
+                x.RerankScore?.ToString("F3") ?? "", x.FusedScore?.ToString("F4") ?? "",
+                x.DenseScore is { } d ? $"{d:F3} ({x.DenseRank})" : "", x.Bm25Score is { } b ? $"{b:F2} ({x.Bm25Rank})" : "");
+        }
+        console.Write(table);
+        StageTimings t = r.Timings;
+        console.MarkupLine($"[grey]embed {t.Embed.TotalMilliseconds:F1} ms · retrieve {t.Retrieve.TotalMilliseconds:F1} ms · fuse {t.Fuse.TotalMilliseconds:F1} ms · rerank {t.Rerank.TotalMilliseconds:F1} ms · total {t.Total.TotalMilliseconds:F1} ms[/]");
+    }
+}

@@ -1,0 +1,102 @@
+using System.CommandLine;
+using Funnel.Inference;
+using Funnel.Server;
+using Funnel.Server.Batching;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.Extensions.Hosting;
+
+namespace Funnel.Cli.Commands;
+
+/// <summary>
+/// <c>funnel serve</c>: the HTTP service (TEI-, OpenAI- and Cohere-compatible model routes, collections, metrics).
+/// Runs until SIGINT/SIGTERM, then stops taking connections and finishes the requests it accepted.
+/// </summary>
+internal static class ServeCommand
+{
+    public static Command Create()
+    {
+        var collections = new Option<string?>("--collections") { Description = "Folder holding one sub-folder per collection; enables the /collections routes" };
+        var biEncoder = new Option<string?>("--bi-encoder") { Description = "Bi-encoder: a model folder or a Hub id (enables /embed, /v1/embeddings and dense search)" };
+        var crossEncoder = new Option<string?>("--cross-encoder") { Description = "Cross-encoder: a model folder or a Hub id (enables /rerank, /v1/rerank and reranked search)" };
+        var urls = new Option<string>("--urls") { Description = "Listen URLs, ';'-separated", DefaultValueFactory = _ => "http://127.0.0.1:8080" };
+        var apiKey = new Option<string?>("--api-key") { Description = "Require 'Authorization: Bearer KEY' on every route but /health (default: $FUNNEL_API_KEY)" };
+        var maxBatchTokens = new Option<int>("--max-batch-tokens") { Description = "Most tokens in one model batch", DefaultValueFactory = _ => new BatcherOptions().MaxBatchCost };
+        var maxBatchSize = new Option<int>("--max-batch-size") { Description = "Most inputs in one model batch", DefaultValueFactory = _ => new BatcherOptions().MaxBatchItems };
+        var maxWait = new Option<double>("--max-wait-ms") { Description = "How long a lone input waits for company before its batch runs", DefaultValueFactory = _ => new BatcherOptions().MaxWait.TotalMilliseconds };
+        var maxQueue = new Option<int>("--max-queue") { Description = "Inputs queued per model before requests get 429", DefaultValueFactory = _ => new BatcherOptions().MaxQueuedItems };
+        var maxInputs = new Option<int>("--max-inputs") { Description = "Most inputs (texts, documents) in one request", DefaultValueFactory = _ => new ServerOptions().MaxInputsPerRequest };
+        var maxBody = new Option<long>("--max-body-bytes") { Description = "Largest request body", DefaultValueFactory = _ => new ServerOptions().MaxRequestBodyBytes };
+        var autoTruncate = new Option<bool>("--auto-truncate") { Description = "Truncate over-long inputs instead of answering 413 when a request does not say" };
+        var threads = new Option<int>("--threads") { Description = "Threads per model forward pass", DefaultValueFactory = _ => Environment.ProcessorCount };
+        var command = new Command("serve", "Run the HTTP service: embeddings and reranking (TEI, OpenAI and Cohere compatible), collections and search.")
+        {
+            collections, biEncoder, crossEncoder, urls, apiKey, maxBatchTokens, maxBatchSize, maxWait, maxQueue, maxInputs, maxBody, autoTruncate, threads,
+        };
+        // Synchronous on purpose: the host handles SIGINT/SIGTERM itself and drains for up to ShutdownTimeout, which an
+        // async System.CommandLine action would cut short after its own termination timeout.
+        command.SetAction(parse => CliAction.Run(parse, output =>
+        {
+            var batching = new BatcherOptions
+            {
+                MaxBatchCost = parse.GetValue(maxBatchTokens),
+                MaxBatchItems = parse.GetValue(maxBatchSize),
+                MaxWait = TimeSpan.FromMilliseconds(parse.GetValue(maxWait)),
+                MaxQueuedItems = parse.GetValue(maxQueue),
+            };
+            var options = new ServerOptions
+            {
+                ApiKey = parse.GetValue(apiKey) ?? NonEmpty(Environment.GetEnvironmentVariable("FUNNEL_API_KEY")),
+                MaxRequestBodyBytes = parse.GetValue(maxBody),
+                MaxInputsPerRequest = parse.GetValue(maxInputs),
+                AutoTruncate = parse.GetValue(autoTruncate),
+                EmbedBatching = batching,
+                RerankBatching = batching,
+                CollectionsDirectory = parse.GetValue(collections) is { } dir ? Path.GetFullPath(dir) : null,
+            };
+            string[] listen = ListenUrls(parse.GetValue(urls)!);
+            string? bi = parse.GetValue(biEncoder), cross = parse.GetValue(crossEncoder);
+            if (bi is null && cross is null && options.CollectionsDirectory is null)
+                throw new UsageException("nothing to serve: give --bi-encoder, --cross-encoder and/or --collections");
+            int maxThreads = parse.GetValue(threads);
+
+            using SentenceEncoder? sentenceEncoder = bi is null ? null : SentenceEncoder.Load(Resolve(bi), new EncoderOptions { MaxThreads = maxThreads });
+            // Raw logits: the routes apply the sigmoid themselves where their API wants probabilities.
+            using CrossEncoder? reranker = cross is null ? null
+                : CrossEncoder.Load(Resolve(cross), new EncoderOptions { MaxThreads = maxThreads, Activation = ScoreActivation.Identity });
+            var models = new ServerModels(sentenceEncoder, bi is null ? null : ModelId(bi), reranker, cross is null ? null : ModelId(cross));
+
+            WebApplication app = FunnelServer.Build(options, models, builder => builder.WebHost.UseUrls(listen));
+            try
+            {
+                app.Start();
+            }
+            catch (IOException ex) // address in use, no permission
+            {
+                throw new UsageException($"cannot listen on {parse.GetValue(urls)}: {ex.Message}");
+            }
+            app.WaitForShutdown();
+            app.DisposeAsync().AsTask().GetAwaiter().GetResult();
+            return 0;
+        }));
+        return command;
+    }
+
+    private static string[] ListenUrls(string value)
+    {
+        string[] urls = value.Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        if (urls.Length == 0) throw new UsageException("--urls is empty: give e.g. http://127.0.0.1:8080");
+        foreach (string url in urls)
+            if (!Uri.TryCreate(url, UriKind.Absolute, out Uri? uri) || uri.Scheme != Uri.UriSchemeHttp)
+                throw new UsageException($"--urls: '{url}' is not an http:// URL such as http://127.0.0.1:8080 (for TLS, put a reverse proxy in front)");
+        return urls;
+    }
+
+    private static string Resolve(string model) => ModelFolders.ResolveAsync(model, CancellationToken.None).GetAwaiter().GetResult();
+
+    /// <summary>What clients see as the model name: the Hub id as given, or a folder's name.</summary>
+    private static string ModelId(string model) =>
+        Directory.Exists(model) ? Path.GetFileName(Path.TrimEndingDirectorySeparator(Path.GetFullPath(model))) : model;
+
+    private static string? NonEmpty(string? value) => string.IsNullOrEmpty(value) ? null : value;
+}

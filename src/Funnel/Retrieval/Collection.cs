@@ -1,0 +1,587 @@
+using Funnel.Index;
+using Funnel.Inference;
+using Funnel.Retrieval.Lexical;
+using Funnel.Retrieval.Storage;
+
+namespace Funnel.Retrieval;
+
+/// <summary>How a new collection chunks and indexes. Unset chunking follows the bi-encoder's window.</summary>
+public sealed record CollectionOptions
+{
+    public ChunkingOptions? Chunking { get; init; }
+    public VectorIndexSettings VectorIndex { get; init; } = new();
+    public Bm25Options Bm25 { get; init; } = new();
+}
+
+/// <summary>A document ready to store: its chunks (spans of <see cref="Document.FullText"/>) and one vector per chunk.</summary>
+public sealed record EmbeddedDocument(Document Document, IReadOnlyList<ChunkSpan> Chunks, IReadOnlyList<float[]> Vectors);
+
+/// <summary>A first-stage hit: a document, its score, and for dense hits the chunk that scored best (else -1).</summary>
+public readonly record struct DocumentHit(string DocumentId, float Score, int ChunkIndex);
+
+/// <summary>What opening a collection had to recover from its write-ahead log.</summary>
+public readonly record struct RecoveryInfo(int ReplayedBatches, long TornBytes);
+
+/// <summary>The collection's vectors come from another bi-encoder than the one offered.</summary>
+public sealed class BiEncoderMismatchException(string message) : InvalidOperationException(message);
+
+/// <summary>The folder cannot be used as asked: it holds something else, or another process is writing the collection.</summary>
+public sealed class CollectionFolderException(string message, Exception? inner = null) : IOException(message, inner);
+
+/// <summary>
+/// A collection folder: documents, their chunks, a vector index (one vector per chunk) and a BM25 index (per document),
+/// kept consistent and crash-safe. Changes go to a write-ahead log (fsynced before they are acknowledged) and are applied in
+/// memory; checkpoints write all snapshots into a new generation folder and commit it by rewriting <c>manifest.json</c>
+/// atomically. Opening loads the committed generation and replays the log's intact records. See README "Collection format".
+/// <para>One writer (a process holding the folder's <c>LOCK</c>) at a time; any number of concurrent searches. A read-only
+/// open sees the state as of its opening.</para>
+/// </summary>
+public sealed class Collection : IDisposable
+{
+    private const string LockFileName = "LOCK";
+    private const int MaxOpenAttempts = 3;
+
+    private readonly ReaderWriterLockSlim _state = new(LockRecursionPolicy.NoRecursion);
+    private readonly SemaphoreSlim _writeGate = new(1, 1);
+    private readonly Dictionary<string, StoredDocument> _documents = new(StringComparer.Ordinal);
+    private readonly Dictionary<long, StoredDocument> _chunkOwners = [];
+    private readonly FileStream? _writerLock;
+    private IVectorIndex _vectors;
+    private Bm25Index _bm25;
+    private WriteAheadLog? _wal;
+    private CollectionManifest _manifest;
+    private long _nextChunkId;
+    private bool _disposed;
+
+    private Collection(string folder, CollectionManifest manifest, FileStream? writerLock, IVectorIndex vectors, Bm25Index bm25)
+    {
+        Folder = folder;
+        _manifest = manifest;
+        _writerLock = writerLock;
+        _vectors = vectors;
+        _bm25 = bm25;
+    }
+
+    public string Folder { get; }
+
+    public CollectionManifest Manifest => Volatile.Read(ref _manifest);
+
+    public ModelFingerprint BiEncoder => Manifest.BiEncoder;
+
+    public bool IsReadOnly => _writerLock is null;
+
+    /// <summary>What <see cref="Open"/> replayed from the log and cut off as a torn tail.</summary>
+    public RecoveryInfo Recovery { get; private set; }
+
+    /// <summary>A checkpoint is taken after a write once the log holds more than this many bytes.</summary>
+    public long AutoCheckpointBytes { get; set; } = 256L << 20;
+
+    public int DocumentCount => WithReadLock(() => _documents.Count);
+
+    public int ChunkCount => WithReadLock(() => _chunkOwners.Count);
+
+    /// <summary>Vectors in the vector index and documents in the BM25 index (they match <see cref="ChunkCount"/> and <see cref="DocumentCount"/>).</summary>
+    internal (int Vectors, int Bm25Documents) IndexCounts() => WithReadLock(() => (_vectors.Count, _bm25.Count));
+
+    public static string GenerationFolder(string folder, long generation) => Path.Combine(folder, $"gen-{generation:D6}");
+
+    public static string LogPath(string folder, long generation) => Path.Combine(folder, $"wal-{generation:D6}.log");
+
+    /// <summary>
+    /// Creates an empty collection in <paramref name="folder"/> (created if needed; it must hold nothing else) for vectors of
+    /// <paramref name="biEncoder"/>; unless <paramref name="options"/> says otherwise, chunks fill the encoder's window.
+    /// </summary>
+    public static Collection Create(string folder, SentenceEncoder biEncoder, CollectionOptions? options = null)
+    {
+        ChunkingOptions chunking = options?.Chunking ?? DefaultChunking(biEncoder.MaxSequenceLength);
+        if (chunking.MaxTokens > biEncoder.MaxSequenceLength - 2)
+            throw new ArgumentOutOfRangeException(nameof(options), chunking.MaxTokens,
+                $"chunks of {chunking.MaxTokens} wordpieces do not fit the bi-encoder's window of {biEncoder.MaxSequenceLength} tokens (at most {biEncoder.MaxSequenceLength - 2})");
+        return Create(folder, biEncoder.Fingerprint, (options ?? new CollectionOptions()) with { Chunking = chunking });
+    }
+
+    /// <summary>Creates an empty collection for vectors of the model <paramref name="biEncoder"/> identifies, chunked as <paramref name="options"/> says.</summary>
+    public static Collection Create(string folder, ModelFingerprint biEncoder, CollectionOptions options)
+    {
+        folder = Path.GetFullPath(folder);
+        ChunkingOptions chunking = options.Chunking ?? throw new ArgumentException("CollectionOptions.Chunking is required here", nameof(options));
+        chunking.Validate();
+        if (File.Exists(Path.Combine(folder, CollectionManifest.FileName)))
+            throw new CollectionFolderException($"'{folder}' already holds a collection");
+        if (Directory.Exists(folder) && Directory.EnumerateFileSystemEntries(folder).Any())
+            throw new CollectionFolderException($"'{folder}' is not empty; a new collection needs an empty or new folder");
+        Directory.CreateDirectory(folder);
+
+        var now = DateTimeOffset.UtcNow;
+        var manifest = new CollectionManifest
+        {
+            BiEncoder = biEncoder, Chunking = chunking, VectorIndex = options.VectorIndex, Bm25 = options.Bm25,
+            Created = now, Updated = now,
+        };
+        using (FileStream writerLock = AcquireWriterLock(folder))
+        using (IVectorIndex vectors = NewVectorIndex(manifest))
+        {
+            WriteSnapshot(GenerationFolder(folder, 0), [], 0, vectors, new Bm25Index(options: options.Bm25));
+            manifest.Write(folder);
+        }
+        return Open(folder);
+    }
+
+    /// <summary>The default chunking for an encoder window: all of it, with an eighth (at most 32 wordpieces) as overlap.</summary>
+    public static ChunkingOptions DefaultChunking(int maxSequenceLength) =>
+        new() { MaxTokens = maxSequenceLength - 2, OverlapTokens = Math.Min(32, (maxSequenceLength - 2) / 8) };
+
+    /// <summary>
+    /// Opens a collection: loads its last checkpoint and replays the write-ahead log after it. A writable open takes the
+    /// folder's writer lock, cuts off a torn log tail and removes leftovers of interrupted checkpoints.
+    /// </summary>
+    public static Collection Open(string folder, bool readOnly = false)
+    {
+        folder = Path.GetFullPath(folder);
+        _ = CollectionManifest.Read(folder); // fail on a folder that is not a collection before touching it
+        FileStream? writerLock = readOnly ? null : AcquireWriterLock(folder);
+        try
+        {
+            for (int attempt = 1; ; attempt++)
+            {
+                CollectionManifest manifest = CollectionManifest.Read(folder);
+                try
+                {
+                    return Load(folder, manifest, writerLock);
+                }
+                catch (Exception e) when (readOnly && attempt < MaxOpenAttempts && e is FileNotFoundException or DirectoryNotFoundException or InvalidDataException
+                                          && CollectionManifest.Read(folder).Generation != manifest.Generation)
+                {
+                    // A writer committed a checkpoint and removed the generation we were reading: read the new one.
+                }
+            }
+        }
+        catch
+        {
+            writerLock?.Dispose();
+            throw;
+        }
+    }
+
+    private static Collection Load(string folder, CollectionManifest manifest, FileStream? writerLock)
+    {
+        string generation = GenerationFolder(folder, manifest.Generation);
+        var (documents, nextChunkId) = DocumentSnapshot.Read(Path.Combine(generation, "documents.bin"));
+        IVectorIndex vectors = LoadVectorIndex(manifest, Path.Combine(generation, "vectors.idx"));
+        var collection = new Collection(folder, manifest, writerLock, vectors, Bm25Index.Load(Path.Combine(generation, "bm25.idx")));
+        try
+        {
+            collection._nextChunkId = nextChunkId;
+            foreach (StoredDocument stored in documents) collection.Track(stored);
+
+            string logPath = LogPath(folder, manifest.Generation);
+            int replayed = 0;
+            WalScan scan = WriteAheadLog.Scan(logPath, manifest.Generation, (sequence, payload) =>
+            {
+                if (sequence <= manifest.WalSequence) return;
+                collection.Apply(RecordCodec.DecodeBatch(payload));
+                replayed++;
+            });
+            collection.Recovery = new RecoveryInfo(replayed, scan.TornBytes);
+            if (writerLock is not null)
+            {
+                collection._wal = WriteAheadLog.OpenForAppend(logPath, manifest.Generation, scan, manifest.WalSequence);
+                RemoveLeftovers(folder, manifest.Generation);
+            }
+            return collection;
+        }
+        catch
+        {
+            collection._vectors.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>Throws <see cref="BiEncoderMismatchException"/> unless <paramref name="biEncoder"/> makes the vectors this collection holds.</summary>
+    public void EnsureBiEncoder(ModelFingerprint biEncoder)
+    {
+        if (!BiEncoder.IsCompatibleWith(biEncoder))
+            throw new BiEncoderMismatchException(
+                $"collection '{Folder}' was indexed with bi-encoder {Describe(BiEncoder)}, not {Describe(biEncoder)}; their vectors are not comparable. " +
+                $"Use the same model, or re-index the collection with `funnel reindex --collection {Folder} --bi-encoder <model>`.");
+    }
+
+    public Document? Get(string id) => WithReadLock(() => _documents.TryGetValue(id, out StoredDocument? s) ? s.Document : null);
+
+    /// <summary>The text of one chunk of a document (or the whole text for chunk -1), or null when the document is absent.</summary>
+    public string? GetPassage(string id, int chunkIndex) => WithReadLock(() =>
+    {
+        if (!_documents.TryGetValue(id, out StoredDocument? s)) return null;
+        string text = s.Document.FullText;
+        if (chunkIndex < 0 || chunkIndex >= s.Chunks.Length) return text;
+        ChunkSpan span = s.Chunks[chunkIndex];
+        return text[span.Start..span.End];
+    });
+
+    /// <summary>True when a document with this id is stored with exactly this title, text and metadata.</summary>
+    public bool ContainsUnchanged(Document document) => WithReadLock(() =>
+        _documents.TryGetValue(document.Id, out StoredDocument? s) && s.Document.Title == document.Title && s.Document.Text == document.Text &&
+        s.Document.Metadata.Count == document.Metadata.Count &&
+        document.Metadata.All(kv => s.Document.Metadata.TryGetValue(kv.Key, out string? v) && v == kv.Value));
+
+    /// <summary>A snapshot of the ids of all documents, in no particular order.</summary>
+    public IReadOnlyList<string> DocumentIds() => WithReadLock(() => _documents.Keys.ToArray());
+
+    /// <summary>
+    /// Inserts or replaces documents as one batch: durable (fsynced to the log) and visible to searches when this returns.
+    /// Returns the batch's log sequence number.
+    /// </summary>
+    public long Upsert(IReadOnlyList<EmbeddedDocument> documents)
+    {
+        ThrowIfNotWritable();
+        int dimension = BiEncoder.Dimension;
+        foreach (EmbeddedDocument d in documents) Validate(d, dimension);
+        if (documents.Count == 0) return _wal!.LastSequence;
+        _writeGate.Wait();
+        try
+        {
+            var operations = new List<CollectionOperation>(documents.Count);
+            foreach (EmbeddedDocument d in documents)
+            {
+                long[] ids = new long[d.Chunks.Count];
+                for (int i = 0; i < ids.Length; i++) ids[i] = _nextChunkId++;
+                operations.Add(new UpsertOperation(new StoredDocument(d.Document, d.Chunks.ToArray(), ids), d.Vectors.ToArray()));
+            }
+            return Commit(operations);
+        }
+        finally
+        {
+            _writeGate.Release();
+        }
+    }
+
+    /// <summary>Deletes the documents with these ids (absent ones are ignored) as one durable batch; returns how many were deleted.</summary>
+    public int Delete(IReadOnlyCollection<string> ids)
+    {
+        ThrowIfNotWritable();
+        _writeGate.Wait();
+        try
+        {
+            var operations = WithReadLock(() => ids.Distinct(StringComparer.Ordinal).Where(_documents.ContainsKey)
+                .Select(id => (CollectionOperation)new DeleteOperation(id)).ToList());
+            if (operations.Count > 0) Commit(operations);
+            return operations.Count;
+        }
+        finally
+        {
+            _writeGate.Release();
+        }
+    }
+
+    /// <summary>Writes all snapshots as a new generation and empties the log (nothing to do when the log is empty).</summary>
+    public void Checkpoint()
+    {
+        ThrowIfNotWritable();
+        _writeGate.Wait();
+        try
+        {
+            if (_wal!.LastSequence != Manifest.WalSequence) CheckpointLocked();
+        }
+        finally
+        {
+            _writeGate.Release();
+        }
+    }
+
+    /// <summary>
+    /// Replaces every vector with those of another bi-encoder (re-chunked with <paramref name="chunking"/>; <paramref name="embed"/>
+    /// chunks and embeds one batch of documents) and commits them as a new generation. Other writes wait; searches see the old
+    /// vectors until the commit; a crash or cancellation before it leaves the collection as it was. Reports documents done.
+    /// </summary>
+    public void Rebuild(ModelFingerprint biEncoder, ChunkingOptions chunking, Func<IReadOnlyList<Document>, IReadOnlyList<EmbeddedDocument>> embed,
+        int batchSize = 256, IProgress<int>? progress = null, CancellationToken ct = default)
+    {
+        ThrowIfNotWritable();
+        chunking.Validate();
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(batchSize);
+        _writeGate.Wait(ct);
+        try
+        {
+            if (_wal!.LastSequence != Manifest.WalSequence) CheckpointLocked();
+            CollectionManifest current = Manifest;
+            var manifest = current with { BiEncoder = biEncoder, Chunking = chunking };
+            List<Document> documents = WithReadLock(() => _documents.Values.Select(s => s.Document).ToList());
+            var rebuilt = new List<StoredDocument>(documents.Count);
+            long nextChunkId = 0;
+            IVectorIndex vectors = NewVectorIndex(manifest);
+            try
+            {
+                foreach (Document[] batch in documents.Chunk(batchSize))
+                {
+                    ct.ThrowIfCancellationRequested();
+                    IReadOnlyList<EmbeddedDocument> embedded = embed(batch);
+                    if (embedded.Count != batch.Length) throw new InvalidOperationException($"embedding {batch.Length} documents returned {embedded.Count}");
+                    var records = new List<VectorRecord>();
+                    for (int d = 0; d < batch.Length; d++)
+                    {
+                        if (!ReferenceEquals(embedded[d].Document, batch[d]) && embedded[d].Document != batch[d])
+                            throw new InvalidOperationException($"embedding returned document '{embedded[d].Document.Id}' in place of '{batch[d].Id}'");
+                        Validate(embedded[d], biEncoder.Dimension);
+                        long[] ids = new long[embedded[d].Chunks.Count];
+                        for (int i = 0; i < ids.Length; i++)
+                        {
+                            ids[i] = nextChunkId++;
+                            records.Add(new VectorRecord(ids[i], embedded[d].Vectors[i]));
+                        }
+                        rebuilt.Add(new StoredDocument(batch[d], embedded[d].Chunks.ToArray(), ids));
+                    }
+                    vectors.AddBatch(records, ct: ct);
+                    progress?.Report(rebuilt.Count);
+                }
+
+                long generation = current.Generation + 1;
+                WriteSnapshot(GenerationFolder(Folder, generation), rebuilt, nextChunkId, vectors, _bm25);
+                CommitGeneration(manifest with { Generation = generation, Counts = new(rebuilt.Count, (int)nextChunkId) });
+
+                IVectorIndex old;
+                _state.EnterWriteLock();
+                try
+                {
+                    old = _vectors;
+                    _vectors = vectors;
+                    _nextChunkId = nextChunkId;
+                    _documents.Clear();
+                    _chunkOwners.Clear();
+                    foreach (StoredDocument stored in rebuilt) Track(stored);
+                }
+                finally
+                {
+                    _state.ExitWriteLock();
+                }
+                old.Dispose();
+            }
+            catch
+            {
+                if (!ReferenceEquals(vectors, _vectors)) vectors.Dispose();
+                throw;
+            }
+        }
+        finally
+        {
+            _writeGate.Release();
+        }
+    }
+
+    /// <summary>The <paramref name="k"/> documents whose best chunk is nearest to <paramref name="query"/>, best first.</summary>
+    public IReadOnlyList<DocumentHit> SearchDense(ReadOnlySpan<float> query, int k, MetadataFilter? filter = null)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(k);
+        if (query.Length != BiEncoder.Dimension)
+            throw new ArgumentException($"query vector has {query.Length} dimensions, the collection {BiEncoder.Dimension}", nameof(query));
+        _state.EnterReadLock();
+        try
+        {
+            int chunks = _chunkOwners.Count;
+            if (chunks == 0) return [];
+            VectorFilter? vectorFilter = filter is null ? null : VectorFilter.Where(id => _chunkOwners.TryGetValue(id, out StoredDocument? s) && filter.Matches(s.Document.Metadata));
+            // Several chunks of one document may crowd the top: widen the chunk search until k documents are found.
+            for (int wanted = Math.Min(chunks, Math.Max(2 * k, k + 16)); ; wanted = Math.Min(chunks, wanted * 4))
+            {
+                IReadOnlyList<VectorHit> hits = _vectors.Search(query, wanted, vectorFilter);
+                var best = new List<DocumentHit>(k);
+                var seen = new HashSet<string>(StringComparer.Ordinal);
+                foreach (VectorHit hit in hits)
+                {
+                    if (!_chunkOwners.TryGetValue(hit.Id, out StoredDocument? s) || !seen.Add(s.Document.Id)) continue;
+                    best.Add(new DocumentHit(s.Document.Id, hit.Score, Array.IndexOf(s.ChunkIds, hit.Id)));
+                    if (best.Count == k) break;
+                }
+                if (best.Count == k || wanted == chunks || hits.Count < wanted) return best;
+            }
+        }
+        finally
+        {
+            _state.ExitReadLock();
+        }
+    }
+
+    /// <summary>The <paramref name="k"/> best documents for <paramref name="query"/> by BM25 over title and text.</summary>
+    public IReadOnlyList<DocumentHit> SearchBm25(string query, int k, MetadataFilter? filter = null)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(k);
+        _state.EnterReadLock();
+        try
+        {
+            Func<string, bool>? predicate = filter is null ? null : id => _documents.TryGetValue(id, out StoredDocument? s) && filter.Matches(s.Document.Metadata);
+            return _bm25.Search(query, k, predicate).Select(h => new DocumentHit(h.DocId, h.Score, -1)).ToList();
+        }
+        finally
+        {
+            _state.ExitReadLock();
+        }
+    }
+
+    private static string Describe(ModelFingerprint f) =>
+        $"{f.Model} (weights sha256 {f.WeightsSha256[..Math.Min(12, f.WeightsSha256.Length)]}…, {f.Dimension} dims, {f.Pooling} pooling{(f.Normalize ? ", normalized" : "")})";
+
+    public void Dispose()
+    {
+        if (_disposed) return;
+        _disposed = true;
+        _wal?.Dispose();
+        _vectors.Dispose();
+        _writerLock?.Dispose();
+        _state.Dispose();
+        _writeGate.Dispose();
+    }
+
+    private static FileStream AcquireWriterLock(string folder)
+    {
+        if (!Directory.Exists(folder)) throw new DirectoryNotFoundException($"collection folder '{folder}' does not exist");
+        try
+        {
+            // FileShare.None is an exclusive advisory lock (flock on Unix), released by the OS if the process dies.
+            return new FileStream(Path.Combine(folder, LockFileName), FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
+        }
+        catch (IOException e)
+        {
+            throw new CollectionFolderException($"collection '{folder}' is open for writing in another process; wait for it to finish", e);
+        }
+    }
+
+    private static void Validate(EmbeddedDocument d, int dimension)
+    {
+        string id = d.Document.Id;
+        if (string.IsNullOrEmpty(id)) throw new ArgumentException("a document has an empty id");
+        if (d.Chunks.Count == 0 || d.Chunks.Count != d.Vectors.Count)
+            throw new ArgumentException($"document '{id}' has {d.Chunks.Count} chunks and {d.Vectors.Count} vectors; expected one vector per chunk and at least one chunk");
+        int length = d.Document.FullText.Length;
+        foreach (ChunkSpan c in d.Chunks)
+            if (c.Start < 0 || c.End < c.Start || c.End > length) throw new ArgumentException($"document '{id}': chunk {c} is outside its text of {length} chars");
+        foreach (float[] v in d.Vectors)
+            if (v.Length != dimension) throw new ArgumentException($"document '{id}': a vector has {v.Length} dimensions, the collection {dimension}");
+    }
+
+    private long Commit(List<CollectionOperation> operations)
+    {
+        long sequence = _wal!.Append(RecordCodec.EncodeBatch(operations));
+        Apply(operations);
+        if (_wal.Length > AutoCheckpointBytes) CheckpointLocked();
+        return sequence;
+    }
+
+    /// <summary>Applies a batch to the in-memory state, in order, under the write lock; vectors go to the index as one parallel batch.</summary>
+    private void Apply(List<CollectionOperation> operations)
+    {
+        var pending = new Dictionary<long, float[]>();
+        _state.EnterWriteLock();
+        try
+        {
+            foreach (CollectionOperation operation in operations)
+                switch (operation)
+                {
+                    case UpsertOperation upsert:
+                        Untrack(upsert.Stored.Document.Id, pending);
+                        Track(upsert.Stored);
+                        for (int i = 0; i < upsert.Vectors.Length; i++) pending[upsert.Stored.ChunkIds[i]] = upsert.Vectors[i];
+                        _bm25.Add(upsert.Stored.Document.Id, upsert.Stored.Document.FullText);
+                        break;
+                    case DeleteOperation delete:
+                        Untrack(delete.DocumentId, pending);
+                        break;
+                }
+            if (pending.Count > 0) _vectors.AddBatch(pending.Select(p => new VectorRecord(p.Key, p.Value)).ToList());
+        }
+        finally
+        {
+            _state.ExitWriteLock();
+        }
+    }
+
+    private void Track(StoredDocument stored)
+    {
+        _documents[stored.Document.Id] = stored;
+        foreach (long id in stored.ChunkIds)
+        {
+            _chunkOwners[id] = stored;
+            _nextChunkId = Math.Max(_nextChunkId, id + 1);
+        }
+    }
+
+    private void Untrack(string documentId, Dictionary<long, float[]> pending)
+    {
+        if (!_documents.Remove(documentId, out StoredDocument? old)) return;
+        foreach (long id in old.ChunkIds)
+        {
+            _chunkOwners.Remove(id);
+            if (!pending.Remove(id)) _vectors.Remove(id);
+        }
+        _bm25.Remove(documentId);
+    }
+
+    private void CheckpointLocked()
+    {
+        CollectionManifest current = Manifest;
+        long generation = current.Generation + 1;
+        WriteSnapshot(GenerationFolder(Folder, generation), _documents.Values, _nextChunkId, _vectors, _bm25);
+        CommitGeneration(current with { Generation = generation, WalSequence = _wal!.LastSequence, Counts = new(_documents.Count, _chunkOwners.Count) });
+    }
+
+    /// <summary>Commits a written generation (the manifest rename is the commit point), then switches the log and drops the old generation.</summary>
+    private void CommitGeneration(CollectionManifest next)
+    {
+        next = next with { Updated = DateTimeOffset.UtcNow };
+        next.Write(Folder);
+        Volatile.Write(ref _manifest, next);
+        _wal!.Dispose();
+        _wal = WriteAheadLog.OpenForAppend(LogPath(Folder, next.Generation), next.Generation, default, next.WalSequence);
+        RemoveLeftovers(Folder, next.Generation);
+    }
+
+    private static void WriteSnapshot(string generationFolder, IReadOnlyCollection<StoredDocument> documents, long nextChunkId, IVectorIndex vectors, Bm25Index bm25)
+    {
+        if (Directory.Exists(generationFolder)) Directory.Delete(generationFolder, recursive: true); // an interrupted earlier attempt
+        Directory.CreateDirectory(generationFolder);
+        DocumentSnapshot.Write(Path.Combine(generationFolder, "documents.bin"), documents, nextChunkId);
+        vectors.Save(Path.Combine(generationFolder, "vectors.idx"));
+        bm25.Save(Path.Combine(generationFolder, "bm25.idx"));
+        DurableFile.SyncDirectory(Path.GetDirectoryName(generationFolder)!);
+    }
+
+    /// <summary>Deletes generations, logs and temp files other than the committed generation's (left by crashes or superseded).</summary>
+    private static void RemoveLeftovers(string folder, long generation)
+    {
+        string keepGeneration = Path.GetFileName(GenerationFolder(folder, generation)), keepLog = Path.GetFileName(LogPath(folder, generation));
+        foreach (string dir in Directory.EnumerateDirectories(folder, "gen-*"))
+            if (Path.GetFileName(dir) != keepGeneration) Directory.Delete(dir, recursive: true);
+        foreach (string file in Directory.EnumerateFiles(folder, "wal-*.log"))
+            if (Path.GetFileName(file) != keepLog) File.Delete(file);
+        foreach (string file in Directory.EnumerateFiles(folder, ".*.tmp")) File.Delete(file);
+    }
+
+    private static IVectorIndex NewVectorIndex(CollectionManifest manifest) => manifest.VectorIndex.Kind switch
+    {
+        VectorIndexKind.Flat => new FlatIndex(manifest.BiEncoder.Dimension, manifest.VectorIndex.Metric),
+        _ => new HnswIndex(manifest.BiEncoder.Dimension, manifest.VectorIndex.Metric, manifest.VectorIndex.Hnsw),
+    };
+
+    private static IVectorIndex LoadVectorIndex(CollectionManifest manifest, string path) => manifest.VectorIndex.Kind switch
+    {
+        VectorIndexKind.Flat => FlatIndex.Load(path),
+        _ => HnswIndex.Load(path),
+    };
+
+    private void ThrowIfNotWritable()
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        if (IsReadOnly) throw new InvalidOperationException($"collection '{Folder}' was opened read-only");
+    }
+
+    private T WithReadLock<T>(Func<T> read)
+    {
+        _state.EnterReadLock();
+        try
+        {
+            return read();
+        }
+        finally
+        {
+            _state.ExitReadLock();
+        }
+    }
+}

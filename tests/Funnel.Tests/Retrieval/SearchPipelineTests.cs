@@ -1,0 +1,186 @@
+using Funnel.Retrieval;
+
+namespace Funnel.Tests.Retrieval;
+
+/// <summary>The pipeline end to end over a collection of real NFCorpus documents embedded by a small random-weight model.</summary>
+public sealed class SearchPipelineTests : IClassFixture<SmallModels>, IDisposable
+{
+    private static readonly ChunkingOptions Chunking = new() { MaxTokens = 48, OverlapTokens = 8 };
+    private readonly SmallModels _models;
+    private readonly string _dir = Path.Combine(Directory.CreateTempSubdirectory("funnel-pipeline-").FullName, "c");
+    private readonly Collection _collection;
+
+    public SearchPipelineTests(SmallModels models)
+    {
+        _models = models;
+        _collection = Collection.Create(_dir, models.BiEncoder, new CollectionOptions { Chunking = Chunking });
+        var metadata = new Dictionary<string, string> { ["half"] = "first" };
+        var docs = models.Documents.Select((d, i) => i < 30 ? d with { Metadata = metadata } : d).ToAsyncEnumerable();
+        CollectionIndexer.IndexAsync(_collection, models.BiEncoder, docs, new IndexingOptions { BatchSize = 16 }).GetAwaiter().GetResult();
+    }
+
+    public void Dispose()
+    {
+        _collection.Dispose();
+        Directory.Delete(Path.GetDirectoryName(_dir)!, recursive: true);
+    }
+
+    private SearchPipeline Pipeline(bool rerank = true) => new(_collection, _models.BiEncoder, rerank ? _models.CrossEncoder : null);
+
+    [Fact]
+    public void EveryChunkIsFoundByItsOwnTextAtRankOne()
+    {
+        Assert.Equal(60, _collection.DocumentCount);
+        Assert.True(_collection.ChunkCount > 100, $"only {_collection.ChunkCount} chunks: the documents should need several each");
+        var pipeline = Pipeline(rerank: false);
+        var embedder = new DocumentEmbedder(_models.BiEncoder, Chunking);
+        foreach (Document d in _models.Documents.Take(10))
+        {
+            IReadOnlyList<ChunkSpan> chunks = embedder.Chunk(d.FullText);
+            int last = chunks.Count - 1;
+            string passage = d.FullText[chunks[last].Start..chunks[last].End];
+            IReadOnlyList<SearchResult> results = pipeline.Search(passage, new SearchOptions { Retriever = Retriever.Dense, Results = 3 }).Results;
+            SearchResult top = results[0];
+            // Identical text embeds identically (cosine 1); NFCorpus has documents sharing a closing chunk, which then tie.
+            Assert.Equal(1f, top.DenseScore!.Value, 4);
+            Assert.Equal(passage, top.Passage);
+            Assert.Equal(1, top.DenseRank);
+            Assert.Contains(results, r => r.DocumentId == d.Id && r.DenseScore > 0.9999f && r.Passage == passage);
+            Assert.Null(top.Bm25Score);
+        }
+    }
+
+    [Fact]
+    public void Bm25FindsTheDocumentWithARareTitleTerm()
+    {
+        Document d = _models.Documents[5];
+        SearchResponse r = Pipeline(rerank: false).Search(d.Title, new SearchOptions { Retriever = Retriever.Bm25 });
+        Assert.Equal(d.Id, r.Results[0].DocumentId);
+        Assert.Equal(1, r.Results[0].Bm25Rank);
+        Assert.Null(r.Results[0].DenseScore);
+        Assert.Equal(d.FullText, r.Results[0].Passage);
+        Assert.Equal(TimeSpan.Zero, r.Timings.Embed);
+    }
+
+    [Fact]
+    public void HybridScoresAreReciprocalRankFusionOfBothRankings()
+    {
+        string query = "dietary fiber and cancer risk";
+        SearchResponse r = Pipeline(rerank: false).Search(query, new SearchOptions { Retriever = Retriever.Hybrid, Candidates = 20, Results = 20, RrfK = 60 });
+        Assert.NotEmpty(r.Results);
+        foreach (SearchResult x in r.Results)
+        {
+            double expected = (x.DenseRank is int dr ? 1.0 / (60 + dr) : 0) + (x.Bm25Rank is int br ? 1.0 / (60 + br) : 0);
+            Assert.Equal(expected, x.FusedScore!.Value, 12);
+        }
+        Assert.Equal(r.Results.Select(x => x.FusedScore).OrderDescending(), r.Results.Select(x => x.FusedScore));
+        Assert.Contains(r.Results, x => x.DenseRank is not null && x.Bm25Rank is not null);
+    }
+
+    [Fact]
+    public void RerankingScoresEveryCandidateWithTheCrossEncoderAndKeepsTheBestM()
+    {
+        string query = "statin use and breast cancer";
+        var options = new SearchOptions { Retriever = Retriever.Hybrid, Candidates = 15, Results = 5 };
+        SearchResponse first = Pipeline(rerank: false).Search(query, options with { Results = 15 });
+        SearchResponse reranked = Pipeline().Search(query, options);
+
+        float[] direct = _models.CrossEncoder.Score(query, first.Results.Select(x => x.Passage).ToList());
+        var expected = first.Results.Select((x, i) => (x.DocumentId, Score: direct[i])).OrderByDescending(x => x.Score).Take(5).ToList();
+        Assert.Equal(expected.Select(x => x.DocumentId), reranked.Results.Select(x => x.DocumentId));
+        for (int i = 0; i < 5; i++)
+        {
+            Assert.Equal(expected[i].Score, reranked.Results[i].RerankScore!.Value, 5);
+            Assert.Equal(i + 1, reranked.Results[i].Rank);
+            Assert.NotNull(reranked.Results[i].FusedScore);
+        }
+        Assert.True(reranked.Timings.Rerank > TimeSpan.Zero && reranked.Timings.Embed > TimeSpan.Zero);
+    }
+
+    [Fact]
+    public async Task MetadataFiltersReachBothRetrievers()
+    {
+        var filter = MetadataFilter.Parse(["half=first"]);
+        var firstHalf = _models.Documents.Take(30).Select(d => d.Id).ToHashSet();
+        foreach (Retriever retriever in Enum.GetValues<Retriever>())
+        {
+            SearchResponse r = await Pipeline().SearchAsync("vitamin D", new SearchOptions { Retriever = retriever, Results = 50, Filter = filter });
+            Assert.NotEmpty(r.Results);
+            Assert.All(r.Results, x => Assert.Contains(x.DocumentId, firstHalf));
+        }
+    }
+
+    [Fact]
+    public async Task SearchManyAnswersEveryQueryInOrderLikeSingleSearches()
+    {
+        (string, string)[] queries = [("q1", "fish oil omega-3"), ("q2", "obesity in children"), ("q3", "green tea")];
+        var options = new SearchOptions { Retriever = Retriever.Hybrid, Candidates = 10, Results = 5 };
+        var many = new List<(string Id, SearchResponse Response)>();
+        await foreach (var item in Pipeline().SearchManyAsync(queries, options)) many.Add(item);
+        Assert.Equal(["q1", "q2", "q3"], many.Select(m => m.Id));
+        for (int i = 0; i < 3; i++)
+            Assert.Equal(Pipeline().Search(queries[i].Item2, options).Results.Select(x => x.DocumentId), many[i].Response.Results.Select(x => x.DocumentId));
+    }
+
+    [Fact]
+    public void AnotherBiEncoderIsRefused()
+    {
+        var e = Assert.Throws<BiEncoderMismatchException>(() => new SearchPipeline(_collection, _models.OtherBiEncoder));
+        Assert.Contains("funnel reindex", e.Message);
+        // BM25 needs no bi-encoder at all.
+        Assert.NotEmpty(new SearchPipeline(_collection, null).Search("cancer", new SearchOptions { Retriever = Retriever.Bm25 }).Results);
+        Assert.Throws<InvalidOperationException>(() => new SearchPipeline(_collection, null).Search("cancer", new SearchOptions { Retriever = Retriever.Dense }));
+    }
+
+    [Fact]
+    public async Task ReIndexingSkipsUnchangedDocumentsAndRewritesChangedOnes()
+    {
+        var metadata = new Dictionary<string, string> { ["half"] = "first" }; // as indexed in the constructor
+        var changed = _models.Documents.Select((d, i) => i < 30 ? d with { Metadata = metadata } : d)
+            .Select((d, i) => i == 7 ? d with { Text = d.Text + " Amended." } : d).ToAsyncEnumerable();
+        IndexingProgress p = await CollectionIndexer.IndexAsync(_collection, _models.BiEncoder, changed);
+        Assert.Equal((60L, 1L, 59L), (p.DocumentsRead, p.DocumentsWritten, p.DocumentsUnchanged));
+        Assert.EndsWith("Amended.", _collection.Get(_models.Documents[7].Id)!.Text);
+        Assert.Equal(60, _collection.DocumentCount);
+    }
+
+    [Fact]
+    public async Task CancellingAnIngestKeepsWholeBatchesOnly()
+    {
+        string dir = _dir + "-cancel";
+        using var cts = new CancellationTokenSource();
+        using (Collection c = Collection.Create(dir, _models.BiEncoder, new CollectionOptions { Chunking = Chunking }))
+        {
+            var progress = new Inline(p => { if (p.DocumentsWritten >= 20) cts.Cancel(); });
+            await Assert.ThrowsAnyAsync<OperationCanceledException>(() =>
+                CollectionIndexer.IndexAsync(c, _models.BiEncoder, _models.Documents.ToAsyncEnumerable(), new IndexingOptions { BatchSize = 10 }, progress, cts.Token));
+        }
+        using Collection reopened = Collection.Open(dir, readOnly: true);
+        Assert.Equal(20, reopened.DocumentCount);
+        Assert.Equal(_models.Documents.Take(20).Select(d => d.Id).Order(), reopened.DocumentIds().Order());
+        Assert.Equal(0, reopened.Recovery.ReplayedBatches); // cancellation checkpointed
+    }
+
+    [Fact]
+    public void ReindexSwitchesTheCollectionToTheNewBiEncoder()
+    {
+        IndexingProgress p = CollectionIndexer.Reindex(_collection, _models.OtherBiEncoder, Chunking);
+        Assert.Equal(60, p.DocumentsWritten);
+        Assert.Equal(_models.OtherBiEncoder.Fingerprint.WeightsSha256, _collection.BiEncoder.WeightsSha256);
+        Assert.Throws<BiEncoderMismatchException>(() => new SearchPipeline(_collection, _models.BiEncoder));
+        Document d = _models.Documents[3];
+        string passage = d.FullText[..Math.Min(d.FullText.Length, 80)];
+        passage = passage[..passage.LastIndexOf(' ')];
+        _collection.Dispose();
+        using Collection reopened = Collection.Open(_dir, readOnly: true);
+        Assert.Equal(_models.OtherBiEncoder.Fingerprint.WeightsSha256, reopened.BiEncoder.WeightsSha256);
+        Assert.Equal(60, reopened.DocumentCount);
+        var pipeline = new SearchPipeline(reopened, _models.OtherBiEncoder);
+        Assert.Contains(d.Id, pipeline.Search(d.FullText[..Math.Min(200, d.FullText.Length)], new SearchOptions { Retriever = Retriever.Dense, Results = 3 }).Results.Select(r => r.DocumentId));
+    }
+
+    private sealed class Inline(Action<IndexingProgress> report) : IProgress<IndexingProgress>
+    {
+        public void Report(IndexingProgress value) => report(value);
+    }
+}

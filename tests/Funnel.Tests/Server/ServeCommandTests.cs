@@ -1,0 +1,90 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Http.Headers;
+using System.Text.RegularExpressions;
+
+namespace Funnel.Tests.Server;
+
+/// <summary><c>funnel serve</c> as a real child process: it serves, and SIGTERM drains accepted requests before exit.</summary>
+[Collection(ServerCollection.Name)]
+public sealed partial class ServeCommandTests(SmallModels models)
+{
+    private static Process StartCli(params string[] args)
+    {
+        var start = new ProcessStartInfo("dotnet")
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        };
+        start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "Funnel.Cli.dll"));
+        foreach (string arg in args) start.ArgumentList.Add(arg);
+        start.Environment["HF_HUB_OFFLINE"] = "1";
+        start.Environment.Remove("FUNNEL_API_KEY");
+        return Process.Start(start)!;
+    }
+
+    [Fact]
+    public async Task ServesAndDrainsOnSigterm()
+    {
+        using Process server = StartCli("serve", "--bi-encoder", models.BiEncoderFolder, "--cross-encoder", models.CrossEncoderFolder,
+            "--urls", "http://127.0.0.1:0", "--max-wait-ms", "800", "--api-key", "k");
+        try
+        {
+            string address = await ListeningAddressAsync(server);
+            Task<string> drainLogs = server.StandardOutput.ReadToEndAsync(); // a full pipe would block the server's logger
+            using var client = new HttpClient { BaseAddress = new Uri(address) };
+            client.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", "k");
+
+            Reply info = await client.GetReplyAsync("/info");
+            Assert.Equal(HttpStatusCode.OK, info.Status);
+            Assert.Equal("bi", info.Json.GetProperty("model_id").GetString());
+            Assert.Equal("cross", info.Json.GetProperty("models").GetProperty("reranker").GetProperty("model_id").GetString());
+
+            // Waits 800 ms in the batcher for company: the server is told to stop meanwhile.
+            Task<Reply> inFlight = client.PostAsync("/embed", new { inputs = "accepted before SIGTERM" });
+            await Task.Delay(300);
+            using (Process kill = Process.Start("kill", $"-TERM {server.Id}")) await kill.WaitForExitAsync();
+
+            Reply reply = await inFlight;
+            Assert.Equal(HttpStatusCode.OK, reply.Status);
+            float[] expected = models.BiEncoder.Encode("accepted before SIGTERM");
+            float[] actual = Http.Floats(reply.Json[0]);
+            for (int i = 0; i < expected.Length; i++) Assert.Equal(expected[i], actual[i], 1e-6f);
+
+            await server.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(30));
+            Assert.Equal(0, server.ExitCode);
+            Assert.Contains("Application is shutting down", await drainLogs);
+        }
+        finally
+        {
+            if (!server.HasExited) server.Kill();
+        }
+    }
+
+    [Theory]
+    [InlineData("nothing to serve")]
+    [InlineData("no-such-model-folder", "--bi-encoder", "./no-such-model-folder")]
+    [InlineData("not an http:// URL", "--collections", "/tmp", "--urls", "https://127.0.0.1:8443")]
+    public async Task BadArgumentsExitWith2AndOneClearLine(string mentions, params string[] args)
+    {
+        using Process cli = StartCli(["serve", .. args]);
+        string stderr = await cli.StandardError.ReadToEndAsync();
+        await cli.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(60));
+        Assert.Equal(2, cli.ExitCode);
+        Assert.Contains(mentions, stderr);
+        Assert.DoesNotContain("   at ", stderr);
+    }
+
+    private static async Task<string> ListeningAddressAsync(Process server)
+    {
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        while (await server.StandardOutput.ReadLineAsync(timeout.Token) is { } line)
+            if (ListeningOn().Match(line) is { Success: true } match) return match.Groups[1].Value;
+        Assert.Fail($"the server exited before listening: {await server.StandardError.ReadToEndAsync()}");
+        return "";
+    }
+
+    [GeneratedRegex(@"Now listening on: (http://127\.0\.0\.1:\d+)")]
+    private static partial Regex ListeningOn();
+}
