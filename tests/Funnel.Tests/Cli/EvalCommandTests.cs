@@ -1,7 +1,7 @@
-using System.CommandLine;
 using System.Text.Json;
 using Funnel.Cli;
 using Funnel.Evaluation;
+using static Funnel.Tests.Cli.CliRun;
 
 namespace Funnel.Tests.Cli;
 
@@ -11,14 +11,6 @@ public sealed class EvalCommandTests : IDisposable
     private readonly string _temp = Directory.CreateTempSubdirectory("funnel-eval-").FullName;
 
     public void Dispose() => Directory.Delete(_temp, recursive: true);
-
-    private static (int Code, string Out, string Err) Run(params string[] args)
-    {
-        var output = new StringWriter();
-        var error = new StringWriter();
-        int code = Program.BuildRoot().Parse(args).Invoke(new InvocationConfiguration { Output = output, Error = error });
-        return (code, output.ToString(), error.ToString());
-    }
 
     private static JsonElement Metric(string json, string name) => JsonDocument.Parse(json).RootElement.GetProperty("metrics").GetProperty(name);
 

@@ -1,7 +1,7 @@
-using System.CommandLine;
 using System.Text.Json;
 using Funnel.Cli;
 using Funnel.Tests.Inference;
+using static Funnel.Tests.Cli.CliRun;
 
 namespace Funnel.Tests.Cli;
 
@@ -10,14 +10,6 @@ namespace Funnel.Tests.Cli;
 public sealed class InferenceCommandTests(ReferenceFixture reference) : IDisposable
 {
     private readonly string _temp = Directory.CreateTempSubdirectory("funnel-cli-").FullName;
-
-    private static (int Code, string Out, string Err) Run(params string[] args)
-    {
-        var output = new StringWriter();
-        var error = new StringWriter();
-        int code = Program.BuildRoot().Parse(args).Invoke(new InvocationConfiguration { Output = output, Error = error });
-        return (code, output.ToString(), error.ToString());
-    }
 
     [Fact]
     public void EmbedPrintsOneArrayPerTextMatchingTheReference()

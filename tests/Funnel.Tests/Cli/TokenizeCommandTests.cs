@@ -1,7 +1,7 @@
-using System.CommandLine;
 using System.Text.Json;
 using Funnel.Cli;
 using Funnel.Tests.Tokenization;
+using static Funnel.Tests.Cli.CliRun;
 
 namespace Funnel.Tests.Cli;
 
@@ -9,14 +9,6 @@ namespace Funnel.Tests.Cli;
 public sealed class TokenizeCommandTests
 {
     private static readonly string MiniLm = TestPaths.SharedModel("all-MiniLM-L6-v2");
-
-    private static (int Code, string Out, string Err) Run(params string[] args)
-    {
-        var output = new StringWriter();
-        var error = new StringWriter();
-        int code = Program.BuildRoot().Parse(args).Invoke(new InvocationConfiguration { Output = output, Error = error });
-        return (code, output.ToString(), error.ToString());
-    }
 
     [Fact]
     public void PrintsThePublishedIdsAsJson()
