@@ -4,6 +4,7 @@ using System.Globalization;
 using System.Text.Json;
 using Funnel.Evaluation;
 using Funnel.Inference;
+using Funnel.Retrieval;
 using Funnel.Retrieval.Lexical;
 using Spectre.Console;
 
@@ -16,8 +17,8 @@ namespace Funnel.Cli.Commands;
 /// </summary>
 internal static class EvalCommand
 {
-    private sealed record Settings(string Dataset, string Split, string Retriever, string? Rerank, int? Top, int? K, string? RunFile,
-        int? RelevanceLevel, IReadOnlyList<Measure> Measures, int? MaxQueries, EncoderOptions Encoder);
+    private sealed record Settings(string Dataset, string Split, string Retriever, string? Rerank, string? BiEncoder, string? Collection, int? Top, int? K,
+        string? RunFile, int? RelevanceLevel, IReadOnlyList<Measure> Measures, int? MaxQueries, EncoderOptions Encoder);
 
     /// <summary>What one evaluation did: the numbers the table and the JSON report.</summary>
     private sealed record Report(string Dataset, string Split, string FirstStage, string? Rerank, int Candidates, int Kept, int RelevanceLevel,
@@ -27,9 +28,11 @@ internal static class EvalCommand
     {
         var dataset = new Option<string>("--dataset", "-d") { Description = "A BEIR folder or zip, or a TREC DL folder (retrieve_results_*.json + qrels*.txt)", Required = true };
         var split = new Option<string>("--split") { Description = "BEIR qrels split", DefaultValueFactory = _ => "test" };
-        var retriever = new Option<string>("--retriever") { Description = "First stage: bm25 (a TREC DL folder always uses its shipped BM25 candidates)", DefaultValueFactory = _ => "bm25" };
+        var retriever = new Option<string>("--retriever") { Description = "First stage: bm25, dense or hybrid (RRF of both); a TREC DL folder always uses its shipped BM25 candidates", DefaultValueFactory = _ => "bm25" };
         retriever.AcceptOnlyFromAmong("bm25", "dense", "hybrid");
         var rerank = new Option<string?>("--rerank") { Description = "Cross-encoder (folder or Hub id) that reranks the top N" };
+        var biEncoder = new Option<string?>("--bi-encoder") { Description = "Bi-encoder (folder or Hub id) for dense and hybrid; default: the --collection's" };
+        var collection = new Option<string?>("--collection") { Description = "Collection folder for dense and hybrid, created and filled with the corpus as needed (default: a cache folder per dataset and bi-encoder)" };
         var top = new Option<int?>("--top") { Description = "N: first-stage candidates per query (default 100 with --rerank, else 1000; TREC DL: all shipped)" };
         var k = new Option<int?>("--k") { Description = "M: results per query kept in the run (default N)" };
         var runFile = new Option<string?>("--run-file") { Description = "Where to write the TREC run (default runs/DATASET.SPLIT.STAGES.trec)" };
@@ -41,28 +44,20 @@ internal static class EvalCommand
         var json = new Option<bool>("--json") { Description = "Print the report as JSON instead of a table" };
         var command = new Command("eval", "Evaluate retrieval (and reranking) on a BEIR or TREC DL dataset; writes a TREC run file.")
         {
-            dataset, split, retriever, rerank, top, k, runFile, relevance, measures, maxQueries, batch, threads, json,
+            dataset, split, retriever, rerank, biEncoder, collection, top, k, runFile, relevance, measures, maxQueries, batch, threads, json,
         };
         command.SetAction((parse, ct) => CliAction.RunAsync(parse, async output =>
         {
             var settings = new Settings(parse.GetValue(dataset)!, parse.GetValue(split)!, parse.GetValue(retriever)!, parse.GetValue(rerank),
-                parse.GetValue(top), parse.GetValue(k), parse.GetValue(runFile), parse.GetValue(relevance), ParseMeasures(parse.GetValue(measures)),
+                parse.GetValue(biEncoder), parse.GetValue(collection), parse.GetValue(top), parse.GetValue(k), parse.GetValue(runFile), parse.GetValue(relevance), ParseMeasures(parse.GetValue(measures)),
                 parse.GetValue(maxQueries), new EncoderOptions { BatchSize = parse.GetValue(batch), MaxThreads = parse.GetValue(threads) });
             Validate(settings);
             var stderr = AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(Console.Error) });
-            Report report;
-            try
-            {
-                report = TrecDlRerankSet.IsRerankSet(settings.Dataset)
-                    ? await EvaluateTrecDlAsync(settings, stderr, ct)
-                    : BeirDataset.IsBeir(settings.Dataset)
-                        ? await EvaluateBeirAsync(settings, stderr, ct)
-                        : throw new UsageException($"--dataset {settings.Dataset}: not a BEIR folder or zip (corpus.jsonl, queries.jsonl, qrels/) nor a TREC DL folder (retrieve_results_*.json, qrels*.txt)");
-            }
-            catch (DatasetFormatException e)
-            {
-                throw new UsageException(e.Message); // the dataset is the user's input: exit code 2, no stack trace
-            }
+            Report report = TrecDlRerankSet.IsRerankSet(settings.Dataset)
+                ? await EvaluateTrecDlAsync(settings, stderr, ct)
+                : BeirDataset.IsBeir(settings.Dataset)
+                    ? await EvaluateBeirAsync(settings, stderr, ct)
+                    : throw new UsageException($"--dataset {settings.Dataset}: not a BEIR folder or zip (corpus.jsonl, queries.jsonl, qrels/) nor a TREC DL folder (retrieve_results_*.json, qrels*.txt)");
             if (parse.GetValue(json)) output.WriteLine(ToJson(report));
             else PrintTable(report, output);
             return 0;
@@ -91,8 +86,10 @@ internal static class EvalCommand
         if (s.RelevanceLevel is < 0) throw new UsageException($"--relevance-level must be at least 0 (got {s.RelevanceLevel})");
         if (s.Encoder.BatchSize < 1) throw new UsageException($"--batch-size must be at least 1 (got {s.Encoder.BatchSize})");
         if (s.Encoder.MaxThreads < 1) throw new UsageException($"--threads must be at least 1 (got {s.Encoder.MaxThreads})");
-        if (s.Retriever != "bm25")
-            throw new UsageException($"--retriever {s.Retriever} needs the collection pipeline, which this build of funnel eval does not use yet; use --retriever bm25");
+        if (s.Retriever != "bm25" && TrecDlRerankSet.IsRerankSet(s.Dataset))
+            throw new UsageException($"--retriever {s.Retriever}: a TREC DL rerank folder has no corpus to index; its first stage is the shipped BM25 candidates (use --retriever bm25)");
+        if (s.Retriever == "bm25" && (s.BiEncoder != null || s.Collection != null))
+            throw new UsageException("--bi-encoder and --collection are for --retriever dense or hybrid");
     }
 
     private static async Task<Report> EvaluateTrecDlAsync(Settings s, IAnsiConsole stderr, CancellationToken ct)
@@ -105,8 +102,9 @@ internal static class EvalCommand
         var stages = new List<(string, string, TimeSpan)> { ("load", $"{queries.Count} judged queries × {shipped} BM25 candidates", clock.Elapsed) };
         var first = new Run("bm25");
         foreach (var q in queries) first.Add(q.Id, q.Candidates.Take(candidates).Select(c => new ScoredDocument(c.DocId, c.Score)));
-        return await FinishAsync(s, stderr, set.Name, "dl", $"bm25 (shipped) top {candidates}", first, queries, candidates, set.Qrels.Restrict(queries.Select(q => q.Id)),
-            s.RelevanceLevel ?? TrecDlRerankSet.RelevanceThreshold, stages, ct);
+        var (run, kept) = await RerankAsync(s, stderr, first, queries, candidates, stages, ct);
+        return Conclude(s, set.Name, "dl", $"bm25 (shipped) top {candidates}", run, candidates, kept, set.Qrels.Restrict(queries.Select(q => q.Id)),
+            s.RelevanceLevel ?? TrecDlRerankSet.RelevanceThreshold, stages);
     }
 
     private static async Task<Report> EvaluateBeirAsync(Settings s, IAnsiConsole stderr, CancellationToken ct)
@@ -114,8 +112,10 @@ internal static class EvalCommand
         using var dataset = BeirDataset.Open(s.Dataset);
         var qrels = dataset.ReadQrels(s.Split);
         var queries = (await dataset.ReadQueriesAsync(ct)).Where(q => qrels[q.Id] != null).Take(s.MaxQueries ?? int.MaxValue).ToList();
+        qrels = qrels.Restrict(queries.Select(q => q.Id));
         int candidates = s.Top ?? (s.Rerank != null ? 100 : 1000);
         var stages = new List<(string, string, TimeSpan)>();
+        if (s.Retriever != "bm25") return await EvaluateWithCollectionAsync(s, stderr, dataset, qrels, queries, candidates, stages, ct);
 
         var index = new Bm25Index();
         var texts = s.Rerank != null ? new Dictionary<string, string>(StringComparer.Ordinal) : null;
@@ -155,42 +155,115 @@ internal static class EvalCommand
             if (texts != null)
                 rerankQueries.Add(new RerankQuery(queries[i].Id, queries[i].Text, hits[i].Select((h, r) => new RerankCandidate(h.DocId, texts[h.DocId], r + 1, h.Score)).ToList()));
         }
-        return await FinishAsync(s, stderr, dataset.Name, s.Split, $"bm25 top {candidates}", first, rerankQueries, candidates, qrels.Restrict(queries.Select(q => q.Id)),
-            s.RelevanceLevel ?? 1, stages, ct);
+        var (run, kept) = await RerankAsync(s, stderr, first, rerankQueries, candidates, stages, ct);
+        return Conclude(s, dataset.Name, s.Split, $"bm25 top {candidates}", run, candidates, kept, qrels, s.RelevanceLevel ?? 1, stages);
     }
 
-    /// <summary>Reranks when asked, writes the run file and evaluates it.</summary>
-    private static async Task<Report> FinishAsync(Settings s, IAnsiConsole stderr, string name, string split, string firstStage, Run first,
-        IReadOnlyList<RerankQuery> candidates, int depth, Qrels qrels, int relevanceLevel, List<(string, string, TimeSpan)> stages, CancellationToken ct)
+    /// <summary>dense or hybrid: index the corpus into a collection (only what it lacks), then query it through the search pipeline.</summary>
+    private static async Task<Report> EvaluateWithCollectionAsync(Settings s, IAnsiConsole stderr, BeirDataset dataset, Qrels qrels, List<BeirQuery> queries,
+        int candidates, List<(string, string, TimeSpan)> stages, CancellationToken ct)
+    {
+        int kept = Math.Min(s.K ?? candidates, candidates);
+        var clock = Stopwatch.StartNew();
+        bool exists = s.Collection != null && File.Exists(Path.Combine(s.Collection, CollectionManifest.FileName));
+        string model = s.BiEncoder ?? (exists ? CollectionManifest.Read(s.Collection!).BiEncoder.Model
+            : throw new UsageException($"--retriever {s.Retriever} needs --bi-encoder MODEL (or --collection DIR holding an indexed collection)"));
+        using var biEncoder = SentenceEncoder.Load(await ModelFolders.ResolveAsync(model, ct), s.Encoder);
+        string folder = s.Collection ?? Path.Combine(CacheFolder(), "eval", $"{dataset.Name}-{biEncoder.Fingerprint.WeightsSha256[..12]}");
+        using var collection = File.Exists(Path.Combine(folder, CollectionManifest.FileName)) ? Collection.Open(folder) : Collection.Create(folder, biEncoder);
+        stages.Add(("load bi-encoder", model, clock.Elapsed));
+
+        clock.Restart();
+        var documents = dataset.ReadCorpusAsync(ct).Select(d => new Document(d.Id, d.Title, d.Text, d.Metadata));
+        IndexingProgress indexed = await WithProgressAsync(stderr, $"indexing {dataset.Name}", total: null, progress =>
+            CollectionIndexer.IndexAsync(collection, biEncoder, documents, progress: new IndexingCount(progress), ct: ct));
+        stages.Add(("collection", $"{collection.Folder}: {indexed.DocumentsWritten:N0} documents embedded, {indexed.DocumentsUnchanged:N0} already there", clock.Elapsed));
+
+        CrossEncoder? crossEncoder = null;
+        try
+        {
+            if (s.Rerank != null)
+            {
+                clock.Restart();
+                crossEncoder = CrossEncoder.Load(await ModelFolders.ResolveAsync(s.Rerank, ct), s.Encoder);
+                stages.Add(("load cross-encoder", s.Rerank, clock.Elapsed));
+            }
+            var pipeline = new SearchPipeline(collection, biEncoder, crossEncoder);
+            var options = new SearchOptions
+            {
+                Retriever = s.Retriever == "dense" ? Retriever.Dense : Retriever.Hybrid, Candidates = candidates, Results = kept, Rerank = crossEncoder != null,
+            };
+            var run = new Run(crossEncoder != null ? $"{s.Retriever}.rerank" : s.Retriever);
+            TimeSpan embed = default, retrieve = default, fuse = default, rerank = default;
+            clock.Restart();
+            await WithProgressAsync(stderr, $"{s.Retriever} search", queries.Count, async progress =>
+            {
+                int done = 0;
+                await foreach (var (id, response) in pipeline.SearchManyAsync(queries.Select(q => (q.Id, q.Text)).ToList(), options, ct))
+                {
+                    run.Add(id, response.Results.Select(r => new ScoredDocument(r.DocumentId, r.Score)));
+                    (embed, retrieve, fuse, rerank) = (embed + response.Timings.Embed, retrieve + response.Timings.Retrieve, fuse + response.Timings.Fuse, rerank + response.Timings.Rerank);
+                    progress.Report(++done);
+                }
+                return done;
+            });
+            stages.Add(("search", string.Create(CultureInfo.InvariantCulture,
+                $"{queries.Count} queries; embed {embed.TotalSeconds:F2} s, retrieve {retrieve.TotalSeconds:F2} s, fuse {fuse.TotalSeconds:F2} s, rerank {rerank.TotalSeconds:F2} s"), clock.Elapsed));
+            return Conclude(s, dataset.Name, s.Split, $"{s.Retriever} top {candidates}", run, candidates, kept, qrels, s.RelevanceLevel ?? 1, stages);
+        }
+        finally
+        {
+            crossEncoder?.Dispose();
+        }
+    }
+
+    /// <summary>$XDG_CACHE_HOME/funnel, else ~/.cache/funnel.</summary>
+    private static string CacheFolder() =>
+        Path.Combine(Environment.GetEnvironmentVariable("XDG_CACHE_HOME") is { Length: > 0 } xdg
+            ? xdg
+            : Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".cache"), "funnel");
+
+    /// <summary>Shows indexing progress as the number of documents read.</summary>
+    private sealed class IndexingCount(IProgress<int> inner) : IProgress<IndexingProgress>
+    {
+        public void Report(IndexingProgress value) => inner.Report((int)value.DocumentsRead);
+    }
+
+    /// <summary>
+    /// The run to evaluate: with --rerank, the cross-encoder's order of each query's top <paramref name="depth"/> candidates;
+    /// else the first stage's. Either way cut to --k results.
+    /// </summary>
+    private static async Task<(Run Run, int Kept)> RerankAsync(Settings s, IAnsiConsole stderr, Run first, IReadOnlyList<RerankQuery> candidates, int depth,
+        List<(string, string, TimeSpan)> stages, CancellationToken ct)
     {
         int kept = Math.Min(s.K ?? depth, depth);
-        Run run = first;
-        string stagesTag = "bm25";
-        if (s.Rerank != null)
+        if (s.Rerank == null)
         {
-            var clock = Stopwatch.StartNew();
-            string folder = await ModelFolders.ResolveAsync(s.Rerank, ct);
-            using var encoder = CrossEncoder.Load(folder, s.Encoder);
-            stages.Add(("load cross-encoder", Path.GetFileName(Path.TrimEndingDirectorySeparator(folder)), clock.Elapsed));
-            RerankStatistics statistics = default;
-            run = await WithProgressAsync(stderr, "reranking", candidates.Count, progress =>
-            {
-                var (reranked, stats) = CrossEncoderReranking.Rerank(encoder, candidates, depth, kept, "rerank", progress, ct);
-                statistics = stats;
-                return Task.FromResult(reranked);
-            });
-            stages.Add(("rerank", string.Create(CultureInfo.InvariantCulture,
-                $"{statistics.Pairs:N0} pairs, {statistics.PairsPerSecond:F1} pairs/s, {statistics.QueriesPerSecond:F2} queries/s"), statistics.Elapsed));
-            stagesTag = "bm25.rerank";
-        }
-        else if (kept < depth)
-        {
+            if (kept == depth) return (first, kept);
             var cut = new Run(first.Tag);
             foreach (string q in first.QueryIds) cut.Add(q, first.Ranking(q).Take(kept));
-            run = cut;
+            return (cut, kept);
         }
+        var clock = Stopwatch.StartNew();
+        using var encoder = CrossEncoder.Load(await ModelFolders.ResolveAsync(s.Rerank, ct), s.Encoder);
+        stages.Add(("load cross-encoder", s.Rerank, clock.Elapsed));
+        RerankStatistics statistics = default;
+        var run = await WithProgressAsync(stderr, "reranking", candidates.Count, progress =>
+        {
+            var (reranked, stats) = CrossEncoderReranking.Rerank(encoder, candidates, depth, kept, $"{first.Tag}.rerank", progress, ct);
+            statistics = stats;
+            return Task.FromResult(reranked);
+        });
+        stages.Add(("rerank", string.Create(CultureInfo.InvariantCulture,
+            $"{statistics.Pairs:N0} pairs, {statistics.PairsPerSecond:F1} pairs/s, {statistics.QueriesPerSecond:F2} queries/s"), statistics.Elapsed));
+        return (run, kept);
+    }
 
-        string runFile = s.RunFile ?? Path.Combine("runs", $"{name}.{split}.{stagesTag}.trec");
+    /// <summary>Writes the run file and evaluates it.</summary>
+    private static Report Conclude(Settings s, string name, string split, string firstStage, Run run, int depth, int kept, Qrels qrels, int relevanceLevel,
+        List<(string, string, TimeSpan)> stages)
+    {
+        string runFile = s.RunFile ?? Path.Combine("runs", $"{name}.{split}.{run.Tag}.trec");
         run.WriteTrec(runFile);
         var result = Metrics.Evaluate(qrels, run, s.Measures, new EvaluationOptions(relevanceLevel));
         return new Report(name, split, firstStage, s.Rerank, depth, kept, relevanceLevel, result, Path.GetFullPath(runFile), stages);

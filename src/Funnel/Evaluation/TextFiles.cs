@@ -1,4 +1,5 @@
 using System.Text;
+using Funnel.Retrieval.Storage;
 
 namespace Funnel.Evaluation;
 
@@ -26,27 +27,14 @@ internal static class TextFiles
         }
     }
 
-    /// <summary>Writes UTF-8 text to a temp file beside <paramref name="path"/>, fsyncs it, then renames it into place.</summary>
+    /// <summary>Writes UTF-8 text to <paramref name="path"/> (creating its folder) through a fsynced temp file renamed into place.</summary>
     public static void WriteAtomic(string path, Action<TextWriter> write)
     {
-        string full = Path.GetFullPath(path);
-        string? dir = Path.GetDirectoryName(full);
-        if (dir != null) Directory.CreateDirectory(dir);
-        string temp = Path.Combine(dir ?? ".", $".{Path.GetFileName(full)}.{Guid.NewGuid():N}.tmp");
-        try
+        Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
+        DurableFile.WriteAtomic(path, stream =>
         {
-            using (var stream = new FileStream(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 16))
-            {
-                using (var writer = new StreamWriter(stream, new UTF8Encoding(false), 1 << 16, leaveOpen: true))
-                    write(writer);
-                stream.Flush(flushToDisk: true);
-            }
-            File.Move(temp, full, overwrite: true);
-        }
-        catch
-        {
-            File.Delete(temp);
-            throw;
-        }
+            using var writer = new StreamWriter(stream, new UTF8Encoding(false), 1 << 16, leaveOpen: true);
+            write(writer);
+        });
     }
 }

@@ -127,6 +127,26 @@ public sealed class Collection : IDisposable
         return Open(folder);
     }
 
+    /// <summary>
+    /// Opens the collection in <paramref name="folder"/> for writing, checking it holds vectors of <paramref name="biEncoder"/>,
+    /// or creates it there when the folder has none (e.g. a cache of an evaluation's corpus).
+    /// </summary>
+    public static Collection OpenOrCreate(string folder, SentenceEncoder biEncoder, CollectionOptions? options = null)
+    {
+        if (!File.Exists(Path.Combine(folder, CollectionManifest.FileName))) return Create(folder, biEncoder, options);
+        Collection collection = Open(folder);
+        try
+        {
+            collection.EnsureBiEncoder(biEncoder.Fingerprint);
+            return collection;
+        }
+        catch
+        {
+            collection.Dispose();
+            throw;
+        }
+    }
+
     /// <summary>The default chunking for an encoder window: all of it, with an eighth (at most 32 wordpieces) as overlap.</summary>
     public static ChunkingOptions DefaultChunking(int maxSequenceLength) =>
         new() { MaxTokens = maxSequenceLength - 2, OverlapTokens = Math.Min(32, (maxSequenceLength - 2) / 8) };

@@ -1,30 +1,22 @@
-using System.IO.Compression;
 using System.Runtime.CompilerServices;
 using System.Text.Json;
+using Funnel.Evaluation;
 
 namespace Funnel.Retrieval;
 
 /// <summary>
 /// Reads documents to index from a JSONL file (one <c>{"id"|"_id", "title"?, "text", "metadata"?}</c> object a line, the
-/// BEIR corpus format), a BEIR dataset folder (its <c>corpus.jsonl</c>) or a BEIR zip (the <c>corpus.jsonl</c> inside).
+/// BEIR corpus format), or a BEIR dataset folder or zip (through <see cref="BeirDataset"/>).
 /// Metadata values that are not strings are kept as their JSON text. Malformed input fails with the file and line.
 /// </summary>
 public static class CorpusReader
 {
     public static async IAsyncEnumerable<Document> ReadAsync(string path, [EnumeratorCancellation] CancellationToken ct = default)
     {
-        if (Directory.Exists(path))
+        if (Directory.Exists(path) || (File.Exists(path) && path.EndsWith(".zip", StringComparison.OrdinalIgnoreCase)))
         {
-            string corpus = Path.Combine(path, "corpus.jsonl");
-            if (!File.Exists(corpus)) throw new FileNotFoundException($"'{path}' is a folder without corpus.jsonl (expected a BEIR dataset folder)", corpus);
-            await foreach (Document d in ReadJsonlAsync(File.OpenRead(corpus), corpus, ct)) yield return d;
-        }
-        else if (File.Exists(path) && path.EndsWith(".zip", StringComparison.OrdinalIgnoreCase))
-        {
-            using ZipArchive zip = ZipFile.OpenRead(path);
-            ZipArchiveEntry entry = zip.Entries.FirstOrDefault(e => e.Name == "corpus.jsonl")
-                ?? throw new InvalidDataException($"'{path}' holds no corpus.jsonl (expected a BEIR dataset zip)");
-            await foreach (Document d in ReadJsonlAsync(entry.Open(), $"{path}!{entry.FullName}", ct)) yield return d;
+            using BeirDataset beir = BeirDataset.Open(path);
+            await foreach (BeirDocument d in beir.ReadCorpusAsync(ct)) yield return new Document(d.Id, d.Title, d.Text, d.Metadata);
         }
         else if (File.Exists(path))
         {

@@ -40,7 +40,7 @@ public sealed class EvalCommandTests : IDisposable
         Assert.Contains("nDCG@5", stdout);
         Assert.Contains("rerank: 60 pairs", stdout);
         var run = Funnel.Evaluation.Run.ReadTrec(runFile);
-        Assert.Equal("rerank", run.Tag);
+        Assert.Equal("bm25.rerank", run.Tag);
         var set = TrecDlRerankSet.Load(TestPaths.SharedDataset("trec-dl-2019-passage"));
         foreach (var query in set.Queries.Take(3))
         {
@@ -84,6 +84,33 @@ public sealed class EvalCommandTests : IDisposable
         Assert.Equal(1.0, Metric(stdout, "Recall@100").GetDouble());
     }
 
+    [Theory]
+    [InlineData("dense")]
+    [InlineData("hybrid")]
+    public void Beir_DenseAndHybrid_GoThroughACollectionThatIsReused(string retriever)
+    {
+        string model = Path.Combine(_temp, "bi");
+        Assert.Equal(0, Run("model", "random", "--like", TestPaths.SharedModel("all-MiniLM-L6-v2"), "--out", model, "--arch", "small").Code);
+        string dir = WriteBeir(
+            corpus: ["{\"_id\": \"d1\", \"title\": \"Apples\", \"text\": \"apple pie\"}", "{\"_id\": \"d2\", \"text\": \"banana bread\"}", "{\"_id\": \"d3\", \"text\": \"cherry jam\"}"],
+            queries: ["{\"_id\": \"q1\", \"text\": \"apple\"}", "{\"_id\": \"q2\", \"text\": \"banana\"}"],
+            qrels: ["q1\td1\t1", "q2\td3\t2"]);
+        string collection = Path.Combine(_temp, "collection");
+        string runFile = Path.Combine(_temp, $"{retriever}.trec");
+        string[] args = ["eval", "-d", dir, "--retriever", retriever, "--bi-encoder", model, "--collection", collection, "--json", "--run-file", runFile];
+        var (code, stdout, stderr) = Run(args);
+        Assert.True(code == 0, stderr);
+        // Dense search over 3 documents with N = 1000 returns all of them, so every relevant document is retrieved.
+        Assert.Equal(1.0, Metric(stdout, "Recall@100").GetDouble());
+        Assert.Equal(6, File.ReadAllLines(runFile).Length);
+        Assert.Contains("3 documents embedded", stdout);
+
+        var again = Run(args);
+        Assert.True(again.Code == 0, again.Err);
+        Assert.Contains("0 documents embedded, 3 already there", again.Out);
+        Assert.Equal(Metric(stdout, "nDCG@10").GetDouble(), Metric(again.Out, "nDCG@10").GetDouble());
+    }
+
     [Fact]
     public void BadInput_IsAClearErrorWithExitCode2()
     {
@@ -95,6 +122,8 @@ public sealed class EvalCommandTests : IDisposable
             (["eval", "-d", beir, "--split", "dev"], "no qrels for split 'dev' (available: test)"),
             (["eval", "-d", beir, "--top", "0"], "--top must be at least 1"),
             (["eval", "-d", beir, "--measure", "ndcg@ten"], "--measure"),
+            (["eval", "-d", beir, "--retriever", "dense"], "needs --bi-encoder"),
+            (["eval", "-d", TestPaths.SharedDataset("trec-dl-2019-passage"), "--retriever", "hybrid"], "no corpus to index"),
         ];
         foreach (var (args, message) in cases)
         {

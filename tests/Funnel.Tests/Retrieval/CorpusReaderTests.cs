@@ -1,4 +1,3 @@
-using System.IO.Compression;
 using Funnel.Retrieval;
 
 namespace Funnel.Tests.Retrieval;
@@ -65,7 +64,7 @@ public sealed class CorpusReaderTests : IDisposable
         File.WriteAllText(Path.Combine(_dir, "corpus.jsonl"), """{"_id": "d1", "title": "", "text": "x"}""" + "\n");
         Assert.Single(await ReadAll(_dir));
         string empty = Directory.CreateDirectory(Path.Combine(_dir, "empty")).FullName;
-        var e = await Assert.ThrowsAsync<FileNotFoundException>(() => ReadAll(empty));
+        var e = await Assert.ThrowsAnyAsync<FormatException>(() => ReadAll(empty));
         Assert.Contains("corpus.jsonl", e.Message);
         await Assert.ThrowsAsync<FileNotFoundException>(() => ReadAll(Path.Combine(_dir, "missing.jsonl")));
     }

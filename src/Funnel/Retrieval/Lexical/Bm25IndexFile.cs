@@ -1,6 +1,7 @@
 using System.Buffers.Binary;
 using System.IO.Hashing;
 using System.Text;
+using Funnel.Retrieval.Storage;
 
 namespace Funnel.Retrieval.Lexical;
 
@@ -15,26 +16,8 @@ public sealed partial class Bm25Index
     private static ReadOnlySpan<byte> Magic => "FNLBM25\n"u8;
     private const int FormatVersion = 1;
 
-    /// <summary>Writes the index to <paramref name="path"/> atomically: temp file in the same folder → fsync → rename.</summary>
-    public void Save(string path)
-    {
-        string full = Path.GetFullPath(path);
-        string temp = Path.Combine(Path.GetDirectoryName(full)!, $".{Path.GetFileName(full)}.{Guid.NewGuid():N}.tmp");
-        try
-        {
-            using (var file = new FileStream(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 16))
-            {
-                WriteTo(file);
-                file.Flush(flushToDisk: true);
-            }
-            File.Move(temp, full, overwrite: true);
-        }
-        catch
-        {
-            File.Delete(temp);
-            throw;
-        }
-    }
+    /// <summary>Writes the index to <paramref name="path"/> atomically: temp file in the same folder → fsync → rename → fsync of the folder.</summary>
+    public void Save(string path) => DurableFile.WriteAtomic(path, WriteTo);
 
     /// <summary>Writes the whole index (live documents only, renumbered densely) to <paramref name="stream"/>.</summary>
     public void WriteTo(Stream stream)
