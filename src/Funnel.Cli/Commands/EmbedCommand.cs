@@ -18,10 +18,11 @@ internal static class EmbedCommand
         var batch = new Option<int>("--batch-size") { Description = "Sequences per forward pass", DefaultValueFactory = _ => 32 };
         var threads = new Option<int>("--threads") { Description = "Threads to use", DefaultValueFactory = _ => Environment.ProcessorCount };
         var maxLength = new Option<int?>("--max-length") { Description = "Truncate to this many tokens instead of the model's max_seq_length" };
+        var prompt = new Option<string?>("--prompt") { Description = "Prepend this named prompt of config_sentence_transformers.json (e.g. query); default: the model's default prompt" };
         var texts = new Argument<string[]>("text") { Description = "Texts to embed", Arity = ArgumentArity.ZeroOrMore };
         var command = new Command("embed", "Embed texts with a bi-encoder; prints one JSON array per text, one per line.")
         {
-            model, input, batch, threads, maxLength, texts,
+            model, input, prompt, batch, threads, maxLength, texts,
         };
         command.SetAction((parse, ct) => CliAction.RunAsync(parse, async output =>
         {
@@ -29,7 +30,7 @@ internal static class EmbedCommand
             IEnumerable<string> source = InputTexts.Read(parse.GetValue(input), parse.GetValue(texts) ?? [], Console.In);
             using SentenceEncoder encoder = SentenceEncoder.Load(await ModelFolders.ResolveAsync(parse.GetValue(model)!, ct), options);
             foreach (string[] chunk in source.Chunk(Chunk))
-                foreach (float[] vector in encoder.Encode(chunk, ct))
+                foreach (float[] vector in parse.GetValue(prompt) is { } name ? encoder.Encode(chunk, name, ct) : encoder.Encode(chunk, ct))
                     output.WriteLine(Json.Array(vector));
             return 0;
         }));

@@ -27,6 +27,12 @@ public sealed class SentenceEncoder : IDisposable
 
     public ModelFingerprint Fingerprint { get; }
 
+    /// <summary>Named text prefixes from config_sentence_transformers.json (e.g. "query" → "query: ").</summary>
+    public IReadOnlyDictionary<string, string> Prompts { get; }
+
+    /// <summary>The prompt prepended when none is named, as sentence-transformers does; usually none.</summary>
+    public string? DefaultPromptName { get; }
+
     private SentenceEncoder(BertModel model, BertTokenizer tokenizer, SentenceTransformerConfig st, int maxSeq, EncoderOptions options, ModelFingerprint fingerprint)
     {
         _model = model;
@@ -37,6 +43,8 @@ public sealed class SentenceEncoder : IDisposable
         MaxSequenceLength = maxSeq;
         Dimension = Inference.Pooling.Dimension(st.Pooling, model.Config.HiddenSize);
         Fingerprint = fingerprint;
+        Prompts = st.Prompts;
+        DefaultPromptName = st.DefaultPromptName;
     }
 
     /// <summary>Loads a model folder (config.json, model.safetensors or a sharded index, tokenizer
@@ -61,14 +69,21 @@ public sealed class SentenceEncoder : IDisposable
     /// <summary>Embeds one text.</summary>
     public float[] Encode(string text) => Encode([text])[0];
 
-    /// <summary>Embeds texts; results are in input order and do not depend on how inputs are batched.</summary>
-    public float[][] Encode(IReadOnlyList<string> texts, CancellationToken ct = default)
+    /// <summary>Embeds texts (after the default prompt, if the model names one); results are in
+    /// input order and do not depend on how inputs are batched.</summary>
+    public float[][] Encode(IReadOnlyList<string> texts, CancellationToken ct = default) => Encode(texts, DefaultPromptName, ct);
+
+    /// <summary>Embeds texts after the prompt <paramref name="promptName"/> of <see cref="Prompts"/> (none when null).</summary>
+    public float[][] Encode(IReadOnlyList<string> texts, string? promptName, CancellationToken ct = default)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
         ArgumentNullException.ThrowIfNull(texts);
         for (int i = 0; i < texts.Count; i++)
             if (texts[i] is null) throw new ArgumentException($"texts[{i}] is null", nameof(texts));
-        TokenSequence[] inputs = TokenBatches.Tokenize(texts.Count, i => Tokenizer.Encode(texts[i], MaxSequenceLength), _options.MaxThreads, ct);
+        string prefix = "";
+        if (promptName != null && !Prompts.TryGetValue(promptName, out prefix!))
+            throw new ArgumentException($"this model has no prompt \"{promptName}\" (it has: {(Prompts.Count == 0 ? "none" : string.Join(", ", Prompts.Keys))})", nameof(promptName));
+        TokenSequence[] inputs = TokenBatches.Tokenize(texts.Count, i => Tokenizer.Encode(prefix + texts[i], MaxSequenceLength), _options.MaxThreads, ct);
         return EncodeTokens(inputs, ct);
     }
 

@@ -4,11 +4,12 @@ namespace Funnel.Inference;
 
 /// <summary>
 /// The sentence-transformers pipeline of a bi-encoder folder: <c>modules.json</c> (Transformer →
-/// Pooling → optional Normalize), <c>1_Pooling/config.json</c>, <c>sentence_bert_config.json</c>.
-/// A plain Hugging Face folder without modules.json gets mean pooling and no normalisation, as
-/// sentence-transformers gives it.
+/// Pooling → optional Normalize), <c>1_Pooling/config.json</c>, <c>sentence_bert_config.json</c> and
+/// the prompts of <c>config_sentence_transformers.json</c>. A plain Hugging Face folder without
+/// modules.json gets mean pooling and no normalisation, as sentence-transformers gives it.
 /// </summary>
-internal sealed record SentenceTransformerConfig(PoolingMode Pooling, bool Normalize, int? MaxSeqLength)
+internal sealed record SentenceTransformerConfig(PoolingMode Pooling, bool Normalize, int? MaxSeqLength,
+    IReadOnlyDictionary<string, string> Prompts, string? DefaultPromptName)
 {
     public static SentenceTransformerConfig Load(string modelDir)
     {
@@ -48,7 +49,27 @@ internal sealed record SentenceTransformerConfig(PoolingMode Pooling, bool Norma
             if (sbert.RootElement.TryGetProperty("max_seq_length", out JsonElement v) && v.ValueKind == JsonValueKind.Number)
                 maxSeq = v.TryGetInt32(out int n) && n >= 2 ? n : throw new ModelFormatException($"{sbertPath}: max_seq_length must be an integer ≥ 2, got {v.GetRawText()}");
         }
-        return new SentenceTransformerConfig(pooling, normalize, maxSeq);
+        var (prompts, defaultPrompt) = LoadPrompts(modelDir);
+        return new SentenceTransformerConfig(pooling, normalize, maxSeq, prompts, defaultPrompt);
+    }
+
+    private static (Dictionary<string, string> Prompts, string? Default) LoadPrompts(string modelDir)
+    {
+        var prompts = new Dictionary<string, string>(StringComparer.Ordinal);
+        string path = Path.Combine(modelDir, "config_sentence_transformers.json");
+        if (!File.Exists(path)) return (prompts, null);
+        using JsonDocument doc = ReadJson(path);
+        if (doc.RootElement.TryGetProperty("prompts", out JsonElement p) && p.ValueKind == JsonValueKind.Object)
+        {
+            foreach (JsonProperty prompt in p.EnumerateObject())
+                prompts[prompt.Name] = prompt.Value.ValueKind == JsonValueKind.String
+                    ? prompt.Value.GetString()!
+                    : throw new ModelFormatException($"{path}: prompts[\"{prompt.Name}\"] must be a string");
+        }
+        string? defaultName = doc.RootElement.TryGetProperty("default_prompt_name", out JsonElement d) && d.ValueKind == JsonValueKind.String ? d.GetString() : null;
+        if (defaultName != null && !prompts.ContainsKey(defaultName))
+            throw new ModelFormatException($"{path}: default_prompt_name \"{defaultName}\" is not one of the prompts ({string.Join(", ", prompts.Keys)})");
+        return (prompts, defaultName);
     }
 
     internal static JsonDocument ReadJson(string path)

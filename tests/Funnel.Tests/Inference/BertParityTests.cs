@@ -123,6 +123,16 @@ public sealed class BertParityTests(ReferenceFixture reference)
     }
 
     [Fact]
+    public void ConcurrentLoadsOfOneFolder()
+    {
+        string dir = reference.Get("small-bi-sharded").Dir;
+        SentenceEncoder[] encoders = new SentenceEncoder[4];
+        Parallel.For(0, encoders.Length, i => encoders[i] = SentenceEncoder.Load(dir));
+        Assert.All(encoders, e => Assert.Equal(encoders[0].Fingerprint, e.Fingerprint));
+        foreach (SentenceEncoder e in encoders) e.Dispose();
+    }
+
+    [Fact]
     public void ConcurrentCallersGetTheSameEmbeddings()
     {
         ReferenceFixture.Variant v = reference.Get("small-bi");
@@ -203,6 +213,43 @@ public sealed class BertParityTests(ReferenceFixture reference)
         Assert.Empty(ce.Score("q", []));
         Assert.Empty(ce.Rank("q", ["a", "b"], 0));
         Assert.Equal(2, ce.Rank("q", ["a", "b"], 5).Count);
+    }
+
+    [Fact]
+    public void MaxSequenceLengthTruncatesToTheFirstTokensAndSep()
+    {
+        ReferenceFixture.Variant v = reference.Get("small-bi");
+        using SentenceEncoder full = SentenceEncoder.Load(v.Dir);
+        using SentenceEncoder short8 = SentenceEncoder.Load(v.Dir, new EncoderOptions { MaxSequenceLength = 8 });
+        Assert.Equal(8, short8.MaxSequenceLength);
+        int[] ids = reference.Ids[6];
+        int[] truncated = [.. ids[..7], ids[^1]];
+        Assert.Equal(full.EncodeTokens([new TokenSequence(truncated, new int[8])])[0], short8.Encode(reference.Texts[6]));
+    }
+
+    [Fact]
+    public void PromptsArePrependedAsConfigured()
+    {
+        string dir = reference.CopyOf("small-bi");
+        File.WriteAllText(Path.Combine(dir, "config_sentence_transformers.json"),
+            """{"prompts": {"query": "query: ", "passage": "passage: "}, "default_prompt_name": "passage", "similarity_fn_name": "cosine"}""");
+        using SentenceEncoder encoder = SentenceEncoder.Load(dir);
+        Assert.Equal("passage", encoder.DefaultPromptName);
+        string[] texts = ["how many people live in berlin"];
+        float[] plain = encoder.Encode(texts, promptName: null)[0];
+        Assert.Equal(encoder.Encode(["query: " + texts[0]], promptName: null)[0], encoder.Encode(texts, "query")[0]);
+        Assert.Equal(encoder.Encode(["passage: " + texts[0]], promptName: null)[0], encoder.Encode(texts)[0]);
+        Assert.True(Similarity.Cosine(plain, encoder.Encode(texts, "query")[0]) < 0.999);
+        Assert.Contains("no prompt \"doc\"", Assert.Throws<ArgumentException>(() => encoder.Encode(texts, "doc")).Message);
+    }
+
+    [Fact]
+    public void CancellationStopsEncoding()
+    {
+        using SentenceEncoder encoder = SentenceEncoder.Load(reference.Get("small-bi").Dir);
+        using var cts = new CancellationTokenSource();
+        cts.Cancel();
+        Assert.ThrowsAny<OperationCanceledException>(() => encoder.Encode(reference.Texts, cts.Token));
     }
 
     private TokenSequence[] Inputs() => reference.Ids.Select(ids => new TokenSequence(ids, new int[ids.Length])).ToArray();

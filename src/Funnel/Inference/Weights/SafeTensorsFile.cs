@@ -49,7 +49,18 @@ public sealed unsafe class SafeTensorsFile : IDisposable
         using (var handle = File.OpenHandle(path)) // FileInfo.Length would measure a symlink (as in the Hugging Face cache), not its blob
             length = RandomAccess.GetLength(handle);
         if (length < 8) throw new ModelFormatException($"{path}: not a safetensors file ({length} bytes, the 8-byte header length is missing)");
-        var map = MemoryMappedFile.CreateFromFile(path, FileMode.Open, null, 0, MemoryMappedFileAccess.Read);
+        // FileShare.Read: several encoders (or processes) may load the same weights at once.
+        var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read);
+        MemoryMappedFile map;
+        try
+        {
+            map = MemoryMappedFile.CreateFromFile(stream, null, 0, MemoryMappedFileAccess.Read, HandleInheritability.None, leaveOpen: false);
+        }
+        catch
+        {
+            stream.Dispose();
+            throw;
+        }
         MemoryMappedViewAccessor? view = null;
         try
         {
