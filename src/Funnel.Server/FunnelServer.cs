@@ -1,3 +1,4 @@
+using Funnel.Server.Collections;
 using Funnel.Server.Endpoints;
 using Funnel.Server.Http;
 using Funnel.Server.Metrics;
@@ -50,6 +51,8 @@ public static class FunnelServer
         builder.Services.AddSingleton(options);
         builder.Services.AddSingleton(metrics);
         builder.Services.AddSingleton(served);
+        CollectionStore? collections = options.CollectionsDirectory is { } root ? new CollectionStore(root, models.BiEncoder) : null;
+        if (collections is not null) builder.Services.AddSingleton(collections);
         builder.Services.AddRouting();
         configure?.Invoke(builder);
 
@@ -62,6 +65,7 @@ public static class FunnelServer
 
         OperationsEndpoints.Map(app);
         ModelEndpoints.Map(app);
+        CollectionEndpoints.Map(app);
 
         app.Lifetime.ApplicationStarted.Register(() => app.Logger.LogInformation(
             "Serving bi-encoder {BiEncoder}, cross-encoder {CrossEncoder}, collections {Collections}; batches of at most {MaxBatchItems} inputs / {MaxBatchTokens} tokens, {MaxWaitMs} ms wait",
@@ -70,7 +74,11 @@ public static class FunnelServer
             options.CollectionsDirectory ?? "off", options.EmbedBatching.MaxBatchItems, options.EmbedBatching.MaxBatchCost,
             options.EmbedBatching.MaxWait.TotalMilliseconds));
         // Models are built outside and handed in; their batchers must drain before the host lets go of them.
-        app.Lifetime.ApplicationStopped.Register(() => served.DisposeAsync().AsTask().GetAwaiter().GetResult());
+        app.Lifetime.ApplicationStopped.Register(() =>
+        {
+            served.DisposeAsync().AsTask().GetAwaiter().GetResult();
+            collections?.Dispose();
+        });
         return app;
     }
 

@@ -7,6 +7,8 @@ namespace Funnel.Tokenization;
 /// </summary>
 public sealed class BertTokenizer
 {
+    private const int SliceLength = 2048;
+
     private readonly WordPiece _model;
     private readonly AddedTokens? _rawAddedTokens;        // matched in the raw text
     private readonly AddedTokens? _normalizedAddedTokens; // matched, by their normalized content, in the normalized text
@@ -136,8 +138,8 @@ public sealed class BertTokenizer
             throw new ArgumentOutOfRangeException(nameof(maxLength), maxLength,
                 $"must be at least {specials}, the number of special tokens the {(isPair ? "pair" : "single")} template adds");
 
-        var a = new TokenBuffer(first.Length / 3 + 8);
-        var b = new TokenBuffer(isPair ? second!.Length / 3 + 8 : 0);
+        var a = new TokenBuffer(Math.Min(first.Length / 4 + 8, 1024));
+        var b = new TokenBuffer(isPair ? Math.Min(second!.Length / 4 + 8, 1024) : 0);
         try
         {
             TruncationStrategy strategy = ConfiguredTruncation?.Strategy ?? TruncationStrategy.LongestFirst;
@@ -165,7 +167,7 @@ public sealed class BertTokenizer
     /// </summary>
     private void Tokenize(string text, ref TokenBuffer tokens, int wordCap)
     {
-        var normalized = new NormalizedText(text.Length + 16);
+        var normalized = new NormalizedText(Math.Min(text.Length, SliceLength) + 64);
         try
         {
             int position = 0;
@@ -175,11 +177,13 @@ public sealed class BertTokenizer
                 int start = text.Length, end = text.Length;
                 if (_rawAddedTokens is not null && _rawAddedTokens.TryFindNext(text, position, out AddedToken found, out start, out end))
                     added = found;
-                if (start > position)
+                for (int slice = position; slice < start && tokens.Count < wordCap;)
                 {
+                    int sliceEnd = SliceEnd(text, slice, start);
                     normalized.Clear();
-                    Normalizer.Normalize(text.AsSpan(position, start - position), position, ref normalized);
+                    Normalizer.Normalize(text.AsSpan(slice, sliceEnd - slice), slice, ref normalized);
                     TokenizeNormalized(normalized, ref tokens, wordCap);
+                    slice = sliceEnd;
                 }
                 if (added is null || tokens.Count >= wordCap) break;
                 tokens.Add(added.Id, start, end);
@@ -190,6 +194,24 @@ public sealed class BertTokenizer
         {
             normalized.Dispose();
         }
+    }
+
+    /// <summary>
+    /// Long text is normalized a slice at a time, each cut just before whitespace that stays a word
+    /// separator after normalization, so no word spans two slices; with a word cap, tokenization
+    /// then stops after the first slices instead of normalizing the whole text. (Not with normalized
+    /// added tokens: one of those could contain the whitespace.)
+    /// </summary>
+    private int SliceEnd(string text, int start, int end)
+    {
+        if (end - start <= SliceLength || _normalizedAddedTokens is not null) return end;
+        BertUnicode unicode = BertUnicode.Instance;
+        for (int i = start + SliceLength; i < end; i++)
+        {
+            char c = text[i];
+            if (Normalizer.CleanText ? unicode.IsCleanWhitespace(c) : unicode.IsSplitWhitespace(c)) return i;
+        }
+        return end;
     }
 
     private void TokenizeNormalized(in NormalizedText normalized, ref TokenBuffer tokens, int wordCap)

@@ -120,6 +120,45 @@ public sealed class BertTokenizerTests
         Assert.Equal([4, 5, 0], t.Encode("HELLOs hi").InputIds);
     }
 
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void LongTextsNormalizedInSlicesEncodeAsAWhole(bool cleanText)
+    {
+        // A normalized added token (one that never occurs) makes the tokenizer normalize whole texts.
+        using var folder = new TempFolder();
+        var json = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(Path.Combine(TestPaths.SharedModel("all-MiniLM-L6-v2"), "tokenizer.json")))!;
+        json["normalizer"]!["clean_text"] = cleanText;
+        File.WriteAllText(Path.Combine(folder.Path, "tokenizer.json"), json.ToJsonString());
+        json["added_tokens"]!.AsArray().Add(new System.Text.Json.Nodes.JsonObject
+        {
+            ["id"] = 30522, ["content"] = "qqqzzzqqq", ["single_word"] = false, ["lstrip"] = false, ["rstrip"] = false, ["normalized"] = true, ["special"] = false,
+        });
+        Directory.CreateDirectory(Path.Combine(folder.Path, "whole"));
+        File.WriteAllText(Path.Combine(folder.Path, "whole", "tokenizer.json"), json.ToJsonString());
+        BertTokenizer sliced = BertTokenizer.FromFolder(folder.Path), whole = BertTokenizer.FromFolder(Path.Combine(folder.Path, "whole"));
+
+        string[] separators = [" ", "\t", "\u000B", "\u3000", "\u200B", "\u00A0", "东京", "-", "\n\n", "\u0085"];
+        // Words joined by random separators, some of which clean_text removes (joining the words) and
+        // some of which split them, so the slice cuts land on every kind.
+        string[] words = File.ReadLines(Path.Combine(TestPaths.SharedDataset("stsbenchmark"), "sts-train.csv")).Take(1500)
+            .SelectMany(l => l.Split('\t')[5].Split(' ')).ToArray();
+        var random = new Random(7);
+        string text = string.Concat(words.Select(x => x + separators[random.Next(separators.Length)]));
+        Assert.True(text.Length > 20 * 2048);
+        foreach (int maxLength in new[] { int.MaxValue, 700, 512 })
+        {
+            AssertSame(whole.Encode(text, maxLength), sliced.Encode(text, maxLength));
+            AssertSame(whole.EncodePair(text, text[5000..], maxLength), sliced.EncodePair(text, text[5000..], maxLength));
+        }
+
+        static void AssertSame(Encoding expected, Encoding actual)
+        {
+            Assert.Equal(expected.InputIds, actual.InputIds);
+            Assert.Equal(expected.Offsets, actual.Offsets);
+        }
+    }
+
     private static string RemoveDiacritics(string s) => s
         .Replace('ü', 'u').Replace('ï', 'i').Replace('ö', 'o').Replace('é', 'e');
 }

@@ -1,0 +1,222 @@
+using System.Text.Json;
+using Funnel.Retrieval;
+using Funnel.Server.Collections;
+using Funnel.Server.Http;
+using Funnel.Server.Models;
+
+namespace Funnel.Server.Endpoints;
+
+/// <summary>
+/// <c>/collections</c>: create, list, describe and delete collections; add, upsert, read and delete documents (acknowledged
+/// only once the collection's write-ahead log is fsynced); and retrieve-and-rerank search.
+/// </summary>
+internal static class CollectionEndpoints
+{
+    public static void Map(IEndpointRouteBuilder app)
+    {
+        app.MapGet("/collections", (HttpContext http) =>
+        {
+            CollectionStore store = Store(http);
+            return Results.Json(new CollectionList([.. store.Names().Select(name => Describe(store.Get(name)))]), ApiJson.Options);
+        });
+        app.MapPost("/collections", (Delegate)CreateAsync); // a Delegate, so its IResult is written
+        app.MapGet("/collections/{name}", (HttpContext http, string name) => Results.Json(Describe(Store(http).Get(name)), ApiJson.Options));
+        app.MapDelete("/collections/{name}", (HttpContext http, string name) =>
+        {
+            Store(http).Delete(name);
+            return Results.NoContent();
+        });
+        app.MapPost("/collections/{name}/documents", (HttpContext http, string name) => WriteAsync(http, name, upsert: false));
+        app.MapPut("/collections/{name}/documents", (HttpContext http, string name) => WriteAsync(http, name, upsert: true));
+        app.MapPost("/collections/{name}/documents/delete", DeleteDocumentsAsync);
+        app.MapGet("/collections/{name}/documents/{id}", (HttpContext http, string name, string id) =>
+        {
+            Document document = Store(http).Get(name).Collection.Get(id)
+                ?? throw ApiException.NotFound($"collection '{name}' has no document '{id}'");
+            return Results.Json(new DocumentBody(document.Id, document.Title, document.Text, document.Metadata), ApiJson.Options);
+        });
+        app.MapDelete("/collections/{name}/documents/{id}", async (HttpContext http, string name, string id) =>
+        {
+            int deleted = await DeleteAsync(Store(http).Get(name), [id], http.RequestAborted);
+            return deleted == 0 ? throw ApiException.NotFound($"collection '{name}' has no document '{id}'") : Results.NoContent();
+        });
+        app.MapPost("/collections/{name}/search", SearchAsync);
+    }
+
+    private static CollectionStore Store(HttpContext http) =>
+        http.RequestServices.GetService<CollectionStore>()
+        ?? throw ApiException.NotFound("this server has no collections; start it with --collections DIR");
+
+    private static async Task<IResult> CreateAsync(HttpContext http)
+    {
+        CollectionStore store = Store(http);
+        JsonBody body = await JsonBody.ReadAsync(http.Request, http.RequestAborted);
+        string name = body.RequiredString("name");
+        string index = body.OptionalChoice("index", "hnsw", "flat") ?? "hnsw";
+        int window = store.BiEncoder?.MaxSequenceLength ?? 512;
+        ChunkingOptions defaults = Collection.DefaultChunking(window);
+        int chunkTokens = body.OptionalInt("chunk_tokens", 1, window - 2) ?? defaults.MaxTokens;
+        int overlap = body.OptionalInt("chunk_overlap", 0, chunkTokens - 1) ?? Math.Min(defaults.OverlapTokens, chunkTokens - 1);
+        var options = new CollectionOptions
+        {
+            Chunking = new ChunkingOptions { MaxTokens = chunkTokens, OverlapTokens = overlap },
+            VectorIndex = new VectorIndexSettings { Kind = index == "flat" ? VectorIndexKind.Flat : VectorIndexKind.Hnsw },
+        };
+        ServedCollection created = store.Create(name, options);
+        return Results.Json(Describe(created), ApiJson.Options, statusCode: StatusCodes.Status201Created);
+    }
+
+    private static async Task<IResult> WriteAsync(HttpContext http, string name, bool upsert)
+    {
+        CollectionStore store = Store(http);
+        ServedCollection served = store.Get(name);
+        ServerOptions options = http.RequestServices.GetRequiredService<ServerOptions>();
+        JsonBody body = await JsonBody.ReadAsync(http.Request, http.RequestAborted);
+        IReadOnlyList<Document> documents = body.RequiredArray("documents", "documents", ReadDocument);
+        ModelEndpoints.CheckCount(documents.Count, "documents", options);
+        var seen = new Dictionary<string, int>(StringComparer.Ordinal);
+        for (int i = 0; i < documents.Count; i++)
+            if (!seen.TryAdd(documents[i].Id, i))
+                throw ApiException.Invalid($"documents[{i}].id", $"'documents[{i}].id' repeats the id \"{documents[i].Id}\" of documents[{seen[documents[i].Id]}]");
+        Embedder embedder = http.RequestServices.GetRequiredService<ServedModels>().RequireEmbedder();
+
+        await served.WriteGate.WaitAsync(http.RequestAborted);
+        try
+        {
+            if (!upsert)
+                for (int i = 0; i < documents.Count; i++)
+                    if (served.Collection.Get(documents[i].Id) is not null)
+                        throw ApiException.Conflict($"collection '{name}' already has a document '{documents[i].Id}'; use PUT to replace it", $"documents[{i}].id");
+            var chunker = new DocumentEmbedder(embedder.Encoder, served.Collection.Manifest.Chunking);
+            IReadOnlyList<EmbeddedDocument> embedded = await Task.Run(() => chunker.Embed(documents, http.RequestAborted), http.RequestAborted);
+            // Upsert returns once the batch is fsynced to the write-ahead log: only then is the write acknowledged.
+            long sequence = served.Collection.Upsert(embedded);
+            return Results.Json(new DocumentsWritten(documents.Count, sequence), ApiJson.Options);
+        }
+        finally
+        {
+            served.WriteGate.Release();
+        }
+    }
+
+    private static async Task<IResult> DeleteDocumentsAsync(HttpContext http, string name)
+    {
+        ServedCollection served = Store(http).Get(name);
+        JsonBody body = await JsonBody.ReadAsync(http.Request, http.RequestAborted);
+        IReadOnlyList<string> ids = body.RequiredStrings("ids");
+        ModelEndpoints.CheckCount(ids.Count, "ids", http.RequestServices.GetRequiredService<ServerOptions>());
+        return Results.Json(new DocumentsDeleted(await DeleteAsync(served, ids, http.RequestAborted)), ApiJson.Options);
+    }
+
+    private static async Task<int> DeleteAsync(ServedCollection served, IReadOnlyCollection<string> ids, CancellationToken cancellationToken)
+    {
+        await served.WriteGate.WaitAsync(cancellationToken);
+        try
+        {
+            return served.Collection.Delete(ids);
+        }
+        finally
+        {
+            served.WriteGate.Release();
+        }
+    }
+
+    private static async Task<IResult> SearchAsync(HttpContext http, string name)
+    {
+        ServedCollection served = Store(http).Get(name);
+        ServedModels models = http.RequestServices.GetRequiredService<ServedModels>();
+        ServerOptions options = http.RequestServices.GetRequiredService<ServerOptions>();
+        JsonBody body = await JsonBody.ReadAsync(http.Request, http.RequestAborted);
+        string query = body.RequiredString("query");
+        Retriever retriever = (body.OptionalChoice("retriever", "dense", "bm25", "hybrid") ?? "hybrid") switch
+        {
+            "dense" => Retriever.Dense,
+            "bm25" => Retriever.Bm25,
+            _ => Retriever.Hybrid,
+        };
+        int candidates = body.OptionalInt("candidates", 1, options.MaxInputsPerRequest) ?? Math.Min(100, options.MaxInputsPerRequest);
+        int topK = body.OptionalInt("top_k", 1, 10_000) ?? 10;
+        int rrfK = body.OptionalInt("rrf_k", 0, 100_000) ?? ReciprocalRankFusion.DefaultK;
+        bool rerank = body.OptionalBool("rerank", models.Reranker is not null);
+        IReadOnlyDictionary<string, string>? filter = body.OptionalStringMap("filter");
+        if (retriever != Retriever.Bm25 && models.Embedder is null)
+            throw ApiException.Invalid("retriever", $"{retriever.ToString().ToLowerInvariant()} retrieval needs a bi-encoder; this server has none (use \"bm25\", or start it with --bi-encoder)");
+        Reranker? reranker = rerank ? models.RequireReranker() : null;
+
+        // The first stage runs in the pipeline; reranking goes through the cross-encoder's batcher so that concurrent
+        // searches share its batches, which is why the pipeline is asked for all N candidates unreranked.
+        var first = new SearchOptions
+        {
+            Retriever = retriever,
+            Candidates = candidates,
+            Results = reranker is null ? topK : candidates,
+            Rerank = false,
+            RrfK = rrfK,
+            Filter = filter is null ? null : new MetadataFilter(filter),
+        };
+        SearchResponse response = await served.Pipeline.SearchAsync(query, first, http.RequestAborted);
+        IReadOnlyList<SearchResult> results = response.Results;
+        TimeSpan rerankTime = TimeSpan.Zero;
+        if (reranker is not null && results.Count > 0)
+        {
+            long start = System.Diagnostics.Stopwatch.GetTimestamp();
+            ModelOutput<float> scores = await ModelEndpoints.ScoreAsync(reranker, query, [.. results.Select(r => r.Passage)], "candidates",
+                truncate: true, raw: true, http.RequestAborted);
+            results = [.. results.Select((r, i) => r with { RerankScore = scores.Results[i] })
+                .OrderByDescending(r => r.RerankScore).ThenBy(r => r.Rank)
+                .Take(topK)
+                .Select((r, i) => r with { Rank = i + 1 })];
+            rerankTime = System.Diagnostics.Stopwatch.GetElapsedTime(start);
+        }
+        StageTimings t = response.Timings;
+        var timings = new Timings(t.Embed.TotalMilliseconds, t.Retrieve.TotalMilliseconds, t.Fuse.TotalMilliseconds,
+            rerankTime.TotalMilliseconds, (t.Total + rerankTime).TotalMilliseconds);
+        return Results.Json(new SearchBody(query, [.. results.Select(Hit)], timings), ApiJson.Options);
+    }
+
+    private static Document ReadDocument(JsonElement element, string path)
+    {
+        JsonBody document = JsonBody.Of(element, path);
+        string id = document.RequiredString("id");
+        string title = document.OptionalString("title") ?? "";
+        string text = document.RequiredString("text", allowEmpty: true);
+        if (title.Length == 0 && text.Length == 0)
+            throw ApiException.Invalid($"{path}.text", $"'{path}' has neither title nor text: there is nothing to index");
+        IReadOnlyDictionary<string, string> metadata = document.OptionalStringMap("metadata") ?? Document.NoMetadata;
+        return new Document(id, title, text, metadata);
+    }
+
+    private static CollectionBody Describe(ServedCollection served)
+    {
+        Collection c = served.Collection;
+        CollectionManifest manifest = c.Manifest;
+        Inference.ModelFingerprint bi = manifest.BiEncoder;
+        return new CollectionBody(served.Name, c.DocumentCount, c.ChunkCount,
+            new BiEncoderBody(bi.Model, bi.WeightsSha256, bi.Dimension, bi.Pooling, bi.Normalize),
+            manifest.VectorIndex.Kind.ToString().ToLowerInvariant(), manifest.Chunking.MaxTokens, manifest.Chunking.OverlapTokens,
+            manifest.Created, manifest.Updated);
+    }
+
+    private static SearchHit Hit(SearchResult r) => new(r.Rank, r.DocumentId, r.Title, r.Passage, r.Metadata, r.Score,
+        r.DenseScore, r.DenseRank, r.Bm25Score, r.Bm25Rank, r.FusedScore, r.RerankScore);
+
+    private sealed record CollectionList(CollectionBody[] Collections);
+
+    private sealed record BiEncoderBody(string Model, string WeightsSha256, int Dimension, string Pooling, bool Normalize);
+
+    private sealed record CollectionBody(string Name, int Documents, int Chunks, BiEncoderBody BiEncoder, string VectorIndex,
+        int ChunkTokens, int ChunkOverlap, DateTimeOffset Created, DateTimeOffset Updated);
+
+    private sealed record DocumentBody(string Id, string Title, string Text, IReadOnlyDictionary<string, string> Metadata);
+
+    private sealed record DocumentsWritten(int Written, long Sequence);
+
+    private sealed record DocumentsDeleted(int Deleted);
+
+    private sealed record SearchHit(int Rank, string Id, string Title, string Passage, IReadOnlyDictionary<string, string> Metadata,
+        double Score, float? DenseScore, int? DenseRank, float? Bm25Score, int? Bm25Rank, double? FusedScore, float? RerankScore);
+
+    private sealed record Timings(double Embed, double Retrieve, double Fuse, double Rerank, double Total);
+
+    private sealed record SearchBody(string Query, SearchHit[] Results, Timings TimingsMs);
+}
