@@ -21,8 +21,8 @@ internal sealed class ProblemMiddleware(RequestDelegate next, ILogger<ProblemMid
         }
         catch (OperationCanceledException) when (context.RequestAborted.IsCancellationRequested)
         {
-            // The client went away; nobody is left to answer.
-            context.Response.StatusCode = StatusCodes.Status499ClientClosedRequest;
+            // The client went away; nobody is left to answer (499 only labels the request in the metrics).
+            if (!context.Response.HasStarted) context.Response.StatusCode = StatusCodes.Status499ClientClosedRequest;
         }
         catch (Exception ex) when (!context.Response.HasStarted)
         {

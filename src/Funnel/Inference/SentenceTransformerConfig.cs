@@ -31,7 +31,12 @@ internal sealed record SentenceTransformerConfig(PoolingMode Pooling, bool Norma
                     case "sentence_transformers.models.Pooling":
                         string poolPath = Path.Combine(modelDir, sub, "config.json");
                         if (!File.Exists(poolPath)) throw new ModelFormatException($"{modulesPath}: the Pooling module's config {poolPath} is missing");
-                        using (JsonDocument pool = ReadJson(poolPath)) pooling = Inference.Pooling.Parse(pool.RootElement, poolPath);
+                        using (JsonDocument pool = ReadJson(poolPath))
+                        {
+                            pooling = Inference.Pooling.Parse(pool.RootElement, poolPath);
+                            if (pool.RootElement.TryGetProperty("include_prompt", out JsonElement include) && include.ValueKind == JsonValueKind.False)
+                                throw new ModelFormatException($"{poolPath}: include_prompt false (pooling without the prompt's tokens) is not supported");
+                        }
                         break;
                     case "sentence_transformers.models.Normalize":
                         normalize = true;

@@ -111,6 +111,28 @@ public sealed class ModelLoadErrorTests(ReferenceFixture reference)
         Assert.Contains("config.json", ex.Message);
     }
 
+    [Theory]
+    [InlineData("{\"pooling_mode_weightedmean_tokens\": true}", "unsupported pooling \"pooling_mode_weightedmean_tokens\"")]
+    [InlineData("{\"pooling_mode_mean_tokens\": false}", "no pooling mode is enabled")]
+    [InlineData("{\"pooling_mode_mean_tokens\": true, \"include_prompt\": false}", "include_prompt false")]
+    public void UnsupportedPooling(string json, string expected)
+    {
+        string dir = reference.CopyOf("small-bi");
+        File.WriteAllText(Path.Combine(dir, "1_Pooling", "config.json"), json);
+        var ex = Assert.Throws<ModelFormatException>(() => SentenceEncoder.Load(dir));
+        Assert.Contains(expected, ex.Message);
+        Assert.Contains(Path.Combine("1_Pooling", "config.json"), ex.Message);
+    }
+
+    [Fact]
+    public void UnsupportedModule()
+    {
+        string dir = reference.CopyOf("small-bi");
+        File.WriteAllText(Path.Combine(dir, "modules.json"), """[{"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"}, {"idx": 1, "name": "1", "path": "2_Dense", "type": "sentence_transformers.models.Dense"}]""");
+        var ex = Assert.Throws<ModelFormatException>(() => SentenceEncoder.Load(dir));
+        Assert.Contains("unsupported module \"sentence_transformers.models.Dense\"", ex.Message);
+    }
+
     [Fact]
     public void CrossEncoderNeedsAClassificationHead()
     {

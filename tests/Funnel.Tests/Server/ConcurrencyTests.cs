@@ -1,4 +1,3 @@
-using System.Globalization;
 using System.Net;
 using Funnel.Server;
 using Funnel.Server.Batching;
@@ -10,25 +9,6 @@ namespace Funnel.Tests.Server;
 public sealed class ConcurrencyTests(SmallModels models)
 {
     private const string Model = "test/bi-small";
-
-    /// <summary>The value of one exposition line, e.g. <c>funnel_batch_size_count{model="x"}</c>.</summary>
-    private static double Metric(string exposition, string series)
-    {
-        string? line = exposition.Split('\n').SingleOrDefault(l => l.StartsWith(series + " ", StringComparison.Ordinal));
-        Assert.True(line is not null, $"no series {series} in:\n{exposition}");
-        return double.Parse(line[(series.Length + 1)..], CultureInfo.InvariantCulture);
-    }
-
-    private static async Task WaitForQueueDepthAsync(RunningServer server, int depth)
-    {
-        for (int attempt = 0; attempt < 500; attempt++)
-        {
-            string metrics = (await server.Client.GetReplyAsync("/metrics")).Text;
-            if (Metric(metrics, $"funnel_batch_queue_depth{{model=\"{Model}\"}}") >= depth) return;
-            await Task.Delay(10);
-        }
-        Assert.Fail($"the queue never reached {depth} items");
-    }
 
     [Fact]
     public async Task ParallelClientsGetTheirOwnOrderedResultsFromSharedBatches()
@@ -60,11 +40,11 @@ public sealed class ConcurrencyTests(SmallModels models)
 
         string metrics = (await server.Client.GetReplyAsync("/metrics")).Text;
         int items = requests.Sum(r => r.Length);
-        double batches = Metric(metrics, $"funnel_batch_size_count{{model=\"{Model}\"}}");
-        Assert.Equal(items, Metric(metrics, $"funnel_batch_size_sum{{model=\"{Model}\"}}"));
-        Assert.Equal(items, Metric(metrics, $"funnel_inputs_total{{model=\"{Model}\"}}"));
+        double batches = Http.Metric(metrics, $"funnel_batch_size_count{{model=\"{Model}\"}}");
+        Assert.Equal(items, Http.Metric(metrics, $"funnel_batch_size_sum{{model=\"{Model}\"}}"));
+        Assert.Equal(items, Http.Metric(metrics, $"funnel_inputs_total{{model=\"{Model}\"}}"));
         Assert.True(batches < clients, $"{clients} concurrent requests ran in {batches} batches: nothing was coalesced");
-        double singleRequestBatches = Metric(metrics, $"funnel_batch_requests_bucket{{model=\"{Model}\",le=\"1\"}}");
+        double singleRequestBatches = Http.Metric(metrics, $"funnel_batch_requests_bucket{{model=\"{Model}\",le=\"1\"}}");
         Assert.True(singleRequestBatches < batches, "no batch held items of more than one request");
     }
 
@@ -74,13 +54,13 @@ public sealed class ConcurrencyTests(SmallModels models)
         var options = new ServerOptions
         {
             MaxInputsPerRequest = 2,
-            EmbedBatching = new BatcherOptions { MaxQueuedItems = 2, MaxBatchItems = 64, MaxWait = TimeSpan.FromSeconds(1) },
+            EmbedBatching = new BatcherOptions { MaxQueuedItems = 2, MaxBatchItems = 64, MaxWait = TimeSpan.FromSeconds(3) },
         };
         await using RunningServer server = await RunningServer.StartAsync(models.Both, options);
 
-        // Two items wait a full second for company, filling the queue meanwhile.
+        // Two items wait three seconds for company, filling the queue meanwhile.
         Task<Reply> waiting = server.Client.PostAsync("/embed", new { inputs = new[] { "first", "second" } });
-        await WaitForQueueDepthAsync(server, 2);
+        await Http.WaitForQueueDepthAsync(server.Client, Model, 2);
         Reply refused = await server.Client.PostAsync("/embed", new { inputs = "third" });
         Http.AssertProblem(refused, HttpStatusCode.TooManyRequests, mentions: "queue is full");
         Assert.Equal(TimeSpan.FromSeconds(1), refused.Message.Headers.RetryAfter?.Delta);
@@ -89,17 +69,17 @@ public sealed class ConcurrencyTests(SmallModels models)
         Assert.Equal(HttpStatusCode.OK, (await waiting).Status);
         Assert.Equal(HttpStatusCode.OK, (await server.Client.PostAsync("/embed", new { inputs = "third" })).Status);
         string metrics = (await server.Client.GetReplyAsync("/metrics")).Text;
-        Assert.Equal(1, Metric(metrics, "funnel_http_requests_total{route=\"/embed\",method=\"POST\",status=\"429\"}"));
+        Assert.Equal(1, Http.Metric(metrics, "funnel_http_requests_total{route=\"/embed\",method=\"POST\",status=\"429\"}"));
     }
 
     [Fact]
     public async Task StoppingFinishesAcceptedRequests()
     {
-        var options = new ServerOptions { EmbedBatching = new BatcherOptions { MaxBatchItems = 64, MaxWait = TimeSpan.FromMilliseconds(700) } };
+        var options = new ServerOptions { EmbedBatching = new BatcherOptions { MaxBatchItems = 64, MaxWait = TimeSpan.FromSeconds(2) } };
         RunningServer server = await RunningServer.StartAsync(models.Both, options);
         string[] texts = ["in flight when the server stops", "and its neighbour"];
         Task<Reply> inFlight = server.Client.PostAsync("/embed", new { inputs = texts });
-        await WaitForQueueDepthAsync(server, 2);
+        await Http.WaitForQueueDepthAsync(server.Client, Model, 2);
 
         Task stopping = server.App.StopAsync();
         Reply reply = await inFlight;

@@ -1,3 +1,4 @@
+using System.Globalization;
 using System.Net;
 using System.Text;
 using System.Text.Json;
@@ -27,6 +28,26 @@ internal static class Http
 
     private static async Task<Reply> ReadAsync(HttpResponseMessage response) =>
         new(response.StatusCode, response.Content.Headers.ContentType?.MediaType, await response.Content.ReadAsStringAsync(), response);
+
+    /// <summary>The value of one exposition line, e.g. <c>funnel_batch_size_count{model="x"}</c>.</summary>
+    public static double Metric(string exposition, string series)
+    {
+        string? line = exposition.Split('\n').SingleOrDefault(l => l.StartsWith(series + " ", StringComparison.Ordinal));
+        Assert.True(line is not null, $"no series {series} in:\n{exposition}");
+        return double.Parse(line[(series.Length + 1)..], CultureInfo.InvariantCulture);
+    }
+
+    /// <summary>Polls <c>/metrics</c> until <paramref name="model"/>'s batch queue holds <paramref name="depth"/> items.</summary>
+    public static async Task WaitForQueueDepthAsync(HttpClient client, string model, int depth)
+    {
+        for (int attempt = 0; attempt < 1000; attempt++)
+        {
+            string metrics = (await client.GetReplyAsync("/metrics")).Text;
+            if (Metric(metrics, $"funnel_batch_queue_depth{{model=\"{model}\"}}") >= depth) return;
+            await Task.Delay(10);
+        }
+        Assert.Fail($"the queue of {model} never reached {depth} items");
+    }
 
     public static float[] Floats(JsonElement array) => [.. array.EnumerateArray().Select(e => e.GetSingle())];
 

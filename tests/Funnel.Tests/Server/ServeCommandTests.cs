@@ -28,7 +28,7 @@ public sealed partial class ServeCommandTests(SmallModels models)
     public async Task ServesAndDrainsOnSigterm()
     {
         using Process server = StartCli("serve", "--bi-encoder", models.BiEncoderFolder, "--cross-encoder", models.CrossEncoderFolder,
-            "--urls", "http://127.0.0.1:0", "--max-wait-ms", "800", "--api-key", "k");
+            "--urls", "http://127.0.0.1:0", "--max-wait-ms", "2000", "--api-key", "k");
         try
         {
             string address = await ListeningAddressAsync(server);
@@ -41,9 +41,9 @@ public sealed partial class ServeCommandTests(SmallModels models)
             Assert.Equal("bi", info.Json.GetProperty("model_id").GetString());
             Assert.Equal("cross", info.Json.GetProperty("models").GetProperty("reranker").GetProperty("model_id").GetString());
 
-            // Waits 800 ms in the batcher for company: the server is told to stop meanwhile.
+            // Waits 2 s in the batcher for company: the server is told to stop meanwhile.
             Task<Reply> inFlight = client.PostAsync("/embed", new { inputs = "accepted before SIGTERM" });
-            await Task.Delay(300);
+            await Http.WaitForQueueDepthAsync(client, "bi", 1);
             using (Process kill = Process.Start("kill", $"-TERM {server.Id}")) await kill.WaitForExitAsync();
 
             Reply reply = await inFlight;
