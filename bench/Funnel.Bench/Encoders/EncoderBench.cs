@@ -112,6 +112,7 @@ internal static class EncoderBench
     /// (VmHWM) so each row reports its own peak; where that is not allowed the peak is cumulative.</summary>
     private static void ResetPeakWorkingSet()
     {
+        System.Runtime.GCSettings.LargeObjectHeapCompactionMode = System.Runtime.GCLargeObjectHeapCompactionMode.CompactOnce;
         GC.Collect();
         GC.WaitForPendingFinalizers();
         GC.Collect();

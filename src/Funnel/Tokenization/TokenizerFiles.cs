@@ -31,10 +31,13 @@ internal static class TokenizerFiles
             throw new FileNotFoundException($"model folder '{modelDir}' has neither {TokenizerJson} nor {VocabTxt}", vocabPath);
         string mapPath = Path.Combine(modelDir, SpecialTokensMapJson);
         using JsonDocument? map = File.Exists(mapPath) ? Parse(mapPath) : null;
-        return ReadVocab(vocabPath, config?.RootElement, configPath, map?.RootElement, mapPath, modelMaxLength);
+        return NamingFile(vocabPath, () => ReadVocab(vocabPath, config?.RootElement, configPath, map?.RootElement, mapPath, modelMaxLength));
     }
 
-    public static BertTokenizer ReadTokenizerJson(string path, int? modelMaxLength)
+    public static BertTokenizer ReadTokenizerJson(string path, int? modelMaxLength) =>
+        NamingFile(path, () => ReadTokenizerJsonCore(path, modelMaxLength));
+
+    private static BertTokenizer ReadTokenizerJsonCore(string path, int? modelMaxLength)
     {
         using JsonDocument document = Parse(path);
         JsonElement root = document.RootElement;
@@ -104,7 +107,7 @@ internal static class TokenizerFiles
             // HF's load_vocab: one token per line, trailing newline stripped; a repeated token keeps its last id.
             vocab[line.TrimEnd('\r', '\n')] = id++;
         }
-        if (vocab.Count == 0) throw new InvalidDataException($"{vocabPath}: the vocabulary is empty");
+        if (vocab.Count == 0) throw new InvalidDataException("the vocabulary is empty");
 
         var configCtx = new Context(configPath);
         var mapCtx = new Context(mapPath);
@@ -127,7 +130,7 @@ internal static class TokenizerFiles
         var wordPiece = new WordPiece(vocab, specials.Unk, "##", 100);
         int RequireId(string token, string role) => vocab.TryGetValue(token, out int i)
             ? i
-            : throw new InvalidDataException($"{vocabPath}: the {role} token '{token}' is not in the vocabulary");
+            : throw new InvalidDataException($"the {role} token '{token}' is not in the vocabulary");
         var added = new[] { specials.Pad, specials.Unk, specials.Cls, specials.Sep, specials.Mask }
             .Where(vocab.ContainsKey).Distinct()
             .Select(t => new AddedToken(vocab[t], t))
@@ -267,6 +270,19 @@ internal static class TokenizerFiles
         if (v.ValueKind == JsonValueKind.String) return v.GetString();
         if (v.ValueKind == JsonValueKind.Object) return ctx.OptionalString(v, "content", key + ".content");
         throw ctx.Error(key, "expected a string or an object with \"content\"");
+    }
+
+    /// <summary>Prefixes the file to errors raised without it (e.g. a special token missing from the vocabulary).</summary>
+    private static BertTokenizer NamingFile(string path, Func<BertTokenizer> read)
+    {
+        try
+        {
+            return read();
+        }
+        catch (InvalidDataException e) when (!e.Message.StartsWith(path, StringComparison.Ordinal))
+        {
+            throw new InvalidDataException($"{path}: {e.Message}", e);
+        }
     }
 
     private static JsonDocument Parse(string path)

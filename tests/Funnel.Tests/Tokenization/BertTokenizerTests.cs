@@ -159,6 +159,16 @@ public sealed class BertTokenizerTests
         }
     }
 
+    [Fact]
+    public void VocabularyWithoutTheSpecialTokensNamesTheFile()
+    {
+        using var folder = new TempFolder();
+        string vocab = Path.Combine(folder.Path, "vocab.txt");
+        File.WriteAllLines(vocab, ["[PAD]", "[UNK]", "hello"]);
+        var e = Assert.Throws<InvalidDataException>(() => BertTokenizer.FromFolder(folder.Path));
+        Assert.Equal($"{vocab}: the cls token '[CLS]' is not in the vocabulary", e.Message);
+    }
+
     private static string RemoveDiacritics(string s) => s
         .Replace('ü', 'u').Replace('ï', 'i').Replace('ö', 'o').Replace('é', 'e');
 }

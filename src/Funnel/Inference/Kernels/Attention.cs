@@ -184,15 +184,17 @@ public static class Attention
     {
         int j = 0;
         float max = float.NegativeInfinity;
-        if (Vector512.IsHardwareAccelerated && length >= Vector512<float>.Count)
+        if (Avx512F.IsSupported && length >= Vector512<float>.Count)
         {
+            // The raw vmaxps: Vector512.Max's NaN-propagating form adds two dependent fixups a step.
             Vector512<float> m = Vector512.Load(row);
-            for (j = Vector512<float>.Count; j <= length - Vector512<float>.Count; j += Vector512<float>.Count) m = Vector512.Max(m, Vector512.Load(row + j));
-            Vector256<float> m8 = Vector256.Max(m.GetLower(), m.GetUpper());
-            Vector128<float> m4 = Vector128.Max(m8.GetLower(), m8.GetUpper());
-            max = MathF.Max(MathF.Max(m4[0], m4[1]), MathF.Max(m4[2], m4[3]));
+            for (j = Vector512<float>.Count; j <= length - Vector512<float>.Count; j += Vector512<float>.Count) m = Avx512F.Max(m, Vector512.Load(row + j));
+            Vector256<float> m8 = Avx.Max(m.GetLower(), m.GetUpper());
+            Vector128<float> m4 = Sse.Max(m8.GetLower(), m8.GetUpper());
+            m4 = Sse.Max(m4, Sse.Shuffle(m4, m4, 0b_01_00_11_10));
+            max = Sse.MaxScalar(m4, Sse.Shuffle(m4, m4, 0b_10_11_00_01)).ToScalar();
         }
-        for (; j < length; j++) max = MathF.Max(max, row[j]);
+        for (; j < length; j++) max = row[j] > max ? row[j] : max;
         return VectorMath.ExpScaledSum(new Span<float>(row, length), scale, max * scale);
     }
 
