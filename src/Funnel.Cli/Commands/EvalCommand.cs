@@ -52,7 +52,7 @@ internal static class EvalCommand
                 parse.GetValue(biEncoder), parse.GetValue(collection), parse.GetValue(top), parse.GetValue(k), parse.GetValue(runFile), parse.GetValue(relevance), ParseMeasures(parse.GetValue(measures)),
                 parse.GetValue(maxQueries), new EncoderOptions { BatchSize = parse.GetValue(batch), MaxThreads = parse.GetValue(threads) });
             Validate(settings);
-            var stderr = AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(Console.Error) });
+            var stderr = AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(parse.InvocationConfiguration.Error) });
             Report report = TrecDlRerankSet.IsRerankSet(settings.Dataset)
                 ? await EvaluateTrecDlAsync(settings, stderr, ct)
                 : BeirDataset.IsBeir(settings.Dataset)
