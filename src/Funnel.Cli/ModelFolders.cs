@@ -16,8 +16,7 @@ internal static class ModelFolders
     {
         using var resolver = new ModelResolver(HubOptions.FromEnvironment());
         if (resolver.TryResolveWithoutNetwork(model) is { } ready) return ready;
-        HubModelId.TryParse(model, out HubModelId id); // TryResolveWithoutNetwork returns null only for a valid id
-        return await FetchAsync(resolver, id, ct);
+        return await FetchAsync(resolver, HubModelId.Parse(model), ct); // TryResolveWithoutNetwork returns null only for an id
     }
 
     /// <summary>The snapshot folder of a Hub model at the revision's latest commit, downloading what the cache lacks.</summary>

@@ -24,6 +24,7 @@ internal static class ServerLoadSuite
 
     private const int BiSeed = 1, CrossSeed = 2; // the same checkpoints as the encoders suite (shared .cache/bench)
     private const int MaxRequestsPerCell = 20_000;
+    private const int ClientTimeoutSeconds = 120;
     private const string Collection = "bench";
     private const int CollectionDocuments = 300;
 
@@ -58,7 +59,7 @@ internal static class ServerLoadSuite
             using var client = new HttpClient(new SocketsHttpHandler { MaxConnectionsPerServer = options.Clients.Max() })
             {
                 BaseAddress = new Uri(address),
-                Timeout = TimeSpan.FromSeconds(60),
+                Timeout = TimeSpan.FromSeconds(ClientTimeoutSeconds),
             };
             Scenario[] scenarios = [.. Scenarios(sentences).Where(s => options.Scenarios.Contains(s.Name))];
             if (scenarios.Any(s => s.Name == "search")) CreateCollection(client, sentences);
@@ -66,13 +67,13 @@ internal static class ServerLoadSuite
             Console.WriteLine($"Funnel server load, {Environment.ProcessorCount} cores, {options.Seconds:0.#} s per cell (after a 0.3 s single-client warm-up), " +
                               "closed loop (each client sends its next request when the previous answers)");
             Console.WriteLine();
-            Console.WriteLine("| scenario | clients | requests/s | inputs/s | p50 ms | p95 ms | p99 ms | errors | mean batch | server peak RSS MiB |");
+            Console.WriteLine("| scenario | clients | requests/s | inputs/s | p50 ms | p95 ms | p99 ms | errors / timeouts | mean batch | server peak RSS MiB |");
             Console.WriteLine("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
             foreach (Scenario scenario in scenarios)
                 foreach (int clients in options.Clients)
                     Console.WriteLine(Cell(client, server, scenario, clients, options.Seconds));
             Console.WriteLine();
-            Console.WriteLine("inputs/s counts texts (embed) or query-document pairs (rerank, search with rerank at N = 20); mean batch is items per model " +
+            Console.WriteLine($"errors are non-2xx answers or failed connections, timeouts are requests the client gave up on after {ClientTimeoutSeconds} s; inputs/s counts texts (embed) or query-document pairs (rerank, search with rerank at N = 20); mean batch is items per model " +
                               "batch during the cell (from /metrics); peak RSS is the server process's VmHWM during the cell.");
             return 0;
         }
@@ -99,7 +100,7 @@ internal static class ServerLoadSuite
         Drive(client, scenario, 1, TimeSpan.FromSeconds(0.3)); // warm-up: JIT, a connection, pools
         (double batchSum, double batchCount) before = BatchTotals(client);
         ResetPeakRss(server);
-        (List<double> latencies, int errors, TimeSpan elapsed) = Drive(client, scenario, clients, TimeSpan.FromSeconds(seconds));
+        (List<double> latencies, int errors, int timeouts, TimeSpan elapsed) = Drive(client, scenario, clients, TimeSpan.FromSeconds(seconds));
         (double batchSum, double batchCount) after = BatchTotals(client);
         double peakMiB = PeakRssKiB(server) / 1024.0;
 
@@ -108,14 +109,14 @@ internal static class ServerLoadSuite
         double meanBatch = after.batchCount > before.batchCount ? (after.batchSum - before.batchSum) / (after.batchCount - before.batchCount) : 0;
         return string.Create(CultureInfo.InvariantCulture,
             $"| {scenario.Name} | {clients} | {rps:F1} | {rps * scenario.Inputs:F0} | {Percentile(latencies, 0.50):F1} | {Percentile(latencies, 0.95):F1} | " +
-            $"{Percentile(latencies, 0.99):F1} | {errors} ({100.0 * errors / Math.Max(1, latencies.Count + errors):F1}%) | {meanBatch:F1} | {peakMiB:F0} |");
+            $"{Percentile(latencies, 0.99):F1} | {errors} / {timeouts} ({100.0 * (errors + timeouts) / Math.Max(1, latencies.Count + errors + timeouts):F1}%) | {meanBatch:F1} | {peakMiB:F0} |");
     }
 
     /// <summary>Runs <paramref name="clients"/> closed loops for <paramref name="duration"/> (and at most MaxRequestsPerCell requests).</summary>
-    private static (List<double> Latencies, int Errors, TimeSpan Elapsed) Drive(HttpClient client, Scenario scenario, int clients, TimeSpan duration)
+    private static (List<double> Latencies, int Errors, int Timeouts, TimeSpan Elapsed) Drive(HttpClient client, Scenario scenario, int clients, TimeSpan duration)
     {
         var latencies = new List<double>();
-        int errors = 0, issued = 0;
+        int errors = 0, timeouts = 0, issued = 0;
         var clock = Stopwatch.StartNew();
         Task[] loops = [.. Enumerable.Range(0, clients).Select(c => Task.Run(async () =>
         {
@@ -131,15 +132,19 @@ internal static class ServerLoadSuite
                     if (response.IsSuccessStatusCode) mine.Add(Stopwatch.GetElapsedTime(start).TotalMilliseconds);
                     else Interlocked.Increment(ref errors);
                 }
-                catch (Exception e) when (e is HttpRequestException or TaskCanceledException)
+                catch (HttpRequestException)
                 {
                     Interlocked.Increment(ref errors);
+                }
+                catch (TaskCanceledException) // the client's timeout
+                {
+                    Interlocked.Increment(ref timeouts);
                 }
             }
             lock (latencies) latencies.AddRange(mine);
         }))];
         Task.WaitAll(loops);
-        return (latencies, errors, clock.Elapsed);
+        return (latencies, errors, timeouts, clock.Elapsed);
     }
 
     private static void CreateCollection(HttpClient client, string[] sentences)

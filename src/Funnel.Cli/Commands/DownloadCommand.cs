@@ -32,7 +32,7 @@ internal static class DownloadCommand
 
     private static HubModelId ParseId(string modelId, string? revision)
     {
-        if (!HubModelId.TryParse(modelId, out HubModelId id))
+        if (!HubModelId.TryParse(modelId, out HubModelId? id))
             throw new UsageException($"'{modelId}' is not a Hub model id: expected org/name or org/name@revision");
         if (revision is null) return id;
         if (modelId.Contains('@', StringComparison.Ordinal))

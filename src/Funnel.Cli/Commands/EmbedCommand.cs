@@ -13,7 +13,7 @@ internal static class EmbedCommand
 
     public static Command Create()
     {
-        var model = new Option<string>("--model", "-m") { Description = "Bi-encoder: a model folder (sentence-transformers layout) or a Hub id", Required = true };
+        Option<string> model = ModelOption.Create("Bi-encoder: a model folder (sentence-transformers layout) or a Hub id");
         var input = new Option<string?>("--input", "-i") { Description = "Read texts from FILE (JSON Lines with \"text\", or plain lines); - for stdin" };
         var batch = new Option<int>("--batch-size") { Description = "Sequences per forward pass", DefaultValueFactory = _ => 32 };
         var threads = new Option<int>("--threads") { Description = "Threads to use", DefaultValueFactory = _ => Environment.ProcessorCount };
@@ -28,7 +28,7 @@ internal static class EmbedCommand
         {
             var options = new EncoderOptions { BatchSize = parse.GetValue(batch), MaxThreads = parse.GetValue(threads), MaxSequenceLength = parse.GetValue(maxLength) };
             IEnumerable<string> source = InputTexts.Read(parse.GetValue(input), parse.GetValue(texts) ?? [], Console.In);
-            using SentenceEncoder encoder = SentenceEncoder.Load(await ModelFolders.ResolveAsync(parse.GetValue(model)!, ct), options);
+            using SentenceEncoder encoder = SentenceEncoder.Load(await ModelOption.ResolveAsync(parse, model, ct), options);
             foreach (string[] chunk in source.Chunk(Chunk))
                 foreach (float[] vector in parse.GetValue(prompt) is { } name ? encoder.Encode(chunk, name, ct) : encoder.Encode(chunk, ct))
                     output.WriteLine(Json.Array(vector));

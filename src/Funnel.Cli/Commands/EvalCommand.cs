@@ -52,7 +52,7 @@ internal static class EvalCommand
                 parse.GetValue(biEncoder), parse.GetValue(collection), parse.GetValue(top), parse.GetValue(k), parse.GetValue(runFile), parse.GetValue(relevance), ParseMeasures(parse.GetValue(measures)),
                 parse.GetValue(maxQueries), new EncoderOptions { BatchSize = parse.GetValue(batch), MaxThreads = parse.GetValue(threads) });
             Validate(settings);
-            var stderr = AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(Console.Error) });
+            var stderr = AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(parse.InvocationConfiguration.Error) });
             Report report = TrecDlRerankSet.IsRerankSet(settings.Dataset)
                 ? await EvaluateTrecDlAsync(settings, stderr, ct)
                 : BeirDataset.IsBeir(settings.Dataset)
@@ -170,13 +170,12 @@ internal static class EvalCommand
             : throw new UsageException($"--retriever {s.Retriever} needs --bi-encoder MODEL (or --collection DIR holding an indexed collection)"));
         using var biEncoder = SentenceEncoder.Load(await ModelFolders.ResolveAsync(model, ct), s.Encoder);
         string folder = s.Collection ?? Path.Combine(CacheFolder(), "eval", $"{dataset.Name}-{biEncoder.Fingerprint.WeightsSha256[..12]}");
-        using var collection = File.Exists(Path.Combine(folder, CollectionManifest.FileName)) ? Collection.Open(folder) : Collection.Create(folder, biEncoder);
+        using var collection = Collection.OpenOrCreate(folder, biEncoder);
         stages.Add(("load bi-encoder", model, clock.Elapsed));
 
         clock.Restart();
-        var documents = dataset.ReadCorpusAsync(ct).Select(d => new Document(d.Id, d.Title, d.Text, d.Metadata));
         IndexingProgress indexed = await WithProgressAsync(stderr, $"indexing {dataset.Name}", total: null, progress =>
-            CollectionIndexer.IndexAsync(collection, biEncoder, documents, progress: new IndexingCount(progress), ct: ct));
+            CollectionIndexer.IndexAsync(collection, biEncoder, dataset.ReadCorpusAsync(ct), progress: new IndexingCount(progress), ct: ct));
         stages.Add(("collection", $"{collection.Folder}: {indexed.DocumentsWritten:N0} documents embedded, {indexed.DocumentsUnchanged:N0} already there", clock.Elapsed));
 
         CrossEncoder? crossEncoder = null;

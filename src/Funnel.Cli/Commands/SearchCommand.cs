@@ -77,15 +77,22 @@ internal static class SearchCommand
 
     private static void Render(SearchResponse r, IAnsiConsole console)
     {
+        // Only the score columns some result has (a bm25 search has no dense or fused column), so the text gets the room.
+        (string Header, Func<SearchResult, string?> Cell)[] scores =
+        [
+            ("rerank", x => x.RerankScore?.ToString("F3")),
+            ("fused", x => x.FusedScore?.ToString("F4")),
+            ("dense (rank)", x => x.DenseScore is { } d ? $"{d:F3} ({x.DenseRank})" : null),
+            ("bm25 (rank)", x => x.Bm25Score is { } b ? $"{b:F2} ({x.Bm25Rank})" : null),
+        ];
+        scores = scores.Where(c => r.Results.Any(x => c.Cell(x) is not null)).ToArray();
         var table = new Table().Border(TableBorder.Rounded).Title($"[bold]{Markup.Escape(r.Query)}[/]");
-        table.AddColumns("#", "id", "title / passage", "rerank", "fused", "dense (rank)", "bm25 (rank)");
+        table.AddColumns(["#", "id", "title / passage", .. scores.Select(c => c.Header)]);
         foreach (SearchResult x in r.Results)
         {
-            string snippet = x.Title.Length > 0 ? x.Title : x.Passage;
-            if (snippet.Length > 70) snippet = snippet[..67] + "...";
-            table.AddRow(x.Rank.ToString(), Markup.Escape(x.DocumentId), Markup.Escape(snippet.ReplaceLineEndings(" ")),
-                x.RerankScore?.ToString("F3") ?? "", x.FusedScore?.ToString("F4") ?? "",
-                x.DenseScore is { } d ? $"{d:F3} ({x.DenseRank})" : "", x.Bm25Score is { } b ? $"{b:F2} ({x.Bm25Rank})" : "");
+            string snippet = (x.Title.Length > 0 ? x.Title : x.Passage).ReplaceLineEndings(" ");
+            if (snippet.Length > 90) snippet = snippet[..87] + "...";
+            table.AddRow([x.Rank.ToString(), Markup.Escape(x.DocumentId), Markup.Escape(snippet), .. scores.Select(c => c.Cell(x) ?? "")]);
         }
         console.Write(table);
         StageTimings t = r.Timings;

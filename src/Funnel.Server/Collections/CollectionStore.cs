@@ -61,7 +61,7 @@ public sealed partial class CollectionStore : IDisposable
             string folder = Folder(name);
             if (!File.Exists(Path.Combine(folder, CollectionManifest.FileName)))
                 throw ApiException.NotFound($"there is no collection '{name}' (GET /collections lists them)");
-            return _open[name] = Serve(name, Collection.Open(folder));
+            return _open[name] = Serve(name, Opened(() => Collection.Open(folder)));
         }
     }
 
@@ -76,7 +76,7 @@ public sealed partial class CollectionStore : IDisposable
             string folder = Folder(name);
             if (_open.ContainsKey(name) || Directory.Exists(folder))
                 throw ApiException.Conflict($"a collection named '{name}' already exists", "name");
-            return _open[name] = Serve(name, Collection.Create(folder, biEncoder, options));
+            return _open[name] = Serve(name, Opened(() => Collection.Create(folder, biEncoder, options)));
         }
     }
 
@@ -115,6 +115,19 @@ public sealed partial class CollectionStore : IDisposable
         {
             collection.Dispose();
             throw ApiException.Conflict(mismatch.Message);
+        }
+    }
+
+    /// <summary>A folder another process writes to (e.g. <c>funnel index</c>) is a conflict the client can wait out.</summary>
+    private static Collection Opened(Func<Collection> open)
+    {
+        try
+        {
+            return open();
+        }
+        catch (CollectionFolderException busy)
+        {
+            throw ApiException.Conflict(busy.Message);
         }
     }
 

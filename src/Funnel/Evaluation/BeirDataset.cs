@@ -1,15 +1,9 @@
 using System.IO.Compression;
 using System.Runtime.CompilerServices;
 using System.Text.Json;
+using Funnel.Retrieval;
 
 namespace Funnel.Evaluation;
-
-/// <summary>A BEIR corpus row. <see cref="Metadata"/> keeps string values as they are and other JSON values as raw JSON text.</summary>
-public sealed record BeirDocument(string Id, string Title, string Text, IReadOnlyDictionary<string, string> Metadata)
-{
-    /// <summary>Title and text joined by a space, as BEIR's BM25 baseline and bi-encoders see a document.</summary>
-    public string FullText => Title.Length == 0 ? Text : Text.Length == 0 ? Title : Title + " " + Text;
-}
 
 public sealed record BeirQuery(string Id, string Text);
 
@@ -83,20 +77,15 @@ public sealed class BeirDataset : IDisposable
             ? Directory.EnumerateFiles(Path.Combine(_folder!, "qrels"), "*.tsv").Select(f => Path.GetFileNameWithoutExtension(f)).Order(StringComparer.Ordinal).ToList()
             : [];
 
-    /// <summary>Streams the corpus in file order.</summary>
-    public async IAsyncEnumerable<BeirDocument> ReadCorpusAsync([EnumeratorCancellation] CancellationToken ct = default)
+    /// <summary>
+    /// Streams the corpus in file order, parsed as collections parse JSONL corpora (<see cref="CorpusReader"/>): a malformed
+    /// row is an <see cref="InvalidDataException"/> naming the file and line.
+    /// </summary>
+    public async IAsyncEnumerable<Document> ReadCorpusAsync([EnumeratorCancellation] CancellationToken ct = default)
     {
-        var (reader, where) = OpenEntry("corpus.jsonl");
-        using (reader)
-        {
-            long lineNumber = 0;
-            while (await reader.ReadLineAsync(ct).ConfigureAwait(false) is { } line)
-            {
-                lineNumber++;
-                if (string.IsNullOrWhiteSpace(line)) continue;
-                yield return ParseDocument(line, where, lineNumber);
-            }
-        }
+        var (reader, where) = OpenEntry("corpus.jsonl"); // opened on first MoveNext; ReadJsonlAsync disposes the stream
+        await foreach (var document in CorpusReader.ReadJsonlAsync(reader.BaseStream, where, ct).ConfigureAwait(false))
+            yield return document;
     }
 
     /// <summary>All queries, in file order.</summary>
@@ -138,18 +127,6 @@ public sealed class BeirDataset : IDisposable
         string path = Path.Combine(_folder!, relative);
         if (!File.Exists(path)) throw new DatasetFormatException(path, 0, "file not found (a BEIR dataset needs corpus.jsonl, queries.jsonl and qrels/SPLIT.tsv)");
         return (TextFiles.OpenText(path), path);
-    }
-
-    private static BeirDocument ParseDocument(string line, string where, long lineNumber)
-    {
-        using var json = ParseObject(line, where, lineNumber);
-        var root = json.RootElement;
-        var metadata = new Dictionary<string, string>(StringComparer.Ordinal);
-        if (root.TryGetProperty("metadata", out var meta) && meta.ValueKind == JsonValueKind.Object)
-            foreach (var property in meta.EnumerateObject())
-                metadata[property.Name] = property.Value.ValueKind == JsonValueKind.String ? property.Value.GetString()! : property.Value.GetRawText();
-        return new BeirDocument(RequiredString(root, "_id", where, lineNumber), OptionalString(root, "title", where, lineNumber),
-            OptionalString(root, "text", where, lineNumber), metadata);
     }
 
     private static JsonDocument ParseObject(string line, string where, long lineNumber)

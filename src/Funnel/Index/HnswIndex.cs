@@ -233,7 +233,7 @@ public sealed unsafe class HnswIndex : VectorIndex
     /// <summary>
     /// Before a slot's vector changes: each of its current neighbours re-selects its own links from its
     /// neighbours plus the slot's neighbours (hnswlib's updatePoint), so links that were justified by the old
-    /// vector do not linger. The slot itself stays a candidate; it is relinked afterwards by <see cref="Link"/>.
+    /// vector do not linger. The slot drops out of their lists; <see cref="Link"/> then connects it by its new vector.
     /// </summary>
     private void RepairOldNeighbours(int slot)
     {
@@ -296,7 +296,9 @@ public sealed unsafe class HnswIndex : VectorIndex
         var candidates = scratch.Candidates;
         var results = scratch.Results;
         results.Reset(ef);
-        bool gated = filter is not null || skipRemoved;
+        // Without filter or tombstones every reachable node is a result (Emit still re-validates each one), so the
+        // state word, on another cache line than the vector, is not read per candidate.
+        bool gated = filter is not null || (skipRemoved && Storage.HasRemoved);
         scratch.Visit(entry);
         candidates.Push(entryDist, entry);
         if (!gated || Storage.Accepts(entry, filter)) results.Offer(entryDist, entry);

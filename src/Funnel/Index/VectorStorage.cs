@@ -27,6 +27,7 @@ internal sealed unsafe class VectorStorage : IDisposable
     private IReadOnlyDictionary<string, string>?[] _metadata = [];
     private int _slotCount;
     private int _liveCount;
+    private int _freeCount;
     private MappedFile? _mapped;
 
     public VectorStorage(int dimension, DistanceMetric metric, VectorQuantization quantization, bool keepFullPrecision, int tailBytes)
@@ -53,7 +54,10 @@ internal sealed unsafe class VectorStorage : IDisposable
     public RowStore? Full { get; }
     public int SlotCount => Volatile.Read(ref _slotCount);
     public int LiveCount => Volatile.Read(ref _liveCount);
-    public int FreeCount { get { lock (_gate) return _free.Count; } }
+    public int FreeCount => Volatile.Read(ref _freeCount);
+
+    /// <summary>True while some slot is removed; searches skip the per-node state check when none is.</summary>
+    public bool HasRemoved => Volatile.Read(ref _freeCount) > 0;
 
     private static int Align(int n, int a) => (n + a - 1) / a * a;
 
@@ -79,6 +83,7 @@ internal sealed unsafe class VectorStorage : IDisposable
         {
             if (_slotById.TryGetValue(id, out int existing)) return new(existing, true, false);
             bool reused = _free.TryPop(out int slot);
+            if (reused) Volatile.Write(ref _freeCount, _free.Count);
             if (!reused)
             {
                 slot = _slotCount;
@@ -135,6 +140,7 @@ internal sealed unsafe class VectorStorage : IDisposable
             Volatile.Write(ref *state, (Volatile.Read(ref *state) | Removed) + GenerationStep);
             _metadata[slot] = null;
             _free.Push(slot);
+            Volatile.Write(ref _freeCount, _free.Count);
             _liveCount--;
             return true;
         }
@@ -357,7 +363,7 @@ internal sealed unsafe class VectorStorage : IDisposable
         return bytes + 8L * md.Length;
     }
 
-    public long IdMapBytes() => LiveCount * 24L + _free.Count * 4L;
+    public long IdMapBytes() => LiveCount * 24L + FreeCount * 4L;
 
     public void WriteMetadata(BinaryWriter w)
     {
@@ -385,7 +391,7 @@ internal sealed unsafe class VectorStorage : IDisposable
         {
             int state = *StatePtr(slot);
             if ((state & Writing) != 0) throw IndexFile.Corrupt(path, $"slot {slot} was saved mid-write");
-            if ((state & Removed) != 0) { _free.Push(slot); continue; }
+            if ((state & Removed) != 0) { _free.Push(slot); _freeCount++; continue; }
             if (!_slotById.TryAdd(*IdPtr(slot), slot)) throw IndexFile.Corrupt(path, $"id {*IdPtr(slot)} appears twice");
         }
         _liveCount = _slotById.Count;

@@ -108,7 +108,7 @@ public sealed class Collection : IDisposable
         chunking.Validate();
         if (File.Exists(Path.Combine(folder, CollectionManifest.FileName)))
             throw new CollectionFolderException($"'{folder}' already holds a collection");
-        if (Directory.Exists(folder) && Directory.EnumerateFileSystemEntries(folder).Any())
+        if (Directory.Exists(folder) && Directory.EnumerateFileSystemEntries(folder).Any(entry => !IsCollectionFile(Path.GetFileName(entry))))
             throw new CollectionFolderException($"'{folder}' is not empty; a new collection needs an empty or new folder");
         Directory.CreateDirectory(folder);
 
@@ -187,7 +187,7 @@ public sealed class Collection : IDisposable
     {
         string generation = GenerationFolder(folder, manifest.Generation);
         var (documents, nextChunkId) = DocumentSnapshot.Read(Path.Combine(generation, "documents.bin"));
-        IVectorIndex vectors = LoadVectorIndex(manifest, Path.Combine(generation, "vectors.idx"));
+        IVectorIndex vectors = LoadVectorIndex(manifest, Path.Combine(generation, "vectors.idx"), mapped: writerLock is null);
         var collection = new Collection(folder, manifest, writerLock, vectors, Bm25Index.Load(Path.Combine(generation, "bm25.idx")));
         try
         {
@@ -563,6 +563,11 @@ public sealed class Collection : IDisposable
         DurableFile.SyncDirectory(Path.GetDirectoryName(generationFolder)!);
     }
 
+    /// <summary>A name a collection folder may hold; a folder with only these and no manifest is a create that was interrupted.</summary>
+    private static bool IsCollectionFile(string name) =>
+        name == LockFileName || name.StartsWith("gen-", StringComparison.Ordinal) || name.StartsWith("wal-", StringComparison.Ordinal) ||
+        (name.StartsWith('.') && name.EndsWith(".tmp", StringComparison.Ordinal));
+
     /// <summary>Deletes generations, logs and temp files other than the committed generation's (left by crashes or superseded).</summary>
     private static void RemoveLeftovers(string folder, long generation)
     {
@@ -580,9 +585,15 @@ public sealed class Collection : IDisposable
         _ => new HnswIndex(manifest.BiEncoder.Dimension, manifest.VectorIndex.Metric, manifest.VectorIndex.Hnsw),
     };
 
-    private static IVectorIndex LoadVectorIndex(CollectionManifest manifest, string path) => manifest.VectorIndex.Kind switch
+    /// <summary>
+    /// A read-only open memory-maps the index (copy-on-write: replaying the log still works) so that opening is cheap; a
+    /// writer loads it into memory, because it deletes superseded generations, which some systems refuse for mapped files.
+    /// </summary>
+    private static IVectorIndex LoadVectorIndex(CollectionManifest manifest, string path, bool mapped) => (manifest.VectorIndex.Kind, mapped) switch
     {
-        VectorIndexKind.Flat => FlatIndex.Load(path),
+        (VectorIndexKind.Flat, true) => FlatIndex.Open(path),
+        (VectorIndexKind.Flat, false) => FlatIndex.Load(path),
+        (_, true) => HnswIndex.Open(path),
         _ => HnswIndex.Load(path),
     };
 

@@ -78,6 +78,16 @@ public static class CollectionIndexer
     }
 
     /// <summary>
+    /// Chunks, embeds and stores one batch of documents (new or replacing same-id ones) durably, without a checkpoint: what a
+    /// service does per write request. Returns the batch's log sequence number. Thread-safe; concurrent calls embed in parallel.
+    /// </summary>
+    public static long Upsert(Collection collection, SentenceEncoder biEncoder, IReadOnlyList<Document> documents, CancellationToken ct = default)
+    {
+        collection.EnsureBiEncoder(biEncoder.Fingerprint);
+        return collection.Upsert(new DocumentEmbedder(biEncoder, collection.Manifest.Chunking).Embed(documents, ct));
+    }
+
+    /// <summary>
     /// Re-embeds every document of <paramref name="collection"/> with <paramref name="biEncoder"/> (re-chunked for its window unless
     /// <paramref name="chunking"/> is given) and commits the new vectors atomically; see <see cref="Collection.Rebuild"/>.
     /// </summary>

@@ -16,7 +16,7 @@ public static class CorpusReader
         if (Directory.Exists(path) || (File.Exists(path) && path.EndsWith(".zip", StringComparison.OrdinalIgnoreCase)))
         {
             using BeirDataset beir = BeirDataset.Open(path);
-            await foreach (BeirDocument d in beir.ReadCorpusAsync(ct)) yield return new Document(d.Id, d.Title, d.Text, d.Metadata);
+            await foreach (Document d in beir.ReadCorpusAsync(ct)) yield return d;
         }
         else if (File.Exists(path))
         {

@@ -118,7 +118,7 @@ public sealed class EvalCommandTests : IDisposable
         (string[] Args, string Message)[] cases =
         [
             (["eval", "-d", Path.Combine(_temp, "missing")], "not a BEIR folder or zip"),
-            (["eval", "-d", beir], "corpus.jsonl, line 2: invalid JSON"),
+            (["eval", "-d", beir], "corpus.jsonl, line 2: not valid JSON"),
             (["eval", "-d", beir, "--split", "dev"], "no qrels for split 'dev' (available: test)"),
             (["eval", "-d", beir, "--top", "0"], "--top must be at least 1"),
             (["eval", "-d", beir, "--measure", "ndcg@ten"], "--measure"),

@@ -33,14 +33,12 @@ public class BeirDatasetTests
             File.WriteAllText(Path.Combine(dir, "queries.jsonl"), "{\"_id\": \"q1\", \"text\": \"hello\"}\n");
             File.WriteAllText(Path.Combine(dir, "qrels", "test.tsv"), "query-id\tcorpus-id\tscore\nq1\td1\t1\n");
             using var dataset = BeirDataset.Open(dir);
-            var docs = new List<BeirDocument>();
-            var e = await Assert.ThrowsAsync<DatasetFormatException>(async () =>
+            var docs = new List<Funnel.Retrieval.Document>();
+            var e = await Assert.ThrowsAsync<InvalidDataException>(async () =>
             {
                 await foreach (var doc in dataset.ReadCorpusAsync()) docs.Add(doc);
             });
-            Assert.Equal(4, e.Line);
-            Assert.Contains("corpus.jsonl", e.File);
-            Assert.Contains("\"_id\"", e.Message);
+            Assert.Contains("corpus.jsonl, line 4: missing \"id\"", e.Message);
             Assert.Equal(["d1", "d2"], docs.Select(d => d.Id));
             Assert.Equal("T body", docs[0].FullText);
             Assert.Equal("u", docs[0].Metadata["url"]);

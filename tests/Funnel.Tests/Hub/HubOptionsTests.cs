@@ -70,7 +70,7 @@ public sealed class HubOptionsTests
     [InlineData("org/name@refs/pr/1", "org/name", "refs/pr/1")]
     public void Model_ids_parse_with_an_optional_revision(string text, string repo, string revision)
     {
-        Assert.True(HubModelId.TryParse(text, out HubModelId id));
+        Assert.True(HubModelId.TryParse(text, out HubModelId? id));
         Assert.Equal((repo, revision), (id.RepoId, id.Revision));
         Assert.Equal("models--" + repo.Replace("/", "--", StringComparison.Ordinal), id.CacheFolderName);
     }

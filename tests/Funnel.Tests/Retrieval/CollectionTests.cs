@@ -125,6 +125,24 @@ public sealed class CollectionTests : IDisposable
     }
 
     [Fact]
+    public void CreateFinishesAnInterruptedCreateButRefusesOtherContent()
+    {
+        // A create that died before writing its manifest leaves a lock file, a partial generation and a temp file.
+        Directory.CreateDirectory(Path.Combine(_dir, "gen-000000"));
+        File.WriteAllText(Path.Combine(_dir, "gen-000000", "documents.bin"), "partial");
+        File.WriteAllText(Path.Combine(_dir, "LOCK"), "");
+        File.WriteAllText(Path.Combine(_dir, ".manifest.json.1.tmp"), "{");
+        using (Collection c = Create()) c.Upsert([Doc("a", "text", 0)]);
+        using (Collection c = Collection.Open(_dir, readOnly: true)) Assert.Equal(["a"], c.DocumentIds());
+
+        string other = _dir + "-other";
+        Directory.CreateDirectory(other);
+        File.WriteAllText(Path.Combine(other, "notes.txt"), "mine");
+        var e = Assert.Throws<CollectionFolderException>(() => Collection.Create(other, Vectors, new CollectionOptions { Chunking = new ChunkingOptions() }));
+        Assert.Contains("not empty", e.Message);
+    }
+
+    [Fact]
     public void OneWriterAtATimeButReadersAreFree()
     {
         using Collection writer = Create();

@@ -145,6 +145,18 @@ public sealed class SearchPipelineTests : IClassFixture<SmallModels>, IDisposabl
     }
 
     [Fact]
+    public void UpsertStoresABatchDurablyWithoutACheckpoint()
+    {
+        long generation = _collection.Manifest.Generation;
+        var fresh = new Document("new-1", "Broccoli sprouts", "Sulforaphane from broccoli sprouts, a short note.", Document.NoMetadata);
+        CollectionIndexer.Upsert(_collection, _models.BiEncoder, [fresh]);
+        Assert.Equal(generation, _collection.Manifest.Generation);
+        Assert.Equal("new-1", _collection.SearchBm25("sulforaphane sprouts", 1)[0].DocumentId);
+        Assert.Equal("new-1", Pipeline(rerank: false).Search(fresh.FullText, new SearchOptions { Retriever = Retriever.Dense }).Results[0].DocumentId);
+        Assert.Throws<BiEncoderMismatchException>(() => CollectionIndexer.Upsert(_collection, _models.OtherBiEncoder, [fresh]));
+    }
+
+    [Fact]
     public async Task CancellingAnIngestKeepsWholeBatchesOnly()
     {
         string dir = _dir + "-cancel";

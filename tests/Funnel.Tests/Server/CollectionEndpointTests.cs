@@ -154,6 +154,15 @@ public sealed class CollectionEndpointTests(SmallModels models) : IAsyncLifetime
     }
 
     [Fact]
+    public async Task ACollectionAnotherProcessWritesIsA409()
+    {
+        string folder = Path.Combine(_root, "busy");
+        using (Collection.Create(folder, models.BiEncoder)) { }
+        using Collection writer = Collection.Open(folder); // holds the writer lock, as `funnel index` would
+        Http.AssertProblem(await _server.Client.GetReplyAsync("/collections/busy"), HttpStatusCode.Conflict, mentions: "another process");
+    }
+
+    [Fact]
     public async Task UnknownCollectionsAndDisabledCollectionsAre404()
     {
         Http.AssertProblem(await _server.Client.PostAsync("/collections/nope/search", new { query = "q" }), HttpStatusCode.NotFound, mentions: "nope");

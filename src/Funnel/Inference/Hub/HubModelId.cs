@@ -1,9 +1,10 @@
+using System.Diagnostics.CodeAnalysis;
 using System.Text.RegularExpressions;
 
 namespace Funnel.Inference.Hub;
 
 /// <summary>A model on the Hub: <c>org/name</c> at a revision (branch, tag or commit; default <c>main</c>).</summary>
-public readonly partial record struct HubModelId
+public sealed partial record HubModelId
 {
     public const string DefaultRevision = "main";
 
@@ -28,15 +29,20 @@ public readonly partial record struct HubModelId
     public bool RevisionIsCommit => IsCommitHash(Revision);
 
     /// <summary>Parses <c>org/name</c> or <c>org/name@revision</c>; false when the text has another shape.</summary>
-    public static bool TryParse(string text, out HubModelId id)
+    public static bool TryParse(string text, [NotNullWhen(true)] out HubModelId? id)
     {
         int at = text.IndexOf('@', StringComparison.Ordinal);
         string repo = at < 0 ? text : text[..at];
         string revision = at < 0 ? DefaultRevision : text[(at + 1)..];
-        bool valid = IsValidRepoId(repo) && IsValidRevision(revision);
-        id = valid ? new HubModelId(repo, revision) : default;
-        return valid;
+        id = IsValidRepoId(repo) && IsValidRevision(revision) ? new HubModelId(repo, revision) : null;
+        return id is not null;
     }
+
+    /// <summary>Parses <c>org/name</c> or <c>org/name@revision</c>.</summary>
+    /// <exception cref="HubException">The text has another shape.</exception>
+    public static HubModelId Parse(string text) =>
+        TryParse(text, out HubModelId? id) ? id
+            : throw new HubException(HubErrorKind.InvalidArgument, $"'{text}' is not a Hub model id: expected org/name or org/name@revision");
 
     public static bool IsCommitHash(string text) => CommitHash().IsMatch(text);
 

@@ -49,6 +49,7 @@ public sealed class ModelResolver : IDisposable
     /// <summary>The snapshot folder of a Hub model, downloading what the cache lacks.</summary>
     public async Task<string> ResolveAsync(HubModelId id, IProgress<DownloadProgress>? progress = null, CancellationToken ct = default)
     {
+        ArgumentNullException.ThrowIfNull(id);
         var cache = new RepoCache(Options.CacheDirectory, id);
         if (UsableWithoutNetwork(cache, id) is { } ready) return ready;
         if (Options.Offline)
@@ -158,7 +159,7 @@ public sealed class ModelResolver : IDisposable
     }
 
     private static HubModelId ParseId(string modelIdOrPath) =>
-        HubModelId.TryParse(modelIdOrPath, out HubModelId id) ? id
+        HubModelId.TryParse(modelIdOrPath, out HubModelId? id) ? id
             : throw new HubException(HubErrorKind.InvalidArgument,
                 $"model '{modelIdOrPath}' is neither an existing folder nor a Hub model id (org/name or org/name@revision)");
 }

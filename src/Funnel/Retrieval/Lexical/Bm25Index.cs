@@ -44,6 +44,11 @@ public sealed partial class Bm25Index
     private readonly Dictionary<string, int> _ordinals = new(StringComparer.Ordinal);
     private long _totalLength;
 
+    // Score accumulators. A private pool, because its arrays start zeroed and only come back zeroed (every search resets
+    // the entries it touched), so a search costs O(postings) rather than O(documents); the shared pool may hand out
+    // uninitialized arrays.
+    private readonly ArrayPool<float> _accumulators = ArrayPool<float>.Create(maxArrayLength: 1 << 30, maxArraysPerBucket: Environment.ProcessorCount);
+
     public Bm25Index(EnglishAnalyzer? analyzer = null, Bm25Options? options = null)
     {
         Options = options ?? new Bm25Options();
@@ -197,8 +202,7 @@ public sealed partial class Bm25Index
         float lengthScale = (float)(k1 * b / ((double)_totalLength / live));
         float lengthBase = k1 * (1 - b);
         int ordinals = _docIds.Count;
-        float[] scores = ArrayPool<float>.Shared.Rent(ordinals);
-        Array.Clear(scores, 0, ordinals); // the shared pool hands out uninitialized arrays
+        float[] scores = _accumulators.Rent(ordinals);
         int[] touched = ArrayPool<int>.Shared.Rent(ordinals);
         int touchedCount = 0;
         try
@@ -222,7 +226,8 @@ public sealed partial class Bm25Index
         }
         finally
         {
-            ArrayPool<float>.Shared.Return(scores);
+            foreach (int doc in touched.AsSpan(0, touchedCount)) scores[doc] = 0;
+            _accumulators.Return(scores);
             ArrayPool<int>.Shared.Return(touched);
         }
     }
