@@ -1,5 +1,5 @@
 using System.Text;
-using Funnel.Retrieval.Storage;
+using Funnel.IO;
 
 namespace Funnel.Evaluation;
 

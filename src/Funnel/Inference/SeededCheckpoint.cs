@@ -5,6 +5,7 @@ using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Funnel.Inference.Weights;
+using Funnel.IO;
 
 namespace Funnel.Inference;
 
@@ -267,7 +268,7 @@ public static class SeededCheckpoint
         header.Append('}');
         byte[] headerBytes = Encoding.UTF8.GetBytes(header.ToString());
         int pad = (8 - (8 + headerBytes.Length) % 8) % 8;
-        WriteAtomically(path, stream =>
+        DurableFile.WriteAtomic(path, stream =>
         {
             Span<byte> len = stackalloc byte[8];
             BinaryPrimitives.WriteUInt64LittleEndian(len, (ulong)(headerBytes.Length + pad));
@@ -302,25 +303,5 @@ public static class SeededCheckpoint
         }
     }
 
-    private static void WriteText(string path, string text) => WriteAtomically(path, s => s.Write(Encoding.UTF8.GetBytes(text)));
-
-    /// <summary>Temp file, fsync, then rename over the destination, so a reader never sees a partial file.</summary>
-    private static void WriteAtomically(string path, Action<FileStream> write)
-    {
-        string temp = path + ".tmp-" + Environment.ProcessId;
-        try
-        {
-            using (var stream = new FileStream(temp, FileMode.Create, FileAccess.Write, FileShare.None, 1 << 20))
-            {
-                write(stream);
-                stream.Flush(flushToDisk: true);
-            }
-            File.Move(temp, path, overwrite: true);
-        }
-        catch
-        {
-            File.Delete(temp);
-            throw;
-        }
-    }
+    private static void WriteText(string path, string text) => DurableFile.WriteAtomic(path, s => s.Write(Encoding.UTF8.GetBytes(text)));
 }

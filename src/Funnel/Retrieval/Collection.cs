@@ -1,3 +1,4 @@
+using Funnel.IO;
 using Funnel.Index;
 using Funnel.Inference;
 using Funnel.Retrieval.Lexical;

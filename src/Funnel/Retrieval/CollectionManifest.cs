@@ -3,7 +3,7 @@ using System.Text.Json.Serialization;
 using Funnel.Index;
 using Funnel.Inference;
 using Funnel.Retrieval.Lexical;
-using Funnel.Retrieval.Storage;
+using Funnel.IO;
 
 namespace Funnel.Retrieval;
 

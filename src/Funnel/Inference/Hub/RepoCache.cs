@@ -1,4 +1,5 @@
 using System.Text;
+using Funnel.IO;
 
 namespace Funnel.Inference.Hub;
 
@@ -34,13 +35,7 @@ internal sealed class RepoCache(string cacheDirectory, HubModelId id)
         if (revision == commit) return;
         string path = Path.Combine(Root, "refs", revision);
         Directory.CreateDirectory(Path.GetDirectoryName(path)!);
-        string temp = TempPathBeside(path);
-        using (var stream = new FileStream(temp, FileMode.CreateNew, FileAccess.Write))
-        {
-            stream.Write(Encoding.ASCII.GetBytes(commit));
-            stream.Flush(flushToDisk: true);
-        }
-        File.Move(temp, path, overwrite: true);
+        DurableFile.WriteAtomic(path, stream => stream.Write(Encoding.ASCII.GetBytes(commit)));
     }
 
     /// <summary>

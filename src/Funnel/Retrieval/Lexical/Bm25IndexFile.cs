@@ -1,7 +1,7 @@
 using System.Buffers.Binary;
 using System.IO.Hashing;
 using System.Text;
-using Funnel.Retrieval.Storage;
+using Funnel.IO;
 
 namespace Funnel.Retrieval.Lexical;
 

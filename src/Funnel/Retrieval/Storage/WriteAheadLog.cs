@@ -1,5 +1,6 @@
 using System.Buffers.Binary;
 using System.IO.Hashing;
+using Funnel.IO;
 
 namespace Funnel.Retrieval.Storage;
 

@@ -1,6 +1,6 @@
 using System.Runtime.InteropServices;
 
-namespace Funnel.Retrieval.Storage;
+namespace Funnel.IO;
 
 /// <summary>Crash-safe file writes: temp file in the same folder → fsync → atomic rename → fsync of the folder.</summary>
 internal static partial class DurableFile
