@@ -116,11 +116,11 @@ internal sealed class BertModel
                 // Each sequence attends only to itself, at its own length; (sequence, head) pairs spread over threads.
                 Attention.SelfAttention(qkv.AsSpan(0, total * 3 * h), lengths, c.Heads, c.HeadDim, context.AsSpan(0, total * h), maxThreads);
                 MatMul.Linear(context.AsSpan(0, total * h), total, layer.AttentionOut, layer.AttentionOutBias, x, Epilogue.Residual, x, maxThreads);
-                Normalization.LayerNorm(x, total, layer.AttentionNormGamma, layer.AttentionNormBeta, c.LayerNormEps);
+                Normalization.LayerNorm(x, total, layer.AttentionNormGamma, layer.AttentionNormBeta, c.LayerNormEps, maxThreads);
                 Span<float> inter = intermediate.AsSpan(0, total * c.IntermediateSize);
                 MatMul.Linear(x, total, layer.Intermediate, layer.IntermediateBias, inter, Epilogue.Gelu, maxThreads: maxThreads);
                 MatMul.Linear(inter, total, layer.Output, layer.OutputBias, x, Epilogue.Residual, x, maxThreads);
-                Normalization.LayerNorm(x, total, layer.OutputNormGamma, layer.OutputNormBeta, c.LayerNormEps);
+                Normalization.LayerNorm(x, total, layer.OutputNormGamma, layer.OutputNormBeta, c.LayerNormEps, maxThreads);
             }
         }
         finally
