@@ -1,6 +1,7 @@
 using System.Buffers.Binary;
 using System.IO.Hashing;
 using System.IO.MemoryMappedFiles;
+using Funnel.IO;
 
 namespace Funnel.Index;
 
@@ -36,63 +37,52 @@ internal static class IndexFile
         string full = Path.GetFullPath(path);
         string dir = Path.GetDirectoryName(full) ?? ".";
         Directory.CreateDirectory(dir);
-        string tmp = Path.Combine(dir, $".{Path.GetFileName(full)}.{Environment.ProcessId}.{Guid.NewGuid():N}.tmp");
-        try
+        var header = new byte[HeaderBytes];
+        Magic.CopyTo(header);
+        var s = header.AsSpan();
+        BinaryPrimitives.WriteInt32LittleEndian(s[16..], FormatVersion);
+        BinaryPrimitives.WriteInt32LittleEndian(s[20..], (int)h.Kind);
+        BinaryPrimitives.WriteInt32LittleEndian(s[24..], h.Dimension);
+        BinaryPrimitives.WriteInt32LittleEndian(s[28..], (int)h.Metric);
+        BinaryPrimitives.WriteInt32LittleEndian(s[32..], (int)h.Quantization);
+        BinaryPrimitives.WriteInt32LittleEndian(s[36..], h.HasFullPrecision ? 1 : 0);
+        BinaryPrimitives.WriteInt32LittleEndian(s[40..], h.SlotCount);
+        BinaryPrimitives.WriteInt32LittleEndian(s[44..], h.LiveCount);
+        BinaryPrimitives.WriteInt32LittleEndian(s[48..], h.RowBytes);
+        BinaryPrimitives.WriteInt32LittleEndian(s[52..], h.M);
+        BinaryPrimitives.WriteInt32LittleEndian(s[56..], h.EfConstruction);
+        BinaryPrimitives.WriteInt32LittleEndian(s[60..], h.EfSearch);
+        BinaryPrimitives.WriteInt32LittleEndian(s[64..], h.EntryPoint);
+        BinaryPrimitives.WriteInt32LittleEndian(s[68..], h.MaxLevel);
+        BinaryPrimitives.WriteInt32LittleEndian(s[72..], h.UpperBlockCount);
+        BinaryPrimitives.WriteUInt64LittleEndian(s[80..], h.Seed);
+        long offset = HeaderBytes;
+        for (int i = 0; i < SectionCount; i++)
         {
-            var header = new byte[HeaderBytes];
-            Magic.CopyTo(header);
-            var s = header.AsSpan();
-            BinaryPrimitives.WriteInt32LittleEndian(s[16..], FormatVersion);
-            BinaryPrimitives.WriteInt32LittleEndian(s[20..], (int)h.Kind);
-            BinaryPrimitives.WriteInt32LittleEndian(s[24..], h.Dimension);
-            BinaryPrimitives.WriteInt32LittleEndian(s[28..], (int)h.Metric);
-            BinaryPrimitives.WriteInt32LittleEndian(s[32..], (int)h.Quantization);
-            BinaryPrimitives.WriteInt32LittleEndian(s[36..], h.HasFullPrecision ? 1 : 0);
-            BinaryPrimitives.WriteInt32LittleEndian(s[40..], h.SlotCount);
-            BinaryPrimitives.WriteInt32LittleEndian(s[44..], h.LiveCount);
-            BinaryPrimitives.WriteInt32LittleEndian(s[48..], h.RowBytes);
-            BinaryPrimitives.WriteInt32LittleEndian(s[52..], h.M);
-            BinaryPrimitives.WriteInt32LittleEndian(s[56..], h.EfConstruction);
-            BinaryPrimitives.WriteInt32LittleEndian(s[60..], h.EfSearch);
-            BinaryPrimitives.WriteInt32LittleEndian(s[64..], h.EntryPoint);
-            BinaryPrimitives.WriteInt32LittleEndian(s[68..], h.MaxLevel);
-            BinaryPrimitives.WriteInt32LittleEndian(s[72..], h.UpperBlockCount);
-            BinaryPrimitives.WriteUInt64LittleEndian(s[80..], h.Seed);
-            long offset = HeaderBytes;
-            for (int i = 0; i < SectionCount; i++)
-            {
-                BinaryPrimitives.WriteInt64LittleEndian(s[(96 + 16 * i)..], offset);
-                BinaryPrimitives.WriteInt64LittleEndian(s[(104 + 16 * i)..], sections[i].Length);
-                offset = AlignUp(offset + sections[i].Length);
-            }
-            var hash = new XxHash64();
-            using (var fs = new FileStream(tmp, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 16))
-            {
-                fs.Write(header, 0, 16);
-                using var hashing = new HashingStream(fs, hash, start: 16);
-                hashing.Write(header, 16, HeaderBytes - 16);
-                long position = HeaderBytes;
-                foreach (var (length, write) in sections)
-                {
-                    write(hashing);
-                    if (hashing.Position - position != length) throw new InvalidOperationException($"section wrote {hashing.Position - position} bytes, declared {length}");
-                    long padded = AlignUp(hashing.Position);
-                    hashing.Write(new byte[padded - hashing.Position]);
-                    position = padded;
-                }
-                Span<byte> checksum = stackalloc byte[8];
-                BinaryPrimitives.WriteUInt64LittleEndian(checksum, hash.GetCurrentHashAsUInt64());
-                fs.Position = 8;
-                fs.Write(checksum);
-                fs.Flush(flushToDisk: true);
-            }
-            File.Move(tmp, full, overwrite: true);
+            BinaryPrimitives.WriteInt64LittleEndian(s[(96 + 16 * i)..], offset);
+            BinaryPrimitives.WriteInt64LittleEndian(s[(104 + 16 * i)..], sections[i].Length);
+            offset = AlignUp(offset + sections[i].Length);
         }
-        catch
+        var hash = new XxHash64();
+        DurableFile.WriteAtomic(full, fs =>
         {
-            File.Delete(tmp);
-            throw;
-        }
+            fs.Write(header, 0, 16);
+            using var hashing = new HashingStream(fs, hash, start: 16);
+            hashing.Write(header, 16, HeaderBytes - 16);
+            long position = HeaderBytes;
+            foreach (var (length, write) in sections)
+            {
+                write(hashing);
+                if (hashing.Position - position != length) throw new InvalidOperationException($"section wrote {hashing.Position - position} bytes, declared {length}");
+                long padded = AlignUp(hashing.Position);
+                hashing.Write(new byte[padded - hashing.Position]);
+                position = padded;
+            }
+            Span<byte> checksum = stackalloc byte[8];
+            BinaryPrimitives.WriteUInt64LittleEndian(checksum, hash.GetCurrentHashAsUInt64());
+            fs.Position = 8;
+            fs.Write(checksum);
+        });
     }
 
     private static long AlignUp(long n) => (n + 63) & ~63L;
