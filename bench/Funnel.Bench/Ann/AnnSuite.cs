@@ -15,24 +15,24 @@ internal static class AnnSuite
 
     public static int Run(string[] args)
     {
-        string data = Arg(args, "--data", "synthetic");
-        int n = int.Parse(Arg(args, "--n", "100000"));
-        int dim = int.Parse(Arg(args, "--dim", "384"));
-        int nq = int.Parse(Arg(args, "--queries", "1000"));
-        int m = int.Parse(Arg(args, "--m", "16"));
-        int efc = int.Parse(Arg(args, "--efc", "200"));
-        int threads = int.Parse(Arg(args, "--threads", Environment.ProcessorCount.ToString()));
-        var efs = Arg(args, "--ef", "10,20,40,80,160").Split(',').Select(int.Parse).ToArray();
-        var quant = Arg(args, "--quant", "none") == "int8" ? VectorQuantization.Int8 : VectorQuantization.None;
-        string? save = Arg(args, "--save", "") is { Length: > 0 } s ? s : null;
-        string? hnswlib = Arg(args, "--hnswlib", "") is { Length: > 0 } h ? h : null;
+        string data = BenchArgs.Get(args, "--data", "synthetic");
+        int n = int.Parse(BenchArgs.Get(args, "--n", "100000"));
+        int dim = int.Parse(BenchArgs.Get(args, "--dim", "384"));
+        int nq = int.Parse(BenchArgs.Get(args, "--queries", "1000"));
+        int m = int.Parse(BenchArgs.Get(args, "--m", "16"));
+        int efc = int.Parse(BenchArgs.Get(args, "--efc", "200"));
+        int threads = int.Parse(BenchArgs.Get(args, "--threads", Environment.ProcessorCount.ToString()));
+        var efs = BenchArgs.Get(args, "--ef", "10,20,40,80,160").Split(',').Select(int.Parse).ToArray();
+        var quant = BenchArgs.Get(args, "--quant", "none") == "int8" ? VectorQuantization.Int8 : VectorQuantization.None;
+        string? save = BenchArgs.Get(args, "--save", "") is { Length: > 0 } s ? s : null;
+        string? hnswlib = BenchArgs.Get(args, "--hnswlib", "") is { Length: > 0 } h ? h : null;
 
         float[][] points, queries;
         long[][]? truth = null;
         bool selfExcluded = false;
         if (data == "fiori")
         {
-            (points, truth) = LoadFiori(Arg(args, "--shared", Path.Combine(AppContext.BaseDirectory, "../../../../../../shared")));
+            (points, truth) = LoadFiori(BenchArgs.Get(args, "--shared", Path.Combine(AppContext.BaseDirectory, "../../../../../../shared")));
             queries = points;
             selfExcluded = true;
         }
@@ -191,11 +191,5 @@ internal static class AnnSuite
         var truth = doc.RootElement.GetProperty("results").EnumerateArray()
             .Select(r => r.GetProperty("neighbors").EnumerateArray().Select(x => x.GetInt64()).ToArray()).ToArray();
         return (vectors, truth);
-    }
-
-    private static string Arg(string[] args, string name, string fallback)
-    {
-        int i = Array.IndexOf(args, name);
-        return i >= 0 && i + 1 < args.Length ? args[i + 1] : fallback;
     }
 }

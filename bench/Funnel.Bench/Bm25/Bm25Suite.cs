@@ -15,10 +15,10 @@ internal static class Bm25Suite
 
     public static int Run(string[] args)
     {
-        string shared = Arg(args, "--shared", Path.Combine(AppContext.BaseDirectory, "../../../../../../shared"));
-        int scale = int.Parse(Arg(args, "--scale", "1"));
-        int k = int.Parse(Arg(args, "--k", "1000"));
-        bool reference = Arg(args, "--reference", "true") == "true";
+        string shared = BenchArgs.Get(args, "--shared", Path.Combine(AppContext.BaseDirectory, "../../../../../../shared"));
+        int scale = int.Parse(BenchArgs.Get(args, "--scale", "1"));
+        int k = int.Parse(BenchArgs.Get(args, "--k", "1000"));
+        bool reference = BenchArgs.Get(args, "--reference", "true") == "true";
 
         using var dataset = BeirDataset.Open(Path.Combine(shared, "datasets", "beir-nfcorpus", "nfcorpus.zip"));
         var corpus = dataset.ReadCorpusAsync().ToBlockingEnumerable().Select(d => (d.Id, Text: d.FullText)).ToList();
@@ -136,11 +136,5 @@ internal static class Bm25Suite
                 .OrderByDescending(x => x.Score).ThenBy(x => x.Id, StringComparer.Ordinal)
                 .Take(k).Select(x => x.Id).ToList();
         }
-    }
-
-    private static string Arg(string[] args, string name, string fallback)
-    {
-        int i = Array.IndexOf(args, name);
-        return i >= 0 && i + 1 < args.Length ? args[i + 1] : fallback;
     }
 }

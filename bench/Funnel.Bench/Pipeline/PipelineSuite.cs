@@ -17,11 +17,11 @@ internal static class PipelineSuite
     public static int Run(string[] args)
     {
         var paths = Encoders.BenchPaths.Locate();
-        string dataset = Arg(args, "--dataset", Path.Combine(paths.Shared, "datasets", "beir-nfcorpus", "nfcorpus.zip"));
-        int queryCount = int.Parse(Arg(args, "--queries", "200"));
-        int rerankQueries = int.Parse(Arg(args, "--rerank-queries", "20"));
-        int batchSize = int.Parse(Arg(args, "--batch-size", "64"));
-        var kind = Arg(args, "--index", "hnsw") == "flat" ? VectorIndexKind.Flat : VectorIndexKind.Hnsw;
+        string dataset = BenchArgs.Get(args, "--dataset", Path.Combine(paths.Shared, "datasets", "beir-nfcorpus", "nfcorpus.zip"));
+        int queryCount = int.Parse(BenchArgs.Get(args, "--queries", "200"));
+        int rerankQueries = int.Parse(BenchArgs.Get(args, "--rerank-queries", "20"));
+        int batchSize = int.Parse(BenchArgs.Get(args, "--batch-size", "64"));
+        var kind = BenchArgs.Get(args, "--index", "hnsw") == "flat" ? VectorIndexKind.Flat : VectorIndexKind.Hnsw;
         // The same seeded MiniLM-L6 checkpoints as the encoders suite, cached under .cache/bench.
         string bi = paths.SeededModel("minilm-bi", "all-MiniLM-L6-v2", 1, crossEncoder: false);
         string cross = paths.SeededModel("minilm-ce", "ms-marco-MiniLM-L-6-v2", 2, crossEncoder: true);
@@ -90,10 +90,4 @@ internal static class PipelineSuite
     }
 
     private static long FolderBytes(string folder) => new DirectoryInfo(folder).EnumerateFiles("*", SearchOption.AllDirectories).Sum(f => f.Length);
-
-    private static string Arg(string[] args, string name, string fallback)
-    {
-        int i = Array.IndexOf(args, name);
-        return i >= 0 && i + 1 < args.Length ? args[i + 1] : fallback;
-    }
 }
