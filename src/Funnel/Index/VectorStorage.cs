@@ -1,5 +1,6 @@
 using System.Numerics.Tensors;
 using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics.X86;
 
 namespace Funnel.Index;
 
@@ -226,6 +227,22 @@ internal sealed unsafe class VectorStorage : IDisposable
             return Metric == DistanceMetric.L2 ? VectorMath.L2Squared(q.Vector, (float*)row, Dimension) : -VectorMath.Dot(q.Vector, (float*)row, Dimension);
         float dot = VectorMath.DotInt8(q.Codes, (sbyte*)row, Dimension) * q.Scale * *(float*)(row + VectorBytes - 8);
         return Metric == DistanceMetric.L2 ? q.Norm2 + *(float*)(row + VectorBytes - 4) - 2 * dot : -dot;
+    }
+
+    /// <summary>Asks the CPU for the first cache line of a slot's stored vector (a hint; no-op without SSE).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public void PrefetchFirstLine(int slot)
+    {
+        if (Sse.IsSupported) Sse.Prefetch0(Rows.Row(slot));
+    }
+
+    /// <summary>Asks the CPU for every cache line of a slot's stored vector.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public void PrefetchVector(int slot)
+    {
+        if (!Sse.IsSupported) return;
+        byte* row = Rows.Row(slot);
+        for (int offset = 0; offset < VectorBytes; offset += 64) Sse.Prefetch0(row + offset);
     }
 
     /// <summary>Distance between two stored slots, on the stored representation.</summary>
