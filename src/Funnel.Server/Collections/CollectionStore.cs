@@ -5,9 +5,15 @@ using Funnel.Server.Http;
 
 namespace Funnel.Server.Collections;
 
-/// <summary>An open collection with what the service needs beside it: a search pipeline and a write gate.</summary>
+/// <summary>An open collection with what the service needs beside it: a search pipeline, a write gate, and a count of
+/// the requests using it, so that deleting it waits for them instead of freeing memory a search still reads.</summary>
 public sealed class ServedCollection(string name, Collection collection, SearchPipeline pipeline) : IDisposable
 {
+    private readonly Lock _usage = new();
+    private readonly TaskCompletionSource _idle = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private int _users;
+    private bool _closing;
+
     public string Name { get; } = name;
     public Collection Collection { get; } = collection;
     public SearchPipeline Pipeline { get; } = pipeline;
@@ -15,11 +21,47 @@ public sealed class ServedCollection(string name, Collection collection, SearchP
     /// <summary>Serializes writes, so that "add" can check for existing ids and write as one step.</summary>
     public SemaphoreSlim WriteGate { get; } = new(1, 1);
 
+    /// <summary>Counts a request in; false once the collection is closing.</summary>
+    internal bool TryEnter()
+    {
+        lock (_usage)
+        {
+            if (_closing) return false;
+            _users++;
+            return true;
+        }
+    }
+
+    internal void Exit()
+    {
+        lock (_usage)
+            if (--_users == 0 && _closing) _idle.TrySetResult();
+    }
+
+    /// <summary>Refuses new requests; the task completes when the last one in has left.</summary>
+    internal Task CloseAsync()
+    {
+        lock (_usage)
+        {
+            _closing = true;
+            if (_users == 0) _idle.TrySetResult();
+        }
+        return _idle.Task;
+    }
+
     public void Dispose()
     {
         Collection.Dispose();
         WriteGate.Dispose();
     }
+}
+
+/// <summary>A request's use of a collection: it stays open (not disposed by a concurrent delete) until this is disposed.</summary>
+public readonly struct CollectionLease(ServedCollection collection) : IDisposable
+{
+    public ServedCollection Collection { get; } = collection;
+
+    public void Dispose() => Collection.Exit();
 }
 
 /// <summary>
@@ -31,6 +73,7 @@ public sealed partial class CollectionStore : IDisposable
     private readonly string _root;
     private readonly SentenceEncoder? _biEncoder;
     private readonly Dictionary<string, ServedCollection> _open = new(StringComparer.Ordinal);
+    private readonly HashSet<string> _deleting = new(StringComparer.Ordinal);
     private readonly Lock _gate = new();
 
     public CollectionStore(string root, SentenceEncoder? biEncoder)
@@ -51,22 +94,28 @@ public sealed partial class CollectionStore : IDisposable
             .Where(name => ValidName().IsMatch(name))
             .Order(StringComparer.Ordinal)];
 
-    /// <summary>The open collection called <paramref name="name"/>; 404 when there is none.</summary>
-    public ServedCollection Get(string name)
+    /// <summary>The open collection called <paramref name="name"/>, held open until the lease is disposed; 404 when there is none.</summary>
+    public CollectionLease Use(string name)
     {
         CheckName(name, "name");
         lock (_gate)
         {
-            if (_open.TryGetValue(name, out ServedCollection? open)) return open;
-            string folder = Folder(name);
-            if (!File.Exists(Path.Combine(folder, CollectionManifest.FileName)))
-                throw ApiException.NotFound($"there is no collection '{name}' (GET /collections lists them)");
-            return _open[name] = Serve(name, Opened(() => Collection.Open(folder)));
+            if (_deleting.Contains(name)) throw ApiException.NotFound($"collection '{name}' is being deleted");
+            if (!_open.TryGetValue(name, out ServedCollection? served))
+            {
+                string folder = Folder(name);
+                if (!File.Exists(Path.Combine(folder, CollectionManifest.FileName)))
+                    throw ApiException.NotFound($"there is no collection '{name}' (GET /collections lists them)");
+                served = _open[name] = Serve(name, Opened(() => Collection.Open(folder)));
+            }
+            // Collections leave _open under this lock before they start closing, so this cannot fail.
+            if (!served.TryEnter()) throw new InvalidOperationException($"collection '{name}' is closing");
+            return new CollectionLease(served);
         }
     }
 
-    /// <summary>Creates an empty collection for this server's bi-encoder; 409 when the name is taken.</summary>
-    public ServedCollection Create(string name, CollectionOptions options)
+    /// <summary>Creates an empty collection for this server's bi-encoder and leases it; 409 when the name is taken.</summary>
+    public CollectionLease Create(string name, CollectionOptions options)
     {
         CheckName(name, "name");
         SentenceEncoder biEncoder = _biEncoder ?? throw ApiException.NotFound(
@@ -74,25 +123,42 @@ public sealed partial class CollectionStore : IDisposable
         lock (_gate)
         {
             string folder = Folder(name);
+            if (_deleting.Contains(name)) throw ApiException.Conflict($"collection '{name}' is being deleted; retry once it is gone", "name");
             if (_open.ContainsKey(name) || Directory.Exists(folder))
                 throw ApiException.Conflict($"a collection named '{name}' already exists", "name");
-            return _open[name] = Serve(name, Opened(() => Collection.Create(folder, biEncoder, options)));
+            ServedCollection served = _open[name] = Serve(name, Opened(() => Collection.Create(folder, biEncoder, options)));
+            served.TryEnter();
+            return new CollectionLease(served);
         }
     }
 
-    /// <summary>Closes and removes a collection's folder; 404 when there is none.</summary>
-    public void Delete(string name)
+    /// <summary>Removes a collection: new requests get 404 at once, requests already using it finish, then it is closed
+    /// and its folder deleted; 404 when there is none.</summary>
+    public async Task DeleteAsync(string name)
     {
-        ServedCollection collection = Get(name);
-        collection.WriteGate.Wait();
-        lock (_gate)
+        ServedCollection served;
+        using (CollectionLease lease = Use(name))
         {
-            _open.Remove(name);
-            collection.Dispose();
-            // Renamed first so the collection disappears at once and a crash mid-delete leaves no half collection behind.
+            served = lease.Collection;
+            lock (_gate)
+            {
+                // A concurrent delete of the same name got here first.
+                if (!_deleting.Add(name)) throw ApiException.NotFound($"there is no collection '{name}' (GET /collections lists them)");
+                _open.Remove(name);
+            }
+        }
+        try
+        {
+            await served.CloseAsync();
+            served.Dispose();
+            // Renamed first so that a crash mid-delete leaves no half collection behind.
             string doomed = Path.Combine(_root, $".deleted-{name}-{Guid.NewGuid():N}");
             Directory.Move(Folder(name), doomed);
             Directory.Delete(doomed, recursive: true);
+        }
+        finally
+        {
+            lock (_gate) _deleting.Remove(name);
         }
     }
 

@@ -17,13 +17,30 @@ internal static class CollectionEndpoints
         app.MapGet("/collections", (HttpContext http) =>
         {
             CollectionStore store = Store(http);
-            return Results.Json(new CollectionList([.. store.Names().Select(name => Describe(store.Get(name)))]), ApiJson.Options);
+            var described = new List<CollectionBody>();
+            foreach (string name in store.Names())
+            {
+                try
+                {
+                    using CollectionLease lease = store.Use(name);
+                    described.Add(Describe(lease.Collection));
+                }
+                catch (ApiException gone) when (gone.Status == StatusCodes.Status404NotFound)
+                {
+                    // Deleted between listing and describing.
+                }
+            }
+            return Results.Json(new CollectionList([.. described]), ApiJson.Options);
         });
         app.MapPost("/collections", (Delegate)CreateAsync); // a Delegate, so its IResult is written
-        app.MapGet("/collections/{name}", (HttpContext http, string name) => Results.Json(Describe(Store(http).Get(name)), ApiJson.Options));
-        app.MapDelete("/collections/{name}", (HttpContext http, string name) =>
+        app.MapGet("/collections/{name}", (HttpContext http, string name) =>
         {
-            Store(http).Delete(name);
+            using CollectionLease lease = Store(http).Use(name);
+            return Results.Json(Describe(lease.Collection), ApiJson.Options);
+        });
+        app.MapDelete("/collections/{name}", async (HttpContext http, string name) =>
+        {
+            await Store(http).DeleteAsync(name);
             return Results.NoContent();
         });
         app.MapPost("/collections/{name}/documents", (HttpContext http, string name) => WriteAsync(http, name, upsert: false));
@@ -31,13 +48,15 @@ internal static class CollectionEndpoints
         app.MapPost("/collections/{name}/documents/delete", DeleteDocumentsAsync);
         app.MapGet("/collections/{name}/documents/{id}", (HttpContext http, string name, string id) =>
         {
-            Document document = Store(http).Get(name).Collection.Get(id)
+            using CollectionLease lease = Store(http).Use(name);
+            Document document = lease.Collection.Collection.Get(id)
                 ?? throw ApiException.NotFound($"collection '{name}' has no document '{id}'");
             return Results.Json(new DocumentBody(document.Id, document.Title, document.Text, document.Metadata), ApiJson.Options);
         });
         app.MapDelete("/collections/{name}/documents/{id}", async (HttpContext http, string name, string id) =>
         {
-            int deleted = await DeleteAsync(Store(http).Get(name), [id], http.RequestAborted);
+            using CollectionLease lease = Store(http).Use(name);
+            int deleted = await DeleteAsync(lease.Collection, [id], http.RequestAborted);
             return deleted == 0 ? throw ApiException.NotFound($"collection '{name}' has no document '{id}'") : Results.NoContent();
         });
         app.MapPost("/collections/{name}/search", SearchAsync);
@@ -62,14 +81,14 @@ internal static class CollectionEndpoints
             Chunking = new ChunkingOptions { MaxTokens = chunkTokens, OverlapTokens = overlap },
             VectorIndex = new VectorIndexSettings { Kind = index == "flat" ? VectorIndexKind.Flat : VectorIndexKind.Hnsw },
         };
-        ServedCollection created = store.Create(name, options);
-        return Results.Json(Describe(created), ApiJson.Options, statusCode: StatusCodes.Status201Created);
+        using CollectionLease created = store.Create(name, options);
+        return Results.Json(Describe(created.Collection), ApiJson.Options, statusCode: StatusCodes.Status201Created);
     }
 
     private static async Task<IResult> WriteAsync(HttpContext http, string name, bool upsert)
     {
-        CollectionStore store = Store(http);
-        ServedCollection served = store.Get(name);
+        using CollectionLease lease = Store(http).Use(name);
+        ServedCollection served = lease.Collection;
         ServerOptions options = http.RequestServices.GetRequiredService<ServerOptions>();
         JsonBody body = await JsonBody.ReadAsync(http.Request, http.RequestAborted);
         IReadOnlyList<Document> documents = body.RequiredArray("documents", "documents", ReadDocument);
@@ -101,7 +120,8 @@ internal static class CollectionEndpoints
 
     private static async Task<IResult> DeleteDocumentsAsync(HttpContext http, string name)
     {
-        ServedCollection served = Store(http).Get(name);
+        using CollectionLease lease = Store(http).Use(name);
+        ServedCollection served = lease.Collection;
         JsonBody body = await JsonBody.ReadAsync(http.Request, http.RequestAborted);
         IReadOnlyList<string> ids = body.RequiredStrings("ids");
         ModelEndpoints.CheckCount(ids.Count, "ids", http.RequestServices.GetRequiredService<ServerOptions>());
@@ -123,7 +143,8 @@ internal static class CollectionEndpoints
 
     private static async Task<IResult> SearchAsync(HttpContext http, string name)
     {
-        ServedCollection served = Store(http).Get(name);
+        using CollectionLease lease = Store(http).Use(name);
+        ServedCollection served = lease.Collection;
         ServedModels models = http.RequestServices.GetRequiredService<ServedModels>();
         ServerOptions options = http.RequestServices.GetRequiredService<ServerOptions>();
         JsonBody body = await JsonBody.ReadAsync(http.Request, http.RequestAborted);
@@ -154,7 +175,13 @@ internal static class CollectionEndpoints
             RrfK = rrfK,
             Filter = filter is null ? null : new MetadataFilter(filter),
         };
-        SearchResponse response = await served.Pipeline.SearchAsync(query, first, http.RequestAborted);
+        // The query is embedded through the bi-encoder's batcher too, so concurrent searches and /embed share batches.
+        float[]? vector = null;
+        long embedStart = System.Diagnostics.Stopwatch.GetTimestamp();
+        if (retriever != Retriever.Bm25)
+            vector = (await models.RequireEmbedder().Model.RunAsync([query], "query", truncate: true, http.RequestAborted)).Results[0];
+        TimeSpan embedTime = System.Diagnostics.Stopwatch.GetElapsedTime(embedStart);
+        SearchResponse response = await Task.Run(() => served.Pipeline.Search(query, vector, embedTime, first, http.RequestAborted), http.RequestAborted);
         IReadOnlyList<SearchResult> results = response.Results;
         TimeSpan rerankTime = TimeSpan.Zero;
         if (reranker is not null && results.Count > 0)

@@ -35,8 +35,6 @@ public sealed unsafe class HnswIndex : VectorIndex
     private const int MaxLevel = 30;
     private const int SelectivitySamples = 512;
 
-    /// <summary>How many neighbours ahead of the one being scored have their whole vector prefetched.</summary>
-    private const int PrefetchAhead = 3;
 
     private readonly Lock[] _linkLocks = Enumerable.Range(0, LockStripes).Select(_ => new Lock()).ToArray();
     private readonly Lock _entryLock = new();
@@ -324,10 +322,10 @@ public sealed unsafe class HnswIndex : VectorIndex
                 fresh[freshCount++] = n;
                 Storage.PrefetchFirstLine(n);
             }
-            for (int i = 0; i < Math.Min(freshCount, PrefetchAhead); i++) Storage.PrefetchVector(fresh[i]);
+            for (int i = 0; i < Math.Min(freshCount, VectorStorage.PrefetchAhead); i++) Storage.PrefetchVector(fresh[i]);
             for (int i = 0; i < freshCount; i++)
             {
-                if (i + PrefetchAhead < freshCount) Storage.PrefetchVector(fresh[i + PrefetchAhead]);
+                if (i + VectorStorage.PrefetchAhead < freshCount) Storage.PrefetchVector(fresh[i + VectorStorage.PrefetchAhead]);
                 int n = fresh[i];
                 float d = Storage.Distance(q, n);
                 if (results.IsFull && d >= results.Worst) continue;

@@ -89,6 +89,20 @@ public sealed class SearchPipeline
     }
 
     /// <summary>
+    /// Searches with a query vector the caller already computed with the collection's bi-encoder (for example through
+    /// a service's dynamic batcher, so concurrent searches share encoder batches). <paramref name="queryVector"/> may be
+    /// null only for BM25; <paramref name="embedTime"/> is reported as the embed stage.
+    /// </summary>
+    public SearchResponse Search(string query, float[]? queryVector, TimeSpan embedTime, SearchOptions? options = null, CancellationToken ct = default)
+    {
+        options ??= new SearchOptions();
+        options.Validate();
+        if (options.Retriever != Retriever.Bm25 && queryVector is null)
+            throw new ArgumentNullException(nameof(queryVector), $"{options.Retriever.ToString().ToLowerInvariant()} retrieval needs the query vector");
+        return Run(query, options.Retriever == Retriever.Bm25 ? null : queryVector, options, embedTime, ct);
+    }
+
+    /// <summary>
     /// Searches many queries (e.g. an evaluation's), embedding them in batches first. Yields each query's response in input
     /// order as soon as it is ready.
     /// </summary>

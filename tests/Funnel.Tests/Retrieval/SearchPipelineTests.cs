@@ -51,6 +51,26 @@ public sealed class SearchPipelineTests : IClassFixture<SmallModels>, IDisposabl
     }
 
     [Fact]
+    public void APrecomputedQueryVectorGivesTheSameResultsAsEmbeddingTheQuery()
+    {
+        const string query = "vitamin D deficiency and bone health";
+        var pipeline = Pipeline();
+        var options = new SearchOptions { Retriever = Retriever.Hybrid, Candidates = 20, Results = 10 };
+        SearchResponse embedded = pipeline.Search(query, options);
+        float[] vector = _models.BiEncoder.Encode([query])[0];
+        SearchResponse given = pipeline.Search(query, vector, TimeSpan.FromMilliseconds(7), options);
+
+        Assert.Equal(embedded.Results.Select(r => (r.DocumentId, r.DenseScore, r.Bm25Score, r.RerankScore)),
+            given.Results.Select(r => (r.DocumentId, r.DenseScore, r.Bm25Score, r.RerankScore)));
+        Assert.Equal(TimeSpan.FromMilliseconds(7), given.Timings.Embed);
+        Assert.Throws<ArgumentNullException>(() => pipeline.Search(query, null, TimeSpan.Zero, options));
+        Assert.Throws<ArgumentException>(() => pipeline.Search(query, new float[3], TimeSpan.Zero, options));
+        // BM25 needs no vector.
+        Assert.Equal(pipeline.Search(query, new SearchOptions { Retriever = Retriever.Bm25 }).Results.Select(r => r.DocumentId),
+            pipeline.Search(query, null, TimeSpan.Zero, new SearchOptions { Retriever = Retriever.Bm25 }).Results.Select(r => r.DocumentId));
+    }
+
+    [Fact]
     public void Bm25FindsTheDocumentWithARareTitleTerm()
     {
         Document d = _models.Documents[5];

@@ -2,6 +2,9 @@ using System.Net;
 using System.Text.Json;
 using Funnel.Retrieval;
 using Funnel.Server;
+using Funnel.Server.Collections;
+using Funnel.Server.Http;
+using Microsoft.AspNetCore.Http;
 
 namespace Funnel.Tests.Server;
 
@@ -94,6 +97,60 @@ public sealed class CollectionEndpointTests(SmallModels models) : IAsyncLifetime
             HttpStatusCode.NotFound, mentions: "hamburg");
         Http.AssertProblem(await _server.Client.GetReplyAsync("/collections/docs/documents/paris"), HttpStatusCode.NotFound);
         Assert.Equal(Corpus.Length - 3, (await _server.Client.GetReplyAsync("/collections/docs")).Json.GetProperty("documents").GetInt32());
+    }
+
+    [Fact]
+    public async Task DeletingWaitsForTheRequestsThatHoldTheCollection()
+    {
+        string root = Path.Combine(_root, "store");
+        using var store = new CollectionStore(root, models.BiEncoder);
+        CollectionLease inFlight = store.Create("held", new CollectionOptions());
+        Task deleting = store.DeleteAsync("held");
+        await Task.Delay(100);
+        Assert.False(deleting.IsCompleted, "the delete must wait for the request that holds the collection");
+        // New requests no longer find it, and its name cannot be taken yet; the request in flight can still read it.
+        Assert.Equal(StatusCodes.Status404NotFound, Assert.Throws<ApiException>(() => store.Use("held")).Status);
+        Assert.Equal(StatusCodes.Status409Conflict, Assert.Throws<ApiException>(() => store.Create("held", new CollectionOptions())).Status);
+        Assert.Empty(inFlight.Collection.Pipeline.Search("anything", new SearchOptions { Retriever = Retriever.Dense }).Results);
+        Assert.True(Directory.Exists(Path.Combine(root, "held")));
+
+        inFlight.Dispose();
+        await deleting.WaitAsync(TimeSpan.FromSeconds(30));
+        Assert.False(Directory.Exists(Path.Combine(root, "held")));
+        Assert.Empty(Directory.EnumerateDirectories(root));
+        using (store.Create("held", new CollectionOptions())) { }
+    }
+
+    [Fact]
+    public async Task DeletingACollectionWhileItIsSearchedWaitsForTheSearches()
+    {
+        Reply created = await _server.Client.PostAsync("/collections", new { name = "busy", index = "hnsw" });
+        Assert.Equal(HttpStatusCode.Created, created.Status);
+        Assert.Equal(HttpStatusCode.OK, (await _server.Client.PostAsync("/collections/busy/documents", Documents(Corpus))).Status);
+
+        // Searches run until the delete has returned; each must either succeed or find the collection gone,
+        // never fail inside a collection whose memory the delete has freed.
+        using var stop = new CancellationTokenSource();
+        var statuses = new System.Collections.Concurrent.ConcurrentBag<HttpStatusCode>();
+        Task[] searchers = [.. Enumerable.Range(0, 4).Select(_ => Task.Run(async () =>
+        {
+            while (!stop.IsCancellationRequested)
+                statuses.Add((await _server.Client.PostAsync("/collections/busy/search",
+                    new { query = "Berlin museums", retriever = "hybrid", rerank = false, candidates = 6 })).Status);
+        }))];
+        while (statuses.Count(s => s == HttpStatusCode.OK) < 8) await Task.Delay(5);
+        Reply deleted = await _server.Client.SendReplyAsync(new HttpRequestMessage(HttpMethod.Delete, "/collections/busy"));
+        await Task.Delay(50);
+        stop.Cancel();
+        await Task.WhenAll(searchers);
+
+        Assert.Equal(HttpStatusCode.NoContent, deleted.Status);
+        Assert.All(statuses, s => Assert.True(s is HttpStatusCode.OK or HttpStatusCode.NotFound, $"a search got {(int)s}"));
+        Assert.Contains(HttpStatusCode.NotFound, statuses);
+        Assert.False(Directory.Exists(Path.Combine(_root, "busy")));
+        Assert.Empty(Directory.EnumerateDirectories(_root));
+        // The name is free again.
+        Assert.Equal(HttpStatusCode.Created, (await _server.Client.PostAsync("/collections", new { name = "busy" })).Status);
     }
 
     [Theory]
