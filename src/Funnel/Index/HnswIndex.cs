@@ -322,6 +322,8 @@ public sealed unsafe class HnswIndex : VectorIndex
                 fresh[freshCount++] = n;
                 Storage.PrefetchFirstLine(n);
             }
+            // The next node to expand is probably the current best candidate: ask for its link list now.
+            if (candidates.Count > 0) VectorStorage.PrefetchLine((byte*)LinkList(candidates.PeekSlot, level));
             for (int i = 0; i < Math.Min(freshCount, VectorStorage.PrefetchAhead); i++) Storage.PrefetchVector(fresh[i]);
             for (int i = 0; i < freshCount; i++)
             {

@@ -234,9 +234,13 @@ internal sealed unsafe class VectorStorage : IDisposable
 
     /// <summary>Asks the CPU for the first cache line of a slot's stored vector (a hint; no-op without SSE).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public void PrefetchFirstLine(int slot)
+    public void PrefetchFirstLine(int slot) => PrefetchLine(Rows.Row(slot));
+
+    /// <summary>Asks the CPU for the cache line holding <paramref name="address"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void PrefetchLine(byte* address)
     {
-        if (Sse.IsSupported) Sse.Prefetch0(Rows.Row(slot));
+        if (Sse.IsSupported) Sse.Prefetch0(address);
     }
 
     /// <summary>Asks the CPU for every cache line of a slot's stored vector.</summary>
