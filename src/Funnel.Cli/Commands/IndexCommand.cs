@@ -1,4 +1,5 @@
 using System.CommandLine;
+using Funnel.Index;
 using Funnel.Inference;
 using Funnel.Retrieval;
 
@@ -20,10 +21,14 @@ internal static class IndexCommand
         var chunkSize = new Option<int?>("--chunk-size") { Description = "New collections: wordpieces per chunk (default: the bi-encoder's window − 2)." };
         var chunkOverlap = new Option<int?>("--chunk-overlap") { Description = "New collections: wordpieces shared by consecutive chunks (default: an eighth of a chunk, at most 32)." };
         var index = new Option<VectorIndexKind>("--index") { Description = "New collections: vector index kind.", DefaultValueFactory = _ => VectorIndexKind.Hnsw };
+        var hnswM = new Option<int>("--hnsw-m") { Description = "New HNSW collections: links per node (2M on layer 0). 32 or more keeps recall high past ~1M chunks.", DefaultValueFactory = _ => 16 };
+        var efConstruction = new Option<int>("--ef-construction") { Description = "New HNSW collections: candidate list size while linking.", DefaultValueFactory = _ => 200 };
+        var efSearch = new Option<int>("--ef-search") { Description = "New HNSW collections: candidate list size of searches (raised to the number of candidates asked for).", DefaultValueFactory = _ => 64 };
+        var quantization = new Option<VectorQuantization>("--quantization") { Description = "New HNSW collections: vector storage; int8 searches on 1-byte codes and rescores with the kept floats.", DefaultValueFactory = _ => VectorQuantization.None };
 
         var command = new Command("index", "Add or update documents of a collection (creating it if needed). Ctrl-C stops at a batch boundary; run again to finish.")
         {
-            collection, input, biEncoder, batchSize, chunkSize, chunkOverlap, index,
+            collection, input, biEncoder, batchSize, chunkSize, chunkOverlap, index, hnswM, efConstruction, efSearch, quantization,
         };
         command.SetAction((parse, ct) => CliAction.RunAsync(parse, async output =>
         {
@@ -38,7 +43,7 @@ internal static class IndexCommand
             if (parse.GetValue(chunkOverlap) is int overlap) chunking = chunking with { OverlapTokens = overlap };
             using Collection target = exists
                 ? Collection.Open(folder)
-                : Collection.Create(folder, encoder, new CollectionOptions { Chunking = chunking, VectorIndex = new VectorIndexSettings { Kind = parse.GetValue(index) } });
+                : Collection.Create(folder, encoder, new CollectionOptions { Chunking = chunking, VectorIndex = IndexSettings(parse, index, hnswM, efConstruction, efSearch, quantization) });
             if (target.Recovery.ReplayedBatches > 0 || target.Recovery.TornBytes > 0)
                 parse.InvocationConfiguration.Error.WriteLine($"recovered {target.Recovery.ReplayedBatches} logged batches; dropped {target.Recovery.TornBytes} bytes of an interrupted batch");
 
@@ -60,6 +65,27 @@ internal static class IndexCommand
             return 0;
         }));
         return command;
+    }
+
+    private static VectorIndexSettings IndexSettings(ParseResult parse, Option<VectorIndexKind> index, Option<int> m, Option<int> efConstruction,
+        Option<int> efSearch, Option<VectorQuantization> quantization)
+    {
+        static int Checked(ParseResult parse, Option<int> option, int min, int max)
+        {
+            int value = parse.GetValue(option);
+            return value >= min && value <= max ? value : throw new ArgumentException($"{option.Name} must be between {min} and {max} (got {value})");
+        }
+        return new VectorIndexSettings
+        {
+            Kind = parse.GetValue(index),
+            Hnsw = new HnswOptions
+            {
+                M = Checked(parse, m, 2, 256),
+                EfConstruction = Checked(parse, efConstruction, 1, 100_000),
+                EfSearch = Checked(parse, efSearch, 1, 100_000),
+                Quantization = parse.GetValue(quantization),
+            },
+        };
     }
 
     /// <summary>Remembers the last report (to say where an interrupted ingest stopped) and passes it on.</summary>

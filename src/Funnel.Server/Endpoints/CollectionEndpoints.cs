@@ -1,4 +1,5 @@
 using System.Text.Json;
+using Funnel.Index;
 using Funnel.Retrieval;
 using Funnel.Server.Collections;
 using Funnel.Server.Http;
@@ -79,7 +80,17 @@ internal static class CollectionEndpoints
         var options = new CollectionOptions
         {
             Chunking = new ChunkingOptions { MaxTokens = chunkTokens, OverlapTokens = overlap },
-            VectorIndex = new VectorIndexSettings { Kind = index == "flat" ? VectorIndexKind.Flat : VectorIndexKind.Hnsw },
+            VectorIndex = new VectorIndexSettings
+            {
+                Kind = index == "flat" ? VectorIndexKind.Flat : VectorIndexKind.Hnsw,
+                Hnsw = new HnswOptions
+                {
+                    M = body.OptionalInt("hnsw_m", 2, 256) ?? 16,
+                    EfConstruction = body.OptionalInt("ef_construction", 1, 100_000) ?? 200,
+                    EfSearch = body.OptionalInt("ef_search", 1, 100_000) ?? 64,
+                    Quantization = body.OptionalChoice("quantization", "none", "int8") == "int8" ? VectorQuantization.Int8 : VectorQuantization.None,
+                },
+            },
         };
         using CollectionLease created = store.Create(name, options);
         return Results.Json(Describe(created.Collection), ApiJson.Options, statusCode: StatusCodes.Status201Created);

@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Text.Json;
 using Funnel.Cli;
+using Funnel.Index;
 using Funnel.Retrieval;
 using Funnel.Tests.Retrieval;
 
@@ -93,6 +94,27 @@ public sealed class CollectionCommandTests(SmallModels models) : IClassFixture<S
     }
 
     [Fact]
+    public void NewCollectionsTakeTheGraphParametersAndQuantization()
+    {
+        var (code, _, stderr) = Run("index", "-c", CollectionDir, "-i", WriteCorpus(12), "--bi-encoder", models.BiEncoderPath,
+            "--hnsw-m", "24", "--ef-construction", "80", "--ef-search", "40", "--quantization", "int8");
+        Assert.True(code == 0, stderr);
+        HnswOptions hnsw = CollectionManifest.Read(CollectionDir).VectorIndex.Hnsw;
+        Assert.Equal((24, 80, 40, VectorQuantization.Int8), (hnsw.M, hnsw.EfConstruction, hnsw.EfSearch, hnsw.Quantization));
+        // On 12 documents the graph search finds every chunk and rescores with the floats: the same top 5 as exact search.
+        string exact = Path.Combine(_temp, "exact");
+        Assert.Equal(0, Run("index", "-c", exact, "-i", WriteCorpus(12), "--bi-encoder", models.BiEncoderPath, "--index", "flat").Code);
+        string[] Top(string collection)
+        {
+            var search = Run("search", "-c", collection, "-r", "dense", "--k", "5", "--top", "5", "--json", models.Documents[3].Title);
+            Assert.True(search.Code == 0, search.Err);
+            return [.. JsonDocument.Parse(search.Out).RootElement.GetProperty("results").EnumerateArray().Select(r => r.GetProperty("id").GetString()!)];
+        }
+        Assert.Equal(5, Top(exact).Length);
+        Assert.Equal(Top(exact), Top(CollectionDir));
+    }
+
+    [Fact]
     public void BadInputGetsOneClearLineAndExitCode2()
     {
         string bad = Path.Combine(_temp, "bad.jsonl");
@@ -107,6 +129,7 @@ public sealed class CollectionCommandTests(SmallModels models) : IClassFixture<S
             (["search", "-c", _temp, "q"], "not a Funnel collection"),
             (["index", "-c", Path.Combine(_temp, "new"), "-i", Path.Combine(_temp, "none.jsonl"), "--bi-encoder", models.BiEncoderPath], "none.jsonl"),
             (["index", "-c", Path.Combine(_temp, "new"), "-i", bad], "--bi-encoder is required"),
+            (["index", "-c", Path.Combine(_temp, "new"), "-i", WriteCorpus(2), "--bi-encoder", models.BiEncoderPath, "--hnsw-m", "1"], "--hnsw-m must be between 2 and 256 (got 1)"),
         ];
         foreach (var (args, expected) in cases)
         {

@@ -100,6 +100,16 @@ public sealed class CollectionEndpointTests(SmallModels models) : IAsyncLifetime
     }
 
     [Fact]
+    public async Task CreateTakesTheGraphParameters()
+    {
+        Reply created = await _server.Client.PostAsync("/collections",
+            new { name = "tuned", hnsw_m = 24, ef_construction = 100, ef_search = 50, quantization = "int8" });
+        Assert.Equal(HttpStatusCode.Created, created.Status);
+        Funnel.Index.HnswOptions hnsw = CollectionManifest.Read(Path.Combine(_root, "tuned")).VectorIndex.Hnsw;
+        Assert.Equal((24, 100, 50, Funnel.Index.VectorQuantization.Int8), (hnsw.M, hnsw.EfConstruction, hnsw.EfSearch, hnsw.Quantization));
+    }
+
+    [Fact]
     public async Task DeletingWaitsForTheRequestsThatHoldTheCollection()
     {
         string root = Path.Combine(_root, "store");
@@ -196,6 +206,8 @@ public sealed class CollectionEndpointTests(SmallModels models) : IAsyncLifetime
     [Theory]
     [InlineData("/collections", "{\"name\": \"bad name!\"}", "name", "not a valid collection name")]
     [InlineData("/collections", "{\"name\": \"ok\", \"index\": \"ivf\"}", "index", "\"hnsw\", \"flat\"")]
+    [InlineData("/collections", "{\"name\": \"ok\", \"hnsw_m\": 1}", "hnsw_m", "between 2 and 256")]
+    [InlineData("/collections", "{\"name\": \"ok\", \"quantization\": \"pq\"}", "quantization", "\"none\", \"int8\"")]
     [InlineData("/collections/docs/documents", "{\"documents\": []}", "documents", "must not be empty")]
     [InlineData("/collections/docs/documents", "{\"documents\": [{\"text\": \"x\"}]}", "documents[0].id", "required")]
     [InlineData("/collections/docs/documents", "{\"documents\": [{\"id\": \"a\", \"text\": \"x\"}, {\"id\": \"a\", \"text\": \"y\"}]}", "documents[1].id", "repeats")]
