@@ -8,8 +8,9 @@ public sealed record RankedDocument(int Index, float Score);
 /// <summary>
 /// A cross-encoder reranker (BertForSequenceClassification with one label): scores
 /// <c>[CLS] query [SEP] document [SEP]</c> pairs, truncated longest-first to the model's window.
-/// Scores are raw logits unless the model's config (or <see cref="EncoderOptions.Activation"/>)
-/// asks for a sigmoid. Thread-safe.
+/// Scores go through the activation the model's config names (<c>sbert_ce_default_activation_function</c>, or
+/// sentence-transformers v4's <c>sentence_transformers.activation_fn</c>), or <see cref="EncoderOptions.Activation"/>;
+/// a config that names none gets a sigmoid, as sentence-transformers gives one-label models. Thread-safe.
 /// </summary>
 public sealed class CrossEncoder : IDisposable
 {
@@ -52,11 +53,11 @@ public sealed class CrossEncoder : IDisposable
         return new CrossEncoder(model, tokenizer, maxSeq, activation, options);
     }
 
-    /// <summary>Maps sentence-transformers' activation class names; none configured means raw logits.</summary>
+    /// <summary>Maps sentence-transformers' activation class names; none configured means its one-label default, a sigmoid.</summary>
     private static ScoreActivation ParseActivation(string? name, string path) => name switch
     {
-        null or "torch.nn.modules.linear.Identity" or "torch.nn.Identity" => ScoreActivation.Identity,
-        "torch.nn.modules.activation.Sigmoid" or "torch.nn.Sigmoid" => ScoreActivation.Sigmoid,
+        "torch.nn.modules.linear.Identity" or "torch.nn.Identity" => ScoreActivation.Identity,
+        null or "torch.nn.modules.activation.Sigmoid" or "torch.nn.Sigmoid" => ScoreActivation.Sigmoid,
         _ => throw new ModelFormatException($"{path}: unsupported cross-encoder activation \"{name}\" (supported: Identity, Sigmoid)"),
     };
 

@@ -163,6 +163,24 @@ public sealed class ModelLoadErrorTests(ReferenceFixture reference)
         Assert.Equal(1 / (1 + Math.Exp(-logit)), sigmoid.Score("q", ["a document"])[0], 6);
     }
 
+    [Fact]
+    public void AConfigWithoutActivationGetsSentenceTransformersOneLabelDefaultSigmoid()
+    {
+        string dir = reference.CopyOf("small-ce");
+        string path = Path.Combine(dir, "config.json");
+        var config = (JsonObject)JsonNode.Parse(File.ReadAllText(path))!;
+        config.Remove("sbert_ce_default_activation_function");
+        config.Remove("sentence_transformers");
+        File.WriteAllText(path, config.ToJsonString());
+        using CrossEncoder unnamed = CrossEncoder.Load(dir);
+        Assert.Equal(ScoreActivation.Sigmoid, unnamed.Activation);
+
+        config["sentence_transformers"] = new JsonObject { ["activation_fn"] = "torch.nn.modules.linear.Identity" };
+        File.WriteAllText(path, config.ToJsonString());
+        using CrossEncoder identity = CrossEncoder.Load(dir);
+        Assert.Equal(ScoreActivation.Identity, identity.Activation);
+    }
+
     private static void RenameKey(JsonObject o, string from, string to)
     {
         JsonNode? v = o[from];
