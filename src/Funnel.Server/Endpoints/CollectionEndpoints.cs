@@ -190,7 +190,7 @@ internal static class CollectionEndpoints
         float[]? vector = null;
         long embedStart = System.Diagnostics.Stopwatch.GetTimestamp();
         if (retriever != Retriever.Bm25)
-            vector = (await models.RequireEmbedder().Model.RunAsync([query], "query", truncate: true, http.RequestAborted)).Results[0];
+            vector = (await models.RequireEmbedder().EmbedAsync([query], "query", truncate: true, normalize: null, http.RequestAborted)).Results[0];
         TimeSpan embedTime = System.Diagnostics.Stopwatch.GetElapsedTime(embedStart);
         SearchResponse response = await Task.Run(() => served.Pipeline.Search(query, vector, embedTime, first, http.RequestAborted), http.RequestAborted);
         IReadOnlyList<SearchResult> results = response.Results;

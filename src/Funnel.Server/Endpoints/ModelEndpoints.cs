@@ -1,4 +1,3 @@
-using System.Numerics.Tensors;
 using System.Runtime.InteropServices;
 using System.Text.Json;
 using Funnel.Server.Http;
@@ -27,13 +26,7 @@ internal static class ModelEndpoints
         IReadOnlyList<string> inputs = body.StringOrStrings("inputs", out _);
         CheckCount(inputs.Count, "inputs", options);
         bool normalize = body.OptionalBool("normalize", true);
-        bool truncate = ReadTruncate(body, options);
-        if (!normalize && embedder.Encoder.Normalize)
-            throw ApiException.Invalid("normalize", $"{embedder.Id} ends in a Normalize module, so its embeddings are always unit length; omit \"normalize\" or send true");
-
-        ModelOutput<float[]> output = await embedder.Model.RunAsync(inputs, "inputs", truncate, http.RequestAborted);
-        if (normalize && !embedder.Encoder.Normalize)
-            foreach (float[] vector in output.Results) NormalizeInPlace(vector);
+        ModelOutput<float[]> output = await embedder.EmbedAsync(inputs, "inputs", ReadTruncate(body, options), normalize, http.RequestAborted);
         return Results.Json(output.Results, ApiJson.Options);
     }
 
@@ -52,7 +45,7 @@ internal static class ModelEndpoints
         body.OptionalString("model"); // any name is accepted (clients insist on sending one); the response names the real model
         body.OptionalString("user");
 
-        ModelOutput<float[]> output = await embedder.Model.RunAsync(inputs, "input", ReadTruncate(body, options), http.RequestAborted);
+        ModelOutput<float[]> output = await embedder.EmbedAsync(inputs, "input", ReadTruncate(body, options), normalize: null, http.RequestAborted);
         var data = new OpenAiEmbedding[output.Results.Length];
         for (int i = 0; i < data.Length; i++)
             data[i] = new OpenAiEmbedding("embedding", i, format == "base64" ? Base64LittleEndian(output.Results[i]) : output.Results[i]);
@@ -130,12 +123,6 @@ internal static class ModelEndpoints
         if (direction == "left")
             throw ApiException.Invalid("truncation_direction", "only right truncation (dropping the end of long inputs) is supported");
         return body.OptionalBool("truncate", options.AutoTruncate);
-    }
-
-    private static void NormalizeInPlace(float[] vector)
-    {
-        float norm = TensorPrimitives.Norm(vector);
-        if (norm > 0) TensorPrimitives.Divide(vector, norm, vector);
     }
 
     private static string Base64LittleEndian(float[] vector)

@@ -74,7 +74,21 @@ public sealed class SentenceEncoder : IDisposable
     public float[][] Encode(IReadOnlyList<string> texts, CancellationToken ct = default) => Encode(texts, DefaultPromptName, ct);
 
     /// <summary>Embeds texts after the prompt <paramref name="promptName"/> of <see cref="Prompts"/> (none when null).</summary>
-    public float[][] Encode(IReadOnlyList<string> texts, string? promptName, CancellationToken ct = default)
+    public float[][] Encode(IReadOnlyList<string> texts, string? promptName, CancellationToken ct = default) =>
+        EncodeTexts(texts, promptName, Normalize, ct);
+
+    /// <summary>
+    /// Embeds texts (after the default prompt) up to pooling, without the Normalize module even when the model has one:
+    /// for callers that want the raw pooled vectors (TEI's <c>normalize: false</c>) or normalise them later with
+    /// <see cref="NormalizeInPlace"/>, which gives exactly what <see cref="Encode(IReadOnlyList{string}, CancellationToken)"/> does.
+    /// </summary>
+    public float[][] EncodePooled(IReadOnlyList<string> texts, CancellationToken ct = default) => EncodeTexts(texts, DefaultPromptName, normalize: false, ct);
+
+    /// <summary>The Normalize module on its own (torch's F.normalize): what <see cref="Encode(IReadOnlyList{string}, CancellationToken)"/>
+    /// applies after pooling when <see cref="Normalize"/> is set.</summary>
+    public static void NormalizeInPlace(Span<float> vector) => Inference.Pooling.Normalize(vector);
+
+    private float[][] EncodeTexts(IReadOnlyList<string> texts, string? promptName, bool normalize, CancellationToken ct)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
         ArgumentNullException.ThrowIfNull(texts);
@@ -84,7 +98,7 @@ public sealed class SentenceEncoder : IDisposable
         if (promptName != null && !Prompts.TryGetValue(promptName, out prefix!))
             throw new ArgumentException($"this model has no prompt \"{promptName}\" (it has: {(Prompts.Count == 0 ? "none" : string.Join(", ", Prompts.Keys))})", nameof(promptName));
         TokenSequence[] inputs = TokenBatches.Tokenize(texts.Count, i => Tokenizer.Encode(prefix + texts[i], MaxSequenceLength), _options.MaxThreads, ct);
-        return EncodeTokens(inputs, ct);
+        return EncodeTokens(inputs, normalize, ct);
     }
 
     /// <summary>Embeds inputs already tokenized by <see cref="Tokenizer"/> (for callers that need the
@@ -93,18 +107,19 @@ public sealed class SentenceEncoder : IDisposable
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
         ArgumentNullException.ThrowIfNull(encodings);
-        return EncodeTokens(encodings.Select(e => new TokenSequence(e.InputIds, e.TokenTypeIds)).ToArray(), ct);
+        return EncodeTokens(encodings.Select(e => new TokenSequence(e.InputIds, e.TokenTypeIds)).ToArray(), ct: ct);
     }
 
     /// <summary>Embeds already tokenized inputs (unpadded ids with [CLS] … [SEP]).</summary>
-    internal float[][] EncodeTokens(IReadOnlyList<TokenSequence> inputs, CancellationToken ct = default)
+    internal float[][] EncodeTokens(IReadOnlyList<TokenSequence> inputs, bool? normalize = null, CancellationToken ct = default)
     {
+        bool normalized = normalize ?? Normalize;
         var result = new float[inputs.Count][];
         int hidden = _model.Config.HiddenSize;
         TokenBatches.Run(_model, inputs, _options.BatchSize, _options.MaxThreads, (states, length, index) =>
         {
             var v = new float[Dimension];
-            Inference.Pooling.Pool(states, length, hidden, Pooling, Normalize, v);
+            Inference.Pooling.Pool(states, length, hidden, Pooling, normalized, v);
             result[index] = v;
         }, ct);
         return result;

@@ -36,7 +36,6 @@ public sealed class BadInputTests(SmallModels models) : IAsyncLifetime
     [InlineData("/embed", "{\"inputs\": [\"a\", 7]}", "inputs[1]", "must be a string")]
     [InlineData("/embed", "{\"inputs\": [\"a\", \"\\ud800\"]}", "inputs[1]", "lone surrogate")]
     [InlineData("/embed", "{\"inputs\": \"a\", \"truncate\": \"yes\"}", "truncate", "true or false")]
-    [InlineData("/embed", "{\"inputs\": \"a\", \"normalize\": false}", "normalize", "unit length")]
     [InlineData("/embed", "{\"inputs\": \"a\", \"truncation_direction\": \"left\"}", "truncation_direction", "right")]
     [InlineData("/rerank", "{\"texts\": [\"a\"]}", "query", "required")]
     [InlineData("/rerank", "{\"query\": \"q\", \"texts\": \"a\"}", "texts", "array of strings")]

@@ -54,6 +54,39 @@ public sealed class ModelEndpointTests(SmallModels models) : IAsyncLifetime
     }
 
     [Fact]
+    public void PooledVectorsNormalizedAreExactlyTheEncoderOutput()
+    {
+        // The batcher computes pooled vectors and normalises per request: that must be bit-identical to Encode.
+        float[][] pooled = models.BiEncoder.EncodePooled(Texts);
+        float[][] encoded = models.BiEncoder.Encode(Texts);
+        for (int i = 0; i < Texts.Length; i++)
+        {
+            Funnel.Inference.SentenceEncoder.NormalizeInPlace(pooled[i]);
+            Assert.Equal(encoded[i], pooled[i]);
+        }
+    }
+
+    [Fact]
+    public async Task EmbedWithoutNormalizeReturnsThePooledVectors()
+    {
+        Assert.True(models.BiEncoder.Normalize, "the served test model should end in a Normalize module");
+        float[][] pooled = models.BiEncoder.EncodePooled(Texts);
+        float[][] unit = models.BiEncoder.Encode(Texts);
+        Reply raw = await _server.Client.PostAsync("/embed", new { inputs = Texts, normalize = false });
+        Assert.Equal(HttpStatusCode.OK, raw.Status);
+        JsonElement[] rows = [.. raw.Json.EnumerateArray()];
+        for (int i = 0; i < rows.Length; i++)
+        {
+            float[] row = Http.Floats(rows[i]);
+            AssertClose(pooled[i], row);
+            // Not unit length, and the same direction as the normalized embedding.
+            float norm = System.Numerics.Tensors.TensorPrimitives.Norm(row);
+            Assert.True(MathF.Abs(norm - 1) > 1e-3f, $"row {i} has norm {norm}");
+            AssertClose(unit[i], [.. row.Select(x => x / norm)]);
+        }
+    }
+
+    [Fact]
     public async Task OpenAiEmbeddingsMatchInFloatAndBase64()
     {
         string[] inputs = Texts[..3];
