@@ -15,8 +15,9 @@ namespace Funnel.Index;
 /// </list>
 /// <para>
 /// Concurrency: inserts link in parallel. A link list is only changed under its slot's stripe lock, and a writer
-/// never holds two stripes at once (own list first, then each neighbour in turn), so there is no lock order to get
-/// wrong. Readers never lock: they read a list's count with acquire semantics and its entries with plain loads.
+/// never holds two stripes at once (own lists first, then each neighbour in turn), so there is no lock order to get
+/// wrong. An insert writes all its own lists before any neighbour links back to it, so nothing can reach a node
+/// whose lists are still to be written (and then overwrite links other inserts added to them). Readers never lock: they read a list's count with acquire semantics and its entries with plain loads.
 /// Every value ever stored in a list is a valid slot of sufficient level, so a reader racing with a rewrite may see
 /// a mix of old and new entries but never an invalid one; a node's row is fully written before its slot number is
 /// published into any list (entry stores are releases), and on x64/ARM64 the dependent load of the row through
@@ -170,15 +171,22 @@ public sealed unsafe class HnswIndex : VectorIndex
         }
         float epDist = Storage.Distance(q, ep);
         for (int l = top; l > level; l--) Greedy(q, ref ep, ref epDist, l);
-        for (int l = Math.Min(level, top); l >= 0; l--)
+        // Choose the neighbours on every layer first and publish afterwards, own lists before any back link: once a
+        // neighbour links here, other inserts can reach this node and add their links to its lists, and writing
+        // the node's own list after that would erase them (their only way in, if this node was their one neighbour).
+        int linked = Math.Min(level, top);
+        var chosen = new int[linked + 1][];
+        for (int l = linked; l >= 0; l--)
         {
             int found = SearchLayer(q, ep, epDist, Options.EfConstruction, l, scratch, filter: null, skipRemoved: true);
             int count = SelectNeighbours(slot, scratch.Slots.AsSpan(0, found), scratch.Dists.AsSpan(0, found), _m, scratch.Neighbors);
-            var chosen = scratch.Neighbors.AsSpan(0, count);
-            lock (LinkLock(slot)) WriteList(LinkList(slot, l), chosen);
-            foreach (int n in chosen) Connect(n, slot, l);
+            chosen[l] = scratch.Neighbors.AsSpan(0, count).ToArray();
             if (found > 0) { ep = scratch.Slots[0]; epDist = scratch.Dists[0]; }
         }
+        lock (LinkLock(slot))
+            for (int l = 0; l <= linked; l++) WriteList(LinkList(slot, l), chosen[l]);
+        for (int l = 0; l <= linked; l++)
+            foreach (int n in chosen[l]) Connect(n, slot, l);
         if (level > maxLevel)
             lock (_entryLock)
                 if (level > (int)(_entry >> 32)) Volatile.Write(ref _entry, ((long)level << 32) | (uint)slot);
@@ -360,6 +368,29 @@ public sealed unsafe class HnswIndex : VectorIndex
         for (int l = (int)(entry >> 32); l > 0; l--) Greedy(q, ref ep, ref epDist, l);
         int found = SearchLayer(q, ep, epDist, ef, 0, scratch, filter, skipRemoved: true);
         return Storage.Emit(q, scratch.Slots.AsSpan(0, found), k, filter, rescore);
+    }
+
+    /// <summary>Live slots that a walk over layer-0 links from the entry point never reaches: a search can never return them.
+    /// Not thread-safe against concurrent writes; for tests and diagnostics.</summary>
+    internal int UnreachableCount()
+    {
+        long entry = Volatile.Read(ref _entry);
+        if (entry < 0) return 0;
+        int slots = Storage.SlotCount;
+        var seen = new bool[slots];
+        var stack = new Stack<int>();
+        stack.Push((int)entry);
+        seen[(int)entry] = true;
+        while (stack.Count > 0)
+        {
+            int* list = LinkList(stack.Pop(), 0);
+            int count = CountOf(list, _m0);
+            for (int i = 0; i < count; i++)
+                if (!seen[list[1 + i]]) { seen[list[1 + i]] = true; stack.Push(list[1 + i]); }
+        }
+        int unreachable = 0;
+        for (int slot = 0; slot < slots; slot++) if (!seen[slot] && !Storage.IsRemoved(slot)) unreachable++;
+        return unreachable;
     }
 
     // ---------------------------------------------------------------- persistence

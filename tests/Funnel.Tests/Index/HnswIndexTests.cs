@@ -34,6 +34,29 @@ public class HnswIndexTests
     }
 
     [Fact]
+    public void NearDuplicatesStayReachable()
+    {
+        // Embeddings of a random-weight model, or a corpus full of boilerplate, crowd into a narrow cone with exact
+        // repeats. The neighbour heuristic then prunes back links hard; no node may end up without a way in.
+        var rng = new Random(3);
+        var axis = IndexTestData.Clustered(1, 32, 1, seed: 4)[0];
+        var data = new float[1500][];
+        for (int i = 0; i < data.Length; i++)
+        {
+            if (i % 10 == 9) { data[i] = data[i - 1]; continue; }
+            data[i] = [.. axis.Select(x => x + 0.02f * (float)(rng.NextDouble() - 0.5))];
+        }
+        for (int round = 0; round < 4; round++)
+        {
+            using var index = Build(data);
+            Assert.Equal(0, index.UnreachableCount());
+            var found = index.SearchBatch(data, 1);
+            for (int i = 0; i < data.Length; i++)
+                Assert.True(found[i][0].Score > 0.99999f, $"round {round}: vector {i} found only {found[i][0].Score} (id {found[i][0].Id})");
+        }
+    }
+
+    [Fact]
     public void FioriVectorsMatchShippedExactTop10()
     {
         string dir = TestPaths.SharedDataset("fiori-docs-embeddings-minilm");
