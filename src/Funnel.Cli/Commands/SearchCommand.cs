@@ -21,10 +21,11 @@ internal static class SearchCommand
         var rrfK = new Option<int>("--rrf-k") { Description = "k of reciprocal rank fusion (hybrid).", DefaultValueFactory = _ => ReciprocalRankFusion.DefaultK };
         var filter = new Option<string[]>("--filter") { Description = "key=value metadata filter; repeat to require several.", AllowMultipleArgumentsPerToken = false };
         var json = new Option<bool>("--json") { Description = "Print JSON instead of a table." };
+        var ef = new Option<int?>("--ef") { Description = "HNSW candidate list size for this search (default: the collection's --ef-search); larger is more exact and slower." };
 
         var command = new Command("search", "Search a collection: first stage, then optional cross-encoder rerank.")
         {
-            collection, query, retriever, biEncoder, rerank, top, k, rrfK, filter, json,
+            collection, query, retriever, biEncoder, rerank, top, k, rrfK, filter, json, ef,
         };
         command.SetAction((parse, ct) => CliAction.RunAsync(parse, async output =>
         {
@@ -37,7 +38,9 @@ internal static class SearchCommand
                 Results = parse.GetValue(k),
                 RrfK = parse.GetValue(rrfK),
                 Filter = parse.GetValue(filter) is { Length: > 0 } terms ? MetadataFilter.Parse(terms) : null,
+                EfSearch = parse.GetValue(ef),
             };
+            if (options.EfSearch is < 1) throw new ArgumentException($"--ef must be at least 1 (got {options.EfSearch})");
             options.Validate();
             using Collection target = Collection.Open(parse.GetValue(collection)!, readOnly: true);
             using SentenceEncoder? encoder = options.Retriever == Retriever.Bm25 ? null : await CollectionCommandLine.LoadBiEncoderAsync(parse.GetValue(biEncoder), target.Manifest, ct);

@@ -169,6 +169,7 @@ internal static class CollectionEndpoints
         int candidates = body.OptionalInt("candidates", 1, options.MaxInputsPerRequest) ?? Math.Min(100, options.MaxInputsPerRequest);
         int topK = body.OptionalInt("top_k", 1, 10_000) ?? 10;
         int rrfK = body.OptionalInt("rrf_k", 0, 100_000) ?? ReciprocalRankFusion.DefaultK;
+        int? efSearch = body.OptionalInt("ef_search", 1, 100_000);
         bool rerank = body.OptionalBool("rerank", models.Reranker is not null);
         IReadOnlyDictionary<string, string>? filter = body.OptionalStringMap("filter");
         if (retriever != Retriever.Bm25 && models.Embedder is null)
@@ -185,6 +186,7 @@ internal static class CollectionEndpoints
             Rerank = false,
             RrfK = rrfK,
             Filter = filter is null ? null : new MetadataFilter(filter),
+            EfSearch = efSearch,
         };
         // The query is embedded through the bi-encoder's batcher too, so concurrent searches and /embed share batches.
         float[]? vector = null;

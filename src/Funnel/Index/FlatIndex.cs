@@ -55,7 +55,7 @@ public sealed class FlatIndex : VectorIndex
         Storage.Write(claim.Slot, id, prepared, metadata);
     }
 
-    private protected override List<VectorHit> SearchPrepared(SearchScratch scratch, in QueryRef q, int k, VectorFilter? filter, bool parallel)
+    private protected override List<VectorHit> SearchPrepared(SearchScratch scratch, in QueryRef q, int k, VectorFilter? filter, bool parallel, int efSearch)
     {
         bool rescore = Storage.Quantization == VectorQuantization.Int8 && Storage.Full is not null;
         int threads = parallel ? Math.Min(_maxThreads, Storage.SlotCount / ParallelScanThreshold) : 1;

@@ -186,26 +186,35 @@ public sealed unsafe class HnswIndex : VectorIndex
         lock (LinkLock(slot))
             for (int l = 0; l <= linked; l++) WriteList(LinkList(slot, l), chosen[l]);
         for (int l = 0; l <= linked; l++)
-            foreach (int n in chosen[l]) Connect(n, slot, l);
+        {
+            bool reachable = false;
+            foreach (int n in chosen[l]) reachable |= Connect(n, slot, l);
+            // If every neighbour pruned the link back, nothing leads here: a search could never return this node. That
+            // happens in parallel builds (neighbours chosen from a graph that others have meanwhile filled with closer
+            // nodes) and among near-duplicates; the nearest neighbour keeps the link then.
+            if (!reachable && chosen[l].Length > 0) Connect(chosen[l][0], slot, l, force: true);
+        }
         if (level > maxLevel)
             lock (_entryLock)
                 if (level > (int)(_entry >> 32)) Volatile.Write(ref _entry, ((long)level << 32) | (uint)slot);
     }
 
-    /// <summary>Adds <paramref name="from"/> → <paramref name="to"/> at a layer, pruning with the heuristic when full.</summary>
-    private void Connect(int from, int to, int level)
+    /// <summary>Adds <paramref name="from"/> → <paramref name="to"/> at a layer, pruning with the heuristic when full;
+    /// false when the heuristic dropped <paramref name="to"/>. With <paramref name="force"/> it is kept regardless,
+    /// in place of the farthest link the heuristic kept.</summary>
+    private bool Connect(int from, int to, int level, bool force = false)
     {
         int max = level == 0 ? _m0 : _m;
         lock (LinkLock(from))
         {
             int* list = LinkList(from, level);
             int count = CountOf(list, max);
-            for (int i = 0; i < count; i++) if (list[1 + i] == to) return;
+            for (int i = 0; i < count; i++) if (list[1 + i] == to) return true;
             if (count < max)
             {
                 Volatile.Write(ref list[1 + count], to);
                 Volatile.Write(ref *list, (*list & ~0xFFFF) | (count + 1));
-                return;
+                return true;
             }
             Span<int> slots = stackalloc int[max + 1];
             Span<float> dists = stackalloc float[max + 1];
@@ -215,7 +224,15 @@ public sealed unsafe class HnswIndex : VectorIndex
             dists.Sort(slots);
             Span<int> kept = stackalloc int[max];
             int n = SelectNeighbours(from, slots, dists, max, kept);
+            bool linked = kept[..n].Contains(to);
+            if (!linked && force)
+            {
+                if (n == max) n--;
+                kept[n++] = to;
+                linked = true;
+            }
             WriteList(list, kept[..n]);
+            return linked;
         }
     }
 
@@ -347,7 +364,7 @@ public sealed unsafe class HnswIndex : VectorIndex
         return results.DrainAscending(scratch.Slots, scratch.Dists);
     }
 
-    private protected override List<VectorHit> SearchPrepared(SearchScratch scratch, in QueryRef q, int k, VectorFilter? filter, bool parallel)
+    private protected override List<VectorHit> SearchPrepared(SearchScratch scratch, in QueryRef q, int k, VectorFilter? filter, bool parallel, int efSearch)
     {
         bool rescore = Storage.Quantization == VectorQuantization.Int8 && Storage.Full is not null;
         int slots = Storage.SlotCount, live = Math.Max(1, Storage.LiveCount);
@@ -355,7 +372,7 @@ public sealed unsafe class HnswIndex : VectorIndex
         // with the fraction that can be returned.
         double accepted = (double)live / slots;
         if (filter is not null) accepted *= Storage.EstimateSelectivity(filter, SelectivitySamples);
-        int ef = Math.Max(EfSearch, k);
+        int ef = Math.Max(efSearch > 0 ? efSearch : EfSearch, k);
         double grown = ef / Math.Max(accepted, 1e-9);
         // When the graph search would have to collect about as many results as there are matches, scan them exactly.
         if (filter is not null && grown >= accepted * slots) return Storage.ExactSearch(q, k, filter, rescore, scratch, threads: 1);

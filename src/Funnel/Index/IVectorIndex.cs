@@ -37,8 +37,10 @@ public interface IVectorIndex : IDisposable
     /// <summary>A snapshot of the live ids.</summary>
     IReadOnlyList<long> GetIds();
 
-    /// <summary>The <paramref name="k"/> best vectors for the query, best first, optionally restricted by a filter.</summary>
-    IReadOnlyList<VectorHit> Search(ReadOnlySpan<float> query, int k, VectorFilter? filter = null);
+    /// <summary>The <paramref name="k"/> best vectors for the query, best first, optionally restricted by a filter.
+    /// <paramref name="efSearch"/> overrides a graph index's candidate list size for this search (0: the index's
+    /// default; raised to k); exact indexes ignore it.</summary>
+    IReadOnlyList<VectorHit> Search(ReadOnlySpan<float> query, int k, VectorFilter? filter = null, int efSearch = 0);
 
     /// <summary><see cref="Search"/> for many queries in parallel on up to <paramref name="maxThreads"/> threads (0 = all cores).</summary>
     IReadOnlyList<VectorHit>[] SearchBatch(IReadOnlyList<float[]> queries, int k, VectorFilter? filter = null, int maxThreads = 0, CancellationToken ct = default);

@@ -109,22 +109,24 @@ public abstract class VectorIndex : IVectorIndex
     }
 
     /// <inheritdoc/>
-    public IReadOnlyList<VectorHit> Search(ReadOnlySpan<float> query, int k, VectorFilter? filter = null) => Search(query, k, filter, parallel: true);
+    public IReadOnlyList<VectorHit> Search(ReadOnlySpan<float> query, int k, VectorFilter? filter = null, int efSearch = 0) =>
+        Search(query, k, filter, parallel: true, efSearch);
 
-    private IReadOnlyList<VectorHit> Search(ReadOnlySpan<float> query, int k, VectorFilter? filter, bool parallel)
+    private IReadOnlyList<VectorHit> Search(ReadOnlySpan<float> query, int k, VectorFilter? filter, bool parallel, int efSearch)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
         if (k < 1) throw new ArgumentOutOfRangeException(nameof(k), k, "k must be at least 1");
+        if (efSearch < 0) throw new ArgumentOutOfRangeException(nameof(efSearch), efSearch, "efSearch must be 0 (the index's default) or more");
         using var lease = Pool.Rent();
         var scratch = lease.Scratch;
         scratch.Prepare(Dimension, Storage.SlotCount, k);
         Storage.Prepare(query, scratch.Query, nameof(query));
         if (Storage.LiveCount == 0) return [];
-        return SearchPrepared(scratch, Storage.Bind(scratch), k, filter, parallel);
+        return SearchPrepared(scratch, Storage.Bind(scratch), k, filter, parallel, efSearch);
     }
 
-    /// <summary>Searches with the query bound from <c>scratch.Query</c>.</summary>
-    private protected abstract List<VectorHit> SearchPrepared(SearchScratch scratch, in QueryRef q, int k, VectorFilter? filter, bool parallel);
+    /// <summary>Searches with the query bound from <c>scratch.Query</c>; <paramref name="efSearch"/> 0 means the default.</summary>
+    private protected abstract List<VectorHit> SearchPrepared(SearchScratch scratch, in QueryRef q, int k, VectorFilter? filter, bool parallel, int efSearch);
 
     /// <inheritdoc/>
     public IReadOnlyList<VectorHit>[] SearchBatch(IReadOnlyList<float[]> queries, int k, VectorFilter? filter = null, int maxThreads = 0, CancellationToken ct = default)
@@ -132,7 +134,7 @@ public abstract class VectorIndex : IVectorIndex
         ArgumentNullException.ThrowIfNull(queries);
         var results = new IReadOnlyList<VectorHit>[queries.Count];
         var options = new ParallelOptions { MaxDegreeOfParallelism = Threads(maxThreads), CancellationToken = ct };
-        Parallel.For(0, queries.Count, options, i => results[i] = Search(queries[i], k, filter, parallel: false));
+        Parallel.For(0, queries.Count, options, i => results[i] = Search(queries[i], k, filter, parallel: false, efSearch: 0));
         return results;
     }
 

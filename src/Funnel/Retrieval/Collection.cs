@@ -389,7 +389,8 @@ public sealed class Collection : IDisposable
     }
 
     /// <summary>The <paramref name="k"/> documents whose best chunk is nearest to <paramref name="query"/>, best first.</summary>
-    public IReadOnlyList<DocumentHit> SearchDense(ReadOnlySpan<float> query, int k, MetadataFilter? filter = null)
+    /// <param name="efSearch">HNSW candidate list size for this search (0: the collection's); see <see cref="IVectorIndex.Search"/>.</param>
+    public IReadOnlyList<DocumentHit> SearchDense(ReadOnlySpan<float> query, int k, MetadataFilter? filter = null, int efSearch = 0)
     {
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(k);
         if (query.Length != BiEncoder.Dimension)
@@ -403,7 +404,7 @@ public sealed class Collection : IDisposable
             // Several chunks of one document may crowd the top: widen the chunk search until k documents are found.
             for (int wanted = Math.Min(chunks, Math.Max(2 * k, k + 16)); ; wanted = Math.Min(chunks, wanted * 4))
             {
-                IReadOnlyList<VectorHit> hits = _vectors.Search(query, wanted, vectorFilter);
+                IReadOnlyList<VectorHit> hits = _vectors.Search(query, wanted, vectorFilter, efSearch);
                 var best = new List<DocumentHit>(k);
                 var seen = new HashSet<string>(StringComparer.Ordinal);
                 foreach (VectorHit hit in hits)

@@ -24,8 +24,13 @@ public sealed record SearchOptions
 
     public MetadataFilter? Filter { get; init; }
 
+    /// <summary>HNSW candidate list size for this search (null: the collection's; raised to the chunks searched).
+    /// Larger finds more of the true nearest chunks at a higher cost.</summary>
+    public int? EfSearch { get; init; }
+
     public void Validate()
     {
+        if (EfSearch is < 1) throw new ArgumentOutOfRangeException(nameof(EfSearch), EfSearch, "efSearch must be at least 1");
         if (Candidates < 1) throw new ArgumentOutOfRangeException(nameof(Candidates), Candidates, "the number of candidates (N) must be at least 1");
         if (Results < 1) throw new ArgumentOutOfRangeException(nameof(Results), Results, "the number of results (M) must be at least 1");
         if (RrfK < 0) throw new ArgumentOutOfRangeException(nameof(RrfK), RrfK, "the RRF k must be ≥ 0");
@@ -138,7 +143,7 @@ public sealed class SearchPipeline
     {
         ct.ThrowIfCancellationRequested();
         long start = Stopwatch.GetTimestamp();
-        IReadOnlyList<DocumentHit> dense = vector is null ? [] : _collection.SearchDense(vector, options.Candidates, options.Filter);
+        IReadOnlyList<DocumentHit> dense = vector is null ? [] : _collection.SearchDense(vector, options.Candidates, options.Filter, options.EfSearch ?? 0);
         IReadOnlyList<DocumentHit> bm25 = options.Retriever == Retriever.Dense ? [] : _collection.SearchBm25(query, options.Candidates, options.Filter);
         TimeSpan retrieve = Stopwatch.GetElapsedTime(start);
 

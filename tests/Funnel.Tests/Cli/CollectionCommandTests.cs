@@ -144,6 +144,7 @@ public sealed class CollectionCommandTests(SmallModels models) : IClassFixture<S
                  {
                      (["search", "-c", CollectionDir, "--filter", "novalue", "q"], "key=value"),
                      (["search", "-c", CollectionDir, "--k", "0", "q"], "at least 1"),
+                     (["search", "-c", CollectionDir, "--ef", "0", "q"], "--ef must be at least 1"),
                      (["search", "-c", CollectionDir, "  "], "query is empty"),
                  })
         {

@@ -34,6 +34,21 @@ public class HnswIndexTests
     }
 
     [Fact]
+    public void APerSearchEfOverridesTheDefaultWithoutChangingIt()
+    {
+        using var index = Build(Data, new HnswOptions { M = 12, EfConstruction = 100, EfSearch = 10 });
+        var byDefault = Queries.Select(q => index.Search(q, 10)).ToList();
+        var wide = Queries.Select(q => index.Search(q, 10, efSearch: 300)).ToList();
+        double narrowRecall = IndexTestData.Recall(Truth, byDefault), wideRecall = IndexTestData.Recall(Truth, wide);
+        Assert.True(wideRecall >= 0.99, $"recall at ef 300: {wideRecall:F3}");
+        Assert.True(narrowRecall < wideRecall - 0.02, $"recall at ef 10 ({narrowRecall:F3}) should be clearly below ef 300's ({wideRecall:F3})");
+        Assert.Equal(10, index.EfSearch);
+        // 0 means the default, so it reproduces the default search exactly.
+        Assert.Equal(byDefault.Select(h => h.Select(x => x.Id)), Queries.Select(q => index.Search(q, 10, efSearch: 0).Select(x => x.Id)));
+        Assert.Throws<ArgumentOutOfRangeException>(() => index.Search(Queries[0], 10, efSearch: -1));
+    }
+
+    [Fact]
     public void NearDuplicatesStayReachable()
     {
         // Embeddings of a random-weight model, or a corpus full of boilerplate, crowd into a narrow cone with exact

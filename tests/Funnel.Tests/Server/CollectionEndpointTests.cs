@@ -173,7 +173,7 @@ public sealed class CollectionEndpointTests(SmallModels models) : IAsyncLifetime
         await CreateWithCorpusAsync("docs");
         const string query = "How many people live in Berlin?";
         Reply reply = await _server.Client.PostAsync("/collections/docs/search",
-            new { query, retriever, candidates = 5, top_k = 3, rerank, filter = new { lang = "en" } });
+            new { query, retriever, candidates = 5, top_k = 3, rerank, filter = new { lang = "en" }, ef_search = 40 });
         Assert.Equal(HttpStatusCode.OK, reply.Status);
         JsonElement[] hits = [.. reply.Json.GetProperty("results").EnumerateArray()];
 
@@ -185,6 +185,7 @@ public sealed class CollectionEndpointTests(SmallModels models) : IAsyncLifetime
             Candidates = 5,
             Results = 3,
             Rerank = rerank,
+            EfSearch = 40,
             Filter = new MetadataFilter([KeyValuePair.Create("lang", "en")]),
         });
 
@@ -214,6 +215,7 @@ public sealed class CollectionEndpointTests(SmallModels models) : IAsyncLifetime
     [InlineData("/collections/docs/documents", "{\"documents\": [{\"id\": \"a\", \"text\": \"x\", \"metadata\": {\"k\": [1]}}]}", "documents[0].metadata.k", "string, number or boolean")]
     [InlineData("/collections/docs/search", "{\"query\": \"q\", \"retriever\": \"semantic\"}", "retriever", "\"dense\", \"bm25\", \"hybrid\"")]
     [InlineData("/collections/docs/search", "{\"query\": \"q\", \"candidates\": 0}", "candidates", "between 1 and")]
+    [InlineData("/collections/docs/search", "{\"query\": \"q\", \"ef_search\": 0}", "ef_search", "between 1 and")]
     [InlineData("/collections/docs/search", "{\"query\": \"q\", \"filter\": \"lang=en\"}", "filter", "an object")]
     [InlineData("/collections/docs/search", "{\"retriever\": \"bm25\"}", "query", "required")]
     public async Task InvalidRequestsNameTheField(string path, string body, string field, string mentions)
