@@ -21,10 +21,10 @@ internal static class IndexCommand
         var chunkSize = new Option<int?>("--chunk-size") { Description = "New collections: wordpieces per chunk (default: the bi-encoder's window − 2)." };
         var chunkOverlap = new Option<int?>("--chunk-overlap") { Description = "New collections: wordpieces shared by consecutive chunks (default: an eighth of a chunk, at most 32)." };
         var index = new Option<VectorIndexKind>("--index") { Description = "New collections: vector index kind.", DefaultValueFactory = _ => VectorIndexKind.Hnsw };
-        var hnswM = new Option<int>("--hnsw-m") { Description = "New HNSW collections: links per node (2M on layer 0). 32 or more keeps recall high past ~1M chunks.", DefaultValueFactory = _ => 16 };
-        var efConstruction = new Option<int>("--ef-construction") { Description = "New HNSW collections: candidate list size while linking.", DefaultValueFactory = _ => 200 };
-        var efSearch = new Option<int>("--ef-search") { Description = "New HNSW collections: candidate list size of searches (raised to the number of candidates asked for).", DefaultValueFactory = _ => 64 };
-        var quantization = new Option<VectorQuantization>("--quantization") { Description = "New HNSW collections: vector storage; int8 searches on 1-byte codes and rescores with the kept floats.", DefaultValueFactory = _ => VectorQuantization.None };
+        var hnswM = new Option<int>("--hnsw-m") { Description = "New HNSW collections: links per node (2M on layer 0). 32 or more keeps recall high past ~1M chunks.", DefaultValueFactory = _ => new HnswOptions().M };
+        var efConstruction = new Option<int>("--ef-construction") { Description = "New HNSW collections: candidate list size while linking.", DefaultValueFactory = _ => new HnswOptions().EfConstruction };
+        var efSearch = new Option<int>("--ef-search") { Description = "New HNSW collections: candidate list size of searches (raised to the number of candidates asked for).", DefaultValueFactory = _ => new HnswOptions().EfSearch };
+        var quantization = new Option<VectorQuantization>("--quantization") { Description = "New HNSW collections: vector storage; int8 searches on 1-byte codes and rescores with the kept floats.", DefaultValueFactory = _ => new HnswOptions().Quantization };
 
         var command = new Command("index", "Add or update documents of a collection (creating it if needed). Ctrl-C stops at a batch boundary; run again to finish.")
         {
@@ -80,7 +80,7 @@ internal static class IndexCommand
             Kind = parse.GetValue(index),
             Hnsw = new HnswOptions
             {
-                M = Checked(parse, m, 2, 256),
+                M = Checked(parse, m, HnswOptions.MinM, HnswOptions.MaxM),
                 EfConstruction = Checked(parse, efConstruction, 1, 100_000),
                 EfSearch = Checked(parse, efSearch, 1, 100_000),
                 Quantization = parse.GetValue(quantization),

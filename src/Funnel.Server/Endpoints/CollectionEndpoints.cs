@@ -77,6 +77,7 @@ internal static class CollectionEndpoints
         ChunkingOptions defaults = Collection.DefaultChunking(window);
         int chunkTokens = body.OptionalInt("chunk_tokens", 1, window - 2) ?? defaults.MaxTokens;
         int overlap = body.OptionalInt("chunk_overlap", 0, chunkTokens - 1) ?? Math.Min(defaults.OverlapTokens, chunkTokens - 1);
+        var hnswDefaults = new HnswOptions();
         var options = new CollectionOptions
         {
             Chunking = new ChunkingOptions { MaxTokens = chunkTokens, OverlapTokens = overlap },
@@ -85,10 +86,10 @@ internal static class CollectionEndpoints
                 Kind = index == "flat" ? VectorIndexKind.Flat : VectorIndexKind.Hnsw,
                 Hnsw = new HnswOptions
                 {
-                    M = body.OptionalInt("hnsw_m", 2, 256) ?? 16,
-                    EfConstruction = body.OptionalInt("ef_construction", 1, 100_000) ?? 200,
-                    EfSearch = body.OptionalInt("ef_search", 1, 100_000) ?? 64,
-                    Quantization = body.OptionalChoice("quantization", "none", "int8") == "int8" ? VectorQuantization.Int8 : VectorQuantization.None,
+                    M = body.OptionalInt("hnsw_m", HnswOptions.MinM, HnswOptions.MaxM) ?? hnswDefaults.M,
+                    EfConstruction = body.OptionalInt("ef_construction", 1, 100_000) ?? hnswDefaults.EfConstruction,
+                    EfSearch = body.OptionalInt("ef_search", 1, 100_000) ?? hnswDefaults.EfSearch,
+                    Quantization = body.OptionalChoice("quantization", "none", "int8") == "int8" ? VectorQuantization.Int8 : hnswDefaults.Quantization,
                 },
             },
         };

@@ -17,7 +17,8 @@ namespace Funnel.Index;
 /// Concurrency: inserts link in parallel. A link list is only changed under its slot's stripe lock, and a writer
 /// never holds two stripes at once (own lists first, then each neighbour in turn), so there is no lock order to get
 /// wrong. An insert writes all its own lists before any neighbour links back to it, so nothing can reach a node
-/// whose lists are still to be written (and then overwrite links other inserts added to them). Readers never lock: they read a list's count with acquire semantics and its entries with plain loads.
+/// whose lists are still to be written (and then overwrite links other inserts added to them). Readers never lock:
+/// they read a list's count with acquire semantics and its entries with plain loads.
 /// Every value ever stored in a list is a valid slot of sufficient level, so a reader racing with a rewrite may see
 /// a mix of old and new entries but never an invalid one; a node's row is fully written before its slot number is
 /// published into any list (entry stores are releases), and on x64/ARM64 the dependent load of the row through
@@ -35,7 +36,6 @@ public sealed unsafe class HnswIndex : VectorIndex
     private const int LockStripes = 4096;
     private const int MaxLevel = 30;
     private const int SelectivitySamples = 512;
-
 
     private readonly Lock[] _linkLocks = Enumerable.Range(0, LockStripes).Select(_ => new Lock()).ToArray();
     private readonly Lock _entryLock = new();
@@ -429,7 +429,7 @@ public sealed unsafe class HnswIndex : VectorIndex
         HnswIndex? index = null;
         try
         {
-            if (h.M is < 2 or > 256 || h.EfConstruction < 1 || h.EfSearch < 1)
+            if (h.M is < HnswOptions.MinM or > HnswOptions.MaxM || h.EfConstruction < 1 || h.EfSearch < 1)
                 throw IndexFile.Corrupt(path, $"parameters M={h.M}, efConstruction={h.EfConstruction}, efSearch={h.EfSearch} out of range");
             var options = new HnswOptions
             {

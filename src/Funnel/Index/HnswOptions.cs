@@ -3,7 +3,10 @@ namespace Funnel.Index;
 /// <summary>Parameters of an <see cref="HnswIndex"/> (Malkov &amp; Yashunin). Defaults follow hnswlib's usual choices.</summary>
 public sealed record HnswOptions
 {
-    /// <summary>Links per node on the upper layers; layer 0 allows 2·M. Between 2 and 256.</summary>
+    /// <summary>The range of <see cref="M"/>.</summary>
+    public const int MinM = 2, MaxM = 256;
+
+    /// <summary>Links per node on the upper layers; layer 0 allows 2·M. Between <see cref="MinM"/> and <see cref="MaxM"/>.</summary>
     public int M { get; init; } = 16;
 
     /// <summary>Candidate list size while inserting.</summary>
@@ -23,7 +26,7 @@ public sealed record HnswOptions
 
     internal void Validate()
     {
-        if (M is < 2 or > 256) throw new ArgumentOutOfRangeException(nameof(M), M, "HnswOptions.M must be between 2 and 256");
+        if (M is < MinM or > MaxM) throw new ArgumentOutOfRangeException(nameof(M), M, $"HnswOptions.M must be between {MinM} and {MaxM}");
         if (EfConstruction < 1) throw new ArgumentOutOfRangeException(nameof(EfConstruction), EfConstruction, "HnswOptions.EfConstruction must be at least 1");
         if (EfSearch < 1) throw new ArgumentOutOfRangeException(nameof(EfSearch), EfSearch, "HnswOptions.EfSearch must be at least 1");
         if (!Enum.IsDefined(Quantization)) throw new ArgumentOutOfRangeException(nameof(Quantization), Quantization, "unknown quantization");

@@ -238,18 +238,18 @@ internal sealed unsafe class VectorStorage : IDisposable
 
     /// <summary>Asks the CPU for the cache line holding <paramref name="address"/>.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static void PrefetchLine(byte* address)
-    {
-        if (Sse.IsSupported) Sse.Prefetch0(address);
-    }
+    public static void PrefetchLine(byte* address) => PrefetchLines(address, 1);
 
     /// <summary>Asks the CPU for every cache line of a slot's stored vector.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public void PrefetchVector(int slot)
+    public void PrefetchVector(int slot) => PrefetchLines(Rows.Row(slot), VectorBytes);
+
+    /// <summary>Asks the CPU for the cache lines of <paramref name="bytes"/> bytes from <paramref name="start"/> (a hint; no-op without SSE).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void PrefetchLines(byte* start, int bytes)
     {
         if (!Sse.IsSupported) return;
-        byte* row = Rows.Row(slot);
-        for (int offset = 0; offset < VectorBytes; offset += 64) Sse.Prefetch0(row + offset);
+        for (int offset = 0; offset < bytes; offset += 64) Sse.Prefetch0(start + offset);
     }
 
     /// <summary>Distance between two stored slots, on the stored representation.</summary>
@@ -306,15 +306,14 @@ internal sealed unsafe class VectorStorage : IDisposable
     {
         var hits = new List<VectorHit>(Math.Min(k, candidates.Length));
         // Rescoring reads each candidate's floats at a random address: keep the next few on their way.
-        bool prefetch = rescoreAll && Full is not null && Sse.IsSupported;
+        RowStore? full = rescoreAll ? Full : null;
         for (int i = 0; i < candidates.Length; i++)
         {
             if (!rescoreAll && hits.Count == k) break;
-            if (prefetch && i + PrefetchAhead < candidates.Length)
+            if (full is not null && i + PrefetchAhead < candidates.Length)
             {
-                byte* full = Full!.Row(candidates[i + PrefetchAhead]);
-                for (int offset = 0; offset < Full.RowBytes; offset += 64) Sse.Prefetch0(full + offset);
-                Sse.Prefetch0(IdPtr(candidates[i + PrefetchAhead]));
+                PrefetchLines(full.Row(candidates[i + PrefetchAhead]), full.RowBytes);
+                PrefetchLine((byte*)IdPtr(candidates[i + PrefetchAhead]));
             }
             if (TryScore(q, candidates[i], filter, out var hit)) hits.Add(hit);
         }
