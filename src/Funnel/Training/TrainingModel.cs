@@ -121,6 +121,18 @@ internal sealed class TrainingModel
         Classifier?.Repack();
     }
 
+    /// <summary>Representations of already tokenized inputs without dropout (an embedding or a logit each,
+    /// [count × head dimension]): longest first in chunks of 32, as inference batches them.</summary>
+    public float[] Represent(IReadOnlyList<TokenSequence> inputs, int threads, CancellationToken ct)
+    {
+        int[] order = Enumerable.Range(0, inputs.Count).OrderByDescending(i => inputs[i].Ids.Length).ThenBy(i => i).ToArray();
+        float[] sorted = GradientPass.Represent(this, order.Select(i => inputs[i]).ToArray(), new ulong[order.Length], training: false, chunk: 32, threads, ct);
+        int dim = Head.Dimension;
+        var result = new float[sorted.Length];
+        for (int k = 0; k < order.Length; k++) sorted.AsSpan(k * dim, dim).CopyTo(result.AsSpan(order[k] * dim, dim));
+        return result;
+    }
+
     /// <summary>A bi-encoder input: [CLS] text [SEP], truncated.</summary>
     public TokenSequence EncodeText(string text)
     {

@@ -1,0 +1,109 @@
+using System.Globalization;
+using Funnel.Evaluation;
+using Funnel.Retrieval;
+
+namespace Funnel.Training.Data;
+
+/// <summary>
+/// A BEIR split as training pairs: one (query, positive) row per judgment with grade ≥ 1, in qrels order, the
+/// document's title and text joined as the collections index them. Keeps the corpus and the judgments, which
+/// hard-negative mining and evaluation need.
+/// </summary>
+public sealed class RetrievalSplit
+{
+    internal RetrievalSplit(string name, TrainingData pairs, IReadOnlyList<Document> corpus, IReadOnlyList<string> queryIds, IReadOnlyList<string> positiveIds,
+        Qrels qrels, IReadOnlyDictionary<string, string> queries)
+    {
+        Name = name;
+        Pairs = pairs;
+        Corpus = corpus;
+        QueryIds = queryIds;
+        PositiveIds = positiveIds;
+        Qrels = qrels;
+        Queries = queries;
+    }
+
+    /// <summary>E.g. <c>nfcorpus (train)</c>.</summary>
+    public string Name { get; }
+
+    /// <summary>Columns anchor, positive.</summary>
+    public TrainingData Pairs { get; }
+
+    public IReadOnlyList<Document> Corpus { get; }
+
+    /// <summary>The query of each row of <see cref="Pairs"/>.</summary>
+    public IReadOnlyList<string> QueryIds { get; }
+
+    /// <summary>The positive document of each row of <see cref="Pairs"/>.</summary>
+    public IReadOnlyList<string> PositiveIds { get; }
+
+    /// <summary>The split's judgments (judged queries that have text only).</summary>
+    public Qrels Qrels { get; }
+
+    /// <summary>Query id → text, for the judged queries.</summary>
+    public IReadOnlyDictionary<string, string> Queries { get; }
+}
+
+/// <summary>The training sets Funnel reads besides files: BEIR splits and the STS benchmark.</summary>
+public static class TrainingDatasets
+{
+    /// <summary>Whether <paramref name="path"/> is an STS benchmark folder (sts-train.csv, sts-dev.csv, sts-test.csv).</summary>
+    public static bool IsStsBenchmark(string path) => Directory.Exists(path) && Directory.EnumerateFiles(path, "sts-*.csv").Any();
+
+    /// <summary>
+    /// The STS benchmark's <c>sts-{split}.csv</c> (tab-separated, no header, no quoting: genre, file, year, id, score 0–5,
+    /// sentence1, sentence2[, …]) as (sentence1, sentence2, score/5) rows: the scores sentence-transformers trains on.
+    /// </summary>
+    public static TrainingData StsBenchmark(string folder, string split)
+    {
+        string path = Path.Combine(folder, $"sts-{split}.csv");
+        if (!File.Exists(path))
+        {
+            string[] splits = Directory.Exists(folder)
+                ? Directory.EnumerateFiles(folder, "sts-*.csv").Select(f => Path.GetFileNameWithoutExtension(f)[4..]).Order().ToArray() : [];
+            throw new DatasetFormatException(folder, 0, $"no split '{split}' (expected sts-{split}.csv; available: {(splits.Length == 0 ? "none" : string.Join(", ", splits))})");
+        }
+        var examples = new List<TrainingExample>();
+        long line = 0;
+        foreach (string text in File.ReadLines(path))
+        {
+            line++;
+            if (text.Length == 0) continue;
+            string[] f = text.Split('\t');
+            if (f.Length < 7) throw new DatasetFormatException(path, line, $"expected at least 7 tab-separated fields (genre, file, year, id, score, sentence1, sentence2), found {f.Length}");
+            if (!float.TryParse(f[4], NumberStyles.Float, CultureInfo.InvariantCulture, out float score) || !(score is >= 0 and <= 5))
+                throw new DatasetFormatException(path, line, $"score '{f[4]}' is not a number in [0, 5]");
+            examples.Add(new TrainingExample([f[5], f[6]], [score / 5f], line));
+        }
+        return new TrainingData(path, ["sentence1", "sentence2"], "score", examples);
+    }
+
+    /// <summary>Reads a BEIR folder or zip's <paramref name="split"/> as (query, positive) pairs; see <see cref="RetrievalSplit"/>.</summary>
+    public static async Task<RetrievalSplit> BeirAsync(string path, string split, CancellationToken ct = default)
+    {
+        using BeirDataset dataset = BeirDataset.Open(path);
+        Qrels all = dataset.ReadQrels(split);
+        var queries = (await dataset.ReadQueriesAsync(ct).ConfigureAwait(false)).ToDictionary(q => q.Id, q => q.Text, StringComparer.Ordinal);
+        var corpus = new List<Document>();
+        await foreach (Document d in dataset.ReadCorpusAsync(ct).ConfigureAwait(false)) corpus.Add(d);
+        var texts = corpus.ToDictionary(d => d.Id, d => d.FullText, StringComparer.Ordinal);
+        var examples = new List<TrainingExample>();
+        var queryIds = new List<string>();
+        var positiveIds = new List<string>();
+        var judged = all.QueryIds.Where(q => queries.TryGetValue(q, out string? t) && t.Length > 0).ToList();
+        foreach (string q in judged)
+        {
+            foreach (var (doc, grade) in all[q]!)
+            {
+                if (grade < 1 || !texts.TryGetValue(doc, out string? text) || text.Length == 0) continue;
+                examples.Add(new TrainingExample([queries[q], text], []));
+                queryIds.Add(q);
+                positiveIds.Add(doc);
+            }
+        }
+        string name = $"{dataset.Name} ({split})";
+        if (examples.Count == 0) throw new DatasetFormatException(path, 0, $"split '{split}' has no judgment with grade ≥ 1 whose query and document have text");
+        return new RetrievalSplit(name, new TrainingData(name, ["anchor", "positive"], null, examples), corpus, queryIds, positiveIds,
+            all.Restrict(judged), judged.ToDictionary(q => q, q => queries[q], StringComparer.Ordinal));
+    }
+}

@@ -1,0 +1,118 @@
+using Funnel.Training.Data;
+using Funnel.Training.Evaluation;
+
+namespace Funnel.Training;
+
+/// <summary>The hyperparameters of a run, with sentence-transformers' / Hugging Face Trainer's defaults.</summary>
+public sealed record TrainingParameters
+{
+    /// <summary>Null: CoSENTLoss for scored pairs and MultipleNegativesRankingLoss otherwise (bi-encoder),
+    /// BinaryCrossEntropyLoss (cross-encoder).</summary>
+    public TrainingLoss? Loss { get; init; }
+
+    public int Epochs { get; init; } = 1;
+
+    /// <summary>Optimizer steps to run instead of <see cref="Epochs"/> (the data is cycled through in new orders).</summary>
+    public int? MaxSteps { get; init; }
+
+    /// <summary>Rows per micro-batch (a cross-encoder row with negatives scores several pairs).</summary>
+    public int BatchSize { get; init; } = 16;
+
+    public double LearningRate { get; init; } = 2e-5;
+
+    public double WarmupRatio { get; init; } = 0.1;
+
+    /// <summary>AdamW's decoupled weight decay, on every weight but biases and LayerNorm.</summary>
+    public double WeightDecay { get; init; } = 0.01;
+
+    public double MaxGradNorm { get; init; } = 1.0;
+
+    /// <summary>Micro-batches whose gradients are summed (each loss divided by their number) before a step.</summary>
+    public int GradientAccumulation { get; init; } = 1;
+
+    /// <summary>GradCache chunk: sequences per forward/backward pass (Cached… losses; default 32 for them).</summary>
+    public int? MiniBatchSize { get; init; }
+
+    /// <summary>Tokens per input (a pair, for a cross-encoder); default the model's.</summary>
+    public int? MaxLength { get; init; }
+
+    /// <summary>The loss's scale (MultipleNegativesRankingLoss and CoSENTLoss 20; the cross-encoder ranking loss 10).</summary>
+    public double? Scale { get; init; }
+
+    /// <summary>BinaryCrossEntropyLoss's pos_weight.</summary>
+    public double? PosWeight { get; init; }
+
+    /// <summary>Cross-encoder MultipleNegativesRankingLoss: documents of other rows sampled as extra negatives (num_negatives).</summary>
+    public int InBatchNegatives { get; init; } = 4;
+
+    /// <summary>Dropout as the model's config.json gives it (hidden 0.1, attention 0.1); false trains without.</summary>
+    public bool Dropout { get; init; } = true;
+
+    public int Seed { get; init; } = 42;
+
+    internal void Validate()
+    {
+        if (Epochs < 1) throw new ArgumentOutOfRangeException(nameof(Epochs), Epochs, "--epochs must be at least 1");
+        if (MaxSteps is < 1) throw new ArgumentOutOfRangeException(nameof(MaxSteps), MaxSteps, "--max-steps must be at least 1");
+        if (BatchSize < 1) throw new ArgumentOutOfRangeException(nameof(BatchSize), BatchSize, "--batch-size must be at least 1");
+        if (!(LearningRate > 0) || double.IsInfinity(LearningRate)) throw new ArgumentOutOfRangeException(nameof(LearningRate), LearningRate, "--lr must be a positive number");
+        if (!(WarmupRatio is >= 0 and <= 1)) throw new ArgumentOutOfRangeException(nameof(WarmupRatio), WarmupRatio, "--warmup-ratio must be in [0, 1]");
+        if (!(WeightDecay >= 0)) throw new ArgumentOutOfRangeException(nameof(WeightDecay), WeightDecay, "--weight-decay must be at least 0");
+        if (!(MaxGradNorm > 0)) throw new ArgumentOutOfRangeException(nameof(MaxGradNorm), MaxGradNorm, "--max-grad-norm must be positive");
+        if (GradientAccumulation < 1) throw new ArgumentOutOfRangeException(nameof(GradientAccumulation), GradientAccumulation, "--gradient-accumulation must be at least 1");
+        if (MiniBatchSize is < 1) throw new ArgumentOutOfRangeException(nameof(MiniBatchSize), MiniBatchSize, "--mini-batch-size must be at least 1");
+        if (MaxLength is < 3) throw new ArgumentOutOfRangeException(nameof(MaxLength), MaxLength, "--max-length must be at least 3");
+        if (PosWeight is <= 0) throw new ArgumentOutOfRangeException(nameof(PosWeight), PosWeight, "--pos-weight must be positive");
+        if (InBatchNegatives < 0) throw new ArgumentOutOfRangeException(nameof(InBatchNegatives), InBatchNegatives, "--in-batch-negatives must be at least 0");
+    }
+}
+
+/// <summary>Everything a training run needs. Build the data first (files, BEIR splits, mined negatives).</summary>
+public sealed record TrainingJob
+{
+    public required ModelKind Kind { get; init; }
+
+    /// <summary>The model folder to start from: a bi-encoder or a cross-encoder (a cross-encoder from a bi-encoder gets a new classifier).</summary>
+    public required string BaseModel { get; init; }
+
+    /// <summary>Where the trained model goes; its <c>training/</c> subfolder holds the checkpoint, log and best model.</summary>
+    public required string OutputDir { get; init; }
+
+    public required TrainingData Data { get; init; }
+
+    public TrainingParameters Parameters { get; init; } = new();
+
+    /// <summary>Measured every <see cref="EvalSteps"/> steps and at each epoch's end; the best step's model is the one kept.</summary>
+    public TrainingEvaluator? Evaluator { get; init; }
+
+    public int? EvalSteps { get; init; }
+
+    /// <summary>A checkpoint is written every this many steps (and when interrupted, and at the end).</summary>
+    public int SaveSteps { get; init; } = 200;
+
+    /// <summary>A cross-encoder whose score margins are MarginMSELoss's labels (distillation).</summary>
+    public string? Teacher { get; init; }
+
+    public int Threads { get; init; } = Environment.ProcessorCount;
+
+    /// <summary>Continue from the output folder's checkpoint when it holds one of this job.</summary>
+    public bool Resume { get; init; }
+
+    /// <summary>What else identifies the job (data sources, mining settings…): an output folder is only reused by the same job.</summary>
+    public IReadOnlyDictionary<string, string> Identity { get; init; } = new Dictionary<string, string>();
+}
+
+/// <summary>One step's report.</summary>
+public sealed record TrainingProgress(int Step, int TotalSteps, int Epoch, double Loss, double LearningRate, double StepsPerSecond,
+    double TokensPerSecond, double SequencesPerSecond, TimeSpan Elapsed, TimeSpan? Remaining, string? Event);
+
+/// <summary>What a run did. <see cref="ForwardFlops"/> counts the encoder's forward multiply-adds ×2 (linear layers and
+/// attention); training costs about three times that.</summary>
+public sealed record TrainingResult(int Steps, double? LastLoss, string? Metric, double? BestMetric, int? BestStep, string OutputDir,
+    TimeSpan Elapsed, long Tokens, long Sequences, double ForwardFlops, long PeakMemoryBytes);
+
+/// <summary>The run stopped because the loss (or the gradient) stopped being a finite number; the checkpoint holds the last good step.</summary>
+public sealed class TrainingDivergedException(string message) : Exception(message);
+
+/// <summary>The output folder exists and is not an earlier run of this job.</summary>
+public sealed class OutputFolderException(string message) : Exception(message);
