@@ -14,19 +14,19 @@ internal readonly record struct StepPosition(ulong Seed, int Step, int MicroStep
 
 /// <summary>
 /// A loss applied to a micro-batch of training rows: it turns the rows into the sequences the model encodes, runs
-/// the forward and backward pass, and returns the loss and the number of tokens encoded.
+/// the forward and backward pass, and returns the loss and the number of tokens and sequences encoded.
 /// </summary>
 internal abstract class Objective
 {
-    public abstract (double Loss, long Tokens) Run(TrainingModel model, IReadOnlyList<TrainingExample> batch, StepPosition position, PassSettings settings,
+    public abstract (double Loss, long Tokens, int Sequences) Run(TrainingModel model, IReadOnlyList<TrainingExample> batch, StepPosition position, PassSettings settings,
         CancellationToken ct);
 
-    protected static (double, long) Pass(TrainingModel model, TokenSequence[] sequences, StepPosition position, Func<float[], float[], double> loss,
+    protected static (double, long, int) Pass(TrainingModel model, TokenSequence[] sequences, StepPosition position, Func<float[], float[], double> loss,
         PassSettings settings, CancellationToken ct)
     {
         ulong[] keys = Enumerable.Range(0, sequences.Length).Select(position.SequenceKey).ToArray();
         double value = GradientPass.Run(model, sequences, keys, loss, settings, ct);
-        return (value, sequences.Sum(s => (long)s.Ids.Length));
+        return (value, sequences.Sum(s => (long)s.Ids.Length), sequences.Length);
     }
 
     protected static TokenSequence[] Tokenize(int count, Func<int, TokenSequence> encode, int threads, CancellationToken ct)
@@ -54,7 +54,7 @@ internal abstract class Objective
 /// MarginMSE's labels come from the rows or, with a teacher, from the teacher's score margins.</summary>
 internal sealed class EmbeddingObjective(EmbeddingLoss loss, Func<IReadOnlyList<(string, string)>, float[]>? teacher) : Objective
 {
-    public override (double Loss, long Tokens) Run(TrainingModel model, IReadOnlyList<TrainingExample> batch, StepPosition position, PassSettings settings,
+    public override (double Loss, long Tokens, int Sequences) Run(TrainingModel model, IReadOnlyList<TrainingExample> batch, StepPosition position, PassSettings settings,
         CancellationToken ct)
     {
         int b = batch.Count, columns = batch[0].Texts.Count;
@@ -89,7 +89,7 @@ internal sealed class EmbeddingObjective(EmbeddingLoss loss, Func<IReadOnlyList<
 /// </summary>
 internal sealed class PairObjective(LogitLoss loss, int inBatchNegatives) : Objective
 {
-    public override (double Loss, long Tokens) Run(TrainingModel model, IReadOnlyList<TrainingExample> batch, StepPosition position, PassSettings settings,
+    public override (double Loss, long Tokens, int Sequences) Run(TrainingModel model, IReadOnlyList<TrainingExample> batch, StepPosition position, PassSettings settings,
         CancellationToken ct)
     {
         var pairs = new List<(string A, string B)>();

@@ -22,6 +22,9 @@ public static class Trainer
 
     private const string JobFile = "job.json", BestFolder = "best", LogFile = "log.jsonl";
 
+    /// <summary>Where a run keeps its rows when <see cref="TrainingJob.SaveData"/> is set.</summary>
+    public static string DataPath(string outputDir) => Path.Combine(outputDir, RunFolder, "data.jsonl");
+
     /// <summary>
     /// Runs <paramref name="job"/>. Throws <see cref="OutputFolderException"/> when the output folder holds something
     /// else, <see cref="TrainingDivergedException"/> when the loss stops being finite (after saving the last good
@@ -43,6 +46,7 @@ public static class Trainer
         Dictionary<string, string> identity = Identity(job, loss);
         TrainingState? state = PrepareOutput(job, runDir, identity, out string? note);
         if (note != null) progress?.Report(Event(0, 0, note));
+        if (job.SaveData && !File.Exists(DataPath(job.OutputDir))) job.Data.WriteJsonLines(DataPath(job.OutputDir));
 
         TrainingModel model = TrainingModel.Load(job.BaseModel, job.Kind, p.Dropout, p.MaxLength, (ulong)p.Seed);
         var optimizer = new AdamW(model.Parameters, p.WeightDecay);
@@ -66,7 +70,7 @@ public static class Trainer
         var clock = Stopwatch.StartNew();
         double startSeconds = state.Seconds;
         var window = new Queue<(double Seconds, long Tokens, long Sequences)>();
-        long sequences = 0;
+        long tokensRun = 0, sequences = 0;
         double flops = 0, lastLoss = double.NaN;
         int[]? order = null;
         int orderEpoch = -1;
@@ -92,10 +96,10 @@ public static class Trainer
                 {
                     int start = (first + m) * p.BatchSize;
                     var batch = order!.Skip(start).Take(p.BatchSize).Select(i => job.Data.Examples[i]).ToList();
-                    var (value, tokens) = objective.Run(model, batch, new StepPosition((ulong)p.Seed, step, m), settings, ct);
+                    var (value, tokens, encoded) = objective.Run(model, batch, new StepPosition((ulong)p.Seed, step, m), settings, ct);
                     stepLoss += value / micro;
                     stepTokens += tokens;
-                    stepSequences += batch.Count;
+                    stepSequences += encoded;
                 }
                 ct.ThrowIfCancellationRequested();
             }
@@ -118,6 +122,7 @@ public static class Trainer
             model.Repack();
             lastLoss = stepLoss;
             sequences += stepSequences;
+            tokensRun += stepTokens;
             flops += ForwardFlops(model.Config, stepTokens, stepSequences);
             state = state with { Step = step + 1, Tokens = state.Tokens + stepTokens, Seconds = startSeconds + clock.Elapsed.TotalSeconds };
             log.WriteLine(string.Create(CultureInfo.InvariantCulture,
@@ -154,7 +159,7 @@ public static class Trainer
         else ModelExport.Write(model, job.BaseModel, job.OutputDir);
         using var self = Process.GetCurrentProcess();
         return new TrainingResult(state.Step, double.IsNaN(lastLoss) ? null : lastLoss, job.Evaluator?.Metric, state.BestMetric, state.BestStep,
-            job.OutputDir, TimeSpan.FromSeconds(state.Seconds), state.Tokens, sequences, flops, self.PeakWorkingSet64);
+            job.OutputDir, clock.Elapsed, tokensRun, sequences, flops, self.PeakWorkingSet64);
     }
 
     private static TrainingProgress Event(int step, int total, string message) =>
@@ -203,7 +208,7 @@ public static class Trainer
             TrainingState? state = TrainingCheckpoint.ReadState(runDir);
             if (job.Resume && state != null) return state;
             note = job.Resume ? "no checkpoint to resume from: starting from the base model" : $"{job.OutputDir} holds an earlier run of this job: starting over (--resume continues it instead)";
-            foreach (string old in Directory.EnumerateFiles(runDir)) File.Delete(old);
+            foreach (string old in Directory.EnumerateFiles(runDir).Where(f => f != DataPath(job.OutputDir))) File.Delete(old);
             if (Directory.Exists(Path.Combine(runDir, BestFolder))) Directory.Delete(Path.Combine(runDir, BestFolder), recursive: true);
         }
         Directory.CreateDirectory(runDir);

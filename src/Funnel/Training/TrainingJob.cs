@@ -95,6 +95,10 @@ public sealed record TrainingJob
 
     public int Threads { get; init; } = Environment.ProcessorCount;
 
+    /// <summary>Keep the rows in the run folder (<see cref="Trainer.DataPath"/>), so that resuming a run whose rows were
+    /// mined need not mine them again.</summary>
+    public bool SaveData { get; init; }
+
     /// <summary>Continue from the output folder's checkpoint when it holds one of this job.</summary>
     public bool Resume { get; init; }
 
@@ -106,8 +110,10 @@ public sealed record TrainingJob
 public sealed record TrainingProgress(int Step, int TotalSteps, int Epoch, double Loss, double LearningRate, double StepsPerSecond,
     double TokensPerSecond, double SequencesPerSecond, TimeSpan Elapsed, TimeSpan? Remaining, string? Event);
 
-/// <summary>What a run did. <see cref="ForwardFlops"/> counts the encoder's forward multiply-adds ×2 (linear layers and
-/// attention); training costs about three times that.</summary>
+/// <summary>What a run did: <see cref="Steps"/> in all, the rest for this session (a resumed run counts from where it
+/// resumed). <see cref="Sequences"/> are the inputs encoded (texts for a bi-encoder, pairs for a cross-encoder);
+/// <see cref="ForwardFlops"/> counts the encoder's forward multiply-adds ×2 (linear layers and attention), and training
+/// costs about three times that. Evaluation time is included in <see cref="Elapsed"/>.</summary>
 public sealed record TrainingResult(int Steps, double? LastLoss, string? Metric, double? BestMetric, int? BestStep, string OutputDir,
     TimeSpan Elapsed, long Tokens, long Sequences, double ForwardFlops, long PeakMemoryBytes);
 

@@ -155,14 +155,19 @@ public static class HardNegativeMiner
         var index = new Bm25Index();
         foreach (var (id, text) in corpus) index.Add(id, text);
         var texts = corpus.ToDictionary(c => c.Id, c => c.Text, StringComparer.Ordinal);
+        // One search per distinct anchor (a query has as many rows as positives), deep enough for its largest relevant set.
+        var depth = rows.GroupBy(r => r.Anchor, StringComparer.Ordinal).ToDictionary(g => g.Key, g => options.RangeMax + g.Max(r => r.Relevant.Count) + 1, StringComparer.Ordinal);
+        var anchors = depth.Keys.ToList();
+        var hits = new IReadOnlyList<Bm25Hit>[anchors.Count];
+        Parallel.For(0, anchors.Count, new ParallelOptions { CancellationToken = ct }, a => hits[a] = index.Search(anchors[a], depth[anchors[a]]));
+        var byAnchor = anchors.Select((a, i) => (a, i)).ToDictionary(x => x.a, x => hits[x.i], StringComparer.Ordinal);
         var result = new List<(string, double)>[rows.Count];
         Parallel.For(0, rows.Count, new ParallelOptions { CancellationToken = ct }, r =>
         {
             Row row = rows[r];
-            var hits = index.Search(row.Anchor, options.RangeMax + row.Relevant.Count + 1);
             IReadOnlyList<Bm25Hit> own = index.Search(row.Anchor, 1, id => id == row.PositiveId);
             double positive = own.Count > 0 ? own[0].Score : 0;
-            result[r] = Qualifying(hits.Select(h => (h.DocId, (double)h.Score)), row, positive, texts, options);
+            result[r] = Qualifying(byAnchor[row.Anchor].Select(h => (h.DocId, (double)h.Score)), row, positive, texts, options);
         });
         return result;
     }
@@ -178,13 +183,16 @@ public static class HardNegativeMiner
         using var index = new FlatIndex(encoder.Dimension, DistanceMetric.Cosine);
         index.AddBatch(docs.Select((v, i) => new VectorRecord(i, v)).ToList(), ct: ct);
         var texts = corpus.ToDictionary(c => c.Id, c => c.Text, StringComparer.Ordinal);
+        int depth = options.RangeMax + rows.Max(r => r.Relevant.Count) + 1;
+        IReadOnlyList<VectorHit>[] found = index.SearchBatch(queries, depth, ct: ct);
+        var hitsOf = anchors.Select((a, i) => (a, i)).ToDictionary(x => x.a, x => found[x.i], StringComparer.Ordinal);
         var result = new List<(string, double)>[rows.Count];
         for (int r = 0; r < rows.Count; r++)
         {
             ct.ThrowIfCancellationRequested();
             Row row = rows[r];
             float[] q = queryVector[row.Anchor];
-            var hits = index.Search(q, options.RangeMax + row.Relevant.Count + 1);
+            IReadOnlyList<VectorHit> hits = hitsOf[row.Anchor];
             double positive = position.TryGetValue(row.PositiveId, out int p) ? System.Numerics.Tensors.TensorPrimitives.CosineSimilarity(q, docs[p]) : 0;
             result[r] = Qualifying(hits.Select(h => (corpus[(int)h.Id].Id, (double)h.Score)), row, positive, texts, options);
         }

@@ -48,6 +48,42 @@ public sealed class TrainingData
         };
     }
 
+    /// <summary>Writes the rows as JSON Lines that <see cref="ReadFile"/> reads back (a run keeps its mined data this way).</summary>
+    public void WriteJsonLines(string path) => Funnel.IO.DurableFile.WriteAtomic(path, stream =>
+    {
+        foreach (TrainingExample e in Examples)
+        {
+            using (var json = new System.Text.Json.Utf8JsonWriter(stream))
+            {
+                json.WriteStartObject();
+                for (int c = 0; c < TextColumns.Count; c++)
+                {
+                    bool list = c == TextColumns.Count - 1 && e.Texts.Count != TextColumns.Count;
+                    if (!list)
+                    {
+                        json.WriteString(TextColumns[c], e.Texts[c]);
+                        continue;
+                    }
+                    json.WriteStartArray(TextColumns[c]);
+                    foreach (string t in e.Texts.Skip(c)) json.WriteStringValue(t);
+                    json.WriteEndArray();
+                }
+                if (LabelColumn != null)
+                {
+                    if (LabelColumn.EndsWith('s'))
+                    {
+                        json.WriteStartArray(LabelColumn);
+                        foreach (float l in e.Labels) json.WriteNumberValue(l);
+                        json.WriteEndArray();
+                    }
+                    else json.WriteNumber(LabelColumn, e.Labels[0]);
+                }
+                json.WriteEndObject();
+            }
+            stream.WriteByte((byte)'\n');
+        }
+    });
+
     /// <summary>Whether <paramref name="name"/> is sentence-transformers' label column name.</summary>
     internal static bool IsLabelColumn(string name) => name is "label" or "score" or "labels" or "scores";
 

@@ -42,6 +42,16 @@ public sealed class RetrievalSplit
 
     /// <summary>Query id → text, for the judged queries.</summary>
     public IReadOnlyDictionary<string, string> Queries { get; }
+
+    /// <summary>The split restricted to its first <paramref name="count"/> judged queries (quicker evaluations).</summary>
+    public RetrievalSplit FirstQueries(int count)
+    {
+        var keep = Qrels.QueryIds.Take(count).ToHashSet(StringComparer.Ordinal);
+        var rows = Enumerable.Range(0, QueryIds.Count).Where(i => keep.Contains(QueryIds[i])).ToList();
+        return new RetrievalSplit(Name, new TrainingData(Pairs.Source, Pairs.TextColumns, Pairs.LabelColumn, rows.Select(i => Pairs.Examples[i]).ToList()),
+            Corpus, rows.Select(i => QueryIds[i]).ToList(), rows.Select(i => PositiveIds[i]).ToList(), Qrels.Restrict(keep),
+            Queries.Where(q => keep.Contains(q.Key)).ToDictionary(q => q.Key, q => q.Value, StringComparer.Ordinal));
+    }
 }
 
 /// <summary>The training sets Funnel reads besides files: BEIR splits and the STS benchmark.</summary>
