@@ -38,7 +38,7 @@ internal static class IndexCommand
                 throw new FileNotFoundException($"--input '{corpus}' does not exist (expected a .jsonl file, a BEIR folder or a BEIR .zip)");
             bool exists = File.Exists(Path.Combine(folder, CollectionManifest.FileName));
             using SentenceEncoder encoder = await CollectionCommandLine.LoadBiEncoderAsync(parse.GetValue(biEncoder), exists ? CollectionManifest.Read(folder) : null, ct);
-            ChunkingOptions chunking = Collection.DefaultChunking(encoder.MaxSequenceLength);
+            ChunkingOptions chunking = Collection.DefaultChunking(encoder.MaxDocumentTokens);
             if (parse.GetValue(chunkSize) is int size) chunking = new ChunkingOptions { MaxTokens = size, OverlapTokens = Math.Min(32, size / 8) };
             if (parse.GetValue(chunkOverlap) is int overlap) chunking = chunking with { OverlapTokens = overlap };
             using Collection target = exists

@@ -1,8 +1,10 @@
+using System.Text.Json.Serialization;
 using Funnel.Inference.Hub;
 using Funnel.Inference.Packaged;
 
 namespace Funnel.Inference;
 
+[JsonConverter(typeof(JsonStringEnumConverter<ModelSourceKind>))]
 public enum ModelSourceKind { Folder, Package, Hub }
 
 /// <summary>
