@@ -63,7 +63,6 @@ public sealed partial class ServeCommandTests(SmallModels models)
     }
 
     [Theory]
-    [InlineData("nothing to serve")]
     [InlineData("no-such-model-folder", "--bi-encoder", "./no-such-model-folder")]
     [InlineData("not an http:// URL", "--collections", "/tmp", "--urls", "https://127.0.0.1:8443")]
     public async Task BadArgumentsExitWith2AndOneClearLine(string mentions, params string[] args)
