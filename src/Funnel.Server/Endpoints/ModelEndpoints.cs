@@ -27,7 +27,7 @@ internal static class ModelEndpoints
         CheckCount(inputs.Count, "inputs", options);
         bool normalize = body.OptionalBool("normalize", true);
         // TEI: prompt_name names one of the model's prompts; without it, the model's default prompt (usually none) applies.
-        string? promptName = KnownPrompt(embedder, "prompt_name", body.OptionalString("prompt_name")) ?? embedder.Encoder.DefaultPromptName;
+        string? promptName = KnownPrompt(embedder, body.OptionalString("prompt_name")) ?? embedder.Encoder.DefaultPromptName;
         ModelOutput<float[]> output = await embedder.EmbedAsync(inputs, "inputs", ReadTruncate(body, options), normalize, promptName, http.RequestAborted);
         return Results.Json(output.Results, ApiJson.Options);
     }
@@ -117,12 +117,12 @@ internal static class ModelEndpoints
         return output;
     }
 
-    /// <summary>A prompt the client named, refused with the model's prompts listed when it has no such prompt.</summary>
-    private static string? KnownPrompt(Embedder embedder, string field, string? name)
+    /// <summary>The <c>prompt_name</c> a client sent, refused with the model's prompts listed when it has no such prompt.</summary>
+    private static string? KnownPrompt(Embedder embedder, string? name)
     {
         IReadOnlyDictionary<string, string> prompts = embedder.Encoder.Prompts;
         if (name is null || prompts.ContainsKey(name)) return name;
-        throw ApiException.Invalid(field, $"'{field}' is \"{name}\", which is not one of {embedder.Id}'s prompts " +
+        throw ApiException.Invalid("prompt_name", $"'prompt_name' is \"{name}\", which is not one of {embedder.Id}'s prompts " +
             $"({(prompts.Count == 0 ? "it has none" : string.Join(", ", prompts.Keys.Select(k => $"\"{k}\"")))})");
     }
 

@@ -1,4 +1,5 @@
 using System.Text.Json;
+using System.Text.Json.Serialization;
 using Funnel.IO;
 
 namespace Funnel.Inference.Packaged;
@@ -15,7 +16,10 @@ internal sealed record PackageProvenance(
 {
     public const string FileName = "funnel-package.json";
 
-    private static readonly JsonSerializerOptions Json = new() { PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower, WriteIndented = true };
+    private static readonly JsonSerializerOptions Json = new()
+    {
+        PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower, WriteIndented = true, DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull,
+    };
 
     /// <summary>The folder's provenance, or null when it has none or an unreadable one (an interrupted write, an edit).</summary>
     public static PackageProvenance? TryRead(string folder)

@@ -36,8 +36,6 @@ public sealed record PackagedModel
 
     /// <summary>The assembly inside the package: <c>lib/netstandard2.1/&lt;PackageId&gt;.dll</c>.</summary>
     internal string AssemblyPath => Path.Combine("lib", "netstandard2.1", PackageId + ".dll");
-
-    public override string ToString() => $"{Id} (NuGet package {PackageId} {PackageVersion})";
 }
 
 /// <summary>The packaged models (src/Funnel/Funnel.csproj downloads their packages at restore).</summary>
