@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Net;
 using System.Net.Http.Headers;
 using System.Text.RegularExpressions;
+using Funnel.Tests.Cli;
 
 namespace Funnel.Tests.Server;
 
@@ -9,20 +10,8 @@ namespace Funnel.Tests.Server;
 [Collection(ServerCollection.Name)]
 public sealed partial class ServeCommandTests(SmallModels models)
 {
-    private static Process StartCli(params string[] args)
-    {
-        var start = new ProcessStartInfo("dotnet")
-        {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-        };
-        start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "Funnel.Cli.dll"));
-        foreach (string arg in args) start.ArgumentList.Add(arg);
-        start.Environment["HF_HUB_OFFLINE"] = "1";
-        start.Environment.Remove("FUNNEL_API_KEY");
-        return Process.Start(start)!;
-    }
+    private static Process StartCli(params string[] args) =>
+        CliProcess.Start(new Dictionary<string, string?> { ["HF_HUB_OFFLINE"] = "1", ["FUNNEL_API_KEY"] = null }, args);
 
     [Fact]
     public async Task ServesAndDrainsOnSigterm()
