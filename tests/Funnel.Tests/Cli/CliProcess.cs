@@ -1,9 +1,10 @@
 using System.Diagnostics;
+using System.Text.RegularExpressions;
 
 namespace Funnel.Tests.Cli;
 
 /// <summary>Runs <c>funnel</c> as a child process (the Funnel.Cli.dll built beside the tests): for signals, crashes and environments of its own.</summary>
-internal static class CliProcess
+internal static partial class CliProcess
 {
     /// <summary>Starts <c>funnel ARGS</c> with stdout and stderr redirected; <paramref name="environment"/> sets (or, with null, removes) variables.</summary>
     public static Process Start(IReadOnlyDictionary<string, string?> environment, params string[] args)
@@ -39,4 +40,17 @@ internal static class CliProcess
         }
         return (cli.ExitCode, await stdout, await stderr);
     }
+
+    /// <summary>The address a <c>funnel serve --urls http://127.0.0.1:0</c> child listens on, read from its log on stdout.</summary>
+    public static async Task<string> ListeningAddressAsync(Process server)
+    {
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        while (await server.StandardOutput.ReadLineAsync(timeout.Token) is { } line)
+            if (ListeningOn().Match(line) is { Success: true } match) return match.Groups[1].Value;
+        Assert.Fail($"the server exited before listening: {await server.StandardError.ReadToEndAsync()}");
+        return "";
+    }
+
+    [GeneratedRegex(@"Now listening on: (http://127\.0\.0\.1:\d+)")]
+    private static partial Regex ListeningOn();
 }
