@@ -36,11 +36,14 @@ internal static class ModelFolders
         return resolver.ResolveAsync(model, progress: null, ct);
     }
 
-    /// <summary>The snapshot folder of a Hub model at the revision's latest commit, downloading what the cache lacks.</summary>
+    /// <summary>
+    /// The snapshot folder of a Hub model at the revision's latest commit, downloading what the cache lacks. Always the
+    /// Hub's copy, a packaged model's id included.
+    /// </summary>
     public static async Task<string> DownloadAsync(HubModelId id, CancellationToken ct)
     {
-        using var resolver = new ModelResolver(HubOptions.FromEnvironment() with { CheckForUpdates = true });
-        return resolver.TryResolveWithoutNetwork(id.ToString()) ?? await FetchAsync(resolver, id, ct);
+        using var resolver = new ModelResolver(HubOptions.FromEnvironment() with { CheckForUpdates = true }, PackagedModelOptions.FromEnvironment());
+        return resolver.TryResolveWithoutNetwork(id) ?? await FetchAsync(resolver, id, ct);
     }
 
     private static async Task<string> FetchAsync(ModelResolver resolver, HubModelId id, CancellationToken ct)

@@ -92,7 +92,13 @@ public sealed class ModelResolver : IDisposable
     {
         if (ExistingFolder(modelIdOrPath) is { } folder) return folder;
         if (PackagedModels.Find(modelIdOrPath) is { } packaged) return _packages.TryGetComplete(packaged);
-        HubModelId id = ParseId(modelIdOrPath);
+        return TryResolveWithoutNetwork(ParseId(modelIdOrPath));
+    }
+
+    /// <summary>The snapshot folder of a Hub model when the cache can serve it without a request, else null (never a packaged copy).</summary>
+    public string? TryResolveWithoutNetwork(HubModelId id)
+    {
+        ArgumentNullException.ThrowIfNull(id);
         return UsableWithoutNetwork(new RepoCache(Options.CacheDirectory, id), id);
     }
 
