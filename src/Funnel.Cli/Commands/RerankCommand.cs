@@ -8,7 +8,7 @@ internal static class RerankCommand
 {
     public static Command Create()
     {
-        Option<string> model = ModelOption.Create("Cross-encoder (BertForSequenceClassification): a model folder or a Hub id");
+        Option<string?> model = ModelOption.CrossEncoder("Cross-encoder (BertForSequenceClassification): a model folder or a Hub id");
         var query = new Option<string>("--query", "-q") { Description = "The query", Required = true };
         var input = new Option<string?>("--input", "-i") { Description = "Read documents from FILE (JSON Lines with \"text\", or plain lines); - for stdin" };
         var top = new Option<int?>("--top") { Description = "Print the K best as [{\"index\", \"score\"}], best first, instead of all scores in input order" };
@@ -30,7 +30,8 @@ internal static class RerankCommand
                 Activation = parse.GetValue(sigmoid) ? ScoreActivation.Sigmoid : null,
             };
             List<string> documents = InputTexts.Read(parse.GetValue(input), parse.GetValue(docs) ?? [], Console.In).ToList();
-            using CrossEncoder encoder = CrossEncoder.Load(await ModelOption.ResolveAsync(parse, model, ct), options);
+            string name = parse.GetValue(model) ?? throw new UsageException($"{ModelOption.NoPackagedCrossEncoder} with --model");
+            using CrossEncoder encoder = CrossEncoder.Load(await ModelOption.ResolveAsync(parse, name, "cross-encoder", ct), options);
             if (parse.GetValue(top) is int k)
             {
                 var ranked = encoder.Rank(parse.GetValue(query)!, documents, k, ct);

