@@ -1,3 +1,4 @@
+using Funnel.Inference;
 using Microsoft.ML.OnnxRuntime;
 
 namespace Funnel.Bench.Encoders;
@@ -24,9 +25,17 @@ internal sealed class OrtBert : IDisposable
         GraphOptimizationLevel = level,
     };
 
-    public OrtBert(byte[] model, SessionOptions options)
+    public OrtBert(byte[] model, SessionOptions options) : this(new InferenceSession(model, options))
     {
-        _session = new InferenceSession(model, options);
+    }
+
+    public OrtBert(string modelPath, SessionOptions options) : this(new InferenceSession(modelPath, options))
+    {
+    }
+
+    private OrtBert(InferenceSession session)
+    {
+        _session = session;
         string[] missing = InputNames.Where(n => !_session.InputMetadata.ContainsKey(n)).ToArray();
         if (missing.Length > 0)
         {
@@ -41,28 +50,36 @@ internal sealed class OrtBert : IDisposable
 
     public string OutputName => _output[0];
 
-    /// <summary>Inputs of equal length, converted once so that timed runs measure the session alone.</summary>
+    /// <summary>A batch converted once, so that timed runs measure the session alone: rows padded with id 0 at the end to the
+    /// longest, the attention mask 1 on each row's own <see cref="Lengths"/> tokens.</summary>
     public sealed class Feed : IDisposable
     {
         public Feed(IReadOnlyList<int[]> ids, IReadOnlyList<int[]> typeIds)
         {
-            Rows = ids.Count;
-            Columns = ids[0].Length;
-            if (ids.Any(r => r.Length != Columns) || typeIds.Count != Rows || typeIds.Any(r => r.Length != Columns))
-                throw new ArgumentException("every row of a feed needs the same length (no padding)");
-            long[] shape = [Rows, Columns];
-            long[] Flat(IReadOnlyList<int[]> rows, Func<int, long> value) =>
-                rows.SelectMany(r => r.Select(v => value(v))).ToArray();
+            if (ids.Count == 0 || typeIds.Count != ids.Count || ids.Zip(typeIds).Any(p => p.First.Length != p.Second.Length))
+                throw new ArgumentException("a feed needs at least one row and as many type ids as ids in each");
+            Lengths = ids.Select(r => r.Length).ToArray();
+            Columns = Lengths.Max();
+            long[] shape = [ids.Count, Columns];
+            long[] Padded(Func<int, int, long> value)
+            {
+                var flat = new long[ids.Count * Columns];
+                for (int r = 0; r < ids.Count; r++)
+                    for (int c = 0; c < Lengths[r]; c++) flat[r * Columns + c] = value(r, c);
+                return flat;
+            }
             Values =
             [
-                OrtValue.CreateTensorValueFromMemory(Flat(ids, v => v), shape),
-                OrtValue.CreateTensorValueFromMemory(Flat(ids, _ => 1), shape),
-                OrtValue.CreateTensorValueFromMemory(Flat(typeIds, v => v), shape),
+                OrtValue.CreateTensorValueFromMemory(Padded((r, c) => ids[r][c]), shape),
+                OrtValue.CreateTensorValueFromMemory(Padded((_, _) => 1), shape),
+                OrtValue.CreateTensorValueFromMemory(Padded((r, c) => typeIds[r][c]), shape),
             ];
         }
 
-        public int Rows { get; }
+        /// <summary>Each row's tokens before padding.</summary>
+        public int[] Lengths { get; }
 
+        /// <summary>The padded length.</summary>
         public int Columns { get; }
 
         internal OrtValue[] Values { get; }
@@ -73,12 +90,25 @@ internal sealed class OrtBert : IDisposable
         }
     }
 
-    /// <summary>The first output, row-major.</summary>
+    /// <summary>The first output, row-major ([rows × <see cref="Feed.Columns"/> × hidden] for a bi-encoder).</summary>
     public float[] Run(Feed feed)
     {
         using var runOptions = new RunOptions();
         using IDisposableReadOnlyCollection<OrtValue> outputs = _session.Run(runOptions, InputNames, feed.Values, _output);
         return outputs[0].GetTensorDataAsSpan<float>().ToArray();
+    }
+
+    /// <summary>A bi-encoder's sentence vectors: each row's last hidden states pooled over its own tokens as Funnel pools them.</summary>
+    public float[][] Embed(Feed feed, PoolingMode pooling, bool normalize)
+    {
+        float[] states = Run(feed);
+        int hidden = states.Length / (feed.Lengths.Length * feed.Columns);
+        return feed.Lengths.Select((length, r) =>
+        {
+            var v = new float[Inference.Pooling.Dimension(pooling, hidden)];
+            Inference.Pooling.Pool(states.AsSpan(r * feed.Columns * hidden, length * hidden), length, hidden, pooling, normalize, v);
+            return v;
+        }).ToArray();
     }
 
     public void Dispose() => _session.Dispose();
