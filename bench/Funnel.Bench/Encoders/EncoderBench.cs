@@ -24,11 +24,7 @@ internal static class EncoderBench
 
     private sealed record Measurement(double[] LatenciesMs, double PeakMiB, double CpuMsPerBatch)
     {
-        public double Percentile(double p)
-        {
-            double[] sorted = LatenciesMs.Order().ToArray();
-            return sorted[Math.Min(sorted.Length - 1, (int)Math.Ceiling(p * sorted.Length) - 1)];
-        }
+        public double Percentile(double p) => Latency.Percentile(LatenciesMs, p);
 
         public double PerSecond(int batch) => batch * 1000.0 / LatenciesMs.Average();
     }
