@@ -219,30 +219,45 @@ class Conv1D(torch.nn.Module):
     def __init__(self, n_in, n_out):
         super().__init__()
         self.weight = torch.nn.Parameter(torch.randn(n_in, n_out) * 0.1)
-        self.bias = torch.nn.Parameter(torch.zeros(n_out))
+        self.bias = torch.nn.Parameter(torch.randn(n_out) * 0.1)
 
     def forward(self, x):
         shape = x.size()[:-1] + (self.weight.size(1),)
         return torch.addmm(self.bias, x.view(-1, x.size(-1)), self.weight).view(shape)
 
 
-class Gpt2Block(torch.nn.Module):
+class Gpt2Attention(torch.nn.Module):
     def __init__(self, n):
         super().__init__()
-        self.ln_1, self.ln_2 = torch.nn.LayerNorm(n), torch.nn.LayerNorm(n)
-        self.attn = torch.nn.Module()
-        self.attn.c_attn, self.attn.c_proj = Conv1D(n, 3 * n), Conv1D(n, n)
-        self.mlp = torch.nn.Module()
-        self.mlp.c_fc, self.mlp.c_proj = Conv1D(n, 4 * n), Conv1D(4 * n, n)
+        self.c_attn, self.c_proj = Conv1D(n, 3 * n), Conv1D(n, n)
 
     def forward(self, x):
-        q, k, v = self.attn.c_attn(self.ln_1(x)).split(x.size(-1), dim=2)
+        q, k, v = self.c_attn(x).split(x.size(-1), dim=2)
         t = x.size(1)
         causal = torch.tril(torch.ones(t, t, dtype=torch.bool))
         w = torch.matmul(q, k.transpose(-1, -2)) / math.sqrt(x.size(-1))
         w = torch.where(causal, w, torch.full_like(w, -1e4))
-        x = x + self.attn.c_proj(torch.matmul(torch.softmax(w, -1), v))
-        return x + self.mlp.c_proj(torch.nn.functional.gelu(self.mlp.c_fc(self.ln_2(x)), approximate="tanh"))
+        return self.c_proj(torch.matmul(torch.softmax(w, -1), v))
+
+
+class Gpt2Mlp(torch.nn.Module):
+    def __init__(self, n):
+        super().__init__()
+        self.c_fc, self.c_proj = Conv1D(n, 4 * n), Conv1D(4 * n, n)
+
+    def forward(self, x):
+        return self.c_proj(torch.nn.functional.gelu(self.c_fc(x), approximate="tanh"))
+
+
+class Gpt2Block(torch.nn.Module):
+    def __init__(self, n):
+        super().__init__()
+        self.ln_1, self.ln_2 = torch.nn.LayerNorm(n), torch.nn.LayerNorm(n)
+        self.attn, self.mlp = Gpt2Attention(n), Gpt2Mlp(n)
+
+    def forward(self, x):
+        x = x + self.attn(self.ln_1(x))
+        return x + self.mlp(self.ln_2(x))
 
 
 class Gpt2(torch.nn.Module):

@@ -201,14 +201,18 @@ internal sealed class BertGraph
         if (candidates.Count == 0)
             throw new ModelFormatException($"{Path}: {node} multiplies by the constant '{stored.Name}' {stored.ShapeText}, but nothing names it: no Add of a '*.bias' tensor consumes its output and its node name is not a module path");
         if (candidates.Select(c => c.Name).Distinct().Count() > 1)
-            throw new ModelFormatException($"{Path}: {node}: its weight '{stored.Name}' is named {string.Join(" but ", candidates.Select(c => $"'{c.Name}' by {c.From}"))}");
+            throw new ModelFormatException($"{Path}: {node}: its weight '{stored.Name}' gets different names: {string.Join(", ", candidates.Select(c => $"'{c.Name}' from {c.From}"))}");
 
         long outputs = transposed ? stored.Dims[1] : stored.Dims[0];
         if (biasName is not null && _constants[biasName].ElementCount != outputs)
             throw new ModelFormatException($"{Path}: {node}: weight '{stored.Name}' {stored.ShapeText} has {outputs} outputs, but bias '{biasName}' {_constants[biasName].ShapeText} has {_constants[biasName].ElementCount} values");
         if (!_claimed.Add(stored))
             throw new ModelFormatException($"{Path}: {node}: weight '{stored.Name}' is also used by another linear layer");
-        Add(new MappedTensor(candidates[0].Name, stored, transposed, weight.Dequantization, $"initializer '{stored.Name}' of {node}"));
+        string name = candidates[0].Name;
+        Add(new MappedTensor(name, stored, transposed, weight.Dequantization, $"initializer '{stored.Name}' of {node}"));
+        // The bias belongs to the same layer (even a one-element one, as the classifier's, which would pass for a constant).
+        if (biasName is not null && _claimed.Add(_constants[biasName]))
+            Add(new MappedTensor(name[..^".weight".Length] + ".bias", _constants[biasName], false, null, $"initializer '{biasName}' of {node}"));
     }
 
     /// <summary>

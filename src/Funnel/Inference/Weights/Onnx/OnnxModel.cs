@@ -41,6 +41,8 @@ internal sealed class OnnxModel : IDisposable
             OnnxModelProto proto = OnnxProto.ParseModel(file.Span(0, file.Length), path);
             if (proto.Graph is null || proto.IrVersion <= 0)
                 throw new ModelFormatException($"{path}: not an ONNX model (no {(proto.Graph is null ? "graph" : "ir_version")} in the ModelProto)");
+            if (!proto.Opsets.Any(o => o.Domain is "" or "ai.onnx"))
+                throw new ModelFormatException($"{path}: not a valid ONNX model: no opset_import for the default domain");
             var files = new List<string> { path };
             foreach (OnnxTensor tensor in Tensors(proto.Graph))
                 CheckData(tensor, file, external, files);
