@@ -1,4 +1,5 @@
 using System.Buffers;
+using System.Runtime.CompilerServices;
 
 namespace Funnel.Inference.Weights.Onnx;
 
@@ -78,7 +79,9 @@ internal sealed class OnnxWeights : IWeightSource
         }
     }
 
-    /// <summary>[rows × cols] → [cols × rows], in tiles that stay in cache.</summary>
+    /// <summary>[rows × cols] → [cols × rows], in tiles that stay in cache. Runs a few dozen times, at load:
+    /// compiled optimized at once rather than first as tier-0 code.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Transpose(ReadOnlySpan<float> source, int rows, int cols, Span<float> destination)
     {
         const int Tile = 32;
