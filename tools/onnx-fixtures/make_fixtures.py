@@ -336,6 +336,52 @@ def initializer(graph, name):
     return next(t for t in graph.initializer if t.name == name)
 
 
+def quantize_weight(g, name, w, weight_type, axis):
+    """Adds `name`_quantized / _scale / _zero_point initializers for the float weight w as onnxruntime's
+    quantizer computes them: int8 symmetric (zero point 0, range ±127) or uint8 asymmetric (range
+    including 0), over the whole tensor (axis None) or per index of the axis that is kept (axis =
+    the one reduced). Returns the dequantized weight, (q - zp) * scale in float32."""
+    if weight_type == "int8":
+        absmax = np.abs(w).max(axis=axis, keepdims=True) if axis is not None else np.abs(w).max()
+        scale = (2 * absmax / 254).astype(np.float32)
+        zp = np.zeros_like(scale, dtype=np.int8)
+        q = np.clip(np.round(w / scale), -127, 127).astype(np.int8)
+    else:
+        lo = np.minimum(w.min(axis=axis, keepdims=True) if axis is not None else w.min(), 0)
+        hi = np.maximum(w.max(axis=axis, keepdims=True) if axis is not None else w.max(), 0)
+        scale = ((hi - lo) / 255).astype(np.float32)
+        zp = np.clip(np.round(-lo / scale), 0, 255).astype(np.uint8)
+        q = np.clip(np.round(w / scale) + zp, 0, 255).astype(np.uint8)
+    scale_t = scale.reshape(-1) if axis is not None else np.array(scale, dtype=np.float32)
+    zp_t = zp.reshape(-1) if axis is not None else np.array(zp.reshape(()), dtype=zp.dtype)
+    g.initializer.extend([numpy_helper.from_array(q, name + "_quantized"),
+                          numpy_helper.from_array(scale_t, name + "_scale"),
+                          numpy_helper.from_array(zp_t, name + "_zero_point")])
+    return ((q.astype(np.int32) - zp.astype(np.int32)).astype(np.float32) * scale.astype(np.float32)).astype(np.float32)
+
+
+def quantize_weights_qdq(model):
+    """Weight-only QDQ: every MatMul weight W [in, out] becomes DequantizeLinear(Wq, scale, zp, axis=1), int8
+    symmetric, one scale per output column; activations stay float. Returns the dequantized weights."""
+    g = model.graph
+    inits = {t.name: t for t in g.initializer}
+    dequantized, nodes = {}, []
+    for node in g.node:
+        if node.op_type == "MatMul" and node.input[1] in inits:
+            name = node.input[1]
+            dequantized[name] = quantize_weight(g, name, numpy_helper.to_array(inits[name]), "int8", 0)
+            nodes.append(helper.make_node("DequantizeLinear", [name + "_quantized", name + "_scale", name + "_zero_point"],
+                                          [name + "_dequantized"], name + "_DequantizeLinear", axis=1))
+            node.input[1] = name + "_dequantized"
+        nodes.append(node)
+    keep = [t for t in g.initializer if t.name not in dequantized]
+    del g.initializer[:]
+    g.initializer.extend(keep)
+    del g.node[:]
+    g.node.extend(nodes)
+    return dequantized
+
+
 def quantize_dynamic_like_ort(model, weight_type, per_channel):
     """Rewrites every MatMul with a constant [in, out] weight, and the embedding Gathers, as
     onnxruntime.quantization.quantize_dynamic does (IntegerOps mode):
@@ -348,30 +394,9 @@ def quantize_dynamic_like_ort(model, weight_type, per_channel):
     g = model.graph
     inits = {t.name: t for t in g.initializer}
     new_nodes, dequantized, quantized_inputs = [], {}, {}
-    consumers = {}
-    for n in g.node:
-        for i in n.input:
-            consumers.setdefault(i, []).append(n)
 
     def quantize(name, w, axis):
-        if weight_type == "int8":
-            absmax = np.abs(w).max(axis=axis, keepdims=True) if axis is not None else np.abs(w).max()
-            scale = (2 * absmax / 254).astype(np.float32)
-            zp = np.zeros_like(scale, dtype=np.int8)
-            q = np.clip(np.round(w / scale), -127, 127).astype(np.int8)
-        else:
-            lo = np.minimum(w.min(axis=axis, keepdims=True) if axis is not None else w.min(), 0)
-            hi = np.maximum(w.max(axis=axis, keepdims=True) if axis is not None else w.max(), 0)
-            scale = ((hi - lo) / 255).astype(np.float32)
-            zp = np.clip(np.round(-lo / scale), 0, 255).astype(np.uint8)
-            q = np.clip(np.round(w / scale) + zp, 0, 255).astype(np.uint8)
-        scale_t = scale.reshape(-1) if axis is not None else np.array(scale, dtype=np.float32)
-        zp_t = zp.reshape(-1) if axis is not None else np.array(zp.reshape(()), dtype=zp.dtype)
-        g.initializer.extend([numpy_helper.from_array(q, name + "_quantized"),
-                              numpy_helper.from_array(scale_t, name + "_scale"),
-                              numpy_helper.from_array(zp_t, name + "_zero_point")])
-        deq = (q.astype(np.int32) - zp.astype(np.int32)).astype(np.float32) * scale.astype(np.float32)
-        return deq.astype(np.float32)
+        return quantize_weight(g, name, w, weight_type, axis)
 
     for node in g.node:
         if node.op_type == "Gather" and node.input[0] in inits and inits[node.input[0]].data_type == TensorProto.FLOAT:
@@ -533,6 +558,7 @@ VARIANTS = {
     "bi-op13-legacy-uint8-per-channel": ("bi", 13, True, "", "uint8-per-channel"),
     "ce-op14-int8": ("ce", 14, False, "", "int8"),
     "bi-op14-fp16": ("bi", 14, False, "", "fp16"),
+    "bi-op13-qdq-weights": ("bi", 13, False, "", "qdq"),
     "bi-op14-external": ("bi", 14, False, "", "external"),
 }
 
@@ -617,8 +643,9 @@ def make_variants(out, shared, vocab):
         entry = {"head": head, "opset": opset, "node_names": "legacy" if legacy else "module-path",
                  "prefix": "bert." if head == "ce" or prefix else "", "file": "models/" + name + ".onnx"}
         lossy = rewrite in ("int8", "uint8-per-channel", "fp16")
-        if rewrite in ("int8", "uint8-per-channel"):
-            deq = quantize_dynamic_like_ort(model, "int8" if rewrite == "int8" else "uint8", rewrite.endswith("per-channel"))
+        if rewrite in ("int8", "uint8-per-channel", "qdq"):
+            deq = quantize_weights_qdq(model) if rewrite == "qdq" else \
+                quantize_dynamic_like_ort(model, "int8" if rewrite == "int8" else "uint8", rewrite.endswith("per-channel"))
             stored = dequantized_hf(stored, deq, model_before=onnx.load(path))
             onnx.save(model, path)
         elif rewrite == "fp16":
@@ -631,7 +658,7 @@ def make_variants(out, shared, vocab):
                 os.remove(os.path.join(models_dir, data))  # onnx appends to an existing data file
             onnx.save_model(model, path, save_as_external_data=True, all_tensors_to_one_file=True, location=data, size_threshold=256)
             entry["external_data"] = "models/" + data
-        key = head + ("-" + rewrite if lossy else "")
+        key = head + ("-" + rewrite if rewrite in ("int8", "uint8-per-channel", "fp16", "qdq") else "")
         entry["weights"] = key
         result["variants"][name] = entry
         fresh = key not in result["weights"]

@@ -39,8 +39,8 @@ internal static class BertTensors
         specs.Add((p + "pooler.dense.bias", [h]));
         if (crossEncoder)
         {
-            specs.Add(("classifier.weight", [1, h]));
-            specs.Add(("classifier.bias", [1]));
+            specs.Add(("classifier.weight", [c.NumLabels, h]));
+            specs.Add(("classifier.bias", [c.NumLabels]));
         }
         return specs;
     }

@@ -95,7 +95,8 @@ internal sealed class BertGraph
             string why = node.Domain == "com.microsoft"
                 ? "an ONNX Runtime fused operator, which graph optimization writes; export the model without graph optimization (torch.onnx.export, or optimum-cli export onnx without --optimize)"
                 : "not a standard ONNX operator";
-            throw new ModelFormatException($"{Path}: {node} is {why}; Funnel reads plain ONNX BERT graphs (operators of the ai.onnx domain only)");
+            string producer = _model.Proto.Producer.Length > 0 ? $" (the file was written by {_model.Proto.Producer})" : "";
+            throw new ModelFormatException($"{Path}: {node} is {why}; Funnel reads plain ONNX BERT graphs (operators of the ai.onnx domain only){producer}");
         }
     }
 

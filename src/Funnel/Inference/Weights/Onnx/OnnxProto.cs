@@ -62,13 +62,12 @@ internal sealed class OnnxTensor
     public bool IsFloatingPoint => DataType is OnnxDataType.Float or OnnxDataType.Float16 or OnnxDataType.BFloat16 or OnnxDataType.Double;
 }
 
-/// <summary>An AttributeProto: the scalar, list or tensor value it holds (graphs and strings lists are skipped).</summary>
+/// <summary>An AttributeProto: the number, integer list or tensor it holds (strings and graphs are skipped).</summary>
 internal sealed class OnnxAttribute
 {
     public string Name { get; set; } = "";
     public long Int { get; set; }
     public float Float { get; set; }
-    public string? String { get; set; }
     public List<long> Ints { get; } = [];
     public OnnxTensor? Tensor { get; set; }
 }
@@ -232,7 +231,6 @@ internal static class OnnxProto
                 case 1: r.Expect(type, WireType.LengthDelimited); attribute.Name = r.String(); break;
                 case 2: r.Expect(type, WireType.Fixed32); attribute.Float = r.Float(); break;
                 case 3: r.Expect(type, WireType.Varint); attribute.Int = r.Int64(); break;
-                case 4: r.Expect(type, WireType.LengthDelimited); attribute.String = r.String(); break;
                 case 5:
                     r.Expect(type, WireType.LengthDelimited);
                     var t = r.Message("TensorProto");

@@ -41,8 +41,6 @@ internal ref struct ProtoReader
     /// <summary>The file offset of the next byte to read.</summary>
     public readonly long Offset => _fileOffset + _position;
 
-    public readonly string Path => _path;
-
     /// <summary>Moves to the next field; false at the end of the message.</summary>
     public bool Next(out int field, out WireType type)
     {
