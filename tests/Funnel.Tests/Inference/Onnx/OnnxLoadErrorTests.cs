@@ -57,6 +57,7 @@ public sealed class OnnxLoadErrorTests : IDisposable
     [InlineData("num_hidden_layers", 3, "no tensor for 'encoder.layer.2.attention.self.query.weight'")]
     [InlineData("num_hidden_layers", 1, "initializer '")]
     [InlineData("num_hidden_layers", 1, "('encoder.layer.1.attention.self.query.weight' [32, 32]) is not a weight of the BertModel config.json describes (1 layers, hidden size 32)")]
+    [InlineData("num_attention_heads", 8, "splits 'encoder.layer.0.attention.self.query.weight' into 4 heads of 8; config.json says num_attention_heads 8 (head size 4)")]
     [InlineData("intermediate_size", 128, "has shape [64, 32], expected [128, 32] (config.json)")]
     [InlineData("vocab_size", 30522, "tensor 'embeddings.word_embeddings.weight' (initializer 'embeddings.word_embeddings.weight') has shape [512, 32], expected [30522, 32]")]
     public void AConfigThatDoesNotDescribeTheGraphIsRefused(string field, int value, string expected)

@@ -21,9 +21,9 @@ internal sealed record MappedTensor(string Name, OnnxTensor Stored, bool Transpo
 /// that config.json describes — otherwise it refuses the graph, naming the node and what was expected.
 /// Named initializers keep their names; anonymous linear weights are named by the <c>X.bias</c> Add that
 /// consumes their MatMul and by the node's module path (<c>/encoder/layer.0/…/query/MatMul</c>), which
-/// must agree. Then: only plain ONNX operators that BERT exports contain, every encoder tensor present
-/// with its config shape, no float tensor left that is not a BERT weight, and one exact GELU (Erf) and
-/// one softmax per layer and 2·layers + 1 LayerNorms.
+/// must agree. Then: every encoder tensor present with its config shape, no float tensor left that is
+/// not a BERT weight, only plain ONNX operators that BERT exports contain, one exact GELU (Erf) and one
+/// softmax per layer, 2·layers + 1 LayerNorms, and query, key and value split into config.json's heads.
 /// </summary>
 internal sealed class BertGraph
 {
@@ -45,6 +45,8 @@ internal sealed class BertGraph
     /// <summary>Stored tensors already accounted for: weights, and the scales and zero points of quantized ones.</summary>
     private readonly HashSet<OnnxTensor> _claimed = new(ReferenceEqualityComparer.Instance);
     private readonly Dictionary<string, MappedTensor> _tensors = new(StringComparer.Ordinal);
+    /// <summary>Each linear layer's output after its bias, by weight name.</summary>
+    private readonly Dictionary<string, (string Value, OnnxNode Node)> _linearOutputs = new(StringComparer.Ordinal);
 
     private string Path => _model.Path;
 
@@ -85,6 +87,7 @@ internal sealed class BertGraph
         IReadOnlyDictionary<string, MappedTensor> tensors = graph.CheckCoverage();
         graph.CheckOperators();
         graph.CheckStructure();
+        graph.CheckHeads();
         return tensors;
     }
 
@@ -211,6 +214,7 @@ internal sealed class BertGraph
             throw new ModelFormatException($"{Path}: {node}: weight '{stored.Name}' is also used by another linear layer");
         string name = candidates[0].Name;
         Add(new MappedTensor(name, stored, transposed, weight.Dequantization, $"initializer '{stored.Name}' of {node}"));
+        _linearOutputs[name] = (gemmBias is null && biasAdds.Count == 1 ? biasAdds[0].Outputs[0] : output, node);
         // The bias belongs to the same layer (even a one-element one, as the classifier's, which would pass for a constant).
         if (biasName is not null && _claimed.Add(_constants[biasName]))
             Add(new MappedTensor(name[..^".weight".Length] + ".bias", _constants[biasName], false, null, $"initializer '{biasName}' of {node}"));
@@ -341,6 +345,49 @@ internal sealed class BertGraph
     {
         if (_model.Graph.Nodes.FirstOrDefault(n => !Operators.Contains(n.OpType)) is { } node)
             throw new ModelFormatException($"{Path}: {node}: operator {node.OpType} does not occur in Hugging Face BERT exports, so this graph computes something else than the BERT of config.json");
+    }
+
+    /// <summary>
+    /// The attention heads: each query, key and value projection is reshaped to [batch, sequence, heads, head size],
+    /// which must be config.json's; the weights alone cannot tell 12 heads of 32 from 6 of 64.
+    /// </summary>
+    private void CheckHeads()
+    {
+        (long, long) expected = (_config.Heads, _config.HeadDim);
+        foreach (var (name, (value, node)) in _linearOutputs)
+        {
+            if (!IsHeadProjection(BertTensors.Unprefixed(name))) continue;
+            List<OnnxNode> reshapes = Consumers(value).Where(c => c.OpType == "Reshape" && c.Input(0) == value).ToList();
+            if (reshapes.Count == 0)
+                throw new ModelFormatException($"{Path}: {node} ('{name}'): its output is not reshaped into attention heads; expected [batch, sequence, {_config.Heads}, {_config.HeadDim}]");
+            foreach (OnnxNode reshape in reshapes)
+            {
+                (long Heads, long Size)? split = HeadSplit(reshape.Input(1));
+                if (split is null)
+                    throw new ModelFormatException($"{Path}: {reshape}: cannot tell how it splits '{name}' into heads (its shape is neither a constant nor a Concat ending in two constants)");
+                if (split != expected)
+                    throw new ModelFormatException($"{Path}: {reshape} splits '{name}' into {split.Value.Heads} heads of {split.Value.Size}; config.json says num_attention_heads {_config.Heads} (head size {_config.HeadDim})");
+            }
+        }
+    }
+
+    private static bool IsHeadProjection(string name) =>
+        name.StartsWith("encoder.layer.", StringComparison.Ordinal)
+        && (name.EndsWith(".attention.self.query.weight", StringComparison.Ordinal) || name.EndsWith(".attention.self.key.weight", StringComparison.Ordinal)
+            || name.EndsWith(".attention.self.value.weight", StringComparison.Ordinal));
+
+    /// <summary>The last two entries of a Reshape's target shape: a constant, or a Concat whose last two inputs are constants.</summary>
+    private (long, long)? HeadSplit(string shape)
+    {
+        if (_constants.TryGetValue(shape, out OnnxTensor? whole))
+        {
+            long[] dims = _model.ReadInt64(whole);
+            return dims.Length == 4 ? (dims[2], dims[3]) : null;
+        }
+        if (_producers.GetValueOrDefault(shape) is not { OpType: "Concat", Inputs.Count: 4 } concat) return null;
+        long[]? heads = _constants.TryGetValue(concat.Inputs[2], out OnnxTensor? h) ? _model.ReadInt64(h) : null;
+        long[]? size = _constants.TryGetValue(concat.Inputs[3], out OnnxTensor? s) ? _model.ReadInt64(s) : null;
+        return heads is [long a] && size is [long b] ? (a, b) : null;
     }
 
     /// <summary>Counts that pin the computation to BERT's: per layer one exact GELU and one attention softmax, and 2·layers + 1 LayerNorms.</summary>

@@ -111,9 +111,7 @@ internal sealed class OnnxModel : IDisposable
             ReadTyped(t, destination);
             return;
         }
-        ReadOnlySpan<byte> raw = t.External is { } ext
-            ? _external[ext.Location].Span(ext.Offset, t.ElementCount * t.ElementSize)
-            : _file.Span(t.RawOffset, t.RawLength);
+        ReadOnlySpan<byte> raw = RawBytes(t);
         switch (t.DataType)
         {
             case OnnxDataType.Float: TensorDTypes.ToFloat32(raw, TensorDType.F32, destination); break;
@@ -129,6 +127,19 @@ internal sealed class OnnxModel : IDisposable
             default: throw Unsupported(t);
         }
     }
+
+    /// <summary>An INT64 tensor's values (shapes and indices); an empty array for any other type.</summary>
+    public long[] ReadInt64(OnnxTensor t)
+    {
+        if (t.DataType != OnnxDataType.Int64) return [];
+        if (t.RawOffset < 0 && t.External is null) return t.Int64Data ?? [];
+        return MemoryMarshal.Cast<byte, long>(RawBytes(t)).ToArray();
+    }
+
+    /// <summary>The stored bytes of a tensor with raw_data or external data (checked at open to fit its type and dims).</summary>
+    private ReadOnlySpan<byte> RawBytes(OnnxTensor t) => t.External is { } ext
+        ? _external[ext.Location].Span(ext.Offset, t.ElementCount * t.ElementSize)
+        : _file.Span(t.RawOffset, t.RawLength);
 
     private void ReadTyped(OnnxTensor t, Span<float> destination)
     {
