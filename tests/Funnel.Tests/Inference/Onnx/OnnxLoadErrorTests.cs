@@ -37,6 +37,38 @@ public sealed class OnnxLoadErrorTests : IDisposable
     }
 
     [Fact]
+    public void CorruptedBytesLoadOrFailWithAModelFormatExceptionNeverAnotherException()
+    {
+        // One byte changed at a time, at 400 seeded positions: a varint, a length, a name, a type, a dim or a value.
+        string dir = _fixtures.BadFolder("micro");
+        string model = Path.Combine(dir, "model.onnx");
+        byte[] original = File.ReadAllBytes(model);
+        var random = new Random(12345);
+        int refused = 0;
+        for (int i = 0; i < 400; i++)
+        {
+            byte[] bytes = (byte[])original.Clone();
+            int at = random.Next(bytes.Length);
+            bytes[at] ^= (byte)random.Next(1, 256);
+            File.WriteAllBytes(model, bytes);
+            try
+            {
+                SentenceEncoder.Load(dir).Dispose();
+            }
+            catch (ModelFormatException ex)
+            {
+                Assert.Contains(model, ex.Message);
+                refused++;
+            }
+            catch (Exception ex)
+            {
+                Assert.Fail($"byte {at} changed to {bytes[at]:x2}: {ex.GetType().Name}: {ex.Message}");
+            }
+        }
+        Assert.InRange(refused, 20, 400); // most changes hit raw weight bytes, which load as other weights
+    }
+
+    [Fact]
     public void TheValidMicroModelLoads()
     {
         // The broken fixtures differ from this one by one defect each, so each refusal is about that defect.

@@ -117,7 +117,7 @@ public sealed class OnnxParityTests : IDisposable
         // SeededCheckpoint writes the fixture's seeded weights as safetensors: both load paths must give the same bits.
         OnnxFixtures.Variant v = OnnxFixtures.Get(name);
         string onnx = _fixtures.Folder(v);
-        string safetensors = Path.Combine(onnx + "-safetensors");
+        string safetensors = onnx + "-safetensors";
         int seed = OnnxFixtures.Reference.GetProperty("seeds").GetProperty(v.Head).GetInt32();
         SeededCheckpoint.Write(safetensors, onnx, seed, new SeededCheckpointOptions { Architecture = CheckpointArchitecture.Small, CrossEncoder = crossEncoder });
         if (crossEncoder)

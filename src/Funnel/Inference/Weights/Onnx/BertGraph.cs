@@ -71,6 +71,8 @@ internal sealed class BertGraph
     /// <summary>The graph's weights by Hugging Face name without the <c>bert.</c> prefix.</summary>
     public static IReadOnlyDictionary<string, MappedTensor> Map(OnnxModel model, BertConfig config)
     {
+        if (model.Graph.Nodes.FirstOrDefault(n => n.Outputs.Count == 0 || n.Outputs.Any(o => o.Length == 0)) is { } outputless)
+            throw new ModelFormatException($"{model.Path}: {outputless} has no output name");
         var graph = new BertGraph(model, config);
         graph.CheckDomains();
         if (model.Graph.SparseInitializers > 0)
@@ -146,7 +148,7 @@ internal sealed class BertGraph
             ?? throw new ModelFormatException($"{Path}: {node}: the zero point of '{weight.Name}' ('{zeroPointName}') is not a constant");
         long count = scale.ElementCount;
         if (axis < 0) axis += 2;
-        if (count != 1 && (axis is not (0 or 1) || scale.Dims.Length != 1 || count != weight.Dims[axis]))
+        if (count != 1 && (axis is not (0 or 1) || axis >= weight.Dims.Length || scale.Dims.Length != 1 || count != weight.Dims[axis]))
             throw new ModelFormatException($"{Path}: {node}: scale '{scale.Name}' {scale.ShapeText} fits neither the whole of '{weight.Name}' {weight.ShapeText} nor its axis {axis}");
         if (zeroPoint is not null && (zeroPoint.ElementCount != count || zeroPoint.DataType != weight.DataType))
             throw new ModelFormatException($"{Path}: {node}: zero point '{zeroPoint.Name}' {zeroPoint.DataType} {zeroPoint.ShapeText} does not match scale '{scale.Name}' {scale.ShapeText} of {weight.DataType} weight '{weight.Name}'");
@@ -239,7 +241,7 @@ internal sealed class BertGraph
             throw NotThePattern("its output does not go through one Cast to float");
         if (Consumers(cast.Outputs[0]) is not [{ OpType: "Mul" } rescale])
             throw NotThePattern("the Cast does not feed one Mul");
-        string product = rescale.Inputs.First(i => i != cast.Outputs[0]);
+        string product = rescale.Inputs.FirstOrDefault(i => i != cast.Outputs[0]) ?? "";
         OnnxNode? scales = _producers.GetValueOrDefault(product);
         string? weightScale = scales is { OpType: "Mul" } && scales.Inputs.Contains(quantize.Outputs[1])
             ? scales.Inputs.FirstOrDefault(i => i != quantize.Outputs[1] && _constants.ContainsKey(i)) : null;

@@ -282,6 +282,9 @@ internal static class OnnxProto
         tensor.Int32Data = int32s?.ToArray();
         tensor.Int64Data = int64s?.ToArray();
         if (tensor.Dims.Any(d => d < 0)) throw r.Error($"tensor '{tensor.Name}' has a negative dimension in {tensor.ShapeText}", start);
+        // Bounded so that element counts times element sizes cannot overflow later.
+        double elements = tensor.Dims.Aggregate(1.0, (a, d) => a * d);
+        if (elements > long.MaxValue / 16) throw r.Error($"tensor '{tensor.Name}' {tensor.ShapeText} has more elements than any file holds", start);
         if (location == 1) tensor.External = ExternalOf(ref r, tensor, external, start);
         return tensor;
     }
