@@ -47,7 +47,7 @@ public sealed class SentenceEncoder : IDisposable
         DefaultPromptName = st.DefaultPromptName;
     }
 
-    /// <summary>Loads a model folder (config.json, model.safetensors or a sharded index, tokenizer
+    /// <summary>Loads a model folder (config.json, model.safetensors or a sharded index, else model.onnx or onnx/model.onnx, tokenizer
     /// files, sentence-transformers module configs). Throws <see cref="ModelFormatException"/>
     /// naming the file and field when something is missing or unsupported.</summary>
     public static SentenceEncoder Load(string modelDir, EncoderOptions? options = null)

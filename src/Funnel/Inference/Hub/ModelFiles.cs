@@ -23,7 +23,7 @@ internal static class ModelFiles
         "modules.json", "sentence_bert_config.json", "config_sentence_transformers.json", "1_Pooling/config.json",
     ];
 
-    /// <summary>The files to fetch from a repository listing, weights last; throws when it has no safetensors weights.</summary>
+    /// <summary>The files to fetch from a repository listing, weights last; throws when it has neither safetensors nor an ONNX export.</summary>
     public static IReadOnlyList<string> Select(IReadOnlyCollection<string> siblings, HubModelId id)
     {
         var selected = Configuration.Where(siblings.Contains).ToList();
@@ -37,7 +37,7 @@ internal static class ModelFiles
             throw new HubException(HubErrorKind.Unsupported,
                 $"model {id} has no safetensors weights ({Weights} or {WeightsIndex}) and no ONNX export ({string.Join(" or ", OnnxWeights)})"
                 + (others.Length > 0 ? $"; it has only {others}, which Funnel does not load" : "")
-                + ". Pick a revision or model that ships safetensors.");
+                + ". Pick a revision or model that ships safetensors or an ONNX export.");
         }
         return selected;
     }
