@@ -361,17 +361,18 @@ def quantize_weight(g, name, w, weight_type, axis):
 
 
 def quantize_weights_qdq(model):
-    """Weight-only QDQ: every MatMul weight W [in, out] becomes DequantizeLinear(Wq, scale, zp, axis=1), int8
-    symmetric, one scale per output column; activations stay float. Returns the dequantized weights."""
+    """Weight-only QDQ: every MatMul weight W [in, out] becomes DequantizeLinear(Wq, scale, zp, axis=1) and every
+    Gemm weight (transB=1, [out, in]) DequantizeLinear(..., axis=0): int8 symmetric, one scale per output;
+    activations stay float. Returns the dequantized weights."""
     g = model.graph
     inits = {t.name: t for t in g.initializer}
     dequantized, nodes = {}, []
     for node in g.node:
-        if node.op_type == "MatMul" and node.input[1] in inits:
-            name = node.input[1]
-            dequantized[name] = quantize_weight(g, name, numpy_helper.to_array(inits[name]), "int8", 0)
+        if node.op_type in ("MatMul", "Gemm") and node.input[1] in inits:
+            name, keep = node.input[1], 1 if node.op_type == "MatMul" else 0
+            dequantized[name] = quantize_weight(g, name, numpy_helper.to_array(inits[name]), "int8", 1 - keep)
             nodes.append(helper.make_node("DequantizeLinear", [name + "_quantized", name + "_scale", name + "_zero_point"],
-                                          [name + "_dequantized"], name + "_DequantizeLinear", axis=1))
+                                          [name + "_dequantized"], name + "_DequantizeLinear", axis=keep))
             node.input[1] = name + "_dequantized"
         nodes.append(node)
     keep = [t for t in g.initializer if t.name not in dequantized]
@@ -717,6 +718,9 @@ def dequantized_hf(stored, deq, model_before):
             hf = bias[: -len(".bias")] + ".weight"
             assert hf in out and out[hf].shape == deq[n.input[1]].T.shape
             out[hf] = deq[n.input[1]].T.copy()
+        elif n.op_type == "Gemm" and n.input[1] in deq:  # transB=1: stored [out, in] under its HF name
+            assert n.input[1] in out and out[n.input[1]].shape == deq[n.input[1]].shape
+            out[n.input[1]] = deq[n.input[1]]
         elif n.op_type == "Gather" and n.input[0] in deq:
             assert n.input[0] in out
             out[n.input[0]] = deq[n.input[0]]
