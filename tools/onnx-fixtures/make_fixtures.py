@@ -294,7 +294,7 @@ def load_weights(module, weights, export_prefix, weight_prefix):
     return module.eval()
 
 
-def export(module, path, opset, legacy_names, outputs, sample_ids):
+def export(module, path, opset, legacy_names, outputs, sample_ids, fold=True):
     """torch.onnx.export with dynamic batch and sequence axes. legacy_names: the PyTorch < 1.13 style
     (nodes `MatMul_34`, anonymous values numbered `927`), as in all-MiniLM-L6-v2's export."""
     ids = torch.tensor(sample_ids)
@@ -308,7 +308,7 @@ def export(module, path, opset, legacy_names, outputs, sample_ids):
         setattr(torch._C, pass_name, lambda graph: None)
     try:
         torch.onnx.export(module, args, path, opset_version=opset, input_names=INPUTS,
-                          output_names=outputs, dynamic_axes=axes, do_constant_folding=True)
+                          output_names=outputs, dynamic_axes=axes, do_constant_folding=fold)
     finally:
         setattr(torch._C, pass_name, original)
     if legacy_names:
@@ -561,6 +561,7 @@ VARIANTS = {
     "bi-op14-fp16": ("bi", 14, False, "", "fp16"),
     "bi-op13-qdq-weights": ("bi", 13, False, "", "qdq"),
     "bi-op14-external": ("bi", 14, False, "", "external"),
+    "bi-op14-unfolded": ("bi", 14, False, "", "unfolded"),
 }
 
 
@@ -638,7 +639,7 @@ def make_variants(out, shared, vocab):
         check_module_matches_reference(module, head, cfg, w, ids, pairs)
         path = os.path.join(models_dir, name + ".onnx")
         outputs = (["last_hidden_state", "pooler_output"] if not legacy else ["last_hidden_state"]) if head == "bi" else ["logits"]
-        export(module, path, opset, legacy, outputs, [ids[1], ids[1][:3] + [0] * (len(ids[1]) - 3)])
+        export(module, path, opset, legacy, outputs, [ids[1], ids[1][:3] + [0] * (len(ids[1]) - 3)], fold=rewrite != "unfolded")
         model = onnx.load(path)
         stored = {k: np.array(v) for k, v in w.items()}  # HF name (the checkpoint's prefix) -> what a loader must read
         entry = {"head": head, "opset": opset, "node_names": "legacy" if legacy else "module-path",

@@ -366,7 +366,7 @@ internal sealed class BertGraph
             {
                 (long Heads, long Size)? split = HeadSplit(reshape.Input(1));
                 if (split is null)
-                    throw new ModelFormatException($"{Path}: {reshape}: cannot tell how it splits '{name}' into heads (its shape is neither a constant nor a Concat ending in two constants)");
+                    throw new ModelFormatException($"{Path}: {reshape}: cannot tell how it splits '{name}' into heads (its shape is neither a constant nor a Concat ending in two constant sizes)");
                 if (split != expected)
                     throw new ModelFormatException($"{Path}: {reshape} splits '{name}' into {split.Value.Heads} heads of {split.Value.Size}; config.json says num_attention_heads {_config.Heads} (head size {_config.HeadDim})");
             }
@@ -378,7 +378,7 @@ internal sealed class BertGraph
         && (name.EndsWith(".attention.self.query.weight", StringComparison.Ordinal) || name.EndsWith(".attention.self.key.weight", StringComparison.Ordinal)
             || name.EndsWith(".attention.self.value.weight", StringComparison.Ordinal));
 
-    /// <summary>The last two entries of a Reshape's target shape: a constant, or a Concat whose last two inputs are constants.</summary>
+    /// <summary>The last two entries of a Reshape's target shape: a constant, or a Concat whose last two inputs are constant.</summary>
     private (long, long)? HeadSplit(string shape)
     {
         if (_constants.TryGetValue(shape, out OnnxTensor? whole))
@@ -387,9 +387,14 @@ internal sealed class BertGraph
             return dims.Length == 4 ? (dims[2], dims[3]) : null;
         }
         if (_producers.GetValueOrDefault(shape) is not { OpType: "Concat", Inputs.Count: 4 } concat) return null;
-        long[]? heads = _constants.TryGetValue(concat.Inputs[2], out OnnxTensor? h) ? _model.ReadInt64(h) : null;
-        long[]? size = _constants.TryGetValue(concat.Inputs[3], out OnnxTensor? s) ? _model.ReadInt64(s) : null;
-        return heads is [long a] && size is [long b] ? (a, b) : null;
+        return SingleInteger(concat.Inputs[2]) is long heads && SingleInteger(concat.Inputs[3]) is long size ? (heads, size) : null;
+    }
+
+    /// <summary>A one-element INT64 constant, also behind Unsqueeze, Cast or Identity (as exports without constant folding write it).</summary>
+    private long? SingleInteger(string value)
+    {
+        if (_constants.TryGetValue(value, out OnnxTensor? t)) return _model.ReadInt64(t) is [long v] ? v : null;
+        return _producers.GetValueOrDefault(value) is { OpType: "Unsqueeze" or "Cast" or "Identity" } p ? SingleInteger(p.Input(0)) : null;
     }
 
     /// <summary>Counts that pin the computation to BERT's: per layer one exact GELU and one attention softmax, and 2·layers + 1 LayerNorms.</summary>
