@@ -71,7 +71,7 @@ public sealed class SentenceEncoder : IDisposable
         Fingerprint = fingerprint with { QueryPrompt = NoneIfEmpty(PromptText(QueryPromptName)), DocumentPrompt = NoneIfEmpty(PromptText(DocumentPromptName)) };
     }
 
-    /// <summary>Loads a model folder (config.json, model.safetensors or a sharded index, tokenizer
+    /// <summary>Loads a model folder (config.json, model.safetensors or a sharded index, else model.onnx or onnx/model.onnx, tokenizer
     /// files, sentence-transformers module configs). Throws <see cref="ModelFormatException"/>
     /// naming the file and field when something is missing or unsupported.</summary>
     public static SentenceEncoder Load(string modelDir, EncoderOptions? options = null)

@@ -399,6 +399,7 @@ public sealed class ModelResolverTests : IAsyncLifetime
 
         Assert.Equal(HubErrorKind.Unsupported, error.Kind);
         Assert.Contains("no safetensors", error.Message, StringComparison.Ordinal);
+        Assert.Contains("no ONNX export (model.onnx or onnx/model.onnx)", error.Message, StringComparison.Ordinal);
         Assert.Contains("pytorch_model.bin", error.Message, StringComparison.Ordinal);
         Assert.DoesNotContain(_hub.Requests, r => r.Path.Contains("/resolve/", StringComparison.Ordinal));
     }
@@ -459,6 +460,40 @@ public sealed class ModelResolverTests : IAsyncLifetime
         using SentenceEncoder fromHub = SentenceEncoder.Load(folder);
         Assert.Equal(fromSource.Encode(texts), fromHub.Encode(texts));
         Assert.Equal(2, _hub.CdnRequests.Count());
+    }
+
+    [Fact]
+    public async Task A_repository_with_only_onnx_exports_gets_the_fp32_one_and_loads_it()
+    {
+        // The optimum / transformers.js layout: no safetensors, onnx/model.onnx beside quantized and optimized variants.
+        string fixtures = Path.Combine(TestPaths.Fixtures, "onnx");
+        var files = Directory.GetFiles(Path.Combine(fixtures, "bi"), "*", SearchOption.AllDirectories).ToDictionary(
+            path => Path.GetRelativePath(Path.Combine(fixtures, "bi"), path).Replace('\\', '/'), path => new FakeFile(File.ReadAllBytes(path), Lfs: false));
+        byte[] onnx = File.ReadAllBytes(Path.Combine(fixtures, "models", "bi-op14.onnx"));
+        files["onnx/model.onnx"] = new FakeFile(onnx, Lfs: true);
+        files["onnx/model_quantized.onnx"] = new FakeFile(File.ReadAllBytes(Path.Combine(fixtures, "models", "bi-op14-int8.onnx")), Lfs: true);
+        files["onnx/model_O4.onnx"] = new FakeFile(RandomBytes(1000, seed: 21), Lfs: true);
+        _hub.AddRepo(RepoId).Commit(files);
+
+        string folder = await Resolver().ResolveAsync(RepoId);
+
+        Assert.Equal(onnx, File.ReadAllBytes(Path.Combine(folder, "onnx", "model.onnx")));
+        Assert.DoesNotContain(_hub.Requests, r => r.Path.EndsWith("model_quantized.onnx", StringComparison.Ordinal) || r.Path.EndsWith("model_O4.onnx", StringComparison.Ordinal));
+        Assert.Equal(folder, Resolver().TryResolveWithoutNetwork(RepoId));
+        using SentenceEncoder fromHub = SentenceEncoder.Load(folder);
+        Assert.Equal(Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(onnx)), fromHub.Fingerprint.WeightsSha256);
+    }
+
+    [Theory]
+    [InlineData(new[] { "model.onnx", "onnx/model.onnx" }, new[] { "model.onnx" })]
+    [InlineData(new[] { "onnx/model.onnx", "onnx/model.onnx_data", "onnx/model_quantized.onnx" }, new[] { "onnx/model.onnx", "onnx/model.onnx_data" })]
+    [InlineData(new[] { "model.onnx", "model.onnx.data" }, new[] { "model.onnx", "model.onnx.data" })]
+    [InlineData(new[] { "model.safetensors", "model.onnx" }, new[] { "model.safetensors" })]
+    public void Onnx_weights_are_chosen_only_without_safetensors_and_with_their_external_data(string[] weights, string[] expected)
+    {
+        var siblings = new HashSet<string>(["config.json", "vocab.txt", .. weights], StringComparer.Ordinal);
+        IReadOnlyList<string> selected = Funnel.Inference.Hub.ModelFiles.Select(siblings, new HubModelId(RepoId));
+        Assert.Equal(["config.json", "vocab.txt", .. expected], selected);
     }
 
     [Fact]
