@@ -9,6 +9,7 @@ public static class Program
     private static readonly Dictionary<string, (string Help, Func<string[], int> Run)> Suites = new()
     {
         ["encoders"] = (Encoders.EncoderSuite.Help, Encoders.EncoderSuite.Run),
+        ["peer"] = (Encoders.PeerSuite.Help, Encoders.PeerSuite.Run),
         ["server"] = (Server.ServerLoadSuite.Help, Server.ServerLoadSuite.Run),
         ["tokenizer"] = (Tokenizer.TokenizerSuite.Help, Tokenizer.TokenizerSuite.Run),
         ["hub"] = (Hub.HubSuite.Help, Hub.HubSuite.Run),

@@ -1,18 +1,17 @@
 using System.Diagnostics;
 using Funnel.Inference;
+using Funnel.Inference.Hub;
 
 namespace Funnel.Bench.Encoders;
 
 /// <summary>
 /// Where the encoder bench finds and caches its inputs: the repository (Funnel.slnx), the shared
-/// assets ($FUNNEL_SHARED or ../shared), the git-ignored cache (.cache/) for random checkpoints
-/// and ONNX exports, and bench/ort for ONNX Runtime.
+/// assets ($FUNNEL_SHARED or ../shared), and the git-ignored cache (.cache/) for random checkpoints
+/// and their ONNX exports.
 /// </summary>
 internal sealed record BenchPaths(string Repo, string Shared)
 {
     public string Cache => Path.Combine(Repo, ".cache");
-
-    public string OrtFolder => Path.Combine(Repo, "bench", "ort");
 
     public static BenchPaths Locate()
     {
@@ -53,13 +52,29 @@ internal sealed record BenchPaths(string Repo, string Shared)
         return (bi, cross);
     }
 
-    /// <summary>Installs onnxruntime-node into bench/ort when missing (its Linux x64 library ships in the
-    /// package, so no install script needs to run).</summary>
-    public void EnsureOnnxRuntime()
+    /// <summary>The bi-encoder both sides run, by <c>--model</c>: <c>seeded</c> (the random-weight checkpoint and its
+    /// ONNX export), or a model folder holding <c>model.onnx</c>, or an id the model resolver turns into one
+    /// (<c>sentence-transformers/all-MiniLM-L6-v2</c> once packaged models resolve without the Hub).</summary>
+    public (string FunnelFolder, string Onnx) BiEncoder(string model, int seed)
     {
-        if (Directory.Exists(Path.Combine(OrtFolder, "node_modules", "onnxruntime-node"))) return;
-        Console.Error.WriteLine($"installing onnxruntime-node into {OrtFolder} (npm install --ignore-scripts)");
-        RunTool("npm", ["install", "--ignore-scripts", "--no-audit", "--no-fund"], OrtFolder);
+        if (model == "seeded") return (SeededModel("minilm-bi", "all-MiniLM-L6-v2", seed, crossEncoder: false), OnnxModels().Bi);
+        string folder = Directory.Exists(model) ? model : ResolveModel(model);
+        string onnx = Path.Combine(folder, "model.onnx");
+        if (!File.Exists(onnx)) throw new InvalidOperationException($"{folder} has no model.onnx for ONNX Runtime to run");
+        return (folder, onnx);
+    }
+
+    private static string ResolveModel(string id)
+    {
+        try
+        {
+            using var resolver = new ModelResolver(HubOptions.FromEnvironment());
+            return resolver.ResolveAsync(id).GetAwaiter().GetResult();
+        }
+        catch (HubException e)
+        {
+            throw new InvalidOperationException($"--model {id}: {e.Message}");
+        }
     }
 
     private static void RunTool(string file, string[] args, string workingDirectory)

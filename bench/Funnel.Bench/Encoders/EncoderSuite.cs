@@ -1,13 +1,15 @@
 namespace Funnel.Bench.Encoders;
 
 /// <summary>
-/// <c>encoders [kernels] [--threads 1,2] [--seq 32,128,256] [--batch 32] [--iterations N]</c>.
+/// <c>encoders [kernels] [--model seeded|DIR|ID] [--threads 1,2] [--seq 32,128,256] [--batch 1,32] [--iterations N]</c>.
 /// </summary>
 internal static class EncoderSuite
 {
-    public const string Help = "MiniLM-L6 bi-/cross-encoder throughput vs ONNX Runtime; 'encoders kernels' for GEMM GFLOP/s";
+    public const string Help = "MiniLM-L6 bi-/cross-encoder throughput vs ONNX Runtime .NET in-process [--model seeded|DIR|ID]; 'encoders kernels' for GEMM GFLOP/s";
 
-    internal sealed record Options(int[] Threads, int[] SeqLengths, int Batch, int Iterations);
+    /// <param name="Model">The bi-encoder: <c>seeded</c> (random weights, the default until Funnel loads ONNX), a folder
+    /// with model.onnx, or a model id (e.g. sentence-transformers/all-MiniLM-L6-v2).</param>
+    internal sealed record Options(int[] Threads, int[] SeqLengths, int[] Batches, int Iterations, string Model);
 
     public static int Run(string[] args)
     {
@@ -24,7 +26,7 @@ internal static class EncoderSuite
         }
         if (kernelsOnly)
         {
-            KernelBench.Run(options.Threads, options.SeqLengths, options.Batch, seconds: 0.5);
+            KernelBench.Run(options.Threads, options.SeqLengths, options.Batches.Max(), seconds: 0.5);
             return 0;
         }
         try
@@ -40,7 +42,7 @@ internal static class EncoderSuite
 
     private static Options Parse(string[] args)
     {
-        var options = new Options([1, 2], [32, 128, 256], 32, 10);
+        var options = new Options([1, 2], [32, 128, 256], [1, 32], 10, "seeded");
         for (int i = 0; i < args.Length; i++)
         {
             string value = i + 1 < args.Length ? args[i + 1] : throw new FormatException($"{args[i]} needs a value");
@@ -48,9 +50,10 @@ internal static class EncoderSuite
             {
                 "--threads" => options with { Threads = List(args[i], value) },
                 "--seq" => options with { SeqLengths = List(args[i], value) },
-                "--batch" => options with { Batch = Positive(args[i], value) },
+                "--batch" => options with { Batches = List(args[i], value) },
                 "--iterations" => options with { Iterations = Positive(args[i], value) },
-                _ => throw new FormatException($"unknown option {args[i]}; expected --threads, --seq, --batch or --iterations"),
+                "--model" => options with { Model = value },
+                _ => throw new FormatException($"unknown option {args[i]}; expected --model, --threads, --seq, --batch or --iterations"),
             };
             i++;
         }

@@ -1,5 +1,6 @@
 using System.CommandLine;
 using Funnel.Inference;
+using Funnel.Inference.Packaged;
 using Funnel.Retrieval;
 using Spectre.Console;
 
@@ -25,11 +26,14 @@ internal static class CollectionCommandLine
         DefaultValueFactory = _ => new IndexingOptions().BatchSize,
     };
 
-    /// <summary>Loads the bi-encoder <paramref name="model"/> (folder or Hub id), else the one the collection's manifest records.</summary>
-    public static async Task<SentenceEncoder> LoadBiEncoderAsync(string? model, CollectionManifest? manifest, CancellationToken ct)
+    /// <summary>
+    /// Loads the bi-encoder <paramref name="model"/> (folder, packaged id or Hub id), else the one the collection's manifest
+    /// records, else (a new collection) the packaged default.
+    /// </summary>
+    public static async Task<SentenceEncoder> LoadBiEncoderAsync(ParseResult parse, string? model, CollectionManifest? manifest, CancellationToken ct)
     {
-        string source = model ?? manifest?.BiEncoder.Model ?? throw new ArgumentException("--bi-encoder is required to create a collection");
-        return SentenceEncoder.Load(await ModelFolders.ResolveAsync(source, ct));
+        string source = model ?? manifest?.BiEncoder.Reference ?? PackagedModels.DefaultBiEncoder.Id;
+        return SentenceEncoder.Load(await ModelOption.ResolveAsync(parse, source, "bi-encoder", ct));
     }
 
     /// <summary>

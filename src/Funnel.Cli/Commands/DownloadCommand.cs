@@ -16,7 +16,7 @@ internal static class DownloadCommand
         {
             Description = "Branch, tag or commit to fetch (default: main, or the @revision of the id).",
         };
-        var command = new Command("download", "Download a model's config, tokenizer and safetensors weights from the Hugging Face Hub into its cache (HF_HOME), and print the local folder.")
+        var command = new Command("download", "Download a model's config, tokenizer and weights (safetensors, else the ONNX export) from the Hugging Face Hub into its cache (HF_HOME), and print the local folder.")
         {
             model,
             revision,

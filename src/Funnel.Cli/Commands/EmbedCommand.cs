@@ -13,24 +13,38 @@ internal static class EmbedCommand
 
     public static Command Create()
     {
-        Option<string> model = ModelOption.Create("Bi-encoder: a model folder (sentence-transformers layout) or a Hub id");
+        Option<string> model = ModelOption.BiEncoder("Bi-encoder: a model folder (sentence-transformers layout), a packaged model's id or a Hub id");
         var input = new Option<string?>("--input", "-i") { Description = "Read texts from FILE (JSON Lines with \"text\", or plain lines); - for stdin" };
         var batch = new Option<int>("--batch-size") { Description = "Sequences per forward pass", DefaultValueFactory = _ => 32 };
         var threads = new Option<int>("--threads") { Description = "Threads to use", DefaultValueFactory = _ => Environment.ProcessorCount };
         var maxLength = new Option<int?>("--max-length") { Description = "Truncate to this many tokens instead of the model's max_seq_length" };
         var prompt = new Option<string?>("--prompt") { Description = "Prepend this named prompt of config_sentence_transformers.json (e.g. query); default: the model's default prompt" };
+        var inputType = new Option<string?>("--input-type")
+        {
+            Description = "Embed the texts as search queries or as documents, with the prompt the model gives that role (sentence-transformers' encode_query / encode_document)",
+        };
+        inputType.AcceptOnlyFromAmong("query", "document");
         var texts = new Argument<string[]>("text") { Description = "Texts to embed", Arity = ArgumentArity.ZeroOrMore };
         var command = new Command("embed", "Embed texts with a bi-encoder; prints one JSON array per text, one per line.")
         {
-            model, input, prompt, batch, threads, maxLength, texts,
+            model, input, prompt, inputType, batch, threads, maxLength, texts,
         };
         command.SetAction((parse, ct) => CliAction.RunAsync(parse, async output =>
         {
             var options = new EncoderOptions { BatchSize = parse.GetValue(batch), MaxThreads = parse.GetValue(threads), MaxSequenceLength = parse.GetValue(maxLength) };
+            if (parse.GetValue(prompt) is not null && parse.GetValue(inputType) is not null)
+                throw new UsageException("give --prompt or --input-type, not both: --input-type picks the model's prompt for that role");
             IEnumerable<string> source = InputTexts.Read(parse.GetValue(input), parse.GetValue(texts) ?? [], Console.In);
-            using SentenceEncoder encoder = SentenceEncoder.Load(await ModelOption.ResolveAsync(parse, model, ct), options);
+            using SentenceEncoder encoder = SentenceEncoder.Load(await ModelOption.ResolveAsync(parse, parse.GetValue(model)!, "bi-encoder", ct), options);
+            string? promptName = parse.GetValue(inputType) switch
+            {
+                "query" => encoder.QueryPromptName,
+                "document" => encoder.DocumentPromptName,
+                _ => parse.GetValue(prompt) ?? encoder.DefaultPromptName,
+            };
+            encoder.PromptText(promptName); // an unknown --prompt fails here, before any input is read
             foreach (string[] chunk in source.Chunk(Chunk))
-                foreach (float[] vector in parse.GetValue(prompt) is { } name ? encoder.Encode(chunk, name, ct) : encoder.Encode(chunk, ct))
+                foreach (float[] vector in encoder.Encode(chunk, promptName, ct))
                     output.WriteLine(Json.Array(vector));
             return 0;
         }));

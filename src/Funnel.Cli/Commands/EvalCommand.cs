@@ -4,6 +4,7 @@ using System.Globalization;
 using System.Text.Json;
 using Funnel.Evaluation;
 using Funnel.Inference;
+using Funnel.Inference.Packaged;
 using Funnel.Retrieval;
 using Funnel.Retrieval.Lexical;
 using Spectre.Console;
@@ -17,8 +18,9 @@ namespace Funnel.Cli.Commands;
 /// </summary>
 internal static class EvalCommand
 {
+    /// <param name="Log">Where model loading says which models it uses (stderr).</param>
     private sealed record Settings(string Dataset, string Split, string Retriever, string? Rerank, string? BiEncoder, string? Collection, int? Top, int? K,
-        string? RunFile, int? RelevanceLevel, IReadOnlyList<Measure> Measures, int? MaxQueries, EncoderOptions Encoder);
+        string? RunFile, int? RelevanceLevel, IReadOnlyList<Measure> Measures, int? MaxQueries, EncoderOptions Encoder, TextWriter Log);
 
     /// <summary>What one evaluation did: the numbers the table and the JSON report.</summary>
     private sealed record Report(string Dataset, string Split, string FirstStage, string? Rerank, int Candidates, int Kept, int RelevanceLevel,
@@ -30,8 +32,11 @@ internal static class EvalCommand
         var split = new Option<string>("--split") { Description = "BEIR qrels split", DefaultValueFactory = _ => "test" };
         var retriever = new Option<string>("--retriever") { Description = "First stage: bm25, dense or hybrid (RRF of both); a TREC DL folder always uses its shipped BM25 candidates", DefaultValueFactory = _ => "bm25" };
         retriever.AcceptOnlyFromAmong("bm25", "dense", "hybrid");
-        var rerank = new Option<string?>("--rerank") { Description = "Cross-encoder (folder or Hub id) that reranks the top N" };
-        var biEncoder = new Option<string?>("--bi-encoder") { Description = "Bi-encoder (folder or Hub id) for dense and hybrid; default: the --collection's" };
+        var rerank = new Option<string?>("--rerank") { Description = "Cross-encoder (folder or Hub id; none is packaged) that reranks the top N" };
+        var biEncoder = new Option<string?>("--bi-encoder")
+        {
+            Description = $"Bi-encoder (folder, packaged id or Hub id) for dense and hybrid; default: the --collection's, else {PackagedModels.DefaultBiEncoder.Id} (packaged)",
+        };
         var collection = new Option<string?>("--collection") { Description = "Collection folder for dense and hybrid, created and filled with the corpus as needed (default: a cache folder per dataset and bi-encoder)" };
         var top = new Option<int?>("--top") { Description = "N: first-stage candidates per query (default 100 with --rerank, else 1000; TREC DL: all shipped)" };
         var k = new Option<int?>("--k") { Description = "M: results per query kept in the run (default N)" };
@@ -50,7 +55,8 @@ internal static class EvalCommand
         {
             var settings = new Settings(parse.GetValue(dataset)!, parse.GetValue(split)!, parse.GetValue(retriever)!, parse.GetValue(rerank),
                 parse.GetValue(biEncoder), parse.GetValue(collection), parse.GetValue(top), parse.GetValue(k), parse.GetValue(runFile), parse.GetValue(relevance), ParseMeasures(parse.GetValue(measures)),
-                parse.GetValue(maxQueries), new EncoderOptions { BatchSize = parse.GetValue(batch), MaxThreads = parse.GetValue(threads) });
+                parse.GetValue(maxQueries), new EncoderOptions { BatchSize = parse.GetValue(batch), MaxThreads = parse.GetValue(threads) },
+                parse.InvocationConfiguration.Error);
             Validate(settings);
             var stderr = AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(parse.InvocationConfiguration.Error) });
             Report report = TrecDlRerankSet.IsRerankSet(settings.Dataset)
@@ -166,10 +172,9 @@ internal static class EvalCommand
         int kept = Math.Min(s.K ?? candidates, candidates);
         var clock = Stopwatch.StartNew();
         bool exists = s.Collection != null && File.Exists(Path.Combine(s.Collection, CollectionManifest.FileName));
-        string model = s.BiEncoder ?? (exists ? CollectionManifest.Read(s.Collection!).BiEncoder.Model
-            : throw new UsageException($"--retriever {s.Retriever} needs --bi-encoder MODEL (or --collection DIR holding an indexed collection)"));
-        using var biEncoder = SentenceEncoder.Load(await ModelFolders.ResolveAsync(model, ct), s.Encoder);
-        string folder = s.Collection ?? Path.Combine(CacheFolder(), "eval", $"{dataset.Name}-{biEncoder.Fingerprint.WeightsSha256[..12]}");
+        string model = s.BiEncoder ?? (exists ? CollectionManifest.Read(s.Collection!).BiEncoder.Reference : PackagedModels.DefaultBiEncoder.Id);
+        using var biEncoder = SentenceEncoder.Load(await ModelFolders.ResolveAsync(model, "bi-encoder", s.Log, ct), s.Encoder);
+        string folder = s.Collection ?? Path.Combine(FunnelHome.Resolve(), "eval", $"{dataset.Name}-{CacheKey(biEncoder.Fingerprint)}");
         using var collection = Collection.OpenOrCreate(folder, biEncoder);
         stages.Add(("load bi-encoder", model, clock.Elapsed));
 
@@ -184,7 +189,7 @@ internal static class EvalCommand
             if (s.Rerank != null)
             {
                 clock.Restart();
-                crossEncoder = CrossEncoder.Load(await ModelFolders.ResolveAsync(s.Rerank, ct), s.Encoder);
+                crossEncoder = CrossEncoder.Load(await ModelFolders.ResolveAsync(s.Rerank, "cross-encoder", s.Log, ct), s.Encoder);
                 stages.Add(("load cross-encoder", s.Rerank, clock.Elapsed));
             }
             var pipeline = new SearchPipeline(collection, biEncoder, crossEncoder);
@@ -216,11 +221,14 @@ internal static class EvalCommand
         }
     }
 
-    /// <summary>$XDG_CACHE_HOME/funnel, else ~/.cache/funnel.</summary>
-    private static string CacheFolder() =>
-        Path.Combine(Environment.GetEnvironmentVariable("XDG_CACHE_HOME") is { Length: > 0 } xdg
-            ? xdg
-            : Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".cache"), "funnel");
+    /// <summary>
+    /// Names the cached collection of a bi-encoder: its weights, and its prompts when it has any, so that the same weights
+    /// with other prompts (which give other vectors) get their own collection.
+    /// </summary>
+    private static string CacheKey(ModelFingerprint f) =>
+        f.QueryPrompt is null && f.DocumentPrompt is null ? f.WeightsSha256[..12]
+            : Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(
+                System.Text.Encoding.UTF8.GetBytes($"{f.WeightsSha256}\n{f.QueryPrompt}\n{f.DocumentPrompt}")))[..12];
 
     /// <summary>Shows indexing progress as the number of documents read.</summary>
     private sealed class IndexingCount(IProgress<int> inner) : IProgress<IndexingProgress>
@@ -244,7 +252,7 @@ internal static class EvalCommand
             return (cut, kept);
         }
         var clock = Stopwatch.StartNew();
-        using var encoder = CrossEncoder.Load(await ModelFolders.ResolveAsync(s.Rerank, ct), s.Encoder);
+        using var encoder = CrossEncoder.Load(await ModelFolders.ResolveAsync(s.Rerank, "cross-encoder", s.Log, ct), s.Encoder);
         stages.Add(("load cross-encoder", s.Rerank, clock.Elapsed));
         RerankStatistics statistics = default;
         var run = await WithProgressAsync(stderr, "reranking", candidates.Count, progress =>

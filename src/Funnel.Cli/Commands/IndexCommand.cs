@@ -1,6 +1,7 @@
 using System.CommandLine;
 using Funnel.Index;
 using Funnel.Inference;
+using Funnel.Inference.Packaged;
 using Funnel.Retrieval;
 
 namespace Funnel.Cli.Commands;
@@ -16,7 +17,8 @@ internal static class IndexCommand
             Description = "Documents: a JSONL file ({\"id\"|\"_id\", \"title\"?, \"text\", \"metadata\"?} per line), a BEIR folder or a BEIR .zip.",
             Required = true,
         };
-        Option<string?> biEncoder = CollectionCommandLine.BiEncoderOption("Bi-encoder model folder or Hub id (required for a new collection; defaults to the collection's).");
+        Option<string?> biEncoder = CollectionCommandLine.BiEncoderOption(
+            $"Bi-encoder: model folder, packaged id or Hub id (default: the collection's; for a new collection {PackagedModels.DefaultBiEncoder.Id}, packaged).");
         Option<int> batchSize = CollectionCommandLine.BatchSizeOption();
         var chunkSize = new Option<int?>("--chunk-size") { Description = "New collections: wordpieces per chunk (default: the bi-encoder's window − 2)." };
         var chunkOverlap = new Option<int?>("--chunk-overlap") { Description = "New collections: wordpieces shared by consecutive chunks (default: an eighth of a chunk, at most 32)." };
@@ -37,8 +39,8 @@ internal static class IndexCommand
             if (!File.Exists(corpus) && !Directory.Exists(corpus))
                 throw new FileNotFoundException($"--input '{corpus}' does not exist (expected a .jsonl file, a BEIR folder or a BEIR .zip)");
             bool exists = File.Exists(Path.Combine(folder, CollectionManifest.FileName));
-            using SentenceEncoder encoder = await CollectionCommandLine.LoadBiEncoderAsync(parse.GetValue(biEncoder), exists ? CollectionManifest.Read(folder) : null, ct);
-            ChunkingOptions chunking = Collection.DefaultChunking(encoder.MaxSequenceLength);
+            using SentenceEncoder encoder = await CollectionCommandLine.LoadBiEncoderAsync(parse, parse.GetValue(biEncoder), exists ? CollectionManifest.Read(folder) : null, ct);
+            ChunkingOptions chunking = Collection.DefaultChunking(encoder.MaxDocumentTokens);
             if (parse.GetValue(chunkSize) is int size) chunking = new ChunkingOptions { MaxTokens = size, OverlapTokens = Math.Min(32, size / 8) };
             if (parse.GetValue(chunkOverlap) is int overlap) chunking = chunking with { OverlapTokens = overlap };
             using Collection target = exists

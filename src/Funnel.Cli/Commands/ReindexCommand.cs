@@ -10,7 +10,7 @@ internal static class ReindexCommand
     public static Command Create()
     {
         Option<string> collection = CollectionCommandLine.CollectionOption();
-        Option<string?> biEncoder = CollectionCommandLine.BiEncoderOption("The new bi-encoder: model folder or Hub id.");
+        Option<string?> biEncoder = CollectionCommandLine.BiEncoderOption("The new bi-encoder: model folder, packaged id or Hub id.");
         biEncoder.Required = true;
         Option<int> batchSize = CollectionCommandLine.BatchSizeOption();
         var command = new Command("reindex", "Re-chunk and re-embed every document with another bi-encoder; searches see the old vectors until it commits.")
@@ -22,7 +22,7 @@ internal static class ReindexCommand
             int batch = parse.GetValue(batchSize);
             if (batch < 1) throw new ArgumentException($"--batch-size must be at least 1 (got {batch})");
             using Collection target = Collection.Open(parse.GetValue(collection)!);
-            using SentenceEncoder encoder = await CollectionCommandLine.LoadBiEncoderAsync(parse.GetValue(biEncoder), null, ct);
+            using SentenceEncoder encoder = await CollectionCommandLine.LoadBiEncoderAsync(parse, parse.GetValue(biEncoder), null, ct);
             try
             {
                 IndexingProgress done = await CollectionCommandLine.WithProgressAsync(parse.InvocationConfiguration.Error, "re-embedding", target.DocumentCount, progress =>

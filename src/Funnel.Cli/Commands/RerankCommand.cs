@@ -8,7 +8,7 @@ internal static class RerankCommand
 {
     public static Command Create()
     {
-        Option<string> model = ModelOption.Create("Cross-encoder (BertForSequenceClassification): a model folder or a Hub id");
+        Option<string?> model = ModelOption.CrossEncoder("Cross-encoder (BertForSequenceClassification): a model folder or a Hub id");
         var query = new Option<string?>("--query", "-q") { Description = "The query (or give --pairs)" };
         var pairs = new Option<string?>("--pairs") { Description = "Score the pairs of a JSON Lines FILE ({\"sentence1\", \"sentence2\"} or {\"query\", \"document\"} per line; - for stdin); prints one score per line, in order" };
         var input = new Option<string?>("--input", "-i") { Description = "Read documents from FILE (JSON Lines with \"text\", or plain lines); - for stdin" };
@@ -36,7 +36,8 @@ internal static class RerankCommand
             };
             List<(string, string)>? scored = pairFile == null ? null : InputPairs.Read(pairFile, Console.In).ToList();
             List<string> documents = scored == null ? InputTexts.Read(parse.GetValue(input), parse.GetValue(docs) ?? [], Console.In).ToList() : [];
-            using CrossEncoder encoder = CrossEncoder.Load(await ModelOption.ResolveAsync(parse, model, ct), options);
+            string name = parse.GetValue(model) ?? throw new UsageException($"{ModelOption.NoPackagedCrossEncoder} with --model");
+            using CrossEncoder encoder = CrossEncoder.Load(await ModelOption.ResolveAsync(parse, name, "cross-encoder", ct), options);
             if (scored != null)
             {
                 foreach (float score in encoder.Score(scored, ct)) output.WriteLine(Json.Number(score));

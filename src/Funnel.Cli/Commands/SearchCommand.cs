@@ -14,8 +14,8 @@ internal static class SearchCommand
         Option<string> collection = CollectionCommandLine.CollectionOption();
         var query = new Argument<string>("query") { Description = "The query text." };
         var retriever = new Option<Retriever>("--retriever", "-r") { Description = "First stage.", DefaultValueFactory = _ => Retriever.Hybrid };
-        Option<string?> biEncoder = CollectionCommandLine.BiEncoderOption("Bi-encoder model folder or Hub id (default: the collection's).");
-        var rerank = new Option<string?>("--rerank") { Description = "Cross-encoder model folder or Hub id; reranks the top N. Without it, first-stage order." };
+        Option<string?> biEncoder = CollectionCommandLine.BiEncoderOption("Bi-encoder model folder, packaged id or Hub id (default: the collection's).");
+        var rerank = new Option<string?>("--rerank") { Description = "Cross-encoder model folder or Hub id (none is packaged); reranks the top N. Without it, first-stage order." };
         var top = new Option<int>("--top", "-n") { Description = "N: candidates from the first stage.", DefaultValueFactory = _ => new SearchOptions().Candidates };
         var k = new Option<int>("--k", "-k") { Description = "M: results to print.", DefaultValueFactory = _ => new SearchOptions().Results };
         var rrfK = new Option<int>("--rrf-k") { Description = "k of reciprocal rank fusion (hybrid).", DefaultValueFactory = _ => ReciprocalRankFusion.DefaultK };
@@ -43,8 +43,8 @@ internal static class SearchCommand
             if (options.EfSearch is < 1) throw new ArgumentException($"--ef must be at least 1 (got {options.EfSearch})");
             options.Validate();
             using Collection target = Collection.Open(parse.GetValue(collection)!, readOnly: true);
-            using SentenceEncoder? encoder = options.Retriever == Retriever.Bm25 ? null : await CollectionCommandLine.LoadBiEncoderAsync(parse.GetValue(biEncoder), target.Manifest, ct);
-            using CrossEncoder? crossEncoder = parse.GetValue(rerank) is { } model ? CrossEncoder.Load(await ModelFolders.ResolveAsync(model, ct)) : null;
+            using SentenceEncoder? encoder = options.Retriever == Retriever.Bm25 ? null : await CollectionCommandLine.LoadBiEncoderAsync(parse, parse.GetValue(biEncoder), target.Manifest, ct);
+            using CrossEncoder? crossEncoder = parse.GetValue(rerank) is { } model ? CrossEncoder.Load(await ModelOption.ResolveAsync(parse, model, "cross-encoder", ct)) : null;
             var pipeline = new SearchPipeline(target, encoder, crossEncoder);
             SearchResponse response = await pipeline.SearchAsync(text, options, ct);
             if (parse.GetValue(json)) output.WriteLine(JsonSerializer.Serialize(ToJson(response), JsonOptions));

@@ -1,5 +1,6 @@
 using System.CommandLine;
 using Funnel.Inference;
+using Funnel.Inference.Packaged;
 using Funnel.Server;
 using Funnel.Server.Batching;
 using Microsoft.AspNetCore.Builder;
@@ -17,8 +18,11 @@ internal static class ServeCommand
     public static Command Create()
     {
         var collections = new Option<string?>("--collections") { Description = "Folder holding one sub-folder per collection; enables the /collections routes" };
-        var biEncoder = new Option<string?>("--bi-encoder") { Description = "Bi-encoder: a model folder or a Hub id (enables /embed, /v1/embeddings and dense search)" };
-        var crossEncoder = new Option<string?>("--cross-encoder") { Description = "Cross-encoder: a model folder or a Hub id (enables /rerank, /v1/rerank and reranked search)" };
+        var biEncoder = new Option<string?>("--bi-encoder")
+        {
+            Description = $"Bi-encoder: a model folder, packaged id or Hub id (enables /embed, /v1/embeddings and dense search; default when no model is named: {PackagedModels.DefaultBiEncoder.Id}, packaged)",
+        };
+        var crossEncoder = new Option<string?>("--cross-encoder") { Description = "Cross-encoder: a model folder or a Hub id, none is packaged (enables /rerank, /v1/rerank and reranked search)" };
         var urls = new Option<string>("--urls") { Description = "Listen URLs, ';'-separated", DefaultValueFactory = _ => "http://127.0.0.1:8080" };
         var apiKey = new Option<string?>("--api-key") { Description = "Require 'Authorization: Bearer KEY' on every route but /health (default: $FUNNEL_API_KEY)" };
         var maxBatchTokens = new Option<int>("--max-batch-tokens") { Description = "Most tokens in one model batch", DefaultValueFactory = _ => new BatcherOptions().MaxBatchCost };
@@ -55,15 +59,15 @@ internal static class ServeCommand
                 CollectionsDirectory = parse.GetValue(collections) is { } dir ? Path.GetFullPath(dir) : null,
             };
             string[] listen = ListenUrls(parse.GetValue(urls)!);
-            string? bi = parse.GetValue(biEncoder), cross = parse.GetValue(crossEncoder);
-            if (bi is null && cross is null && options.CollectionsDirectory is null)
-                throw new UsageException("nothing to serve: give --bi-encoder, --cross-encoder and/or --collections");
+            string? cross = parse.GetValue(crossEncoder);
+            string? bi = parse.GetValue(biEncoder) ?? (cross is null ? PackagedModels.DefaultBiEncoder.Id : null);
             int maxThreads = parse.GetValue(threads);
+            TextWriter log = parse.InvocationConfiguration.Error;
 
-            using SentenceEncoder? sentenceEncoder = bi is null ? null : SentenceEncoder.Load(Resolve(bi), new EncoderOptions { MaxThreads = maxThreads });
+            using SentenceEncoder? sentenceEncoder = bi is null ? null : SentenceEncoder.Load(Resolve(bi, "bi-encoder", log), new EncoderOptions { MaxThreads = maxThreads });
             // Raw logits: the routes apply the sigmoid themselves where their API wants probabilities.
             using CrossEncoder? reranker = cross is null ? null
-                : CrossEncoder.Load(Resolve(cross), new EncoderOptions { MaxThreads = maxThreads, Activation = ScoreActivation.Identity });
+                : CrossEncoder.Load(Resolve(cross, "cross-encoder", log), new EncoderOptions { MaxThreads = maxThreads, Activation = ScoreActivation.Identity });
             var models = new ServerModels(sentenceEncoder, bi is null ? null : ModelId(bi), reranker, cross is null ? null : ModelId(cross));
 
             WebApplication app = FunnelServer.Build(options, models, builder => builder.WebHost.UseUrls(listen));
@@ -92,7 +96,8 @@ internal static class ServeCommand
         return urls;
     }
 
-    private static string Resolve(string model) => ModelFolders.ResolveAsync(model, CancellationToken.None).GetAwaiter().GetResult();
+    private static string Resolve(string model, string role, TextWriter log) =>
+        ModelFolders.ResolveAsync(model, role, log, CancellationToken.None).GetAwaiter().GetResult();
 
     /// <summary>What clients see as the model name: the Hub id as given, or a folder's name.</summary>
     private static string ModelId(string model) =>

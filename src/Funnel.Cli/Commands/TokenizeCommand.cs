@@ -24,7 +24,7 @@ internal static class TokenizeCommand
         };
         command.SetAction((parse, ct) => CliAction.RunAsync(parse, async stdout =>
         {
-            var tokenizer = BertTokenizer.FromFolder(await ModelOption.ResolveAsync(parse, model, ct));
+            var tokenizer = BertTokenizer.FromFolder(await ModelOption.ResolveAsync(parse, parse.GetRequiredValue(model), "tokenizer", ct));
             string first = parse.GetRequiredValue(text);
             string? second = parse.GetValue(pair);
             int length = parse.GetValue(maxLength) ?? tokenizer.ModelMaxLength ?? 512;

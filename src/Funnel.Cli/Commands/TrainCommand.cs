@@ -80,7 +80,7 @@ internal static class TrainCommand
             string outDir = parse.GetValue(output)!;
             int threadCount = parse.GetValue(threads);
             if (threadCount < 1) throw new UsageException($"--threads must be at least 1 (got {threadCount})");
-            string baseDir = await ModelFolders.ResolveAsync(parse.GetValue(baseModel)!, ct);
+            string baseDir = await ModelFolders.ResolveAsync(parse.GetValue(baseModel)!, "base", notes, ct);
             var encoderOptions = new EncoderOptions { MaxThreads = threadCount };
             var identity = new Dictionary<string, string>(StringComparer.Ordinal);
 
@@ -107,7 +107,7 @@ internal static class TrainCommand
                 else
                 {
                     using SentenceEncoder? miner = options.Sources.HasFlag(NegativeSources.Dense)
-                        ? SentenceEncoder.Load(await BiEncoderFor(parse.GetValue(mineModel), baseDir, "--mine-model", ct), encoderOptions) : null;
+                        ? SentenceEncoder.Load(await BiEncoderFor(parse.GetValue(mineModel), baseDir, "--mine-model", notes, ct), encoderOptions) : null;
                     notes.WriteLine($"mining hard negatives for {data.Count:N0} rows…");
                     MinedNegatives mined = retrieval != null ? HardNegativeMiner.Mine(retrieval, options, miner, ct) : HardNegativeMiner.Mine(data, options, miner, ct);
                     notes.WriteLine(mined.Summary);
@@ -117,7 +117,7 @@ internal static class TrainCommand
 
             TrainingEvaluator? evaluator = await EvaluatorAsync(parse, modelKind, baseDir, datasetPath, evalDataset, evalSplit, evalMaxQueries, evalCandidates, evalTop, evalBiEncoder,
                 encoderOptions, notes, ct);
-            string? teacherDir = parse.GetValue(teacher) is { } t ? await ModelFolders.ResolveAsync(t, ct) : null;
+            string? teacherDir = parse.GetValue(teacher) is { } t ? await ModelFolders.ResolveAsync(t, "teacher", notes, ct) : null;
             var job = new TrainingJob
             {
                 Kind = modelKind, BaseModel = baseDir, OutputDir = outDir, Data = data, Evaluator = evaluator, EvalSteps = parse.GetValue(evalSteps),
@@ -175,9 +175,9 @@ internal static class TrainCommand
     }
 
     /// <summary>The bi-encoder folder for mining or hybrid candidates: the option's model, else the base when it is a bi-encoder.</summary>
-    private static async Task<string> BiEncoderFor(string? option, string baseDir, string optionName, CancellationToken ct)
+    private static async Task<string> BiEncoderFor(string? option, string baseDir, string optionName, TextWriter notes, CancellationToken ct)
     {
-        if (option != null) return await ModelFolders.ResolveAsync(option, ct);
+        if (option != null) return await ModelFolders.ResolveAsync(option, optionName[2..], notes, ct);
         if (BertConfig.Load(baseDir).Architecture == BertArchitecture.BertModel) return baseDir;
         throw new UsageException($"the base model is a cross-encoder: give {optionName} BI-ENCODER for dense retrieval");
     }
@@ -205,7 +205,7 @@ internal static class TrainCommand
         int n = parse.GetValue(top);
         if (n < 1) throw new UsageException($"--eval-top must be at least 1 (got {n})");
         if (parse.GetValue(candidates) == "bm25") return TrainingEvaluator.Reranking(eval, FirstStageCandidates.Bm25(eval, n), $"bm25 top {n}");
-        using var encoder = SentenceEncoder.Load(await BiEncoderFor(parse.GetValue(biEncoder), baseDir, "--eval-bi-encoder", ct), encoderOptions);
+        using var encoder = SentenceEncoder.Load(await BiEncoderFor(parse.GetValue(biEncoder), baseDir, "--eval-bi-encoder", notes, ct), encoderOptions);
         notes.WriteLine($"hybrid candidates for {eval.Qrels.QueryIds.Count} evaluation queries…");
         return TrainingEvaluator.Reranking(eval, FirstStageCandidates.Hybrid(eval, encoder, n, ct), $"hybrid top {n}");
     }

@@ -73,9 +73,9 @@ internal static class CollectionEndpoints
         JsonBody body = await JsonBody.ReadAsync(http.Request, http.RequestAborted);
         string name = body.RequiredString("name");
         string index = body.OptionalChoice("index", "hnsw", "flat") ?? "hnsw";
-        int window = store.BiEncoder?.MaxSequenceLength ?? 512;
+        int window = store.BiEncoder?.MaxDocumentTokens ?? 510;
         ChunkingOptions defaults = Collection.DefaultChunking(window);
-        int chunkTokens = body.OptionalInt("chunk_tokens", 1, window - 2) ?? defaults.MaxTokens;
+        int chunkTokens = body.OptionalInt("chunk_tokens", 1, window) ?? defaults.MaxTokens;
         int overlap = body.OptionalInt("chunk_overlap", 0, chunkTokens - 1) ?? Math.Min(defaults.OverlapTokens, chunkTokens - 1);
         var hnswDefaults = new HnswOptions();
         var options = new CollectionOptions
@@ -193,7 +193,10 @@ internal static class CollectionEndpoints
         float[]? vector = null;
         long embedStart = System.Diagnostics.Stopwatch.GetTimestamp();
         if (retriever != Retriever.Bm25)
-            vector = (await models.RequireEmbedder().EmbedAsync([query], "query", truncate: true, normalize: null, http.RequestAborted)).Results[0];
+        {
+            Embedder embedder = models.RequireEmbedder();
+            vector = (await embedder.EmbedAsync([query], "query", truncate: true, normalize: null, embedder.Encoder.QueryPromptName, http.RequestAborted)).Results[0];
+        }
         TimeSpan embedTime = System.Diagnostics.Stopwatch.GetElapsedTime(embedStart);
         SearchResponse response = await Task.Run(() => served.Pipeline.Search(query, vector, embedTime, first, http.RequestAborted), http.RequestAborted);
         IReadOnlyList<SearchResult> results = response.Results;
@@ -233,7 +236,7 @@ internal static class CollectionEndpoints
         CollectionManifest manifest = c.Manifest;
         Inference.ModelFingerprint bi = manifest.BiEncoder;
         return new CollectionBody(served.Name, c.DocumentCount, c.ChunkCount,
-            new BiEncoderBody(bi.Model, bi.WeightsSha256, bi.Dimension, bi.Pooling, bi.Normalize),
+            new BiEncoderBody(bi.Model, bi.Source, bi.WeightsSha256, bi.Dimension, bi.Pooling, bi.Normalize, bi.QueryPrompt, bi.DocumentPrompt),
             manifest.VectorIndex.Kind.ToString().ToLowerInvariant(), manifest.Chunking.MaxTokens, manifest.Chunking.OverlapTokens,
             manifest.Created, manifest.Updated);
     }
@@ -243,7 +246,9 @@ internal static class CollectionEndpoints
 
     private sealed record CollectionList(CollectionBody[] Collections);
 
-    private sealed record BiEncoderBody(string Model, string WeightsSha256, int Dimension, string Pooling, bool Normalize);
+    /// <summary>The collection's bi-encoder as its manifest records it (source null for collections made before sources were).</summary>
+    private sealed record BiEncoderBody(string Model, Inference.ModelSource? Source, string WeightsSha256, int Dimension, string Pooling, bool Normalize,
+        string? QueryPrompt, string? DocumentPrompt);
 
     private sealed record CollectionBody(string Name, int Documents, int Chunks, BiEncoderBody BiEncoder, string VectorIndex,
         int ChunkTokens, int ChunkOverlap, DateTimeOffset Created, DateTimeOffset Updated);

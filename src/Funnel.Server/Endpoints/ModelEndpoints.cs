@@ -26,7 +26,9 @@ internal static class ModelEndpoints
         IReadOnlyList<string> inputs = body.StringOrStrings("inputs", out _);
         CheckCount(inputs.Count, "inputs", options);
         bool normalize = body.OptionalBool("normalize", true);
-        ModelOutput<float[]> output = await embedder.EmbedAsync(inputs, "inputs", ReadTruncate(body, options), normalize, http.RequestAborted);
+        // TEI: prompt_name names one of the model's prompts; without it, the model's default prompt (usually none) applies.
+        string? promptName = KnownPrompt(embedder, body.OptionalString("prompt_name")) ?? embedder.Encoder.DefaultPromptName;
+        ModelOutput<float[]> output = await embedder.EmbedAsync(inputs, "inputs", ReadTruncate(body, options), normalize, promptName, http.RequestAborted);
         return Results.Json(output.Results, ApiJson.Options);
     }
 
@@ -44,8 +46,15 @@ internal static class ModelEndpoints
             throw ApiException.Invalid("dimensions", $"{embedder.Id} produces {embedder.Dimension}-dimensional embeddings and cannot shorten them; omit 'dimensions' or send {embedder.Dimension}");
         body.OptionalString("model"); // any name is accepted (clients insist on sending one); the response names the real model
         body.OptionalString("user");
+        // Not in OpenAI's API (its models need no roles); the name other embedding APIs (Cohere, Voyage, NVIDIA) give the field.
+        string? promptName = body.OptionalChoice("input_type", "query", "document") switch
+        {
+            "query" => embedder.Encoder.QueryPromptName,
+            "document" => embedder.Encoder.DocumentPromptName,
+            _ => embedder.Encoder.DefaultPromptName,
+        };
 
-        ModelOutput<float[]> output = await embedder.EmbedAsync(inputs, "input", ReadTruncate(body, options), normalize: null, http.RequestAborted);
+        ModelOutput<float[]> output = await embedder.EmbedAsync(inputs, "input", ReadTruncate(body, options), normalize: null, promptName, http.RequestAborted);
         var data = new OpenAiEmbedding[output.Results.Length];
         for (int i = 0; i < data.Length; i++)
             data[i] = new OpenAiEmbedding("embedding", i, format == "base64" ? Base64LittleEndian(output.Results[i]) : output.Results[i]);
@@ -106,6 +115,15 @@ internal static class ModelEndpoints
         float[] scores = output.Results;
         for (int i = 0; i < scores.Length; i++) scores[i] = Scores.Convert(scores[i], reranker.Encoder.Activation, raw);
         return output;
+    }
+
+    /// <summary>The <c>prompt_name</c> a client sent, refused with the model's prompts listed when it has no such prompt.</summary>
+    private static string? KnownPrompt(Embedder embedder, string? name)
+    {
+        IReadOnlyDictionary<string, string> prompts = embedder.Encoder.Prompts;
+        if (name is null || prompts.ContainsKey(name)) return name;
+        throw ApiException.Invalid("prompt_name", $"'prompt_name' is \"{name}\", which is not one of {embedder.Id}'s prompts " +
+            $"({(prompts.Count == 0 ? "it has none" : string.Join(", ", prompts.Keys.Select(k => $"\"{k}\"")))})");
     }
 
     /// <summary>Best first; ties keep input order (a stable sort).</summary>

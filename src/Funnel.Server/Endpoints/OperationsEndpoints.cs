@@ -23,10 +23,11 @@ internal static class OperationsEndpoints
     private static InfoResponse Info(ServedModels models, ServerOptions options)
     {
         EmbeddingInfo? embedding = models.Embedder is { } e
-            ? new EmbeddingInfo(e.Id, e.Encoder.Fingerprint.WeightsSha256, e.Dimension, e.Encoder.Fingerprint.Pooling, e.Encoder.Normalize, e.Model.MaxInputTokens, Batching(e.Model.Batching))
+            ? new EmbeddingInfo(e.Id, e.Encoder.Source, e.Encoder.Fingerprint.WeightsSha256, e.Dimension, e.Encoder.Fingerprint.Pooling, e.Encoder.Normalize,
+                e.Model.MaxInputTokens, e.Encoder.Prompts, e.Encoder.QueryPromptName, e.Encoder.DocumentPromptName, e.Encoder.DefaultPromptName, Batching(e.Model.Batching))
             : null;
         RerankerInfo? reranker = models.Reranker is { } r
-            ? new RerankerInfo(r.Id, r.Encoder.Activation.ToString(), r.Model.MaxInputTokens, Batching(r.Model.Batching))
+            ? new RerankerInfo(r.Id, r.Encoder.Source, r.Encoder.Activation.ToString(), r.Model.MaxInputTokens, Batching(r.Model.Batching))
             : null;
         string? primaryId = embedding?.ModelId ?? reranker?.ModelId;
         Dictionary<string, object>? modelType = embedding is not null
@@ -59,9 +60,12 @@ internal static class OperationsEndpoints
 
     private sealed record BatchingInfo(int MaxBatchItems, int MaxBatchTokens, double MaxWaitMs, int MaxQueuedItems);
 
-    private sealed record EmbeddingInfo(string ModelId, string WeightsSha256, int Dimension, string Pooling, bool Normalize, int MaxInputLength, BatchingInfo Batching);
+    /// <summary>The bi-encoder; <c>query_prompt_name</c> and <c>document_prompt_name</c> are what <c>input_type</c> query and document pick.</summary>
+    private sealed record EmbeddingInfo(string ModelId, Inference.ModelSource Source, string WeightsSha256, int Dimension, string Pooling, bool Normalize,
+        int MaxInputLength, IReadOnlyDictionary<string, string> Prompts, string? QueryPromptName, string? DocumentPromptName, string? DefaultPromptName,
+        BatchingInfo Batching);
 
-    private sealed record RerankerInfo(string ModelId, string Activation, int MaxInputLength, BatchingInfo Batching);
+    private sealed record RerankerInfo(string ModelId, Inference.ModelSource Source, string Activation, int MaxInputLength, BatchingInfo Batching);
 
     private sealed record ModelsInfo(EmbeddingInfo? Embedding, RerankerInfo? Reranker);
 

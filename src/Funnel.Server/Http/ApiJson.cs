@@ -4,7 +4,7 @@ using System.Text.Json.Serialization;
 
 namespace Funnel.Server.Http;
 
-/// <summary>How responses are serialized: snake_case members (as TEI, OpenAI and Cohere clients expect), nulls left out.</summary>
+/// <summary>How responses are serialized: snake_case members and enum values (as TEI, OpenAI and Cohere clients expect), nulls left out.</summary>
 internal static class ApiJson
 {
     public static readonly JsonSerializerOptions Options = new(JsonSerializerDefaults.Web)
@@ -14,5 +14,6 @@ internal static class ApiJson
         PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
         DictionaryKeyPolicy = null,
         DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull,
+        Converters = { new JsonStringEnumConverter(JsonNamingPolicy.SnakeCaseLower) },
     };
 }

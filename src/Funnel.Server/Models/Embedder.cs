@@ -7,7 +7,9 @@ namespace Funnel.Server.Models;
 /// <summary>
 /// The bi-encoder behind the dynamic batcher. Batches compute pooled vectors without the Normalize module, so that
 /// requests that want raw vectors (TEI's <c>normalize: false</c>) and requests that want unit vectors share batches;
-/// <see cref="EmbedAsync"/> then applies the same normalisation the model's own module would.
+/// <see cref="EmbedAsync"/> then applies the same normalisation the model's own module would. Prompts are prepended before
+/// texts enter the batcher, so requests with different prompts (queries, documents) share batches too, and a prompt's
+/// tokens count toward the input's length as they do in sentence-transformers.
 /// </summary>
 public sealed class Embedder : IAsyncDisposable
 {
@@ -16,7 +18,7 @@ public sealed class Embedder : IAsyncDisposable
         Encoder = encoder;
         Model = new BatchedModel<string, float[]>(id, encoder.MaxSequenceLength,
             text => encoder.Tokenizer.Encode(text, int.MaxValue).Length,
-            texts => encoder.EncodePooled(texts),
+            texts => encoder.EncodePooled(texts, promptName: null),
             batching, metrics);
     }
 
@@ -25,10 +27,16 @@ public sealed class Embedder : IAsyncDisposable
     public string Id => Model.Id;
     public int Dimension => Encoder.Dimension;
 
-    /// <summary>Embeds <paramref name="texts"/>, unit length when <paramref name="normalize"/> (null: as the model does).</summary>
-    public async Task<ModelOutput<float[]>> EmbedAsync(IReadOnlyList<string> texts, string field, bool truncate, bool? normalize, CancellationToken cancellationToken)
+    /// <summary>
+    /// Embeds <paramref name="texts"/> after the prompt <paramref name="promptName"/> (null: none), unit length when
+    /// <paramref name="normalize"/> (null: as the model does): what <see cref="SentenceEncoder.Encode(IReadOnlyList{string}, string?, CancellationToken)"/> gives.
+    /// </summary>
+    public async Task<ModelOutput<float[]>> EmbedAsync(IReadOnlyList<string> texts, string field, bool truncate, bool? normalize, string? promptName,
+        CancellationToken cancellationToken)
     {
-        ModelOutput<float[]> output = await Model.RunAsync(texts, field, truncate, cancellationToken);
+        string prompt = Encoder.PromptText(promptName);
+        IReadOnlyList<string> prompted = prompt.Length == 0 ? texts : [.. texts.Select(text => prompt + text)];
+        ModelOutput<float[]> output = await Model.RunAsync(prompted, field, truncate, cancellationToken);
         if (normalize ?? Encoder.Normalize)
             foreach (float[] vector in output.Results) SentenceEncoder.NormalizeInPlace(vector);
         return output;

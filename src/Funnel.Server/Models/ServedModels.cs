@@ -21,7 +21,7 @@ public sealed class ServedModels : IAsyncDisposable
         throw ApiException.NotFound("this server has no bi-encoder; start it with --bi-encoder MODEL to embed");
 
     public Reranker RequireReranker() => Reranker ??
-        throw ApiException.NotFound("this server has no cross-encoder; start it with --cross-encoder MODEL to rerank");
+        throw ApiException.NotFound("this server has no cross-encoder (none is packaged with Funnel); start it with --cross-encoder MODEL (a folder or Hub id) to rerank");
 
     /// <summary>Drains both batchers (accepted requests still complete).</summary>
     public async ValueTask DisposeAsync()

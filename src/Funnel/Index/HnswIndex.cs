@@ -11,7 +11,9 @@ namespace Funnel.Index;
 /// <item>every link at layer l points at an existing slot (live or removed) whose level is ≥ l, never at itself;</item>
 /// <item>a node has at most M0 = 2M links at layer 0 and at most M at each upper layer, without duplicates;</item>
 /// <item>a slot's level never changes once drawn (a reused slot keeps it), so its upper blocks stay valid;</item>
-/// <item>the entry point has the maximum level of all slots; it is -1 only while the index has no slot.</item>
+/// <item>the entry point has the maximum level of all slots; it is -1 only while the index has no slot;</item>
+/// <item>a slot's in-link count is the number of layer-0 lists that hold it, and pruning never takes a node's last
+/// layer-0 in-link (but for a slot being relinked): a node that something once linked to stays reachable.</item>
 /// </list>
 /// <para>
 /// Concurrency: inserts link in parallel. A link list is only changed under its slot's stripe lock, and a writer
@@ -40,6 +42,8 @@ public sealed unsafe class HnswIndex : VectorIndex
     private readonly Lock[] _linkLocks = Enumerable.Range(0, LockStripes).Select(_ => new Lock()).ToArray();
     private readonly Lock _entryLock = new();
     private readonly RowStore _upper;
+    /// <summary>Per slot, how many layer-0 lists hold it (not persisted: counted from the lists on open).</summary>
+    private readonly RowStore _inLinks = new(sizeof(int));
     private readonly double _levelMultiplier;
     private readonly int _m, _m0;
     private ulong _rngState;
@@ -98,6 +102,8 @@ public sealed unsafe class HnswIndex : VectorIndex
 
     private int LevelOf(int slot) => (*(int*)Storage.Tail(slot) >> 16) & 0xFF;
 
+    private ref int InLinks(int slot) => ref *(int*)_inLinks.Row(slot);
+
     private Lock LinkLock(int slot) => _linkLocks[slot & (LockStripes - 1)];
 
     /// <summary>Replaces a list's entries; the caller holds the slot's stripe lock.</summary>
@@ -105,6 +111,49 @@ public sealed unsafe class HnswIndex : VectorIndex
     {
         for (int i = 0; i < entries.Length; i++) Volatile.Write(ref list[1 + i], entries[i]);
         Volatile.Write(ref *list, (*list & ~0xFFFF) | entries.Length);
+    }
+
+    /// <summary>
+    /// Replaces a list's entries with <paramref name="selected"/>; the caller holds the slot's stripe lock. At layer 0
+    /// it keeps the in-link counts, and an entry it would drop that is the last layer-0 in-link of its node stays in the
+    /// list instead: in free room, else in place of a new entry or of an old one that other lists also hold (never of
+    /// <paramref name="pinned"/>). Dropping decrements first and then looks at the result, so two lists pruning the same
+    /// node at once cannot both take its last in-link. <paramref name="relinked"/>, a slot about to be relinked, may lose
+    /// all of them.
+    /// </summary>
+    private void ReplaceList(int* list, int level, ReadOnlySpan<int> selected, int pinned = -1, int relinked = -1)
+    {
+        if (level > 0)
+        {
+            WriteList(list, selected);
+            return;
+        }
+        int oldCount = CountOf(list, _m0);
+        Span<int> old = stackalloc int[oldCount];
+        for (int i = 0; i < oldCount; i++) old[i] = list[1 + i];
+        Span<int> kept = stackalloc int[_m0];
+        selected.CopyTo(kept);
+        int count = selected.Length;
+        foreach (int dropped in old)
+        {
+            if (kept[..count].Contains(dropped)) continue;
+            if (Interlocked.Decrement(ref InLinks(dropped)) > 0 || dropped == relinked) continue;
+            int place = count < _m0 ? count++ : -1;
+            for (int i = count - 1; place < 0 && i >= 0; i--)
+            {
+                int candidate = kept[i];
+                if (candidate == pinned) continue;
+                if (!old.Contains(candidate)) place = i; // new here: not counted yet
+                else if (Interlocked.Decrement(ref InLinks(candidate)) > 0) place = i;
+                else Interlocked.Increment(ref InLinks(candidate));
+            }
+            if (place < 0) continue; // every entry is some node's last way in: the rare loss hnswlib always takes
+            kept[place] = dropped;
+            Interlocked.Increment(ref InLinks(dropped));
+        }
+        foreach (int added in kept[..count])
+            if (!old.Contains(added)) Interlocked.Increment(ref InLinks(added));
+        WriteList(list, kept[..count]);
     }
 
     /// <summary>Draws a level (−ln U · mL, mL = 1/ln M) and lays out a fresh slot's link blocks. Runs under the storage gate.</summary>
@@ -118,6 +167,8 @@ public sealed unsafe class HnswIndex : VectorIndex
         double u = ((z >> 11) + 1) * (1.0 / (1UL << 53));
         int level = Math.Min(MaxLevel, (int)(-Math.Log(u) * _levelMultiplier));
         *(int*)Storage.Tail(slot) = level << 16;
+        _inLinks.EnsureCapacity(slot + 1);
+        InLinks(slot) = 0;
         if (level > 0)
         {
             int start = _upperCount;
@@ -184,7 +235,7 @@ public sealed unsafe class HnswIndex : VectorIndex
             if (found > 0) { ep = scratch.Slots[0]; epDist = scratch.Dists[0]; }
         }
         lock (LinkLock(slot))
-            for (int l = 0; l <= linked; l++) WriteList(LinkList(slot, l), chosen[l]);
+            for (int l = 0; l <= linked; l++) ReplaceList(LinkList(slot, l), l, chosen[l]);
         for (int l = 0; l <= linked; l++)
         {
             bool reachable = false;
@@ -214,6 +265,7 @@ public sealed unsafe class HnswIndex : VectorIndex
             {
                 Volatile.Write(ref list[1 + count], to);
                 Volatile.Write(ref *list, (*list & ~0xFFFF) | (count + 1));
+                if (level == 0) Interlocked.Increment(ref InLinks(to));
                 return true;
             }
             Span<int> slots = stackalloc int[max + 1];
@@ -231,7 +283,7 @@ public sealed unsafe class HnswIndex : VectorIndex
                 kept[n++] = to;
                 linked = true;
             }
-            WriteList(list, kept[..n]);
+            ReplaceList(list, level, kept[..n], pinned: linked ? to : -1);
             return linked;
         }
     }
@@ -284,7 +336,7 @@ public sealed unsafe class HnswIndex : VectorIndex
                     for (int i = 0; i < slots.Length; i++) dists[i] = Storage.Distance(n, slots[i]);
                     dists.AsSpan().Sort(slots.AsSpan());
                     var kept = new int[max];
-                    WriteList(list, kept.AsSpan(0, SelectNeighbours(n, slots, dists, max, kept)));
+                    ReplaceList(list, l, kept.AsSpan(0, SelectNeighbours(n, slots, dists, max, kept)), relinked: slot);
                 }
             }
         }
@@ -410,6 +462,22 @@ public sealed unsafe class HnswIndex : VectorIndex
         return unreachable;
     }
 
+    /// <summary>Slots whose in-link count differs from the number of layer-0 lists holding them (0 when the bookkeeping is
+    /// right). Not thread-safe against concurrent writes; for tests.</summary>
+    internal int InLinkCountErrors()
+    {
+        int slots = Storage.SlotCount;
+        var counted = new int[slots];
+        for (int slot = 0; slot < slots; slot++)
+        {
+            int* list = LinkList(slot, 0);
+            for (int i = 0, count = CountOf(list, _m0); i < count; i++) counted[list[1 + i]]++;
+        }
+        int errors = 0;
+        for (int slot = 0; slot < slots; slot++) if (counted[slot] != InLinks(slot)) errors++;
+        return errors;
+    }
+
     // ---------------------------------------------------------------- persistence
 
     /// <summary>
@@ -444,6 +512,7 @@ public sealed unsafe class HnswIndex : VectorIndex
             index._upperCount = h.UpperBlockCount;
             index._entry = h.SlotCount == 0 ? -1 : ((long)h.MaxLevel << 32) | (uint)h.EntryPoint;
             index.CheckInvariants(path, h);
+            index.CountInLinks(h.SlotCount);
             if (copy) map.Dispose();
             return index;
         }
@@ -487,6 +556,17 @@ public sealed unsafe class HnswIndex : VectorIndex
         }
     }
 
+    private void CountInLinks(int slots)
+    {
+        _inLinks.EnsureCapacity(slots);
+        for (int slot = 0; slot < slots; slot++) InLinks(slot) = 0;
+        for (int slot = 0; slot < slots; slot++)
+        {
+            int* list = LinkList(slot, 0);
+            for (int i = 0, count = CountOf(list, _m0); i < count; i++) InLinks(list[1 + i])++;
+        }
+    }
+
     private protected override void WriteFile(string path)
     {
         long entry = Volatile.Read(ref _entry);
@@ -497,5 +577,9 @@ public sealed unsafe class HnswIndex : VectorIndex
         IndexFile.Write(path, h, StorageSections(((long)upper * _upper.RowBytes, s => _upper.WriteTo(s, upper))));
     }
 
-    private protected override void DisposeCore() => _upper.Dispose();
+    private protected override void DisposeCore()
+    {
+        _upper.Dispose();
+        _inLinks.Dispose();
+    }
 }

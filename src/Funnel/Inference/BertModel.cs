@@ -26,47 +26,54 @@ internal sealed class BertModel
 
     public BertConfig Config { get; }
 
-    private BertModel(BertConfig config, WeightFiles w, bool withClassifier)
+    private BertModel(BertConfig config, IWeightSource w, bool withClassifier)
     {
         Config = config;
         int h = config.HiddenSize, inter = config.IntermediateSize;
-        _wordEmbeddings = w.Read("embeddings.word_embeddings.weight", config.VocabSize, h);
-        _positionEmbeddings = w.Read("embeddings.position_embeddings.weight", config.MaxPositionEmbeddings, h);
-        _typeEmbeddings = w.Read("embeddings.token_type_embeddings.weight", config.TypeVocabSize, h);
-        _embedNormGamma = w.Read("embeddings.LayerNorm.weight", h);
-        _embedNormBeta = w.Read("embeddings.LayerNorm.bias", h);
+        _wordEmbeddings = Read(w, "embeddings.word_embeddings.weight", config.VocabSize, h);
+        _positionEmbeddings = Read(w, "embeddings.position_embeddings.weight", config.MaxPositionEmbeddings, h);
+        _typeEmbeddings = Read(w, "embeddings.token_type_embeddings.weight", config.TypeVocabSize, h);
+        _embedNormGamma = Read(w, "embeddings.LayerNorm.weight", h);
+        _embedNormBeta = Read(w, "embeddings.LayerNorm.bias", h);
         _layers = new Layer[config.Layers];
         for (int l = 0; l < config.Layers; l++)
         {
             string p = $"encoder.layer.{l}.";
             _layers[l] = new Layer(
                 PackConcatenated(w, [p + "attention.self.query.weight", p + "attention.self.key.weight", p + "attention.self.value.weight"], h, h),
-                [.. w.Read(p + "attention.self.query.bias", h), .. w.Read(p + "attention.self.key.bias", h), .. w.Read(p + "attention.self.value.bias", h)],
-                Pack(w, p + "attention.output.dense.weight", h, h), w.Read(p + "attention.output.dense.bias", h),
-                w.Read(p + "attention.output.LayerNorm.weight", h), w.Read(p + "attention.output.LayerNorm.bias", h),
-                Pack(w, p + "intermediate.dense.weight", inter, h), w.Read(p + "intermediate.dense.bias", inter),
-                Pack(w, p + "output.dense.weight", h, inter), w.Read(p + "output.dense.bias", h),
-                w.Read(p + "output.LayerNorm.weight", h), w.Read(p + "output.LayerNorm.bias", h));
+                [.. Read(w, p + "attention.self.query.bias", h), .. Read(w, p + "attention.self.key.bias", h), .. Read(w, p + "attention.self.value.bias", h)],
+                Pack(w, p + "attention.output.dense.weight", h, h), Read(w, p + "attention.output.dense.bias", h),
+                Read(w, p + "attention.output.LayerNorm.weight", h), Read(w, p + "attention.output.LayerNorm.bias", h),
+                Pack(w, p + "intermediate.dense.weight", inter, h), Read(w, p + "intermediate.dense.bias", inter),
+                Pack(w, p + "output.dense.weight", h, inter), Read(w, p + "output.dense.bias", h),
+                Read(w, p + "output.LayerNorm.weight", h), Read(w, p + "output.LayerNorm.bias", h));
         }
         if (withClassifier)
         {
-            _pooler = (Pack(w, "pooler.dense.weight", h, h), w.Read("pooler.dense.bias", h));
-            _classifier = (Pack(w, "classifier.weight", config.NumLabels, h), w.Read("classifier.bias", config.NumLabels));
+            _pooler = (Pack(w, "pooler.dense.weight", h, h), Read(w, "pooler.dense.bias", h));
+            _classifier = (Pack(w, "classifier.weight", config.NumLabels, h), Read(w, "classifier.bias", config.NumLabels));
         }
     }
 
     /// <summary>Loads the encoder, plus the pooler and classifier when <paramref name="withClassifier"/>.</summary>
     public static BertModel Load(string modelDir, BertConfig config, bool withClassifier, out IReadOnlyList<string> weightPaths)
     {
-        using WeightFiles w = WeightFiles.Open(modelDir);
+        using IWeightSource w = ModelWeights.Open(modelDir, config);
         weightPaths = w.Paths;
         return new BertModel(config, w, withClassifier);
     }
 
-    private static PackedMatrix Pack(WeightFiles w, string name, int n, int k) => PackConcatenated(w, [name], n, k);
+    private static float[] Read(IWeightSource w, string name, params int[] shape)
+    {
+        var result = new float[shape.Aggregate(1, (a, d) => checked(a * d))];
+        w.Read(name, shape, result);
+        return result;
+    }
+
+    private static PackedMatrix Pack(IWeightSource w, string name, int n, int k) => PackConcatenated(w, [name], n, k);
 
     /// <summary>Packs the row-wise concatenation of several [n × k] weights (the fused QKV projection).</summary>
-    private static PackedMatrix PackConcatenated(WeightFiles w, string[] names, int n, int k)
+    private static PackedMatrix PackConcatenated(IWeightSource w, string[] names, int n, int k)
     {
         int size = n * k;
         float[] buffer = ArrayPool<float>.Shared.Rent(size * names.Length);

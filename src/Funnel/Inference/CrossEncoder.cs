@@ -25,13 +25,17 @@ public sealed class CrossEncoder : IDisposable
 
     public ScoreActivation Activation { get; }
 
-    private CrossEncoder(BertModel model, BertTokenizer tokenizer, int maxSeq, ScoreActivation activation, EncoderOptions options)
+    /// <summary>Where the model folder came from (a Hub snapshot or another folder; no cross-encoder is packaged).</summary>
+    public ModelSource Source { get; }
+
+    private CrossEncoder(BertModel model, BertTokenizer tokenizer, int maxSeq, ScoreActivation activation, EncoderOptions options, ModelSource source)
     {
         _model = model;
         Tokenizer = tokenizer;
         MaxSequenceLength = maxSeq;
         Activation = activation;
         _options = options;
+        Source = source;
     }
 
     public static CrossEncoder Load(string modelDir, EncoderOptions? options = null)
@@ -50,7 +54,7 @@ public sealed class CrossEncoder : IDisposable
         int maxSeq = Math.Min(options.MaxSequenceLength ?? tokenizer.ModelMaxLength ?? config.MaxPositionEmbeddings,
             config.MaxPositionEmbeddings);
         BertModel model = BertModel.Load(modelDir, config, withClassifier: true, out _);
-        return new CrossEncoder(model, tokenizer, maxSeq, activation, options);
+        return new CrossEncoder(model, tokenizer, maxSeq, activation, options, ModelSource.Of(modelDir));
     }
 
     /// <summary>Maps sentence-transformers' activation class names; none configured means its one-label default, a sigmoid.</summary>

@@ -5,14 +5,22 @@ namespace Funnel.Inference;
 /// <summary>
 /// Identifies the exact model that produced a collection's vectors: where it was loaded from,
 /// the SHA-256 of its weights (of all shards' bytes in shard order), and the settings that shape
-/// the vectors. Two fingerprints with equal <see cref="WeightsSha256"/>, dimension, pooling and
-/// normalisation give identical embeddings.
+/// the vectors, the prompts included: <see cref="DocumentPrompt"/> went before every stored text and
+/// <see cref="QueryPrompt"/> goes before every query (null: none; a fingerprint recorded before
+/// prompts were, reads as none). Two fingerprints with equal weights, dimension, pooling,
+/// normalisation and prompts give identical embeddings. <see cref="Source"/> (null in older
+/// records) says whether the folder was a packaged model, a Hub snapshot or another folder.
 /// </summary>
-public sealed record ModelFingerprint(string Model, string WeightsSha256, int Dimension, string Pooling, bool Normalize)
+public sealed record ModelFingerprint(string Model, string WeightsSha256, int Dimension, string Pooling, bool Normalize,
+    string? QueryPrompt = null, string? DocumentPrompt = null, ModelSource? Source = null)
 {
-    /// <summary>Whether vectors from the two models are interchangeable (the path may differ).</summary>
+    /// <summary>Whether vectors from the two models are interchangeable (the path and source may differ).</summary>
     public bool IsCompatibleWith(ModelFingerprint other)
-        => WeightsSha256 == other.WeightsSha256 && Dimension == other.Dimension && Pooling == other.Pooling && Normalize == other.Normalize;
+        => WeightsSha256 == other.WeightsSha256 && Dimension == other.Dimension && Pooling == other.Pooling && Normalize == other.Normalize
+           && QueryPrompt == other.QueryPrompt && DocumentPrompt == other.DocumentPrompt;
+
+    /// <summary>A model argument that loads this model again: its folder while it exists, else its packaged or Hub id.</summary>
+    public string Reference => Directory.Exists(Model) || Source is null or { Kind: ModelSourceKind.Folder } ? Model : Source.Id;
 
     internal static string Sha256(IReadOnlyList<string> files)
     {

@@ -139,45 +139,6 @@ public static class SeededCheckpoint
         return Inference.Pooling.Parse(doc.RootElement, path);
     }
 
-    /// <summary>The tensors of a checkpoint in file order, as Hugging Face names and shapes them.</summary>
-    internal static List<(string Name, int[] Shape)> TensorSpecs(BertConfig c, bool crossEncoder)
-    {
-        int h = c.HiddenSize, i = c.IntermediateSize;
-        string p = crossEncoder ? "bert." : "";
-        var specs = new List<(string, int[])>
-        {
-            (p + "embeddings.word_embeddings.weight", [c.VocabSize, h]),
-            (p + "embeddings.position_embeddings.weight", [c.MaxPositionEmbeddings, h]),
-            (p + "embeddings.token_type_embeddings.weight", [c.TypeVocabSize, h]),
-            (p + "embeddings.LayerNorm.weight", [h]),
-            (p + "embeddings.LayerNorm.bias", [h]),
-        };
-        for (int l = 0; l < c.Layers; l++)
-        {
-            string q = $"{p}encoder.layer.{l}.";
-            foreach (string part in new[] { "query", "key", "value" })
-            {
-                specs.Add((q + $"attention.self.{part}.weight", [h, h]));
-                specs.Add((q + $"attention.self.{part}.bias", [h]));
-            }
-            specs.AddRange([
-                (q + "attention.output.dense.weight", [h, h]), (q + "attention.output.dense.bias", [h]),
-                (q + "attention.output.LayerNorm.weight", [h]), (q + "attention.output.LayerNorm.bias", [h]),
-                (q + "intermediate.dense.weight", [i, h]), (q + "intermediate.dense.bias", [i]),
-                (q + "output.dense.weight", [h, i]), (q + "output.dense.bias", [h]),
-                (q + "output.LayerNorm.weight", [h]), (q + "output.LayerNorm.bias", [h]),
-            ]);
-        }
-        specs.Add((p + "pooler.dense.weight", [h, h]));
-        specs.Add((p + "pooler.dense.bias", [h]));
-        if (crossEncoder)
-        {
-            specs.Add(("classifier.weight", [1, h]));
-            specs.Add(("classifier.bias", [1]));
-        }
-        return specs;
-    }
-
     /// <summary>(offset, scale) of a tensor's uniform distribution, chosen so outputs are far from
     /// degenerate: unit-variance linear maps, sharper attention (query/key gain 1.5) and logits
     /// spread over several units (classifier gain 4).</summary>
@@ -226,7 +187,7 @@ public static class SeededCheckpoint
     private static IReadOnlyList<string> WriteWeights(string outDir, BertConfig config, SeededCheckpointOptions options, ulong seed)
     {
         foreach (string old in Directory.EnumerateFiles(outDir, "model*.safetensors*")) File.Delete(old);
-        var specs = TensorSpecs(config, options.CrossEncoder);
+        var specs = BertTensors.Specs(config, options.CrossEncoder);
         if (options.Shards == 1)
         {
             string path = Path.Combine(outDir, WeightFiles.SingleFile);

@@ -33,6 +33,24 @@ public sealed class SentenceEncoder : IDisposable
     /// <summary>The prompt prepended when none is named, as sentence-transformers does; usually none.</summary>
     public string? DefaultPromptName { get; }
 
+    /// <summary>
+    /// The prompt <see cref="EncodeQueries"/> applies, by sentence-transformers v5's <c>encode_query</c>: the one named
+    /// "query" when the model has it, else the default prompt (null: none).
+    /// </summary>
+    public string? QueryPromptName { get; }
+
+    /// <summary>
+    /// The prompt <see cref="EncodeDocuments"/> applies, by sentence-transformers v5's <c>encode_document</c>: the first of
+    /// "document", "passage" and "corpus" the model has, else the default prompt (null: none).
+    /// </summary>
+    public string? DocumentPromptName { get; }
+
+    /// <summary>Where the model folder came from (a packaged model, a Hub snapshot, another folder).</summary>
+    public ModelSource Source => Fingerprint.Source!;
+
+    /// <summary>Wordpieces of a document chunk that fit the window beside [CLS], [SEP] and the document prompt's own tokens.</summary>
+    public int MaxDocumentTokens { get; }
+
     private SentenceEncoder(BertModel model, BertTokenizer tokenizer, SentenceTransformerConfig st, int maxSeq, EncoderOptions options, ModelFingerprint fingerprint)
     {
         _model = model;
@@ -42,12 +60,18 @@ public sealed class SentenceEncoder : IDisposable
         Normalize = st.Normalize;
         MaxSequenceLength = maxSeq;
         Dimension = Inference.Pooling.Dimension(st.Pooling, model.Config.HiddenSize);
-        Fingerprint = fingerprint;
         Prompts = st.Prompts;
         DefaultPromptName = st.DefaultPromptName;
+        // sentence_transformers/SentenceTransformer.py (v5), encode_query and encode_document: with no prompt given, they
+        // pick these names; encode() then falls back to default_prompt_name.
+        QueryPromptName = Prompts.ContainsKey("query") ? "query" : DefaultPromptName;
+        DocumentPromptName = new[] { "document", "passage", "corpus" }.FirstOrDefault(Prompts.ContainsKey) ?? DefaultPromptName;
+        // Prompts end in a space or punctuation, where WordPiece splits anyway, so their tokens add up with the text's.
+        MaxDocumentTokens = Math.Max(1, maxSeq - tokenizer.Encode(PromptText(DocumentPromptName), int.MaxValue).Length);
+        Fingerprint = fingerprint with { QueryPrompt = NoneIfEmpty(PromptText(QueryPromptName)), DocumentPrompt = NoneIfEmpty(PromptText(DocumentPromptName)) };
     }
 
-    /// <summary>Loads a model folder (config.json, model.safetensors or a sharded index, tokenizer
+    /// <summary>Loads a model folder (config.json, model.safetensors or a sharded index, else model.onnx or onnx/model.onnx, tokenizer
     /// files, sentence-transformers module configs). Throws <see cref="ModelFormatException"/>
     /// naming the file and field when something is missing or unsupported.</summary>
     public static SentenceEncoder Load(string modelDir, EncoderOptions? options = null)
@@ -62,7 +86,7 @@ public sealed class SentenceEncoder : IDisposable
             config.MaxPositionEmbeddings);
         BertModel model = BertModel.Load(modelDir, config, withClassifier: false, out IReadOnlyList<string> weightPaths);
         var fingerprint = new ModelFingerprint(Path.GetFullPath(modelDir), ModelFingerprint.Sha256(weightPaths),
-            Inference.Pooling.Dimension(st.Pooling, config.HiddenSize), Inference.Pooling.Describe(st.Pooling), st.Normalize);
+            Inference.Pooling.Dimension(st.Pooling, config.HiddenSize), Inference.Pooling.Describe(st.Pooling), st.Normalize, Source: ModelSource.Of(modelDir));
         return new SentenceEncoder(model, tokenizer, st, maxSeq, options, fingerprint);
     }
 
@@ -77,12 +101,33 @@ public sealed class SentenceEncoder : IDisposable
     public float[][] Encode(IReadOnlyList<string> texts, string? promptName, CancellationToken ct = default) =>
         EncodeTexts(texts, promptName, Normalize, ct);
 
+    /// <summary>Embeds one search query (after <see cref="QueryPromptName"/>'s prompt).</summary>
+    public float[] EncodeQuery(string query) => EncodeQueries([query])[0];
+
+    /// <summary>Embeds search queries after <see cref="QueryPromptName"/>'s prompt, as sentence-transformers' <c>encode_query</c>.</summary>
+    public float[][] EncodeQueries(IReadOnlyList<string> queries, CancellationToken ct = default) => Encode(queries, QueryPromptName, ct);
+
+    /// <summary>Embeds documents (or their chunks) after <see cref="DocumentPromptName"/>'s prompt, as sentence-transformers' <c>encode_document</c>.</summary>
+    public float[][] EncodeDocuments(IReadOnlyList<string> documents, CancellationToken ct = default) => Encode(documents, DocumentPromptName, ct);
+
+    /// <summary>The text prompt <paramref name="promptName"/> prepends ("" for null).</summary>
+    /// <exception cref="ArgumentException">The model has no such prompt; the message lists those it has.</exception>
+    public string PromptText(string? promptName)
+    {
+        if (promptName is null) return "";
+        return Prompts.TryGetValue(promptName, out string? text) ? text
+            : throw new ArgumentException($"this model has no prompt \"{promptName}\" (it has: {(Prompts.Count == 0 ? "none" : string.Join(", ", Prompts.Keys))})", nameof(promptName));
+    }
+
     /// <summary>
     /// Embeds texts (after the default prompt) up to pooling, without the Normalize module even when the model has one:
     /// for callers that want the raw pooled vectors (TEI's <c>normalize: false</c>) or normalise them later with
     /// <see cref="NormalizeInPlace"/>, which gives exactly what <see cref="Encode(IReadOnlyList{string}, CancellationToken)"/> does.
     /// </summary>
-    public float[][] EncodePooled(IReadOnlyList<string> texts, CancellationToken ct = default) => EncodeTexts(texts, DefaultPromptName, normalize: false, ct);
+    public float[][] EncodePooled(IReadOnlyList<string> texts, CancellationToken ct = default) => EncodePooled(texts, DefaultPromptName, ct);
+
+    /// <summary>As <see cref="EncodePooled(IReadOnlyList{string}, CancellationToken)"/>, after the prompt <paramref name="promptName"/> (none when null).</summary>
+    public float[][] EncodePooled(IReadOnlyList<string> texts, string? promptName, CancellationToken ct = default) => EncodeTexts(texts, promptName, normalize: false, ct);
 
     /// <summary>The Normalize module on its own (torch's F.normalize): what <see cref="Encode(IReadOnlyList{string}, CancellationToken)"/>
     /// applies after pooling when <see cref="Normalize"/> is set.</summary>
@@ -94,9 +139,7 @@ public sealed class SentenceEncoder : IDisposable
         ArgumentNullException.ThrowIfNull(texts);
         for (int i = 0; i < texts.Count; i++)
             if (texts[i] is null) throw new ArgumentException($"texts[{i}] is null", nameof(texts));
-        string prefix = "";
-        if (promptName != null && !Prompts.TryGetValue(promptName, out prefix!))
-            throw new ArgumentException($"this model has no prompt \"{promptName}\" (it has: {(Prompts.Count == 0 ? "none" : string.Join(", ", Prompts.Keys))})", nameof(promptName));
+        string prefix = PromptText(promptName);
         TokenSequence[] inputs = TokenBatches.Tokenize(texts.Count, i => Tokenizer.Encode(prefix + texts[i], MaxSequenceLength), _options.MaxThreads, ct);
         return EncodeTokens(inputs, normalize, ct);
     }
@@ -134,4 +177,6 @@ public sealed class SentenceEncoder : IDisposable
     }
 
     public void Dispose() => _disposed = true;
+
+    private static string? NoneIfEmpty(string prompt) => prompt.Length == 0 ? null : prompt;
 }

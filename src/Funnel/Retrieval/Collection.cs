@@ -94,10 +94,8 @@ public sealed class Collection : IDisposable
     /// </summary>
     public static Collection Create(string folder, SentenceEncoder biEncoder, CollectionOptions? options = null)
     {
-        ChunkingOptions chunking = options?.Chunking ?? DefaultChunking(biEncoder.MaxSequenceLength);
-        if (chunking.MaxTokens > biEncoder.MaxSequenceLength - 2)
-            throw new ArgumentOutOfRangeException(nameof(options), chunking.MaxTokens,
-                $"chunks of {chunking.MaxTokens} wordpieces do not fit the bi-encoder's window of {biEncoder.MaxSequenceLength} tokens (at most {biEncoder.MaxSequenceLength - 2})");
+        ChunkingOptions chunking = options?.Chunking ?? DefaultChunking(biEncoder.MaxDocumentTokens);
+        DocumentEmbedder.CheckFits(chunking, biEncoder, nameof(options));
         return Create(folder, biEncoder.Fingerprint, (options ?? new CollectionOptions()) with { Chunking = chunking });
     }
 
@@ -148,9 +146,12 @@ public sealed class Collection : IDisposable
         }
     }
 
-    /// <summary>The default chunking for an encoder window: all of it, with an eighth (at most 32 wordpieces) as overlap.</summary>
-    public static ChunkingOptions DefaultChunking(int maxSequenceLength) =>
-        new() { MaxTokens = maxSequenceLength - 2, OverlapTokens = Math.Min(32, (maxSequenceLength - 2) / 8) };
+    /// <summary>
+    /// The default chunking for chunks of at most <paramref name="maxTokens"/> wordpieces (a bi-encoder's
+    /// <see cref="SentenceEncoder.MaxDocumentTokens"/>: its whole window), with an eighth (at most 32 wordpieces) as overlap.
+    /// </summary>
+    public static ChunkingOptions DefaultChunking(int maxTokens) =>
+        new() { MaxTokens = maxTokens, OverlapTokens = Math.Min(32, maxTokens / 8) };
 
     /// <summary>
     /// Opens a collection: loads its last checkpoint and replays the write-ahead log after it. A writable open takes the
@@ -221,10 +222,16 @@ public sealed class Collection : IDisposable
     /// <summary>Throws <see cref="BiEncoderMismatchException"/> unless <paramref name="biEncoder"/> makes the vectors this collection holds.</summary>
     public void EnsureBiEncoder(ModelFingerprint biEncoder)
     {
-        if (!BiEncoder.IsCompatibleWith(biEncoder))
+        if (BiEncoder.IsCompatibleWith(biEncoder)) return;
+        string reindex = $"re-index the collection with `funnel reindex --collection {Folder} --bi-encoder <model>`";
+        if (BiEncoder.IsCompatibleWith(biEncoder with { QueryPrompt = BiEncoder.QueryPrompt, DocumentPrompt = BiEncoder.DocumentPrompt }))
             throw new BiEncoderMismatchException(
-                $"collection '{Folder}' was indexed with bi-encoder {Describe(BiEncoder)}, not {Describe(biEncoder)}; their vectors are not comparable. " +
-                $"Use the same model, or re-index the collection with `funnel reindex --collection {Folder} --bi-encoder <model>`.");
+                $"collection '{Folder}' was indexed with bi-encoder {BiEncoder.Model} using {Prompts(BiEncoder)}; {biEncoder.Model} has the same weights " +
+                $"but uses {Prompts(biEncoder)}, so its vectors are not comparable. Use the model with the collection's prompts " +
+                $"(config_sentence_transformers.json), or {reindex}.");
+        throw new BiEncoderMismatchException(
+            $"collection '{Folder}' was indexed with bi-encoder {Describe(BiEncoder)}, not {Describe(biEncoder)}; their vectors are not comparable. " +
+            $"Use the same model, or {reindex}.");
     }
 
     public Document? Get(string id) => WithReadLock(() => _documents.TryGetValue(id, out StoredDocument? s) ? s.Document : null);
@@ -439,7 +446,10 @@ public sealed class Collection : IDisposable
     }
 
     private static string Describe(ModelFingerprint f) =>
-        $"{f.Model} (weights sha256 {f.WeightsSha256[..Math.Min(12, f.WeightsSha256.Length)]}…, {f.Dimension} dims, {f.Pooling} pooling{(f.Normalize ? ", normalized" : "")})";
+        $"{f.Model} (weights sha256 {f.WeightsSha256[..Math.Min(12, f.WeightsSha256.Length)]}…, {f.Dimension} dims, {f.Pooling} pooling{(f.Normalize ? ", normalized" : "")}, {Prompts(f)})";
+
+    private static string Prompts(ModelFingerprint f) =>
+        $"query prompt {(f.QueryPrompt is null ? "none" : $"\"{f.QueryPrompt}\"")} and document prompt {(f.DocumentPrompt is null ? "none" : $"\"{f.DocumentPrompt}\"")}";
 
     public void Dispose()
     {

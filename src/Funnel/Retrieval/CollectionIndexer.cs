@@ -94,7 +94,7 @@ public static class CollectionIndexer
     public static IndexingProgress Reindex(Collection collection, SentenceEncoder biEncoder, ChunkingOptions? chunking = null, int batchSize = 64,
         IProgress<IndexingProgress>? progress = null, CancellationToken ct = default)
     {
-        chunking ??= Collection.DefaultChunking(biEncoder.MaxSequenceLength);
+        chunking ??= Collection.DefaultChunking(biEncoder.MaxDocumentTokens);
         var embedder = new DocumentEmbedder(biEncoder, chunking);
         var clock = Stopwatch.StartNew();
         long chunks = 0, done = 0;

@@ -2,7 +2,8 @@ using Funnel.Inference;
 
 namespace Funnel.Retrieval;
 
-/// <summary>Chunks documents at wordpiece boundaries of the bi-encoder's own tokenizer and embeds every chunk.</summary>
+/// <summary>Chunks documents at wordpiece boundaries of the bi-encoder's own tokenizer and embeds every chunk as a document
+/// (after the model's document prompt, if it has one).</summary>
 public sealed class DocumentEmbedder
 {
     private readonly SentenceEncoder _encoder;
@@ -11,11 +12,18 @@ public sealed class DocumentEmbedder
     public DocumentEmbedder(SentenceEncoder encoder, ChunkingOptions chunking)
     {
         chunking.Validate();
-        if (chunking.MaxTokens > encoder.MaxSequenceLength - 2)
-            throw new ArgumentOutOfRangeException(nameof(chunking), chunking.MaxTokens,
-                $"chunks of {chunking.MaxTokens} wordpieces do not fit the bi-encoder's window of {encoder.MaxSequenceLength} tokens");
+        CheckFits(chunking, encoder, nameof(chunking));
         _encoder = encoder;
         _chunking = chunking;
+    }
+
+    /// <summary>Chunks must fit the encoder's window beside [CLS], [SEP] and the document prompt, or their ends would be cut off.</summary>
+    internal static void CheckFits(ChunkingOptions chunking, SentenceEncoder encoder, string parameter)
+    {
+        if (chunking.MaxTokens > encoder.MaxDocumentTokens)
+            throw new ArgumentOutOfRangeException(parameter, chunking.MaxTokens,
+                $"chunks of {chunking.MaxTokens} wordpieces do not fit the bi-encoder's window of {encoder.MaxSequenceLength} tokens " +
+                $"(at most {encoder.MaxDocumentTokens} beside [CLS], [SEP]{(encoder.DocumentPromptName is { } name ? $" and the \"{name}\" prompt" : "")})");
     }
 
     /// <summary>The chunks of <paramref name="text"/>: spans of at most <see cref="ChunkingOptions.MaxTokens"/> wordpieces.</summary>
@@ -40,7 +48,7 @@ public sealed class DocumentEmbedder
             chunks[d] = Chunk(full);
             foreach (ChunkSpan span in chunks[d]) texts.Add(full[span.Start..span.End]);
         }
-        float[][] vectors = _encoder.Encode(texts, ct);
+        float[][] vectors = _encoder.EncodeDocuments(texts, ct);
         var embedded = new EmbeddedDocument[documents.Count];
         for (int d = 0, next = 0; d < documents.Count; d++)
         {

@@ -60,7 +60,8 @@ public sealed record StageTimings(TimeSpan Embed, TimeSpan Retrieve, TimeSpan Fu
 public sealed record SearchResponse(string Query, IReadOnlyList<SearchResult> Results, StageTimings Timings);
 
 /// <summary>
-/// query → first stage (dense | bm25 | hybrid RRF) → top N → cross-encoder rerank → top M, over one collection.
+/// query → first stage (dense | bm25 | hybrid RRF) → top N → cross-encoder rerank → top M, over one collection. Queries are
+/// embedded as queries (<see cref="SentenceEncoder.EncodeQueries"/>: after the model's query prompt, if it has one).
 /// Chunk hits collapse to documents (best chunk). Thread-safe: any number of concurrent searches.
 /// </summary>
 public sealed class SearchPipeline
@@ -89,13 +90,14 @@ public sealed class SearchPipeline
         options = Checked(options);
         if (options.Retriever == Retriever.Bm25) return Run(query, null, options, TimeSpan.Zero, ct);
         long start = Stopwatch.GetTimestamp();
-        float[] vector = _biEncoder!.Encode([query], ct)[0];
+        float[] vector = _biEncoder!.EncodeQueries([query], ct)[0];
         return Run(query, vector, options, Stopwatch.GetElapsedTime(start), ct);
     }
 
     /// <summary>
-    /// Searches with a query vector the caller already computed with the collection's bi-encoder (for example through
-    /// a service's dynamic batcher, so concurrent searches share encoder batches). <paramref name="queryVector"/> may be
+    /// Searches with a query vector the caller already computed with the collection's bi-encoder, as
+    /// <see cref="SentenceEncoder.EncodeQueries"/> does (after its query prompt), for example through a service's dynamic
+    /// batcher, so concurrent searches share encoder batches. <paramref name="queryVector"/> may be
     /// null only for BM25; <paramref name="embedTime"/> is reported as the embed stage.
     /// </summary>
     public SearchResponse Search(string query, float[]? queryVector, TimeSpan embedTime, SearchOptions? options = null, CancellationToken ct = default)
@@ -120,7 +122,7 @@ public sealed class SearchPipeline
         {
             var slice = queries.Skip(offset).Take(EmbedBatch).ToList();
             long start = Stopwatch.GetTimestamp();
-            float[][]? vectors = options.Retriever == Retriever.Bm25 ? null : await Task.Run(() => _biEncoder!.Encode(slice.Select(q => q.Text).ToList(), ct), ct);
+            float[][]? vectors = options.Retriever == Retriever.Bm25 ? null : await Task.Run(() => _biEncoder!.EncodeQueries(slice.Select(q => q.Text).ToList(), ct), ct);
             TimeSpan embedEach = Stopwatch.GetElapsedTime(start) / Math.Max(1, slice.Count);
             for (int i = 0; i < slice.Count; i++)
             {

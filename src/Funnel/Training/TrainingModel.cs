@@ -74,16 +74,22 @@ internal sealed class TrainingModel
         BertConfig config = BertConfig.Load(baseDir);
         BertTokenizer tokenizer = BertTokenizer.FromFolder(baseDir);
         DropoutSettings dropouts = dropout ? TrainingConfig.Dropouts(baseDir) : DropoutSettings.None;
-        using WeightFiles weights = WeightFiles.Open(baseDir);
+        using IWeightSource weights = ModelWeights.Open(baseDir, config);
+        float[] Tensor(string name, int[] shape)
+        {
+            var values = new float[shape.Aggregate(1, (a, d) => checked(a * d))];
+            weights.Read(name, shape, values);
+            return values;
+        }
         float[] Read(string name, int[] shape)
         {
             if (!name.EndsWith(TrainableBert.QkvName + ".weight", StringComparison.Ordinal) && !name.EndsWith(TrainableBert.QkvName + ".bias", StringComparison.Ordinal))
-                return weights.Read(name, shape);
+                return Tensor(name, shape);
             // The fused projection is query, key and value stacked.
             string prefix = name[..name.IndexOf(TrainableBert.QkvName, StringComparison.Ordinal)] + "attention.self.";
             string suffix = name.EndsWith(".weight", StringComparison.Ordinal) ? ".weight" : ".bias";
             int[] part = shape.Length == 2 ? [shape[0] / 3, shape[1]] : [shape[0] / 3];
-            return [.. weights.Read(prefix + "query" + suffix, part), .. weights.Read(prefix + "key" + suffix, part), .. weights.Read(prefix + "value" + suffix, part)];
+            return [.. Tensor(prefix + "query" + suffix, part), .. Tensor(prefix + "key" + suffix, part), .. Tensor(prefix + "value" + suffix, part)];
         }
         var encoder = new TrainableBert(config, dropouts, Read);
         int h = config.HiddenSize;

@@ -122,7 +122,6 @@ public sealed class EvalCommandTests : IDisposable
             (["eval", "-d", beir, "--split", "dev"], "no qrels for split 'dev' (available: test)"),
             (["eval", "-d", beir, "--top", "0"], "--top must be at least 1"),
             (["eval", "-d", beir, "--measure", "ndcg@ten"], "--measure"),
-            (["eval", "-d", beir, "--retriever", "dense"], "needs --bi-encoder"),
             (["eval", "-d", TestPaths.SharedDataset("trec-dl-2019-passage"), "--retriever", "hybrid"], "no corpus to index"),
         ];
         foreach (var (args, message) in cases)

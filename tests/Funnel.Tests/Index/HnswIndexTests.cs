@@ -64,6 +64,7 @@ public class HnswIndexTests
         for (int round = 0; round < 4; round++)
         {
             using var index = Build(data);
+            Assert.Equal(0, index.InLinkCountErrors());
             Assert.Equal(0, index.UnreachableCount());
             var found = index.SearchBatch(data, 1);
             for (int i = 0; i < data.Length; i++)

@@ -57,6 +57,40 @@ public class HnswMutationTests
     }
 
     [Fact]
+    public void InLinkCountsStayExactThroughParallelUpsertsRemovalsReuseAndReopen()
+    {
+        // Pruning keeps every node's last layer-0 in-link by these counts, so they must match the lists exactly
+        // whatever the writes and their interleaving, and after a reopen (where they are recounted).
+        using var index = new HnswIndex(Dim, DistanceMetric.Cosine, Options);
+        index.AddBatch(Data[..3000].Select((v, i) => new VectorRecord(i, v)).ToList(), maxThreads: 4);
+        Assert.Equal(0, index.InLinkCountErrors());
+        var rng = new Random(8);
+        Parallel.For(0, 2000, new ParallelOptions { MaxDegreeOfParallelism = 4 }, i =>
+        {
+            int id;
+            lock (rng) id = rng.Next(3000);
+            if (i % 3 == 0) index.Remove(id);
+            else index.Upsert(i % 3 == 1 ? id : 3000 + i, Data[(id + i) % Data.Length]);
+        });
+        Assert.Equal(0, index.InLinkCountErrors());
+        Assert.Equal(0, index.UnreachableCount());
+        string path = Path.Combine(Path.GetTempPath(), $"funnel-inlinks-{Guid.NewGuid():N}.idx");
+        try
+        {
+            index.Save(path);
+            using var reopened = HnswIndex.Open(path);
+            Assert.Equal(0, reopened.InLinkCountErrors());
+            reopened.AddBatch(Data[3000..].Select((v, i) => new VectorRecord(10_000 + i, v)).ToList(), maxThreads: 4);
+            Assert.Equal(0, reopened.InLinkCountErrors());
+            Assert.Equal(0, reopened.UnreachableCount());
+        }
+        finally
+        {
+            File.Delete(path);
+        }
+    }
+
+    [Fact]
     public void UpsertOfExistingIdsReplacesVectorsAndRelinks()
     {
         using var index = Build(Data.Select((v, i) => ((long)i, v)));

@@ -22,8 +22,35 @@ public sealed class ModelLoadErrorTests(ReferenceFixture reference)
         string dir = reference.CopyOf("small-bi");
         File.Delete(Path.Combine(dir, Weights));
         var ex = Assert.Throws<ModelFormatException>(() => SentenceEncoder.Load(dir));
-        Assert.Contains("model.safetensors", ex.Message);
-        Assert.Contains("model.safetensors.index.json", ex.Message);
+        Assert.Contains("expected model.safetensors, model.safetensors.index.json, model.onnx or onnx/model.onnx", ex.Message);
+    }
+
+    [Theory]
+    [InlineData(float.NaN, "holds NaN at element 7")]
+    [InlineData(float.PositiveInfinity, "holds +Infinity at element 7")]
+    [InlineData(float.NegativeInfinity, "holds -Infinity at element 7")]
+    public void NonFiniteWeightsAreRefusedNamingTheTensor(float value, string expected)
+    {
+        string dir = reference.CopyOf("small-bi");
+        SafeTensorsEditing.AddToElement(Path.Combine(dir, Weights), "encoder.layer.1.attention.self.key.weight", 7, value);
+        var ex = Assert.Throws<ModelFormatException>(() => SentenceEncoder.Load(dir));
+        Assert.Contains($"{Path.Combine(dir, Weights)}: tensor 'encoder.layer.1.attention.self.key.weight' {expected}", ex.Message);
+    }
+
+    [Fact]
+    public void NonFiniteF16WeightsAreRefused()
+    {
+        string dir = reference.CopyOf("small-bi-f16");
+        string path = Path.Combine(dir, Weights);
+        long offset;
+        using (var file = Funnel.Inference.Weights.SafeTensorsFile.Open(path)) offset = file.Tensors["embeddings.LayerNorm.bias"].Offset;
+        using (var stream = new FileStream(path, FileMode.Open, FileAccess.Write))
+        {
+            stream.Position = offset + 2 * 5;
+            stream.Write(BitConverter.GetBytes(BitConverter.HalfToUInt16Bits(Half.NaN)));
+        }
+        var ex = Assert.Throws<ModelFormatException>(() => SentenceEncoder.Load(dir));
+        Assert.Contains("tensor 'embeddings.LayerNorm.bias' holds NaN at element 5", ex.Message);
     }
 
     [Fact]

@@ -15,4 +15,20 @@ internal static class Similarity
         }
         return dot / Math.Sqrt(na * nb);
     }
+
+    public static float MaxAbsDifference(ReadOnlySpan<float> a, ReadOnlySpan<float> b)
+    {
+        Assert.Equal(a.Length, b.Length);
+        float max = 0;
+        for (int i = 0; i < a.Length; i++) max = Math.Max(max, Math.Abs(a[i] - b[i]));
+        return max;
+    }
+
+    public static void AssertClose(ReadOnlySpan<float> expected, ReadOnlySpan<float> actual, float tolerance)
+    {
+        float difference = MaxAbsDifference(expected, actual);
+        Assert.True(difference <= tolerance, $"vectors differ by up to {difference} (tolerance {tolerance})");
+    }
+
+    public static float Dot(ReadOnlySpan<float> a, ReadOnlySpan<float> b) => System.Numerics.Tensors.TensorPrimitives.Dot(a, b);
 }

@@ -37,18 +37,8 @@ public sealed class CrashRecoveryTests(SmallModels models) : IClassFixture<Small
     /// <summary>A token no stemmer or stop list touches and no real text contains.</summary>
     private static string Marker(int i) => $"k{i:D5}k";
 
-    private static string CliDll => Path.Combine(AppContext.BaseDirectory, "Funnel.Cli.dll");
-
-    private Process StartIndex(string collection, string corpus)
-    {
-        var start = new ProcessStartInfo("dotnet")
-        {
-            ArgumentList = { CliDll, "index", "--collection", collection, "--input", corpus, "--bi-encoder", models.BiEncoderPath, "--batch-size", "16" },
-            RedirectStandardError = true,
-            RedirectStandardOutput = true,
-        };
-        return Process.Start(start) ?? throw new InvalidOperationException("could not start the CLI");
-    }
+    private Process StartIndex(string collection, string corpus) => Cli.CliProcess.Start(new Dictionary<string, string?>(),
+        "index", "--collection", collection, "--input", corpus, "--bi-encoder", models.BiEncoderPath, "--batch-size", "16");
 
     [Fact]
     public async Task AKilledIngestRecoversToWholeBatchesAndARerunCompletesIt()

@@ -1,28 +1,16 @@
 using System.Diagnostics;
 using System.Net;
 using System.Net.Http.Headers;
-using System.Text.RegularExpressions;
+using Funnel.Tests.Cli;
 
 namespace Funnel.Tests.Server;
 
 /// <summary><c>funnel serve</c> as a real child process: it serves, and SIGTERM drains accepted requests before exit.</summary>
 [Collection(ServerCollection.Name)]
-public sealed partial class ServeCommandTests(SmallModels models)
+public sealed class ServeCommandTests(SmallModels models)
 {
-    private static Process StartCli(params string[] args)
-    {
-        var start = new ProcessStartInfo("dotnet")
-        {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-        };
-        start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "Funnel.Cli.dll"));
-        foreach (string arg in args) start.ArgumentList.Add(arg);
-        start.Environment["HF_HUB_OFFLINE"] = "1";
-        start.Environment.Remove("FUNNEL_API_KEY");
-        return Process.Start(start)!;
-    }
+    private static Process StartCli(params string[] args) =>
+        CliProcess.Start(new Dictionary<string, string?> { ["HF_HUB_OFFLINE"] = "1", ["FUNNEL_API_KEY"] = null }, args);
 
     [Fact]
     public async Task ServesAndDrainsOnSigterm()
@@ -31,7 +19,7 @@ public sealed partial class ServeCommandTests(SmallModels models)
             "--urls", "http://127.0.0.1:0", "--max-wait-ms", "2000", "--api-key", "k");
         try
         {
-            string address = await ListeningAddressAsync(server);
+            string address = await CliProcess.ListeningAddressAsync(server);
             Task<string> drainLogs = server.StandardOutput.ReadToEndAsync(); // a full pipe would block the server's logger
             using var client = new HttpClient { BaseAddress = new Uri(address) };
             client.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", "k");
@@ -63,7 +51,6 @@ public sealed partial class ServeCommandTests(SmallModels models)
     }
 
     [Theory]
-    [InlineData("nothing to serve")]
     [InlineData("no-such-model-folder", "--bi-encoder", "./no-such-model-folder")]
     [InlineData("not an http:// URL", "--collections", "/tmp", "--urls", "https://127.0.0.1:8443")]
     public async Task BadArgumentsExitWith2AndOneClearLine(string mentions, params string[] args)
@@ -76,15 +63,4 @@ public sealed partial class ServeCommandTests(SmallModels models)
         Assert.DoesNotContain("   at ", stderr);
     }
 
-    private static async Task<string> ListeningAddressAsync(Process server)
-    {
-        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
-        while (await server.StandardOutput.ReadLineAsync(timeout.Token) is { } line)
-            if (ListeningOn().Match(line) is { Success: true } match) return match.Groups[1].Value;
-        Assert.Fail($"the server exited before listening: {await server.StandardError.ReadToEndAsync()}");
-        return "";
-    }
-
-    [GeneratedRegex(@"Now listening on: (http://127\.0\.0\.1:\d+)")]
-    private static partial Regex ListeningOn();
 }

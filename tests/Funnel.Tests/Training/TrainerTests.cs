@@ -149,7 +149,9 @@ public sealed class TrainerTests(TrainingReference reference) : IDisposable
         Assert.InRange(std, 0.012, 0.028); // 32 draws of N(0, 0.02)
         Assert.All(model.Classifier.Classifier.Bias.Value, b => Assert.Equal(0f, b));
         using var weights = Funnel.Inference.Weights.WeightFiles.Open(reference.BiEncoderDir);
-        Assert.Equal(weights.Read("pooler.dense.weight", 32, 32), model.Classifier.Pooler.Weight.Value);
+        var pooler = new float[32 * 32];
+        weights.Read("pooler.dense.weight", [32, 32], pooler);
+        Assert.Equal(pooler, model.Classifier.Pooler.Weight.Value);
         TrainingModel again = TrainingModel.Load(reference.BiEncoderDir, ModelKind.CrossEncoder, dropout: true, maxLength: null, seed: 9);
         Assert.Equal(w, again.Classifier!.Classifier.Weight.Value);
     }

@@ -17,7 +17,7 @@ public enum HubErrorKind
     Integrity,
     /// <summary>Offline mode and the cache lacks the model.</summary>
     NotCached,
-    /// <summary>The repository has no weights Funnel can load (no safetensors), or the server broke the Hub protocol.</summary>
+    /// <summary>The repository has no weights Funnel can load (no safetensors and no ONNX export), or the server broke the Hub protocol.</summary>
     Unsupported,
 }
 

@@ -54,14 +54,14 @@ public sealed record HubOptions
         variable ??= Environment.GetEnvironmentVariable;
         string? Read(string name) => variable(name) is { Length: > 0 } value ? value : null;
 
-        string home = ExpandHome(Read("HF_HOME"))
-            ?? Path.Combine(ExpandHome(Read("XDG_CACHE_HOME")) ?? Path.Combine(UserHome(), ".cache"), "huggingface");
+        string home = UserPaths.ExpandHome(Read("HF_HOME"))
+            ?? Path.Combine(UserPaths.ExpandHome(Read("XDG_CACHE_HOME")) ?? Path.Combine(UserPaths.Home(), ".cache"), "huggingface");
         return new HubOptions
         {
             Endpoint = ParseEndpoint(Read("HF_ENDPOINT")),
-            CacheDirectory = ExpandHome(Read("HF_HUB_CACHE")) ?? Path.Combine(home, "hub"),
+            CacheDirectory = UserPaths.ExpandHome(Read("HF_HUB_CACHE")) ?? Path.Combine(home, "hub"),
             Offline = IsTrue(Read("HF_HUB_OFFLINE")),
-            Token = Read("HF_TOKEN") ?? ReadTokenFile(ExpandHome(Read("HF_TOKEN_PATH")) ?? Path.Combine(home, "token")),
+            Token = Read("HF_TOKEN") ?? ReadTokenFile(UserPaths.ExpandHome(Read("HF_TOKEN_PATH")) ?? Path.Combine(home, "token")),
         };
     }
 
@@ -80,11 +80,4 @@ public sealed record HubOptions
 
     private static string? ReadTokenFile(string path) =>
         File.Exists(path) && File.ReadAllText(path).Trim() is { Length: > 0 } token ? token : null;
-
-    private static string UserHome() => Environment.GetFolderPath(Environment.SpecialFolder.UserProfile);
-
-    private static string? ExpandHome(string? path) =>
-        path is not null && (path == "~" || path.StartsWith("~/", StringComparison.Ordinal))
-            ? Path.Combine(UserHome(), path.Length > 2 ? path[2..] : "")
-            : path;
 }

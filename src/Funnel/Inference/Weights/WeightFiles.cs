@@ -7,7 +7,7 @@ namespace Funnel.Inference.Weights;
 /// <c>model.safetensors.index.json</c>. Looks tensors up by their checkpoint name with or without
 /// the <c>bert.</c> prefix that task heads add.
 /// </summary>
-public sealed class WeightFiles : IDisposable
+public sealed class WeightFiles : IWeightSource
 {
     public const string SingleFile = "model.safetensors";
     public const string IndexFile = "model.safetensors.index.json";
@@ -31,12 +31,7 @@ public sealed class WeightFiles : IDisposable
     {
         string single = Path.Combine(modelDir, SingleFile), index = Path.Combine(modelDir, IndexFile);
         if (File.Exists(single)) return new WeightFiles([SafeTensorsFile.Open(single)]);
-        if (!File.Exists(index))
-        {
-            string hint = Directory.Exists(modelDir) && Directory.EnumerateFiles(modelDir, "*.bin").Any()
-                ? " (PyTorch .bin checkpoints are not supported; convert them to safetensors)" : "";
-            throw new ModelFormatException($"{modelDir}: no weights: expected {SingleFile} or {IndexFile}{hint}");
-        }
+        if (!File.Exists(index)) throw ModelWeights.NoWeights(modelDir);
         var files = new List<SafeTensorsFile>();
         try
         {
@@ -78,18 +73,7 @@ public sealed class WeightFiles : IDisposable
         }
     }
 
-    /// <summary>Whether a tensor exists under <paramref name="name"/> or <c>bert.</c>+name.</summary>
-    public bool Contains(string name) => TryFind(name, out _);
-
-    /// <summary>Reads a tensor as fp32, checking its shape.</summary>
-    public float[] Read(string name, params int[] shape)
-    {
-        var result = new float[shape.Aggregate(1, (a, d) => checked(a * d))];
-        Read(name, shape, result);
-        return result;
-    }
-
-    /// <summary>Reads a tensor as fp32 into <paramref name="destination"/>, checking its shape.</summary>
+    /// <summary>Reads a tensor as fp32 into <paramref name="destination"/>, checking its shape and values.</summary>
     public void Read(string name, int[] shape, Span<float> destination)
     {
         if (!TryFind(name, out var hit))
@@ -98,7 +82,10 @@ public sealed class WeightFiles : IDisposable
         if (!entry.Shape.SequenceEqual(shape.Select(d => (long)d)))
             throw new ModelFormatException($"{file.Path}: tensor '{entry.Name}' has shape {entry.ShapeText}, expected [{string.Join(", ", shape)}]");
         file.ReadFloat32(entry, destination);
+        TensorDTypes.ThrowIfNotFinite(destination, file.Path, $"'{entry.Name}'");
     }
+
+    public bool Contains(string name) => TryFind(name, out _);
 
     private bool TryFind(string name, out (SafeTensorsFile File, TensorEntry Entry) hit)
         => _byName.TryGetValue(name, out hit) || _byName.TryGetValue("bert." + name, out hit)

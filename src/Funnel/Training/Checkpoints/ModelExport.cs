@@ -50,7 +50,7 @@ internal static class ModelExport
         string prefix = ce ? "bert." : "";
         var byName = model.Parameters.ToDictionary(p => p.Name);
         var tensors = new List<NamedTensor>();
-        foreach (var (name, shape) in SeededCheckpoint.TensorSpecs(model.Config, ce))
+        foreach (var (name, shape) in BertTensors.Specs(model.Config, ce))
         {
             string bare = name.StartsWith(prefix, StringComparison.Ordinal) ? name[prefix.Length..] : name;
             if (byName.TryGetValue(bare, out Parameter? p))
