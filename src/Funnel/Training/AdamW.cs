@@ -35,14 +35,17 @@ internal sealed class AdamW
     /// <summary>exp_avg_sq per parameter, in parameter order.</summary>
     public float[][] SecondMoments { get; }
 
-    /// <summary>One step at learning rate <paramref name="lr"/> from the parameters' current gradients.</summary>
-    public void Step(double lr, int threads)
+    /// <summary>One step at learning rate <paramref name="lr"/> from the parameters' current gradients, each multiplied by
+    /// <paramref name="gradientScale"/> first (the clipping coefficient: torch scales the gradients in place before the step,
+    /// which gives the same float values).</summary>
+    public void Step(double lr, float gradientScale, int threads)
     {
         Steps++;
         double bias1 = 1 - Math.Pow(Beta1, Steps), bias2 = 1 - Math.Pow(Beta2, Steps);
         var constants = new StepConstants(
             Decay: (float)(1 - lr * WeightDecay), Beta1: (float)Beta1, OneMinusBeta1: (float)(1 - Beta1), Beta2: (float)Beta2,
-            OneMinusBeta2: (float)(1 - Beta2), Bias2Sqrt: (float)Math.Sqrt(bias2), Epsilon: (float)Epsilon, StepSize: (float)(lr / bias1));
+            OneMinusBeta2: (float)(1 - Beta2), Bias2Sqrt: (float)Math.Sqrt(bias2), Epsilon: (float)Epsilon, StepSize: (float)(lr / bias1),
+            GradientScale: gradientScale);
         var chunks = new List<(int Parameter, int Start, int Length)>();
         for (int i = 0; i < _parameters.Count; i++)
             for (int start = 0; start < _parameters[i].Value.Length; start += Chunk)
@@ -53,7 +56,7 @@ internal sealed class AdamW
     private const int Chunk = 1 << 16;
 
     private readonly record struct StepConstants(float Decay, float Beta1, float OneMinusBeta1, float Beta2, float OneMinusBeta2, float Bias2Sqrt,
-        float Epsilon, float StepSize);
+        float Epsilon, float StepSize, float GradientScale);
 
     private readonly struct StepJob(AdamW optimizer, List<(int Parameter, int Start, int Length)> chunks, StepConstants c) : IWorkItems
     {
@@ -73,7 +76,7 @@ internal sealed class AdamW
         {
             for (; i <= value.Length - Vector512<float>.Count; i += Vector512<float>.Count)
             {
-                Vector512<float> g = Vector512.Create(grad[i..]);
+                Vector512<float> g = Vector512.Create(grad[i..]) * Vector512.Create(c.GradientScale);
                 Vector512<float> p = Vector512.Create(value[i..]) * Vector512.Create(decay);
                 Vector512<float> mi = Vector512.FusedMultiplyAdd(g, Vector512.Create(c.OneMinusBeta1), Vector512.Create(m[i..]) * Vector512.Create(c.Beta1));
                 Vector512<float> vi = Vector512.FusedMultiplyAdd(g * g, Vector512.Create(c.OneMinusBeta2), Vector512.Create(v[i..]) * Vector512.Create(c.Beta2));
@@ -86,7 +89,7 @@ internal sealed class AdamW
         }
         for (; i < value.Length; i++)
         {
-            float g = grad[i];
+            float g = grad[i] * c.GradientScale;
             float p = value[i] * decay;
             m[i] = MathF.FusedMultiplyAdd(g, c.OneMinusBeta1, m[i] * c.Beta1);
             v[i] = MathF.FusedMultiplyAdd(g * g, c.OneMinusBeta2, v[i] * c.Beta2);
@@ -95,18 +98,16 @@ internal sealed class AdamW
     }
 
     /// <summary>
-    /// torch.nn.utils.clip_grad_norm_: the L2 norm of all gradients together, and every gradient scaled by
-    /// max_norm / (norm + 1e-6) when that is below 1. Returns the norm before clipping.
+    /// torch.nn.utils.clip_grad_norm_'s factor: the L2 norm of all gradients together (<paramref name="norm"/>) and
+    /// max_norm / (norm + 1e-6) when that is below 1, else 1. <see cref="Step"/> applies it.
     /// </summary>
-    public static double ClipGradientNorm(IReadOnlyList<Parameter> parameters, double maxNorm)
+    public static float ClipCoefficient(IReadOnlyList<Parameter> parameters, double maxNorm, out double norm)
     {
         double squares = 0;
         foreach (Parameter p in parameters) squares += p.GradientSquaredNorm();
-        double norm = Math.Sqrt(squares);
+        norm = Math.Sqrt(squares);
         double coefficient = maxNorm / (norm + 1e-6);
-        if (coefficient < 1)
-            foreach (Parameter p in parameters) p.ScaleGradient((float)coefficient);
-        return norm;
+        return coefficient < 1 ? (float)coefficient : 1f;
     }
 }
 

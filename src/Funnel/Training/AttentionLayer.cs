@@ -90,12 +90,12 @@ internal static class AttentionLayer
             int hidden = heads * headDim, stride = 3 * hidden;
             int keyPanels = PackedMatrix.PanelCount(length), dimPanels = PackedMatrix.PanelCount(headDim);
             int keysSize = keyPanels * PackedMatrix.PanelWidth * headDim, rowsSize = dimPanels * PackedMatrix.PanelWidth * length;
-            int square = length * length;
-            float[] scratch = ArrayPool<float>.Shared.Rent(2 * keysSize + rowsSize + (dropout.IsActive ? 3 : 2) * square);
+            int square = length * length, panelsSize = GemmTransposedA.PackedSize(length, headDim);
+            float[] scratch = ArrayPool<float>.Shared.Rent(2 * keysSize + rowsSize + panelsSize + (dropout.IsActive ? 3 : 2) * square);
             fixed (float* ps = scratch)
             {
-                float* keys = ps, valueKeys = keys + keysSize, keyRows = valueKeys + keysSize;
-                float* p = keyRows + rowsSize, dp = p + square, dropped = dropout.IsActive ? dp + square : p;
+                float* keys = ps, valueKeys = keys + keysSize, keyRows = valueKeys + keysSize, panels = keyRows + rowsSize;
+                float* p = panels + panelsSize, dp = p + square, dropped = dropout.IsActive ? dp + square : p;
                 float* q = qkv + (nint)start * stride + head * headDim, k = q + hidden, v = q + 2 * hidden;
                 float* dO = dContext + (nint)start * hidden + head * headDim;
                 float* dq = dqkv + (nint)start * stride + head * headDim, dk = dq + hidden, dv = dq + 2 * hidden;
@@ -114,7 +114,8 @@ internal static class AttentionLayer
                     row.CopyTo(kept);
                     dropout.Apply(kept, RowStream(batch, s, layer, head, length, i));
                 }
-                GemmTransposedA.Multiply(dropped, length, dO, hidden, length, dv, stride, 0, length, headDim, accumulate: false);
+                GemmTransposedA.Pack(dO, hidden, length, headDim, panels);
+                GemmTransposedA.Multiply(dropped, length, panels, length, dv, stride, 0, length, headDim, accumulate: false);
                 Gemm.Multiply(dO, hidden, 0, length, headDim, valueKeys, length, 0, keyPanels, GemmOutput.Plain(dp, length));
                 for (int i = 0; i < length; i++)
                 {
@@ -128,7 +129,8 @@ internal static class AttentionLayer
                     TensorPrimitives.Multiply(dRow, scale, dRow);
                 }
                 Gemm.Multiply(dp, length, 0, length, length, keyRows, headDim, 0, dimPanels, GemmOutput.Plain(dq, stride));
-                GemmTransposedA.Multiply(dp, length, q, stride, length, dk, stride, 0, length, headDim, accumulate: false);
+                GemmTransposedA.Pack(q, stride, length, headDim, panels);
+                GemmTransposedA.Multiply(dp, length, panels, length, dk, stride, 0, length, headDim, accumulate: false);
             }
             ArrayPool<float>.Shared.Return(scratch);
         }

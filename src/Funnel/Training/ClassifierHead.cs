@@ -17,11 +17,7 @@ internal sealed class ClassifierHead(LinearLayer pooler, LinearLayer classifier,
 
     public IEnumerable<Parameter> Parameters => [Pooler.Weight, Pooler.Bias, Classifier.Weight, Classifier.Bias];
 
-    public void Repack()
-    {
-        Pooler.Repack();
-        Classifier.Repack();
-    }
+    public IEnumerable<LinearLayer> Linears => [Pooler, Classifier];
 
     /// <summary>What the forward pass keeps: the [CLS] rows, tanh outputs and their dropped copy.</summary>
     public sealed record Saved(float[] Cls, float[] Pooled, float[] Dropped, bool Training);

@@ -11,14 +11,6 @@ internal sealed record EncoderLayer(
         Qkv.Weight, Qkv.Bias, AttentionOutput.Weight, AttentionOutput.Bias, AttentionNorm.Gamma, AttentionNorm.Beta,
         Intermediate.Weight, Intermediate.Bias, Output.Weight, Output.Bias, OutputNorm.Gamma, OutputNorm.Beta,
     ];
-
-    public void Repack()
-    {
-        Qkv.Repack();
-        AttentionOutput.Repack();
-        Intermediate.Repack();
-        Output.Repack();
-    }
 }
 
 /// <summary>What one layer's forward pass saves for its backward pass; the layer's input and its LayerNorm

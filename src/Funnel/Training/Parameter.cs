@@ -78,37 +78,14 @@ internal sealed class Parameter
         _touchedRows.Clear();
     }
 
-    /// <summary>Σ g² in double, over the touched rows only for a sparse tensor (the others are zero),
-    /// in a fixed order.</summary>
+    /// <summary>Σ g², over the touched rows only for a sparse tensor (the others are zero): float sums per tensor or row,
+    /// as torch's fp32 norms, added in double in a fixed order.</summary>
     public double GradientSquaredNorm()
     {
-        if (_touchedRows == null) return SquaredNorm(Grad);
+        if (_touchedRows == null) return System.Numerics.Tensors.TensorPrimitives.SumOfSquares(Grad);
         double sum = 0;
         int w = RowWidth;
-        foreach (int row in TouchedRows!) sum += SquaredNorm(Grad.AsSpan(row * w, w));
+        foreach (int row in TouchedRows!) sum += System.Numerics.Tensors.TensorPrimitives.SumOfSquares(Grad.AsSpan(row * w, w));
         return sum;
-    }
-
-    private static double SquaredNorm(ReadOnlySpan<float> values)
-    {
-        double sum = 0;
-        foreach (float v in values) sum += (double)v * v;
-        return sum;
-    }
-
-    /// <summary>Scales the gradient (clipping) where it can be non-zero.</summary>
-    public void ScaleGradient(float factor)
-    {
-        if (_touchedRows == null)
-        {
-            System.Numerics.Tensors.TensorPrimitives.Multiply(Grad, factor, Grad);
-            return;
-        }
-        int w = RowWidth;
-        foreach (int row in _touchedRows)
-        {
-            Span<float> g = Grad.AsSpan(row * w, w);
-            System.Numerics.Tensors.TensorPrimitives.Multiply(g, factor, g);
-        }
     }
 }

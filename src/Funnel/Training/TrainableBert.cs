@@ -57,11 +57,7 @@ internal sealed class TrainableBert
     public IEnumerable<Parameter> Parameters =>
         new[] { WordEmbeddings, PositionEmbeddings, TypeEmbeddings, EmbeddingNorm.Gamma, EmbeddingNorm.Beta }.Concat(Layers.SelectMany(l => l.Parameters));
 
-    /// <summary>Refreshes the packed weights after an optimizer step.</summary>
-    public void Repack()
-    {
-        foreach (EncoderLayer layer in Layers) layer.Repack();
-    }
+    public IEnumerable<LinearLayer> Linears => Layers.SelectMany(l => new[] { l.Qkv, l.AttentionOutput, l.Intermediate, l.Output });
 
     /// <summary>
     /// Runs the encoder; <see cref="EncoderActivations.Hidden"/> holds the last hidden states [tokens × hidden].

@@ -110,7 +110,7 @@ public static class Trainer
                 throw;
             }
 
-            double norm = AdamW.ClipGradientNorm(model.Parameters, p.MaxGradNorm);
+            float clip = AdamW.ClipCoefficient(model.Parameters, p.MaxGradNorm, out double norm);
             if (!double.IsFinite(stepLoss) || !double.IsFinite(norm))
             {
                 SaveCheckpoint(runDir, model, optimizer, state with { Step = step, Seconds = startSeconds + clock.Elapsed.TotalSeconds });
@@ -118,8 +118,8 @@ public static class Trainer
                                                     + $"training stopped without applying that step; the last good checkpoint (step {step}) is in {runDir} (a lower --lr may help)");
             }
             double lr = p.LearningRate * LinearSchedule.Factor(step, warmup, total);
-            optimizer.Step(lr, job.Threads);
-            model.Repack();
+            optimizer.Step(lr, clip, job.Threads);
+            model.Repack(job.Threads);
             lastLoss = stepLoss;
             sequences += stepSequences;
             tokensRun += stepTokens;

@@ -32,6 +32,7 @@ internal sealed class TrainingModel
         MaxLength = maxLength;
         Initialization = initialization;
         Parameters = encoder.Parameters.Concat(classifier?.Parameters ?? []).ToList();
+        _linears = encoder.Linears.Concat(classifier?.Linears ?? []).ToArray();
     }
 
     public ModelKind Kind { get; }
@@ -120,11 +121,14 @@ internal sealed class TrainingModel
         return new TrainingModel(kind, config, encoder, null, head, null, tokenizer, pairLength, init);
     }
 
-    /// <summary>Refreshes packed weights after an optimizer step.</summary>
-    public void Repack()
+    private readonly LinearLayer[] _linears;
+
+    /// <summary>Refreshes the packed weights after an optimizer step, one layer per work item.</summary>
+    public void Repack(int threads = 1) => Inference.Kernels.WorkSplit.Run(new RepackJob(_linears), _linears.Length, threads);
+
+    private readonly struct RepackJob(LinearLayer[] linears) : Inference.Kernels.IWorkItems
     {
-        Encoder.Repack();
-        Classifier?.Repack();
+        public void Run(int item) => linears[item].Repack();
     }
 
     /// <summary>Representations of already tokenized inputs without dropout (an embedding or a logit each,

@@ -38,7 +38,9 @@ public static class MatMulGradients
 
     /// <summary>
     /// dW[n×k] += dYᵀ·X for dY [m×n] and X [m×k], both row-major: the weight gradient of a linear
-    /// layer over a batch of m rows. Output rows are shared among up to <paramref name="maxThreads"/> threads.
+    /// layer over a batch of m rows. X is first copied into contiguous panels (32 columns × a chunk of rows, the
+    /// layout the micro-kernel streams); dY is read in place. Output rows are shared among up to
+    /// <paramref name="maxThreads"/> threads.
     /// </summary>
     public static unsafe void AccumulateWeightGradient(ReadOnlySpan<float> dy, ReadOnlySpan<float> x, int m, int n, int k, Span<float> dw, int maxThreads = 1)
     {
@@ -55,15 +57,33 @@ public static class MatMulGradients
             AccumulateWeightGradientReference(dy, x, m, n, k, dw);
             return;
         }
-        int rowsPerItem = WorkSplit.ChunkSize(n, maxThreads, GemmTransposedA.TileRows, 64);
-        fixed (float* pdy = dy, px = x, pdw = dw)
-            WorkSplit.Run(new WeightGradientJob(pdy, px, m, n, k, pdw, rowsPerItem), (n + rowsPerItem - 1) / rowsPerItem, maxThreads);
+        int chunks = (m + GemmTransposedA.ChunkRows - 1) / GemmTransposedA.ChunkRows;
+        float[] packed = ArrayPool<float>.Shared.Rent(GemmTransposedA.PackedSize(m, k));
+        try
+        {
+            int rowsPerItem = WorkSplit.ChunkSize(n, maxThreads, GemmTransposedA.TileRows, 192);
+            fixed (float* pdy = dy, px = x, pdw = dw, pp = packed)
+            {
+                WorkSplit.Run(new PackJob(px, m, k, pp), chunks, maxThreads);
+                WorkSplit.Run(new WeightGradientJob(pdy, pp, m, n, k, pdw, rowsPerItem), (n + rowsPerItem - 1) / rowsPerItem, maxThreads);
+            }
+        }
+        finally
+        {
+            ArrayPool<float>.Shared.Return(packed);
+        }
     }
 
-    private readonly unsafe struct WeightGradientJob(float* dy, float* x, int m, int n, int k, float* dw, int rowsPerItem) : IWorkItems
+    /// <summary>One chunk of X's rows into its panels (see <see cref="GemmTransposedA.PanelOffset"/>).</summary>
+    private readonly unsafe struct PackJob(float* x, int m, int k, float* packed) : IWorkItems
+    {
+        public void Run(int item) => GemmTransposedA.PackChunk(x, k, m, k, item, packed);
+    }
+
+    private readonly unsafe struct WeightGradientJob(float* dy, float* packedX, int m, int n, int k, float* dw, int rowsPerItem) : IWorkItems
     {
         public void Run(int item) =>
-            GemmTransposedA.Multiply(dy, n, x, k, m, dw, k, item * rowsPerItem, Math.Min(n, (item + 1) * rowsPerItem), k, accumulate: true);
+            GemmTransposedA.Multiply(dy, n, packedX, m, dw, k, item * rowsPerItem, Math.Min(n, (item + 1) * rowsPerItem), k, accumulate: true);
     }
 
     /// <summary>The scalar definition that <see cref="AccumulateWeightGradient"/> is tested against.</summary>
@@ -104,10 +124,11 @@ public static class MatMulGradients
 }
 
 /// <summary>
-/// C (+)= Aᵀ·B with A [len × rows] and B [len × cols] both row-major and read in place: the
-/// transposed-A twin of <see cref="Gemm"/>. The reduction runs over len in chunks whose B panel
-/// (chunk × 32 floats) stays in L1 while every 8-row tile of the block passes it; the micro-kernel
-/// keeps an 8×32 tile in 16 zmm accumulators, loaded from C when accumulating.
+/// C (+)= Aᵀ·B with A [len × rows] read in place (row stride lda) and B [len × cols] packed by chunks of
+/// <see cref="ChunkRows"/> reduction rows into panels of 32 columns (<see cref="Attention.PackRows"/> per chunk): the
+/// transposed-A twin of <see cref="Gemm"/>. The reduction runs chunk by chunk, each chunk's B panel (32 KiB) staying
+/// in L1 while every 8-row tile of the block passes it; the micro-kernel keeps an 8×32 tile in 16 zmm
+/// accumulators, loaded from C when accumulating.
 /// </summary>
 [SkipLocalsInit]
 internal static unsafe class GemmTransposedA
@@ -115,13 +136,33 @@ internal static unsafe class GemmTransposedA
     public const int TileRows = 8;
 
     /// <summary>Reduction rows per chunk: a B panel of 256 × 32 floats is 32 KiB.</summary>
-    private const int ChunkRows = 256;
+    public const int ChunkRows = 256;
 
     private const int W = PackedMatrix.PanelWidth;
 
+    /// <summary>Where a panel of the chunk starting at reduction row <paramref name="p0"/> lies in packed B: chunks follow
+    /// each other (all but the last <see cref="ChunkRows"/> long), a chunk's panels too, each chunkLength × 32 floats.</summary>
+    public static nint PanelOffset(int p0, int panel, int panels, int chunkLength) => (nint)p0 * panels * W + (nint)panel * chunkLength * W;
+
+    /// <summary>Floats of packed B for <paramref name="len"/> rows of <paramref name="cols"/> columns (the last panel zero-padded).</summary>
+    public static int PackedSize(int len, int cols) => checked(PackedMatrix.PanelCount(cols) * W * len);
+
+    /// <summary>Packs chunk <paramref name="chunk"/> of B [len × cols] (rows <paramref name="ldb"/> apart).</summary>
+    public static void PackChunk(float* b, int ldb, int len, int cols, int chunk, float* packed)
+    {
+        int p0 = chunk * ChunkRows, rows = Math.Min(ChunkRows, len - p0);
+        Attention.PackRows(b + (nint)p0 * ldb, rows, cols, ldb, packed + PanelOffset(p0, 0, PackedMatrix.PanelCount(cols), rows));
+    }
+
+    /// <summary>Packs all of B.</summary>
+    public static void Pack(float* b, int ldb, int len, int cols, float* packed)
+    {
+        for (int chunk = 0; chunk * ChunkRows < len; chunk++) PackChunk(b, ldb, len, cols, chunk, packed);
+    }
+
     /// <summary>Rows [rowBegin, rowEnd) and all <paramref name="cols"/> columns of C (row stride <paramref name="ldc"/>):
     /// C[r, c] = (accumulate ? C[r, c] : 0) + Σ_p A[p, r]·B[p, c].</summary>
-    public static void Multiply(float* a, int lda, float* b, int ldb, int len, float* c, int ldc, int rowBegin, int rowEnd, int cols, bool accumulate)
+    public static void Multiply(float* a, int lda, float* packedB, int len, float* c, int ldc, int rowBegin, int rowEnd, int cols, bool accumulate)
     {
         if (len == 0)
         {
@@ -129,61 +170,64 @@ internal static unsafe class GemmTransposedA
                 for (int r = rowBegin; r < rowEnd; r++) new Span<float>(c + (nint)r * ldc, cols).Clear();
             return;
         }
-        float[]? ragged = cols % W != 0 ? ArrayPool<float>.Shared.Rent(ChunkRows * W) : null;
         float* tile = stackalloc float[TileRows * W];
-        try
+        int panels = PackedMatrix.PanelCount(cols), tiles = (rowEnd - rowBegin + TileRows - 1) / TileRows;
+        // A's chunk is copied tile by tile ([tile][p][8], zero-padded), so the micro-kernel reads it sequentially.
+        float[] buffer = ArrayPool<float>.Shared.Rent(tiles * TileRows * Math.Min(len, ChunkRows));
+        fixed (float* packedA = buffer)
         {
-            fixed (float* pr = ragged)
+            for (int p0 = 0; p0 < len; p0 += ChunkRows)
             {
-                for (int p0 = 0; p0 < len; p0 += ChunkRows)
+                int chunk = Math.Min(ChunkRows, len - p0);
+                bool add = accumulate || p0 > 0;
+                PackA(a + (nint)p0 * lda + rowBegin, lda, chunk, rowEnd - rowBegin, packedA);
+                for (int panel = 0; panel < panels; panel++)
                 {
-                    int chunk = Math.Min(ChunkRows, len - p0);
-                    bool add = accumulate || p0 > 0;
-                    for (int col = 0; col < cols; col += W)
+                    int col = panel * W, width = Math.Min(W, cols - col);
+                    float* bp = packedB + PanelOffset(p0, panel, panels, chunk);
+                    for (int t = 0; t < tiles; t++)
                     {
-                        int width = Math.Min(W, cols - col);
-                        float* bp = b + (nint)p0 * ldb + col;
-                        int ldbp = ldb;
-                        if (width < W)
+                        int i = rowBegin + t * TileRows, rows = Math.Min(TileRows, rowEnd - i);
+                        float* ai = packedA + (nint)t * chunk * TileRows;
+                        float* ci = c + (nint)i * ldc + col;
+                        if (width == W)
                         {
-                            // The ragged right edge: a zero-padded copy, so no load reads past a row of B.
-                            for (int p = 0; p < chunk; p++)
-                            {
-                                new ReadOnlySpan<float>(bp + (nint)p * ldb, width).CopyTo(new Span<float>(pr + p * W, W));
-                                new Span<float>(pr + p * W + width, W - width).Clear();
-                            }
-                            bp = pr;
-                            ldbp = W;
+                            Kernel8x32(ai, TileRows, rows, chunk, bp, ci, ldc, add);
+                            continue;
                         }
-                        for (int i = rowBegin; i < rowEnd; i += TileRows)
-                        {
-                            int rows = Math.Min(TileRows, rowEnd - i);
-                            float* ai = a + (nint)p0 * lda + i;
-                            float* ci = c + (nint)i * ldc + col;
-                            if (width == W)
-                            {
-                                Kernel8x32(ai, lda, rows, chunk, bp, ldbp, ci, ldc, add);
-                                continue;
-                            }
-                            for (int r = 0; r < rows; r++)
-                                for (int j = 0; j < W; j++) tile[r * W + j] = add && j < width ? ci[(nint)r * ldc + j] : 0;
-                            Kernel8x32(ai, lda, rows, chunk, bp, ldbp, tile, W, add: true);
-                            for (int r = 0; r < rows; r++) new ReadOnlySpan<float>(tile + r * W, width).CopyTo(new Span<float>(ci + (nint)r * ldc, width));
-                        }
+                        // The ragged right edge goes through a full tile, so nothing past column N is read or written.
+                        for (int r = 0; r < rows; r++)
+                            for (int j = 0; j < W; j++) tile[r * W + j] = add && j < width ? ci[(nint)r * ldc + j] : 0;
+                        Kernel8x32(ai, TileRows, rows, chunk, bp, tile, W, add: true);
+                        for (int r = 0; r < rows; r++) new ReadOnlySpan<float>(tile + r * W, width).CopyTo(new Span<float>(ci + (nint)r * ldc, width));
                     }
                 }
             }
         }
-        finally
+        ArrayPool<float>.Shared.Return(buffer);
+    }
+
+    /// <summary>A[p, 0 … rows) for p in the chunk as tiles of 8 columns: tile t holds A[p, 8t … 8t+7] for every p, side by side.</summary>
+    private static void PackA(float* a, int lda, int chunk, int rows, float* packed)
+    {
+        for (int t = 0; t * TileRows < rows; t++)
         {
-            if (ragged != null) ArrayPool<float>.Shared.Return(ragged);
+            int width = Math.Min(TileRows, rows - t * TileRows);
+            float* dst = packed + (nint)t * chunk * TileRows, src = a + t * TileRows;
+            if (width == TileRows)
+            {
+                for (int p = 0; p < chunk; p++) Vector256.Load(src + (nint)p * lda).Store(dst + p * TileRows);
+                continue;
+            }
+            for (int p = 0; p < chunk; p++)
+                for (int r = 0; r < TileRows; r++) dst[p * TileRows + r] = r < width ? src[(nint)p * lda + r] : 0;
         }
     }
 
-    /// <summary>rows (≤ 8) × 32 of Aᵀ·B over <paramref name="len"/> reduction rows: C row r takes column r of A.
-    /// Missing rows alias column 0 and are neither loaded nor stored.</summary>
+    /// <summary>rows (≤ 8) × 32 of Aᵀ·B over <paramref name="len"/> reduction rows, B a contiguous panel: C row r
+    /// takes column r of A. Missing rows alias column 0 and are neither loaded nor stored.</summary>
     [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
-    private static void Kernel8x32(float* a, int lda, int rows, int len, float* b, int ldb, float* c, int ldc, bool add)
+    private static void Kernel8x32(float* a, int lda, int rows, int len, float* b, float* c, int ldc, bool add)
     {
         nint o1 = rows > 1 ? 1 : 0, o2 = rows > 2 ? 2 : 0, o3 = rows > 3 ? 3 : 0, o4 = rows > 4 ? 4 : 0,
             o5 = rows > 5 ? 5 : 0, o6 = rows > 6 ? 6 : 0, o7 = rows > 7 ? 7 : 0;
@@ -201,7 +245,7 @@ internal static unsafe class GemmTransposedA
             if (rows > 6) { c60 = Vector512.Load(c + 6 * ldc); c61 = Vector512.Load(c + 6 * ldc + 16); }
             if (rows > 7) { c70 = Vector512.Load(c + 7 * ldc); c71 = Vector512.Load(c + 7 * ldc + 16); }
         }
-        for (int p = 0; p < len; p++, a += lda, b += ldb)
+        for (int p = 0; p < len; p++, a += lda, b += W)
         {
             Vector512<float> b0 = Vector512.Load(b), b1 = Vector512.Load(b + 16);
             Vector512<float> v = Vector512.Create(a[0]);
