@@ -9,7 +9,7 @@ namespace Funnel.Inference.Kernels;
 /// <summary>
 /// The products a linear layer y = x·Wᵀ + b needs in its backward pass, beside <see cref="MatMul"/>'s
 /// forward one: dX = dY·W runs on the forward kernel with Wᵀ packed (<see cref="PackTransposed"/>),
-/// dW += dYᵀ·X on a micro-kernel that reads dY transposed in place. Every output element is summed
+/// dW += dYᵀ·X on the same micro-kernel, dY transposed chunk by chunk and X packed into panels. Every output element is summed
 /// by one thread in a fixed order, so results do not depend on the thread count.
 /// </summary>
 public static class MatMulGradients
@@ -52,7 +52,7 @@ public static class MatMulGradients
         if (x.Length < (long)m * k) throw new ArgumentException($"x holds {x.Length} values, expected {m}×{k}", nameof(x));
         if (dw.Length < (long)n * k) throw new ArgumentException($"dw holds {dw.Length} values, expected {n}×{k}", nameof(dw));
         if (m == 0) return;
-        if (!Avx512F.IsSupported)
+        if (!Gemm.IsAccelerated)
         {
             AccumulateWeightGradientReference(dy, x, m, n, k, dw);
             return;
@@ -61,7 +61,7 @@ public static class MatMulGradients
         float[] packed = ArrayPool<float>.Shared.Rent(GemmTransposedA.PackedSize(m, k));
         try
         {
-            int rowsPerItem = WorkSplit.ChunkSize(n, maxThreads, GemmTransposedA.TileRows, 192);
+            int rowsPerItem = WorkSplit.ChunkSize(n, maxThreads, Gemm.TileRows, Gemm.BlockRows(GemmTransposedA.ChunkRows));
             fixed (float* pdy = dy, px = x, pdw = dw, pp = packed)
             {
                 WorkSplit.Run(new PackJob(px, m, k, pp), chunks, maxThreads);
@@ -125,16 +125,14 @@ public static class MatMulGradients
 
 /// <summary>
 /// C (+)= Aᵀ·B with A [len × rows] read in place (row stride lda) and B [len × cols] packed by chunks of
-/// <see cref="ChunkRows"/> reduction rows into panels of 32 columns (<see cref="Attention.PackRows"/> per chunk): the
-/// transposed-A twin of <see cref="Gemm"/>. The reduction runs chunk by chunk, each chunk's B panel (32 KiB) staying
-/// in L1 while every 8-row tile of the block passes it; the micro-kernel keeps an 8×32 tile in 16 zmm
-/// accumulators, loaded from C when accumulating.
+/// <see cref="ChunkRows"/> reduction rows into panels of 32 columns: the product a weight gradient (dYᵀ·X) or
+/// attention's backward pass (Pᵀ·dO, dSᵀ·Q) needs. Each chunk of A is transposed into an L2-resident block (rows of A's
+/// columns), and the block runs on <see cref="Gemm"/>'s micro-kernel against the chunk's panels, adding onto C after
+/// the first chunk.
 /// </summary>
 [SkipLocalsInit]
 internal static unsafe class GemmTransposedA
 {
-    public const int TileRows = 8;
-
     /// <summary>Reduction rows per chunk: a B panel of 256 × 32 floats is 32 KiB.</summary>
     public const int ChunkRows = 256;
 
@@ -164,123 +162,63 @@ internal static unsafe class GemmTransposedA
     /// C[r, c] = (accumulate ? C[r, c] : 0) + Σ_p A[p, r]·B[p, c].</summary>
     public static void Multiply(float* a, int lda, float* packedB, int len, float* c, int ldc, int rowBegin, int rowEnd, int cols, bool accumulate)
     {
+        int rows = rowEnd - rowBegin, panels = PackedMatrix.PanelCount(cols);
         if (len == 0)
         {
             if (!accumulate)
                 for (int r = rowBegin; r < rowEnd; r++) new Span<float>(c + (nint)r * ldc, cols).Clear();
             return;
         }
-        float* tile = stackalloc float[TileRows * W];
-        int panels = PackedMatrix.PanelCount(cols), tiles = (rowEnd - rowBegin + TileRows - 1) / TileRows;
-        // A's chunk is copied tile by tile ([tile][p][8], zero-padded), so the micro-kernel reads it sequentially.
-        float[] buffer = ArrayPool<float>.Shared.Rent(tiles * TileRows * Math.Min(len, ChunkRows));
-        fixed (float* packedA = buffer)
+        float[] buffer = ArrayPool<float>.Shared.Rent(rows * Math.Min(len, ChunkRows));
+        fixed (float* transposed = buffer)
         {
             for (int p0 = 0; p0 < len; p0 += ChunkRows)
             {
                 int chunk = Math.Min(ChunkRows, len - p0);
-                bool add = accumulate || p0 > 0;
-                PackA(a + (nint)p0 * lda + rowBegin, lda, chunk, rowEnd - rowBegin, packedA);
-                for (int panel = 0; panel < panels; panel++)
-                {
-                    int col = panel * W, width = Math.Min(W, cols - col);
-                    float* bp = packedB + PanelOffset(p0, panel, panels, chunk);
-                    for (int t = 0; t < tiles; t++)
-                    {
-                        int i = rowBegin + t * TileRows, rows = Math.Min(TileRows, rowEnd - i);
-                        float* ai = packedA + (nint)t * chunk * TileRows;
-                        float* ci = c + (nint)i * ldc + col;
-                        if (width == W)
-                        {
-                            Kernel8x32(ai, TileRows, rows, chunk, bp, ci, ldc, add);
-                            continue;
-                        }
-                        // The ragged right edge goes through a full tile, so nothing past column N is read or written.
-                        for (int r = 0; r < rows; r++)
-                            for (int j = 0; j < W; j++) tile[r * W + j] = add && j < width ? ci[(nint)r * ldc + j] : 0;
-                        Kernel8x32(ai, TileRows, rows, chunk, bp, tile, W, add: true);
-                        for (int r = 0; r < rows; r++) new ReadOnlySpan<float>(tile + r * W, width).CopyTo(new Span<float>(ci + (nint)r * ldc, width));
-                    }
-                }
+                Transpose(a + (nint)p0 * lda + rowBegin, lda, chunk, rows, transposed);
+                GemmOutput output = accumulate || p0 > 0 ? new GemmOutput(c, ldc, null, c, Epilogue.Residual) : GemmOutput.Plain(c, ldc);
+                Gemm.Multiply(transposed - (nint)rowBegin * chunk, chunk, rowBegin, rowEnd, chunk, packedB + PanelOffset(p0, 0, panels, chunk), cols, 0, panels, output);
             }
         }
         ArrayPool<float>.Shared.Return(buffer);
     }
 
-    /// <summary>A[p, 0 … rows) for p in the chunk as tiles of 8 columns: tile t holds A[p, 8t … 8t+7] for every p, side by side.</summary>
-    private static void PackA(float* a, int lda, int chunk, int rows, float* packed)
+    /// <summary>
+    /// B[rows × cols] = Aᵀ for A [cols × rows] (row stride <paramref name="lda"/>): 8×8 blocks through registers
+    /// (unpack, shuffle, lane permute), the ragged edges one value at a time.
+    /// </summary>
+    internal static void Transpose(float* a, int lda, int cols, int rows, float* b)
     {
-        for (int t = 0; t * TileRows < rows; t++)
+        int r0 = 0;
+        if (Avx.IsSupported)
         {
-            int width = Math.Min(TileRows, rows - t * TileRows);
-            float* dst = packed + (nint)t * chunk * TileRows, src = a + t * TileRows;
-            if (width == TileRows)
+            for (; r0 + 8 <= rows; r0 += 8)
             {
-                for (int p = 0; p < chunk; p++) Vector256.Load(src + (nint)p * lda).Store(dst + p * TileRows);
-                continue;
+                int p0 = 0;
+                for (; p0 + 8 <= cols; p0 += 8)
+                {
+                    float* s = a + (nint)p0 * lda + r0;
+                    Vector256<float> x0 = Avx.LoadVector256(s), x1 = Avx.LoadVector256(s + lda), x2 = Avx.LoadVector256(s + 2 * lda), x3 = Avx.LoadVector256(s + 3 * lda),
+                        x4 = Avx.LoadVector256(s + 4 * lda), x5 = Avx.LoadVector256(s + 5 * lda), x6 = Avx.LoadVector256(s + 6 * lda), x7 = Avx.LoadVector256(s + 7 * lda);
+                    Vector256<float> t0 = Avx.UnpackLow(x0, x1), t1 = Avx.UnpackHigh(x0, x1), t2 = Avx.UnpackLow(x2, x3), t3 = Avx.UnpackHigh(x2, x3),
+                        t4 = Avx.UnpackLow(x4, x5), t5 = Avx.UnpackHigh(x4, x5), t6 = Avx.UnpackLow(x6, x7), t7 = Avx.UnpackHigh(x6, x7);
+                    Vector256<float> u0 = Avx.Shuffle(t0, t2, 0x44), u1 = Avx.Shuffle(t0, t2, 0xEE), u2 = Avx.Shuffle(t1, t3, 0x44), u3 = Avx.Shuffle(t1, t3, 0xEE),
+                        u4 = Avx.Shuffle(t4, t6, 0x44), u5 = Avx.Shuffle(t4, t6, 0xEE), u6 = Avx.Shuffle(t5, t7, 0x44), u7 = Avx.Shuffle(t5, t7, 0xEE);
+                    float* d = b + (nint)r0 * cols + p0;
+                    Avx.Store(d, Avx.Permute2x128(u0, u4, 0x20));
+                    Avx.Store(d + cols, Avx.Permute2x128(u1, u5, 0x20));
+                    Avx.Store(d + 2 * cols, Avx.Permute2x128(u2, u6, 0x20));
+                    Avx.Store(d + 3 * cols, Avx.Permute2x128(u3, u7, 0x20));
+                    Avx.Store(d + 4 * cols, Avx.Permute2x128(u0, u4, 0x31));
+                    Avx.Store(d + 5 * cols, Avx.Permute2x128(u1, u5, 0x31));
+                    Avx.Store(d + 6 * cols, Avx.Permute2x128(u2, u6, 0x31));
+                    Avx.Store(d + 7 * cols, Avx.Permute2x128(u3, u7, 0x31));
+                }
+                for (; p0 < cols; p0++)
+                    for (int r = r0; r < r0 + 8; r++) b[(nint)r * cols + p0] = a[(nint)p0 * lda + r];
             }
-            for (int p = 0; p < chunk; p++)
-                for (int r = 0; r < TileRows; r++) dst[p * TileRows + r] = r < width ? src[(nint)p * lda + r] : 0;
         }
-    }
-
-    /// <summary>rows (≤ 8) × 32 of Aᵀ·B over <paramref name="len"/> reduction rows, B a contiguous panel: C row r
-    /// takes column r of A. Missing rows alias column 0 and are neither loaded nor stored.</summary>
-    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
-    private static void Kernel8x32(float* a, int lda, int rows, int len, float* b, float* c, int ldc, bool add)
-    {
-        nint o1 = rows > 1 ? 1 : 0, o2 = rows > 2 ? 2 : 0, o3 = rows > 3 ? 3 : 0, o4 = rows > 4 ? 4 : 0,
-            o5 = rows > 5 ? 5 : 0, o6 = rows > 6 ? 6 : 0, o7 = rows > 7 ? 7 : 0;
-        Vector512<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default,
-            c30 = default, c31 = default, c40 = default, c41 = default, c50 = default, c51 = default,
-            c60 = default, c61 = default, c70 = default, c71 = default;
-        if (add)
-        {
-            c00 = Vector512.Load(c); c01 = Vector512.Load(c + 16);
-            if (rows > 1) { c10 = Vector512.Load(c + ldc); c11 = Vector512.Load(c + ldc + 16); }
-            if (rows > 2) { c20 = Vector512.Load(c + 2 * ldc); c21 = Vector512.Load(c + 2 * ldc + 16); }
-            if (rows > 3) { c30 = Vector512.Load(c + 3 * ldc); c31 = Vector512.Load(c + 3 * ldc + 16); }
-            if (rows > 4) { c40 = Vector512.Load(c + 4 * ldc); c41 = Vector512.Load(c + 4 * ldc + 16); }
-            if (rows > 5) { c50 = Vector512.Load(c + 5 * ldc); c51 = Vector512.Load(c + 5 * ldc + 16); }
-            if (rows > 6) { c60 = Vector512.Load(c + 6 * ldc); c61 = Vector512.Load(c + 6 * ldc + 16); }
-            if (rows > 7) { c70 = Vector512.Load(c + 7 * ldc); c71 = Vector512.Load(c + 7 * ldc + 16); }
-        }
-        for (int p = 0; p < len; p++, a += lda, b += W)
-        {
-            Vector512<float> b0 = Vector512.Load(b), b1 = Vector512.Load(b + 16);
-            Vector512<float> v = Vector512.Create(a[0]);
-            c00 = Avx512F.FusedMultiplyAdd(v, b0, c00);
-            c01 = Avx512F.FusedMultiplyAdd(v, b1, c01);
-            v = Vector512.Create(a[o1]);
-            c10 = Avx512F.FusedMultiplyAdd(v, b0, c10);
-            c11 = Avx512F.FusedMultiplyAdd(v, b1, c11);
-            v = Vector512.Create(a[o2]);
-            c20 = Avx512F.FusedMultiplyAdd(v, b0, c20);
-            c21 = Avx512F.FusedMultiplyAdd(v, b1, c21);
-            v = Vector512.Create(a[o3]);
-            c30 = Avx512F.FusedMultiplyAdd(v, b0, c30);
-            c31 = Avx512F.FusedMultiplyAdd(v, b1, c31);
-            v = Vector512.Create(a[o4]);
-            c40 = Avx512F.FusedMultiplyAdd(v, b0, c40);
-            c41 = Avx512F.FusedMultiplyAdd(v, b1, c41);
-            v = Vector512.Create(a[o5]);
-            c50 = Avx512F.FusedMultiplyAdd(v, b0, c50);
-            c51 = Avx512F.FusedMultiplyAdd(v, b1, c51);
-            v = Vector512.Create(a[o6]);
-            c60 = Avx512F.FusedMultiplyAdd(v, b0, c60);
-            c61 = Avx512F.FusedMultiplyAdd(v, b1, c61);
-            v = Vector512.Create(a[o7]);
-            c70 = Avx512F.FusedMultiplyAdd(v, b0, c70);
-            c71 = Avx512F.FusedMultiplyAdd(v, b1, c71);
-        }
-        c00.Store(c);
-        c01.Store(c + 16);
-        if (rows > 1) { c10.Store(c + ldc); c11.Store(c + ldc + 16); }
-        if (rows > 2) { c20.Store(c + 2 * ldc); c21.Store(c + 2 * ldc + 16); }
-        if (rows > 3) { c30.Store(c + 3 * ldc); c31.Store(c + 3 * ldc + 16); }
-        if (rows > 4) { c40.Store(c + 4 * ldc); c41.Store(c + 4 * ldc + 16); }
-        if (rows > 5) { c50.Store(c + 5 * ldc); c51.Store(c + 5 * ldc + 16); }
-        if (rows > 6) { c60.Store(c + 6 * ldc); c61.Store(c + 6 * ldc + 16); }
-        if (rows > 7) { c70.Store(c + 7 * ldc); c71.Store(c + 7 * ldc + 16); }
+        for (; r0 < rows; r0++)
+            for (int p = 0; p < cols; p++) b[(nint)r0 * cols + p] = a[(nint)p * lda + r0];
     }
 }

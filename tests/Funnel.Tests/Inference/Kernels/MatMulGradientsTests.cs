@@ -94,6 +94,19 @@ public class MatMulGradientsTests
         KernelAssert.Close(expected, dx, magnitude, 1e-6, 1e-6, "dX");
     }
 
+    [Theory]
+    [InlineData(8, 8, 8)]
+    [InlineData(37, 19, 40)]
+    [InlineData(256, 64, 1152)]
+    public unsafe void TransposeMovesEveryValue(int cols, int rows, int lda)
+    {
+        float[] a = KernelAssert.Random(new Random(cols + rows), cols * lda);
+        var b = new float[rows * cols];
+        fixed (float* pa = a, pb = b) GemmTransposedA.Transpose(pa, lda, cols, rows, pb);
+        for (int r = 0; r < rows; r++)
+            for (int p = 0; p < cols; p++) Assert.Equal(a[p * lda + r], b[r * cols + p]);
+    }
+
     [Fact]
     public void BiasGradientAddsColumnSums()
     {
