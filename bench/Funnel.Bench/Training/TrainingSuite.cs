@@ -120,25 +120,8 @@ internal static class TrainingSuite
         return 0;
     }
 
-    /// <summary>Seconds per call: the best of 5 runs of 0.2 s each after a warm-up; on one thread the process's CPU
-    /// time, which a shared machine's time-slicing does not inflate.</summary>
-    private static double Time(Action call, bool cpuTime)
-    {
-        call();
-        using var self = Process.GetCurrentProcess();
-        double best = double.MaxValue;
-        for (int r = 0; r < 5; r++)
-        {
-            self.Refresh();
-            TimeSpan cpu = self.TotalProcessorTime;
-            var clock = Stopwatch.StartNew();
-            int reps = 0;
-            do { call(); reps++; } while (clock.Elapsed.TotalSeconds < 0.2);
-            self.Refresh();
-            best = Math.Min(best, (cpuTime ? (self.TotalProcessorTime - cpu).TotalSeconds : clock.Elapsed.TotalSeconds) / reps);
-        }
-        return best;
-    }
+    /// <summary>Seconds per call (the encoder kernels' timing: CPU time on one thread).</summary>
+    private static double Time(Action call, bool cpuTime) => KernelBench.Time(call, 1.0, cpuTime) / 1000;
 
     private static TokenSequence Sequence(Random rng, int length, int vocab, ModelKind kind)
     {

@@ -3,31 +3,12 @@ using Funnel.Inference;
 namespace Funnel.Training;
 
 /// <summary>
-/// Tokenized sequences laid back to back, as the encoder runs them unpadded, each with the key its
-/// dropout masks derive from (so a sequence's masks do not depend on the batch it is in).
+/// Tokenized sequences laid back to back, as the encoder runs them unpadded, each with the key its dropout masks
+/// derive from (so a sequence's masks do not depend on the batch it is in). <see cref="Offsets"/> has one more entry
+/// than there are sequences, the last being the token count.
 /// </summary>
-internal sealed class SequenceBatch
+internal sealed record SequenceBatch(int[] Ids, int[] TypeIds, int[] Lengths, int[] Offsets, ulong[] DropoutKeys)
 {
-    private SequenceBatch(int[] ids, int[] typeIds, int[] lengths, int[] offsets, ulong[] dropoutKeys)
-    {
-        Ids = ids;
-        TypeIds = typeIds;
-        Lengths = lengths;
-        Offsets = offsets;
-        DropoutKeys = dropoutKeys;
-    }
-
-    public int[] Ids { get; }
-
-    public int[] TypeIds { get; }
-
-    public int[] Lengths { get; }
-
-    /// <summary>Where each sequence starts; one more entry than sequences, the last being the token count.</summary>
-    public int[] Offsets { get; }
-
-    public ulong[] DropoutKeys { get; }
-
     public int Count => Lengths.Length;
 
     public int Tokens => Ids.Length;

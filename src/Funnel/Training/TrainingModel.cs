@@ -17,51 +17,38 @@ public enum ModelKind
 /// A model being trained: the encoder, its head (pooling for a bi-encoder, pooler + classifier for a
 /// cross-encoder) and the tokenizer, loaded from a Hugging Face / sentence-transformers folder.
 /// </summary>
-internal sealed class TrainingModel
+internal sealed class TrainingModel(ModelKind kind, BertConfig config, TrainableBert encoder, PoolingHead? pooling, ClassifierHead? classifier,
+    (float[] Weight, float[] Bias)? frozenPooler, BertTokenizer tokenizer, int maxLength, string initialization)
 {
-    private TrainingModel(ModelKind kind, BertConfig config, TrainableBert encoder, PoolingHead? pooling, ClassifierHead? classifier,
-        (float[] Weight, float[] Bias)? frozenPooler, BertTokenizer tokenizer, int maxLength, string initialization)
-    {
-        Kind = kind;
-        Config = config;
-        Encoder = encoder;
-        Pooling = pooling;
-        Classifier = classifier;
-        FrozenPooler = frozenPooler;
-        Tokenizer = tokenizer;
-        MaxLength = maxLength;
-        Initialization = initialization;
-        Parameters = encoder.Parameters.Concat(classifier?.Parameters ?? []).ToList();
-        _linears = encoder.Linears.Concat(classifier?.Linears ?? []).ToArray();
-    }
+    private readonly LinearLayer[] _linears = encoder.Linears.Concat(classifier?.Linears ?? []).ToArray();
 
-    public ModelKind Kind { get; }
+    public ModelKind Kind { get; } = kind;
 
-    public BertConfig Config { get; }
+    public BertConfig Config { get; } = config;
 
-    public TrainableBert Encoder { get; }
+    public TrainableBert Encoder { get; } = encoder;
 
-    public PoolingHead? Pooling { get; }
+    public PoolingHead? Pooling { get; } = pooling;
 
-    public ClassifierHead? Classifier { get; }
-
-    /// <summary>The head the losses see: pooling or the classifier.</summary>
-    public ISequenceHead Head => (ISequenceHead?)Pooling ?? Classifier!;
+    public ClassifierHead? Classifier { get; } = classifier;
 
     /// <summary>A bi-encoder's pooler: not part of the sentence embedding, so never trained, but kept in the checkpoint
     /// (as sentence-transformers keeps it).</summary>
-    public (float[] Weight, float[] Bias)? FrozenPooler { get; }
+    public (float[] Weight, float[] Bias)? FrozenPooler { get; } = frozenPooler;
 
-    public BertTokenizer Tokenizer { get; }
+    public BertTokenizer Tokenizer { get; } = tokenizer;
 
     /// <summary>Inputs (pairs, for a cross-encoder) are truncated to this many tokens, specials included.</summary>
-    public int MaxLength { get; }
+    public int MaxLength { get; } = maxLength;
 
     /// <summary>How the head was obtained, for the log: reused from the base or newly initialised.</summary>
-    public string Initialization { get; }
+    public string Initialization { get; } = initialization;
 
     /// <summary>Every trainable parameter, in checkpoint order.</summary>
-    public IReadOnlyList<Parameter> Parameters { get; }
+    public IReadOnlyList<Parameter> Parameters { get; } = encoder.Parameters.Concat(classifier?.Parameters ?? []).ToList();
+
+    /// <summary>The head the losses see: pooling or the classifier.</summary>
+    public ISequenceHead Head => (ISequenceHead?)Pooling ?? Classifier!;
 
     /// <summary>
     /// Loads <paramref name="baseDir"/> for training as <paramref name="kind"/>. A cross-encoder trained from a
@@ -120,8 +107,6 @@ internal sealed class TrainingModel
                       + (hasPooler && hasClassifier ? "" : $" (N(0, {std}) seeded, biases 0)");
         return new TrainingModel(kind, config, encoder, null, head, null, tokenizer, pairLength, init);
     }
-
-    private readonly LinearLayer[] _linears;
 
     /// <summary>Refreshes the packed weights after an optimizer step, one layer per work item.</summary>
     public void Repack(int threads = 1) => Inference.Kernels.WorkSplit.Run(new RepackJob(_linears), _linears.Length, threads);

@@ -6,43 +6,14 @@ namespace Funnel.Training.Data;
 
 /// <summary>
 /// A BEIR split as training pairs: one (query, positive) row per judgment with grade ≥ 1, in qrels order, the
-/// document's title and text joined as the collections index them. Keeps the corpus and the judgments, which
-/// hard-negative mining and evaluation need.
+/// document's title and text joined as the collections index them (<see cref="Pairs"/>, columns anchor and positive;
+/// row i is query <see cref="QueryIds"/>[i] with document <see cref="PositiveIds"/>[i]). Keeps the corpus, the split's
+/// judgments (<see cref="Qrels"/>, judged queries with text only) and those queries' texts, which hard-negative mining
+/// and evaluation need.
 /// </summary>
-public sealed class RetrievalSplit
+public sealed record RetrievalSplit(string Name, TrainingData Pairs, IReadOnlyList<Document> Corpus, IReadOnlyList<string> QueryIds,
+    IReadOnlyList<string> PositiveIds, Qrels Qrels, IReadOnlyDictionary<string, string> Queries)
 {
-    internal RetrievalSplit(string name, TrainingData pairs, IReadOnlyList<Document> corpus, IReadOnlyList<string> queryIds, IReadOnlyList<string> positiveIds,
-        Qrels qrels, IReadOnlyDictionary<string, string> queries)
-    {
-        Name = name;
-        Pairs = pairs;
-        Corpus = corpus;
-        QueryIds = queryIds;
-        PositiveIds = positiveIds;
-        Qrels = qrels;
-        Queries = queries;
-    }
-
-    /// <summary>E.g. <c>nfcorpus (train)</c>.</summary>
-    public string Name { get; }
-
-    /// <summary>Columns anchor, positive.</summary>
-    public TrainingData Pairs { get; }
-
-    public IReadOnlyList<Document> Corpus { get; }
-
-    /// <summary>The query of each row of <see cref="Pairs"/>.</summary>
-    public IReadOnlyList<string> QueryIds { get; }
-
-    /// <summary>The positive document of each row of <see cref="Pairs"/>.</summary>
-    public IReadOnlyList<string> PositiveIds { get; }
-
-    /// <summary>The split's judgments (judged queries that have text only).</summary>
-    public Qrels Qrels { get; }
-
-    /// <summary>Query id → text, for the judged queries.</summary>
-    public IReadOnlyDictionary<string, string> Queries { get; }
-
     /// <summary>The split restricted to its first <paramref name="count"/> judged queries (quicker evaluations).</summary>
     public RetrievalSplit FirstQueries(int count)
     {

@@ -62,17 +62,6 @@ internal abstract class EmbeddingLoss
         for (int d = 0; d < dim; d++) sum += a[i * dim + d] * b[j * dim + d];
         return sum;
     }
-
-    /// <summary>log Σ exp(values), shifted by the maximum.</summary>
-    protected static double LogSumExp(ReadOnlySpan<double> values)
-    {
-        double max = double.NegativeInfinity;
-        foreach (double v in values) max = Math.Max(max, v);
-        if (double.IsNegativeInfinity(max)) return max;
-        double sum = 0;
-        foreach (double v in values) sum += Math.Exp(v - max);
-        return max + Math.Log(sum);
-    }
 }
 
 /// <summary>
@@ -109,7 +98,7 @@ internal sealed class MultipleNegativesRankingLoss(double scale = 20) : Embeddin
                 for (int d = 0; d < dim; d++) dot += anchors[i * dim + d] * Candidate(j, d);
                 scores[j] = Scale * dot;
             }
-            double lse = LogSumExp(scores);
+            double lse = LossMath.LogSumExp(scores);
             loss += lse - scores[i];
             for (int j = 0; j < candidates; j++)
             {
@@ -147,7 +136,7 @@ internal sealed class CoSentLoss(double scale = 20) : EmbeddingLoss
         for (int i = 0; i < batch; i++)
             for (int j = 0; j < batch; j++)
                 if (labels![i][0] < labels[j][0]) terms.Add(s[i] - s[j]);
-        double loss = LogSumExp(terms.ToArray());
+        double loss = LossMath.LogSumExp(terms.ToArray());
         var ds = new double[batch];
         for (int i = 0; i < batch; i++)
         {

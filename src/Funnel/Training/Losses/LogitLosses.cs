@@ -10,17 +10,6 @@ internal abstract class LogitLoss
     public abstract string Name { get; }
 
     public abstract double Compute(ReadOnlySpan<float> logits, IReadOnlyList<int[]> groups, IReadOnlyList<float[]>? labels, Span<float> gradient);
-
-    protected static double Sigmoid(double x) => 1 / (1 + Math.Exp(-x));
-
-    protected static double LogSumExp(ReadOnlySpan<double> values)
-    {
-        double max = double.NegativeInfinity;
-        foreach (double v in values) max = Math.Max(max, v);
-        double sum = 0;
-        foreach (double v in values) sum += Math.Exp(v - max);
-        return max + Math.Log(sum);
-    }
 }
 
 /// <summary>
@@ -47,7 +36,7 @@ internal sealed class BinaryCrossEntropyLoss(double posWeight = 1) : LogitLoss
                 // (1 − y)·x + (1 + (w − 1)·y)·log(1 + e^−x), with log(1 + e^−x) = log(1 + e^−|x|) + max(−x, 0).
                 double softplus = Math.Log(1 + Math.Exp(-Math.Abs(x))) + Math.Max(-x, 0);
                 loss += (1 - y) * x + (1 + (PosWeight - 1) * y) * softplus;
-                gradient[at] += (float)(((PosWeight * y + 1 - y) * Sigmoid(x) - PosWeight * y) / count);
+                gradient[at] += (float)(((PosWeight * y + 1 - y) * LossMath.Sigmoid(x) - PosWeight * y) / count);
             }
         }
         return loss / count;
@@ -68,12 +57,12 @@ internal sealed class CrossEncoderRankingLoss(double scale = 10) : LogitLoss
         foreach (int[] group in groups)
         {
             var scores = new double[group.Length];
-            for (int k = 0; k < group.Length; k++) scores[k] = scale * Sigmoid(logits[group[k]]);
-            double lse = LogSumExp(scores);
+            for (int k = 0; k < group.Length; k++) scores[k] = scale * LossMath.Sigmoid(logits[group[k]]);
+            double lse = LossMath.LogSumExp(scores);
             loss += lse - scores[0];
             for (int k = 0; k < group.Length; k++)
             {
-                double sig = Sigmoid(logits[group[k]]);
+                double sig = LossMath.Sigmoid(logits[group[k]]);
                 double dScore = (Math.Exp(scores[k] - lse) - (k == 0 ? 1 : 0)) / groups.Count;
                 gradient[group[k]] += (float)(dScore * scale * sig * (1 - sig));
             }
@@ -103,7 +92,7 @@ internal sealed class ListNetLoss : LogitLoss
                 x[k] = logits[group[k]];
                 y[k] = labels![i][k];
             }
-            double lx = LogSumExp(x), ly = LogSumExp(y);
+            double lx = LossMath.LogSumExp(x), ly = LossMath.LogSumExp(y);
             for (int k = 0; k < group.Length; k++)
             {
                 double target = Math.Exp(y[k] - ly);
