@@ -29,6 +29,7 @@ internal static class TrainCommand
         var split = new Option<string>("--split") { Description = "Split of --dataset", DefaultValueFactory = _ => "train" };
         var evalDataset = new Option<string?>("--eval-dataset") { Description = "BEIR dataset or STS benchmark folder to evaluate on (default --dataset when --eval-split is given)" };
         var evalSplit = new Option<string?>("--eval-split") { Description = "Split to evaluate on (default dev)" };
+        var testSplit = new Option<string?>("--test-split") { Description = "After training, measure the output model once on this split of the evaluation dataset (e.g. test)" };
         var evalSteps = new Option<int?>("--eval-steps") { Description = "Also evaluate every N steps (always at each epoch's end)" };
         var evalMaxQueries = new Option<int?>("--eval-max-queries") { Description = "Evaluate on the first Q judged queries only" };
         var evalCandidates = new Option<string>("--eval-candidates") { Description = "Cross-encoder evaluation: rerank the bm25 or hybrid top N", DefaultValueFactory = _ => "bm25" };
@@ -67,7 +68,7 @@ internal static class TrainCommand
 
         var command = new Command("train", "Train a bi-encoder (contrastive) or a cross-encoder reranker; writes a model folder for Funnel and sentence-transformers.")
         {
-            kind, baseModel, output, train, dataset, split, evalDataset, evalSplit, evalSteps, evalMaxQueries, evalCandidates, evalTop, evalBiEncoder,
+            kind, baseModel, output, train, dataset, split, evalDataset, evalSplit, testSplit, evalSteps, evalMaxQueries, evalCandidates, evalTop, evalBiEncoder,
             loss, epochs, maxSteps, batch, lr, warmup, weightDecay, maxGradNorm, accumulation, miniBatch, maxLength, scale, posWeight, inBatch,
             negatives, negativeSources, negativeRange, negativeMargin, negativeRelative, negativeSampling, mineModel, teacher, noDropout, seed, threads,
             saveSteps, resume,
@@ -115,8 +116,12 @@ internal static class TrainCommand
                 }
             }
 
-            TrainingEvaluator? evaluator = await EvaluatorAsync(parse, modelKind, baseDir, datasetPath, evalDataset, evalSplit, evalMaxQueries, evalCandidates, evalTop, evalBiEncoder,
-                encoderOptions, notes, ct);
+            TrainingEvaluator? evaluator = await EvaluatorAsync(parse, modelKind, baseDir, datasetPath, evalDataset, parse.GetValue(evalSplit), parse.GetValue(evalMaxQueries),
+                evalCandidates, evalTop, evalBiEncoder, encoderOptions, notes, ct);
+            // The test measure takes every judged query, whatever --eval-max-queries trims for the evaluations during training.
+            TrainingEvaluator? tester = parse.GetValue(testSplit) is { } ts
+                ? await EvaluatorAsync(parse, modelKind, baseDir, datasetPath, evalDataset, ts, null, evalCandidates, evalTop, evalBiEncoder, encoderOptions, notes, ct)
+                : null;
             string? teacherDir = parse.GetValue(teacher) is { } t ? await ModelFolders.ResolveAsync(t, "teacher", notes, ct) : null;
             var job = new TrainingJob
             {
@@ -147,6 +152,8 @@ internal static class TrainCommand
                 return 1;
             }
             PrintSummary(result, stdout);
+            if (tester != null)
+                stdout.WriteLine(string.Create(CultureInfo.InvariantCulture, $"test: {tester.Metric} = {tester.Evaluate(outDir, modelKind, threadCount, ct):F4}"));
             return 0;
         }));
         return command;
@@ -183,20 +190,20 @@ internal static class TrainCommand
     }
 
     private static async Task<TrainingEvaluator?> EvaluatorAsync(ParseResult parse, ModelKind kind, string baseDir, string? trainDataset, Option<string?> dataset,
-        Option<string?> split, Option<int?> maxQueries, Option<string> candidates, Option<int> top, Option<string?> biEncoder, EncoderOptions encoderOptions,
+        string? split, int? maxQueries, Option<string> candidates, Option<int> top, Option<string?> biEncoder, EncoderOptions encoderOptions,
         TextWriter notes, CancellationToken ct)
     {
-        string? path = parse.GetValue(dataset) ?? (parse.GetValue(split) != null ? trainDataset : null);
+        string? path = parse.GetValue(dataset) ?? (split != null ? trainDataset : null);
         if (path == null)
         {
-            if (parse.GetValue(split) != null) throw new UsageException("--eval-split needs --eval-dataset (or --dataset)");
+            if (split != null) throw new UsageException("--eval-split and --test-split need --eval-dataset (or --dataset)");
             return null;
         }
-        string evalSplit = parse.GetValue(split) ?? "dev";
+        string evalSplit = split ?? "dev";
         if (TrainingDatasets.IsStsBenchmark(path)) return TrainingEvaluator.Similarity(TrainingDatasets.StsBenchmark(path, evalSplit));
         if (!BeirDataset.IsBeir(path)) throw new UsageException($"--eval-dataset {path}: not a BEIR folder or zip, nor the STS benchmark folder");
         RetrievalSplit eval = await TrainingDatasets.BeirAsync(path, evalSplit, ct);
-        if (parse.GetValue(maxQueries) is int q)
+        if (maxQueries is int q)
         {
             if (q < 1) throw new UsageException($"--eval-max-queries must be at least 1 (got {q})");
             eval = eval.FirstQueries(q);

@@ -24,6 +24,13 @@ internal static class AttentionLayer
             Attention.SelfAttention(qkv, batch.Lengths, heads, headDim, context, threads);
             return;
         }
+        if (!Gemm.IsAccelerated)
+        {
+            int hidden = heads * headDim;
+            for (int s = 0; s < batch.Count; s++)
+                ForwardReference(qkv[(batch.Offsets[s] * 3 * hidden)..], batch.Lengths[s], heads, headDim, context[(batch.Offsets[s] * hidden)..], Keep(dropout, batch, s, layer));
+            return;
+        }
         fixed (float* pq = qkv, pc = context)
             WorkSplit.Run(new ForwardJob(pq, pc, batch, heads, headDim, dropout, layer), batch.Count * heads, threads);
     }
@@ -69,6 +76,15 @@ internal static class AttentionLayer
     private static ulong RowStream(SequenceBatch batch, int s, int layer, int head, int length, int i) =>
         Dropout.RowStream(batch.DropoutKeys[s], DropoutSite.AttentionProbabilities, layer, (long)head * length + i);
 
+    /// <summary>Sequence <paramref name="s"/>'s dropout factors: keep(head, query, key) is 0 or 1/(1 − p), 1 without dropout.</summary>
+    internal static Func<int, int, int, double> Keep(Dropout dropout, SequenceBatch batch, int s, int layer)
+    {
+        if (!dropout.IsActive) return (_, _, _) => 1;
+        int length = batch.Lengths[s];
+        double scale = 1 / (1 - (double)dropout.Probability);
+        return (h, i, j) => dropout.Keep(RowStream(batch, s, layer, h, length, i), j) ? scale : 0;
+    }
+
     /// <summary>
     /// dQ, dK, dV (written into <paramref name="dqkv"/>, laid out as qkv) from d(context), with P recomputed:
     /// dV = P̃ᵀ·dO, dP = mask ⊙ dO·Vᵀ, dS = P ⊙ (dP − rowsum(P ⊙ dP)), dQ = dS·K/√d, dK = dSᵀ·Q/√d.
@@ -76,6 +92,14 @@ internal static class AttentionLayer
     public static unsafe void Backward(ReadOnlySpan<float> qkv, ReadOnlySpan<float> dContext, SequenceBatch batch, int heads, int headDim,
         Span<float> dqkv, Dropout dropout, int layer, int threads)
     {
+        if (!Gemm.IsAccelerated)
+        {
+            int hidden = heads * headDim;
+            for (int s = 0; s < batch.Count; s++)
+                BackwardReference(qkv[(batch.Offsets[s] * 3 * hidden)..], dContext[(batch.Offsets[s] * hidden)..], batch.Lengths[s], heads, headDim,
+                    dqkv[(batch.Offsets[s] * 3 * hidden)..], Keep(dropout, batch, s, layer));
+            return;
+        }
         fixed (float* pq = qkv, pdo = dContext, pdq = dqkv)
             WorkSplit.Run(new BackwardJob(pq, pdo, pdq, batch, heads, headDim, dropout, layer), batch.Count * heads, threads);
     }
@@ -133,6 +157,35 @@ internal static class AttentionLayer
                 GemmTransposedA.Multiply(dp, length, panels, length, dk, stride, 0, length, headDim, accumulate: false);
             }
             ArrayPool<float>.Shared.Return(scratch);
+        }
+    }
+
+    /// <summary>The scalar definition of the forward pass with dropout: one sequence, in double precision.</summary>
+    internal static void ForwardReference(ReadOnlySpan<float> qkv, int length, int heads, int headDim, Span<float> context, Func<int, int, int, double> keep)
+    {
+        int hidden = heads * headDim, stride = 3 * hidden;
+        double scale = 1.0 / Math.Sqrt(headDim);
+        var e = new double[length];
+        for (int h = 0; h < heads; h++)
+        {
+            int o = h * headDim;
+            for (int i = 0; i < length; i++)
+            {
+                for (int j = 0; j < length; j++)
+                {
+                    double dot = 0;
+                    for (int d = 0; d < headDim; d++) dot += qkv[i * stride + o + d] * qkv[j * stride + hidden + o + d];
+                    e[j] = dot * scale;
+                }
+                double max = e.Max(), sum = 0;
+                for (int j = 0; j < length; j++) sum += e[j] = Math.Exp(e[j] - max);
+                for (int d = 0; d < headDim; d++)
+                {
+                    double acc = 0;
+                    for (int j = 0; j < length; j++) acc += e[j] / sum * keep(h, i, j) * qkv[j * stride + 2 * hidden + o + d];
+                    context[i * hidden + o + d] = (float)acc;
+                }
+            }
         }
     }
 

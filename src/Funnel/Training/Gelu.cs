@@ -12,9 +12,15 @@ internal static class Gelu
 {
     private const float InvSqrt2 = 0.70710678118654752f, InvSqrt2Pi = 0.39894228040143268f;
 
-    /// <summary>y = gelu(u), element-wise over <paramref name="count"/> values.</summary>
+    /// <summary>y = gelu(u), element-wise over <paramref name="count"/> values; without SIMD the double-precision
+    /// definition, as the matrix kernel's scalar fallback applies it.</summary>
     public static unsafe void Forward(ReadOnlySpan<float> u, Span<float> y, int count, int threads)
     {
+        if (!Gemm.IsAccelerated)
+        {
+            for (int i = 0; i < count; i++) y[i] = Activations.GeluReference(u[i]);
+            return;
+        }
         fixed (float* pu = u, py = y) WorkSplit.Run(new ForwardJob(pu, py, count), Items(count), threads);
     }
 

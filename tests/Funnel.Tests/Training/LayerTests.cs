@@ -29,16 +29,12 @@ public class LayerTests
             int start = batch.Offsets[s], length = batch.Lengths[s];
             var expected = new float[length * 3 * hidden];
             AttentionLayer.BackwardReference(qkv.AsSpan(start * 3 * hidden), dContext.AsSpan(start * hidden), length, heads, headDim, expected,
-                (h, i, j) => Keep(dropout, batch, s, layer, h, length, i, j));
+                AttentionLayer.Keep(dropout, batch, s, layer));
             float[] got = actual.AsSpan(start * 3 * hidden, length * 3 * hidden).ToArray();
             double scale = expected.Max(Math.Abs);
             KernelAssert.Close(expected, got, Enumerable.Repeat(scale, expected.Length).ToArray(), 2e-6, 1e-7, $"sequence {s} (length {length})");
         }
     }
-
-    private static double Keep(Dropout dropout, SequenceBatch batch, int s, int layer, int head, int length, int i, int j) =>
-        !dropout.IsActive ? 1
-        : dropout.Keep(Dropout.RowStream(batch.DropoutKeys[s], DropoutSite.AttentionProbabilities, layer, (long)head * length + i), j) ? 1 / (1 - (double)dropout.Probability) : 0;
 
     [Fact]
     public void AttentionForwardDropsProbabilitiesWithTheBackwardPassMasks()
@@ -49,29 +45,12 @@ public class LayerTests
         var dropout = new Dropout(0.25f);
         var context = new float[tokens * hidden];
         AttentionLayer.Forward(qkv, batch, heads, headDim, context, dropout, layer: 0, threads: 2);
-        double scale = 1 / Math.Sqrt(headDim);
         for (int s = 0; s < batch.Count; s++)
         {
             int start = batch.Offsets[s], length = batch.Lengths[s];
-            for (int h = 0; h < heads; h++)
-                for (int i = 0; i < length; i++)
-                {
-                    var e = new double[length];
-                    for (int j = 0; j < length; j++)
-                    {
-                        double dot = 0;
-                        for (int d = 0; d < headDim; d++) dot += qkv[(start + i) * 3 * hidden + h * headDim + d] * qkv[(start + j) * 3 * hidden + hidden + h * headDim + d];
-                        e[j] = dot * scale;
-                    }
-                    double max = e.Max(), sum = e.Sum(v => Math.Exp(v - max));
-                    for (int d = 0; d < headDim; d++)
-                    {
-                        double o = 0;
-                        for (int j = 0; j < length; j++)
-                            o += Math.Exp(e[j] - max) / sum * Keep(dropout, batch, s, 0, h, length, i, j) * qkv[(start + j) * 3 * hidden + 2 * hidden + h * headDim + d];
-                        Assert.Equal(o, context[(start + i) * hidden + h * headDim + d], 1e-5);
-                    }
-                }
+            var expected = new float[length * hidden];
+            AttentionLayer.ForwardReference(qkv.AsSpan(start * 3 * hidden), length, heads, headDim, expected, AttentionLayer.Keep(dropout, batch, s, 0));
+            KernelAssert.Close(expected, context.AsSpan(start * hidden, length * hidden), Enumerable.Repeat(1.0, expected.Length).ToArray(), 1e-5, 0, $"sequence {s}");
         }
     }
 

@@ -17,6 +17,10 @@ public abstract class TrainingEvaluator
 
     internal abstract double Evaluate(TrainingModel model, int threads, CancellationToken ct);
 
+    /// <summary>Measures a trained model folder (e.g. a run's output, on its test split), without dropout.</summary>
+    public double Evaluate(string modelDir, ModelKind kind, int threads = 0, CancellationToken ct = default) =>
+        Evaluate(TrainingModel.Load(modelDir, kind, dropout: false, maxLength: null, seed: 0), threads > 0 ? threads : Environment.ProcessorCount, ct);
+
     /// <summary>Bi-encoder: exact dense retrieval over the split's whole corpus (cosine), nDCG@10 over its judged queries
     /// (the first <paramref name="maxQueries"/> of them when given).</summary>
     public static TrainingEvaluator DenseRetrieval(RetrievalSplit split, int? maxQueries = null) => new DenseRetrievalEvaluator(split, maxQueries);
