@@ -8,14 +8,14 @@ using Funnel.Training.Losses;
 namespace Funnel.Bench.Training;
 
 /// <summary>
-/// <c>training [--model seeded|DIR] [--kind cross-encoder|bi-encoder] [--seq 32,128,256] [--batch 16] [--threads 2] [--steps 5]</c>:
+/// <c>training [--model seeded|DIR|ID] [--kind cross-encoder|bi-encoder] [--seq 32,128,256] [--batch 16] [--threads 2] [--steps 5]</c>:
 /// a training step's throughput and where its time goes (forward with saved activations, loss and head, backward,
 /// clipping, AdamW, re-packing the weights) against the inference forward pass on the same batch, in GFLOP/s
 /// (training ≈ 3 × the forward pass's FLOPs).
 /// </summary>
 internal static class TrainingSuite
 {
-    public const string Help = "Training step throughput and phases vs the inference forward pass [--model seeded|DIR] [--kind cross-encoder|bi-encoder] [--seq 32,256] [--batch 16] [--threads 2] [--steps 5]";
+    public const string Help = "Training step throughput and phases vs the inference forward pass [--model seeded|DIR|ID] [--kind cross-encoder|bi-encoder] [--seq 32,256] [--batch 16] [--threads 2] [--steps 5]";
 
     public static int Run(string[] args)
     {
@@ -26,7 +26,8 @@ internal static class TrainingSuite
         int batch = int.Parse(BenchArgs.Get(args, "--batch", "16"), CultureInfo.InvariantCulture);
         int threads = int.Parse(BenchArgs.Get(args, "--threads", Environment.ProcessorCount.ToString(CultureInfo.InvariantCulture)), CultureInfo.InvariantCulture);
         int steps = int.Parse(BenchArgs.Get(args, "--steps", "5"), CultureInfo.InvariantCulture);
-        string dir = model == "seeded" ? BenchPaths.Locate().SeededModel("minilm-bi", "all-MiniLM-L6-v2", 1, crossEncoder: false) : model;
+        string dir = model == "seeded" ? BenchPaths.Locate().SeededModel("minilm-bi", "all-MiniLM-L6-v2", 1, crossEncoder: false)
+            : Directory.Exists(model) ? model : BenchPaths.ResolveModel(model);
 
         TrainingModel m = TrainingModel.Load(dir, kind, dropout: true, maxLength: null, seed: 1);
         var optimizer = new AdamW(m.Parameters, 0.01);

@@ -61,6 +61,7 @@ internal static class TrainCommand
         var mineModel = new Option<string?>("--mine-model") { Description = "Bi-encoder that ranks dense negatives (default --base when it is a bi-encoder)" };
         var teacher = new Option<string?>("--teacher") { Description = "MarginMSELoss: a cross-encoder whose score margins are the labels" };
         var noDropout = new Option<bool>("--no-dropout") { Description = "Train without dropout" };
+        var noDuplicates = new Option<bool>("--no-duplicates") { Description = "Batches without repeated texts (sentence-transformers' NO_DUPLICATES sampler; for MultipleNegativesRankingLoss)" };
         var seed = new Option<int>("--seed") { Description = "Seed of shuffling, dropout, sampling and new weights", DefaultValueFactory = _ => 42 };
         var threads = new Option<int>("--threads") { Description = "Threads to use", DefaultValueFactory = _ => Environment.ProcessorCount };
         var saveSteps = new Option<int>("--save-steps") { Description = "Write a checkpoint every N steps", DefaultValueFactory = _ => 200 };
@@ -70,7 +71,7 @@ internal static class TrainCommand
         {
             kind, baseModel, output, train, dataset, split, evalDataset, evalSplit, testSplit, evalSteps, evalMaxQueries, evalCandidates, evalTop, evalBiEncoder,
             loss, epochs, maxSteps, batch, lr, warmup, weightDecay, maxGradNorm, accumulation, miniBatch, maxLength, scale, posWeight, inBatch,
-            negatives, negativeSources, negativeRange, negativeMargin, negativeRelative, negativeSampling, mineModel, teacher, noDropout, seed, threads,
+            negatives, negativeSources, negativeRange, negativeMargin, negativeRelative, negativeSampling, mineModel, teacher, noDropout, noDuplicates, seed, threads,
             saveSteps, resume,
         };
         command.SetAction((parse, ct) => CliAction.RunAsync(parse, async stdout =>
@@ -134,7 +135,7 @@ internal static class TrainCommand
                     BatchSize = parse.GetValue(batch), LearningRate = parse.GetValue(lr), WarmupRatio = parse.GetValue(warmup), WeightDecay = parse.GetValue(weightDecay),
                     MaxGradNorm = parse.GetValue(maxGradNorm), GradientAccumulation = parse.GetValue(accumulation), MiniBatchSize = parse.GetValue(miniBatch),
                     MaxLength = parse.GetValue(maxLength), Scale = parse.GetValue(scale), PosWeight = parse.GetValue(posWeight), InBatchNegatives = parse.GetValue(inBatch),
-                    Dropout = !parse.GetValue(noDropout), Seed = parse.GetValue(seed),
+                    Dropout = !parse.GetValue(noDropout), NoDuplicates = parse.GetValue(noDuplicates), Seed = parse.GetValue(seed),
                 },
             };
             TrainingResult result;

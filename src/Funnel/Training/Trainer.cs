@@ -82,6 +82,7 @@ public static class Trainer
             if (epoch != orderEpoch)
             {
                 order = SeededRandom.For((ulong)p.Seed, "epoch order", epoch).Permutation(rows);
+                if (p.NoDuplicates) BatchOrder.SpreadDuplicates(order, job.Data.Examples, p.BatchSize);
                 orderEpoch = epoch;
             }
             double stepLoss = 0, started = clock.Elapsed.TotalSeconds;
@@ -242,6 +243,7 @@ public static class Trainer
             ["pos_weight"] = p.PosWeight is double w ? I(w) : "",
             ["in_batch_negatives"] = p.InBatchNegatives.ToString(CultureInfo.InvariantCulture),
             ["dropout"] = p.Dropout ? "on" : "off",
+            ["batch_sampler"] = p.NoDuplicates ? "no duplicates" : "batch",
             ["seed"] = p.Seed.ToString(CultureInfo.InvariantCulture),
             ["eval"] = job.Evaluator is null ? "" : $"{job.Evaluator.Metric} every {job.EvalSteps?.ToString(CultureInfo.InvariantCulture) ?? "epoch"}",
             ["teacher"] = job.Teacher is null ? "" : Path.GetFullPath(job.Teacher),

@@ -45,6 +45,10 @@ public sealed record TrainingParameters
     /// <summary>Cross-encoder MultipleNegativesRankingLoss: documents of other rows sampled as extra negatives (num_negatives).</summary>
     public int InBatchNegatives { get; init; } = 4;
 
+    /// <summary>sentence-transformers' NO_DUPLICATES batch sampler: no text appears twice in a batch (where the data
+    /// allows), so a MultipleNegativesRankingLoss batch holds no second positive of an anchor as a false negative.</summary>
+    public bool NoDuplicates { get; init; }
+
     /// <summary>Dropout as the model's config.json gives it (hidden 0.1, attention 0.1); false trains without.</summary>
     public bool Dropout { get; init; } = true;
 

@@ -152,6 +152,18 @@ public sealed class TrainingDataTests : IDisposable
     }
 
     [Fact]
+    public void NoDuplicatesBatchesKeepAnAnchorsRowsApart()
+    {
+        // 12 rows, 4 anchors × 3 positives: batches of 4 can always take 4 different anchors.
+        var rows = Enumerable.Range(0, 12).Select(i => new TrainingExample([$"q{i % 4}", $"d{i}"], [])).ToList();
+        int[] order = [0, 4, 8, 1, 5, 9, 2, 6, 10, 3, 7, 11]; // rows 0, 4, 8 share anchor q0: every batch starts with three of one anchor
+        Funnel.Training.BatchOrder.SpreadDuplicates(order, rows, 4);
+        Assert.Equal(Enumerable.Range(0, 12), order.Order());
+        for (int b = 0; b < 3; b++)
+            Assert.Equal(4, order.Skip(4 * b).Take(4).Select(i => rows[i].Texts[0]).Distinct().Count());
+    }
+
+    [Fact]
     public void SpearmanByHand()
     {
         // ranks of y with a tie: [1, 2, 3.5, 5, 3.5]; ρ = 8 / √(10 · 9.5).
