@@ -76,6 +76,32 @@ public static class Trainer
         int orderEpoch = -1;
         using var log = new StreamWriter(Path.Combine(runDir, LogFile), append: true, new UTF8Encoding(false));
 
+        // Measures the model after state.Step steps and keeps it when best; interrupted, it saves a checkpoint that owes this evaluation.
+        string Evaluate(TrainingState pending)
+        {
+            double metric;
+            try
+            {
+                metric = job.Evaluator!.Evaluate(model, job.Threads, ct);
+            }
+            catch (OperationCanceledException)
+            {
+                SaveCheckpoint(runDir, model, optimizer, pending with { Seconds = startSeconds + clock.Elapsed.TotalSeconds });
+                progress?.Report(Event(pending.Step, total, $"interrupted: checkpoint of step {pending.Step} saved in {runDir}, its evaluation still to do; --resume continues from it"));
+                throw;
+            }
+            bool best = pending.BestMetric is not double previous || metric > previous;
+            state = pending with { EvalPending = false };
+            if (best)
+            {
+                ExportReplacing(model, job.BaseModel, Path.Combine(runDir, BestFolder));
+                state = state with { BestMetric = metric, BestStep = pending.Step };
+            }
+            log.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{{\"step\":{pending.Step},\"eval\":{JsonSerializer.Serialize(job.Evaluator.Metric)},\"value\":{metric:R},\"best\":{(best ? "true" : "false")}}}"));
+            return string.Create(CultureInfo.InvariantCulture, $"step {pending.Step}: {job.Evaluator.Metric} = {metric:F4}{(best ? " (best so far)" : "")}");
+        }
+        if (state.EvalPending && job.Evaluator != null) progress?.Report(Event(state.Step, total, Evaluate(state)));
+
         for (int step = state.Step; step < total; step++)
         {
             int epoch = step / stepsPerEpoch, inEpoch = step % stepsPerEpoch;
@@ -133,20 +159,10 @@ public static class Trainer
             if (window.Count > 20) window.Dequeue();
             double seconds = window.Sum(w => w.Seconds);
             double stepsPerSecond = window.Count / Math.Max(seconds, 1e-9);
-            string? evaluated = null;
             bool epochEnd = (step + 1) % stepsPerEpoch == 0, last = step + 1 == total;
+            string? evaluated = null;
             if (job.Evaluator != null && ((job.EvalSteps is int every && (step + 1) % every == 0) || epochEnd || last))
-            {
-                double metric = job.Evaluator.Evaluate(model, job.Threads, ct);
-                bool best = state.BestMetric is not double previous || metric > previous;
-                if (best)
-                {
-                    ExportReplacing(model, job.BaseModel, Path.Combine(runDir, BestFolder));
-                    state = state with { BestMetric = metric, BestStep = step + 1 };
-                }
-                evaluated = string.Create(CultureInfo.InvariantCulture, $"step {step + 1}: {job.Evaluator.Metric} = {metric:F4}{(best ? " (best so far)" : "")}");
-                log.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{{\"step\":{step + 1},\"eval\":{JsonSerializer.Serialize(job.Evaluator.Metric)},\"value\":{metric:R},\"best\":{(best ? "true" : "false")}}}"));
-            }
+                evaluated = Evaluate(state with { EvalPending = true });
             log.Flush();
             progress?.Report(new TrainingProgress(step + 1, total, epoch, stepLoss, lr, stepsPerSecond, window.Sum(w => w.Tokens) / Math.Max(seconds, 1e-9),
                 window.Sum(w => w.Sequences) / Math.Max(seconds, 1e-9), TimeSpan.FromSeconds(state.Seconds),

@@ -15,6 +15,9 @@ internal sealed record TrainingState
     [JsonPropertyName("best_step")] public int? BestStep { get; init; }
     [JsonPropertyName("tokens")] public long Tokens { get; init; }
     [JsonPropertyName("seconds")] public double Seconds { get; init; }
+
+    /// <summary>The step's evaluation was interrupted: a resumed run takes it first.</summary>
+    [JsonPropertyName("eval_pending")] public bool EvalPending { get; init; }
 }
 
 /// <summary>
