@@ -143,7 +143,7 @@ internal static class TrainCommand
             {
                 result = await RunWithProgressAsync(job, stderr, parse.InvocationConfiguration.Error, ct);
             }
-            catch (Exception e) when (e is OutputFolderException or ArgumentOutOfRangeException)
+            catch (OutputFolderException e)
             {
                 throw new UsageException(e.Message);
             }

@@ -34,9 +34,9 @@ public static class Trainer
     {
         TrainingParameters p = job.Parameters;
         p.Validate();
-        if (job.SaveSteps < 1) throw new ArgumentOutOfRangeException(nameof(job), job.SaveSteps, "--save-steps must be at least 1");
-        if (job.EvalSteps is < 1) throw new ArgumentOutOfRangeException(nameof(job), job.EvalSteps, "--eval-steps must be at least 1");
-        if (job.Threads < 1) throw new ArgumentOutOfRangeException(nameof(job), job.Threads, "--threads must be at least 1");
+        if (job.SaveSteps < 1) throw new ArgumentException($"--save-steps must be at least 1 (got {job.SaveSteps})");
+        if (job.EvalSteps is < 1) throw new ArgumentException($"--eval-steps must be at least 1 (got {job.EvalSteps})");
+        if (job.Threads < 1) throw new ArgumentException($"--threads must be at least 1 (got {job.Threads})");
         TrainingLoss loss = p.Loss ?? LossRequirements.Default(job.Kind, job.Data);
         if (loss == TrainingLoss.MarginMSELoss && job.Kind == ModelKind.BiEncoder && job.Teacher == null && job.Data.LabelColumn == null)
             throw new ArgumentException("MarginMSELoss needs a teacher's margins: a label column, or --teacher CROSS-ENCODER");

@@ -56,18 +56,22 @@ public sealed record TrainingParameters
 
     internal void Validate()
     {
-        if (Epochs < 1) throw new ArgumentOutOfRangeException(nameof(Epochs), Epochs, "--epochs must be at least 1");
-        if (MaxSteps is < 1) throw new ArgumentOutOfRangeException(nameof(MaxSteps), MaxSteps, "--max-steps must be at least 1");
-        if (BatchSize < 1) throw new ArgumentOutOfRangeException(nameof(BatchSize), BatchSize, "--batch-size must be at least 1");
-        if (!(LearningRate > 0) || double.IsInfinity(LearningRate)) throw new ArgumentOutOfRangeException(nameof(LearningRate), LearningRate, "--lr must be a positive number");
-        if (!(WarmupRatio is >= 0 and <= 1)) throw new ArgumentOutOfRangeException(nameof(WarmupRatio), WarmupRatio, "--warmup-ratio must be in [0, 1]");
-        if (!(WeightDecay >= 0)) throw new ArgumentOutOfRangeException(nameof(WeightDecay), WeightDecay, "--weight-decay must be at least 0");
-        if (!(MaxGradNorm > 0)) throw new ArgumentOutOfRangeException(nameof(MaxGradNorm), MaxGradNorm, "--max-grad-norm must be positive");
-        if (GradientAccumulation < 1) throw new ArgumentOutOfRangeException(nameof(GradientAccumulation), GradientAccumulation, "--gradient-accumulation must be at least 1");
-        if (MiniBatchSize is < 1) throw new ArgumentOutOfRangeException(nameof(MiniBatchSize), MiniBatchSize, "--mini-batch-size must be at least 1");
-        if (MaxLength is < 3) throw new ArgumentOutOfRangeException(nameof(MaxLength), MaxLength, "--max-length must be at least 3");
-        if (PosWeight is <= 0) throw new ArgumentOutOfRangeException(nameof(PosWeight), PosWeight, "--pos-weight must be positive");
-        if (InBatchNegatives < 0) throw new ArgumentOutOfRangeException(nameof(InBatchNegatives), InBatchNegatives, "--in-batch-negatives must be at least 0");
+        static void Check(bool ok, string option, object? value, string rule)
+        {
+            if (!ok) throw new ArgumentException($"{option} must be {rule} (got {value})");
+        }
+        Check(Epochs >= 1, "--epochs", Epochs, "at least 1");
+        Check(MaxSteps is null or >= 1, "--max-steps", MaxSteps, "at least 1");
+        Check(BatchSize >= 1, "--batch-size", BatchSize, "at least 1");
+        Check(LearningRate > 0 && double.IsFinite(LearningRate), "--lr", LearningRate, "a positive number");
+        Check(WarmupRatio is >= 0 and <= 1, "--warmup-ratio", WarmupRatio, "in [0, 1]");
+        Check(WeightDecay >= 0, "--weight-decay", WeightDecay, "at least 0");
+        Check(MaxGradNorm > 0, "--max-grad-norm", MaxGradNorm, "positive");
+        Check(GradientAccumulation >= 1, "--gradient-accumulation", GradientAccumulation, "at least 1");
+        Check(MiniBatchSize is null or >= 1, "--mini-batch-size", MiniBatchSize, "at least 1");
+        Check(MaxLength is null or >= 3, "--max-length", MaxLength, "at least 3");
+        Check(PosWeight is null or > 0, "--pos-weight", PosWeight, "positive");
+        Check(InBatchNegatives >= 0, "--in-batch-negatives", InBatchNegatives, "at least 0");
     }
 }
 
