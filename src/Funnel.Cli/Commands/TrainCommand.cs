@@ -80,6 +80,14 @@ internal static class TrainCommand
             TextWriter notes = parse.InvocationConfiguration.Error;
             ModelKind modelKind = parse.GetValue(kind) == "bi-encoder" ? ModelKind.BiEncoder : ModelKind.CrossEncoder;
             string outDir = parse.GetValue(output)!;
+            try
+            {
+                Trainer.EnsureOutputFolderIsARun(outDir); // before any data is read or mined
+            }
+            catch (OutputFolderException e)
+            {
+                throw new UsageException(e.Message);
+            }
             int threadCount = parse.GetValue(threads);
             if (threadCount < 1) throw new UsageException($"--threads must be at least 1 (got {threadCount})");
             string baseDir = await ModelFolders.ResolveAsync(parse.GetValue(baseModel)!, "base", notes, ct);

@@ -194,6 +194,15 @@ public static class Trainer
         return c.Layers * tokens * (linear + 4 * length * h);
     }
 
+    /// <summary>Throws <see cref="OutputFolderException"/> when <paramref name="outputDir"/> holds something other than a
+    /// training run: the check <see cref="Run"/> starts with, for callers that prepare data first.</summary>
+    public static void EnsureOutputFolderIsARun(string outputDir)
+    {
+        if (!Directory.Exists(outputDir) || !Directory.EnumerateFileSystemEntries(outputDir).Any() || File.Exists(Path.Combine(outputDir, RunFolder, JobFile))) return;
+        string[] entries = Directory.EnumerateFileSystemEntries(outputDir).Select(Path.GetFileName).Take(4).ToArray()!;
+        throw new OutputFolderException($"--out {outputDir} exists and is not a Funnel training run (it holds {string.Join(", ", entries)}…); give a new or empty folder");
+    }
+
     /// <summary>Checks the output folder: empty or absent, or an earlier run of the same job (then its checkpoint is
     /// returned when resuming; otherwise the run starts over). Writes the job description.</summary>
     private static TrainingState? PrepareOutput(TrainingJob job, string runDir, Dictionary<string, string> identity, out string? note)
@@ -203,11 +212,7 @@ public static class Trainer
         bool exists = Directory.Exists(job.OutputDir) && Directory.EnumerateFileSystemEntries(job.OutputDir).Any();
         if (exists)
         {
-            if (!File.Exists(jobPath))
-            {
-                string[] entries = Directory.EnumerateFileSystemEntries(job.OutputDir).Select(Path.GetFileName).Take(4).ToArray()!;
-                throw new OutputFolderException($"--out {job.OutputDir} exists and is not a Funnel training run (it holds {string.Join(", ", entries)}…); give a new or empty folder");
-            }
+            EnsureOutputFolderIsARun(job.OutputDir);
             Dictionary<string, string> earlier;
             try
             {
