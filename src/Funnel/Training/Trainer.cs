@@ -249,7 +249,7 @@ public static class Trainer
             ["kind"] = job.Kind.ToString(),
             ["base"] = Path.GetFullPath(job.BaseModel),
             ["loss"] = loss.ToString(),
-            ["data"] = $"{job.Data.Source}: {job.Data.Count} rows, sha256 {DataHash(job.Data)}",
+            ["data"] = $"{job.Data.Count} rows, sha256 {DataHash(job.Data)}", // the rows themselves, wherever they were read from
             ["epochs"] = p.Epochs.ToString(CultureInfo.InvariantCulture),
             ["max_steps"] = p.MaxSteps?.ToString(CultureInfo.InvariantCulture) ?? "",
             ["batch_size"] = p.BatchSize.ToString(CultureInfo.InvariantCulture),

@@ -48,6 +48,24 @@ public sealed class TrainCommandTests : IDisposable
     }
 
     [Fact]
+    public void MinedNegativesAreKeptAndAResumedRunReusesThem()
+    {
+        string output = Path.Combine(_root, "mined");
+        string[] args = ["train", "bi-encoder", "--base", _bi, "--out", output, "--train", _pairs, "--negatives", "1", "--negative-range", "0:3",
+            "--max-steps", "2", "--batch-size", "2", "--threads", "1"];
+        var (code, _, stderr) = CliRun.Run(args);
+        Assert.True(code == 0, stderr);
+        Assert.Contains("1 bm25 + dense negative per row from ranks [0, 3), top: 4 rows kept, 0 dropped", stderr);
+        string[] mined = File.ReadAllLines(Path.Combine(output, "training", "data.jsonl"));
+        Assert.Equal(4, mined.Length);
+        Assert.Contains("\"negative\":", mined[0]);
+        (code, _, stderr) = CliRun.Run([.. args, "--resume"]);
+        Assert.True(code == 0, stderr);
+        Assert.Contains("mined negatives: reusing", stderr);
+        Assert.Contains("resumed from step 2", stderr);
+    }
+
+    [Fact]
     public void TrainsACrossEncoderOnTheStsBenchmarkWithEvaluation()
     {
         string output = Path.Combine(_root, "sts");
