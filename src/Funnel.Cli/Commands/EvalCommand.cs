@@ -21,7 +21,7 @@ internal static class EvalCommand
 {
     /// <param name="Exact">dense/hybrid: BEIR's exact search over one vector per document instead of a collection.</param>
     /// <param name="Log">Where model loading says which models it uses (stderr).</param>
-    private sealed record Settings(string Dataset, string Split, string Retriever, bool Exact, string? Rerank, string? BiEncoder, string? Collection, int? Top, int? K,
+    private sealed record Settings(string Dataset, string Split, string Retriever, bool Exact, string? Rerank, string? BiEncoder, string? Collection, int? Ef, int? Top, int? K,
         string? RunFile, int? RelevanceLevel, IReadOnlyList<Measure> Measures, int? MaxQueries, EncoderOptions Encoder, TextWriter Log);
 
     /// <summary>What one evaluation did: the numbers the table and the JSON report.</summary>
@@ -43,6 +43,7 @@ internal static class EvalCommand
             Description = $"Bi-encoder (folder, packaged id or Hub id) for dense and hybrid; default: the --collection's, else {PackagedModels.DefaultBiEncoder.Id} (packaged)",
         };
         var collection = new Option<string?>("--collection") { Description = "Collection folder for dense and hybrid, created and filled with the corpus as needed (default: a cache folder per dataset and bi-encoder)" };
+        var ef = new Option<int?>("--ef") { Description = "dense and hybrid through a collection: HNSW candidate list size (default: the collection's --ef-search); larger is more exact and slower" };
         var exact = new Option<bool>("--exact")
         {
             Description = "dense and hybrid without a collection, as BEIR's published numbers: one vector per document (title + text truncated to the model window), exact cosine search",
@@ -58,17 +59,17 @@ internal static class EvalCommand
         var json = new Option<bool>("--json") { Description = "Print the report as JSON instead of a table" };
         var command = new Command("eval", "Evaluate retrieval (and reranking) on a BEIR or TREC DL dataset; writes a TREC run file.")
         {
-            dataset, split, retriever, exact, rerank, biEncoder, collection, top, k, runFile, relevance, measures, maxQueries, batch, threads, json,
+            dataset, split, retriever, exact, rerank, biEncoder, collection, ef, top, k, runFile, relevance, measures, maxQueries, batch, threads, json,
         };
         command.SetAction((parse, ct) => CliAction.RunAsync(parse, async output =>
         {
             var settings = new Settings(parse.GetValue(dataset)!, parse.GetValue(split)!, parse.GetValue(retriever)!, parse.GetValue(exact), parse.GetValue(rerank),
-                parse.GetValue(biEncoder), parse.GetValue(collection), parse.GetValue(top), parse.GetValue(k), parse.GetValue(runFile), parse.GetValue(relevance), ParseMeasures(parse.GetValue(measures)),
+                parse.GetValue(biEncoder), parse.GetValue(collection), parse.GetValue(ef), parse.GetValue(top), parse.GetValue(k), parse.GetValue(runFile), parse.GetValue(relevance), ParseMeasures(parse.GetValue(measures)),
                 parse.GetValue(maxQueries), new EncoderOptions { BatchSize = parse.GetValue(batch), MaxThreads = parse.GetValue(threads) },
                 parse.InvocationConfiguration.Error);
             if (StsBenchmark.IsStsBenchmark(settings.Dataset))
             {
-                Option[] retrievalOnly = [retriever, exact, rerank, collection, top, k, runFile, relevance, measures, maxQueries];
+                Option[] retrievalOnly = [retriever, exact, rerank, collection, ef, top, k, runFile, relevance, measures, maxQueries];
                 if (retrievalOnly.FirstOrDefault(o => parse.GetResult(o) is { Implicit: false }) is { } given)
                     throw new UsageException($"{given.Name} is for retrieval datasets (BEIR, TREC DL); an STS benchmark reports the Spearman and Pearson correlation of cosine similarities");
                 StsReport sts = await EvaluateStsAsync(settings, ct);
@@ -105,6 +106,8 @@ internal static class EvalCommand
 
     private static void Validate(Settings s)
     {
+        if (s.Ef is < 1) throw new UsageException($"--ef must be at least 1 (got {s.Ef})");
+        if (s.Ef != null && (s.Retriever == "bm25" || s.Exact)) throw new UsageException("--ef is for --retriever dense or hybrid through a collection (HNSW)");
         if (s.Top is < 1) throw new UsageException($"--top must be at least 1 (got {s.Top})");
         if (s.K is < 1) throw new UsageException($"--k must be at least 1 (got {s.K})");
         if (s.MaxQueries is < 1) throw new UsageException($"--max-queries must be at least 1 (got {s.MaxQueries})");
@@ -294,6 +297,7 @@ internal static class EvalCommand
             var options = new SearchOptions
             {
                 Retriever = s.Retriever == "dense" ? Retriever.Dense : Retriever.Hybrid, Candidates = candidates, Results = kept, Rerank = crossEncoder != null,
+                EfSearch = s.Ef,
             };
             // BEIR's rule for a corpus holding the query: each retriever drops the query's own id before fusion and reranking.
             var searches = queries.Select(q => (q.Id, q.Text, options with { Exclude = new HashSet<string>(StringComparer.Ordinal) { q.Id } })).ToList();

@@ -100,13 +100,8 @@ public class MetricsTests
     public void IgnoreIdenticalIds_DropsTheQuerysOwnDocumentBeforeScoringAndKeepsItsJudgment()
     {
         // BEIR's rule: "q1" is also a corpus id, judged 2; d2 is judged 1. The run ranks q1 first, then d2, then d5 (unjudged).
-        var qrels = new Qrels();
-        qrels.Add("q1", "q1", 2);
-        qrels.Add("q1", "d2", 1);
-        var run = new Run();
-        run.Add("q1", "q1", 0.9);
-        run.Add("q1", "d2", 0.8);
-        run.Add("q1", "d5", 0.7);
+        var qrels = Qrels.ReadTrec(new StringReader("q1 0 q1 2\nq1 0 d2 1\n"), "qrels");
+        var run = Run.ReadTrec(new StringReader("q1 Q0 q1 1 0.9 x\nq1 Q0 d2 2 0.8 x\nq1 Q0 d5 3 0.7 x\n"), "run");
         double Ndcg(bool ignore) => Metrics.Evaluate(qrels, run, [Measure.NdcgAt(10)], new EvaluationOptions(IgnoreIdenticalIds: ignore)).Mean(Measure.NdcgAt(10));
 
         // Kept (trec_eval): the ideal order, nDCG = 1.
