@@ -163,11 +163,10 @@ internal static class EvalCommand
         bool lexical = s.Retriever != "dense", dense = s.Retriever != "bm25";
         var index = lexical ? new Bm25Index() : null;
         var texts = s.Rerank != null ? new Dictionary<string, string>(StringComparer.Ordinal) : null;
-        var clock = Stopwatch.StartNew();
         using SentenceEncoder? biEncoder = dense ? await LoadBiEncoderAsync(s, s.BiEncoder ?? PackagedModels.DefaultBiEncoder.Id, stages, ct) : null;
 
         // One pass over the corpus feeds BM25, the reranker's texts and the exact vectors.
-        clock.Restart();
+        var clock = Stopwatch.StartNew();
         int documents = 0;
         IAsyncEnumerable<Document> corpus = dataset.ReadCorpusAsync(ct).Select(doc =>
         {
