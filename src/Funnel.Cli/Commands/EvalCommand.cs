@@ -12,14 +12,16 @@ using Spectre.Console;
 namespace Funnel.Cli.Commands;
 
 /// <summary>
-/// <c>funnel eval</c>: retrieval quality on a BEIR dataset (folder or zip) or a TREC DL rerank folder. Runs the first
-/// stage (BM25 here; a TREC DL folder ships its BM25 candidates), optionally reranks the top N with a cross-encoder,
-/// writes the TREC run file and prints trec_eval-compatible measures.
+/// <c>funnel eval</c>: retrieval quality on a BEIR dataset (folder or zip) or a TREC DL rerank folder, or a bi-encoder's
+/// similarity quality on the STS benchmark. Retrieval runs the first stage (BM25, dense or hybrid; a TREC DL folder ships its
+/// BM25 candidates), optionally reranks the top N with a cross-encoder, writes the TREC run file and prints trec_eval-compatible
+/// measures; BEIR datasets follow BEIR's protocol (see <see cref="EvaluateBeirAsync"/>).
 /// </summary>
 internal static class EvalCommand
 {
+    /// <param name="Exact">dense/hybrid: BEIR's exact search over one vector per document instead of a collection.</param>
     /// <param name="Log">Where model loading says which models it uses (stderr).</param>
-    private sealed record Settings(string Dataset, string Split, string Retriever, string? Rerank, string? BiEncoder, string? Collection, int? Top, int? K,
+    private sealed record Settings(string Dataset, string Split, string Retriever, bool Exact, string? Rerank, string? BiEncoder, string? Collection, int? Ef, int? Top, int? K,
         string? RunFile, int? RelevanceLevel, IReadOnlyList<Measure> Measures, int? MaxQueries, EncoderOptions Encoder, TextWriter Log);
 
     /// <summary>What one evaluation did: the numbers the table and the JSON report.</summary>
@@ -28,8 +30,11 @@ internal static class EvalCommand
 
     public static Command Create()
     {
-        var dataset = new Option<string>("--dataset", "-d") { Description = "A BEIR folder or zip, or a TREC DL folder (retrieve_results_*.json + qrels*.txt)", Required = true };
-        var split = new Option<string>("--split") { Description = "BEIR qrels split", DefaultValueFactory = _ => "test" };
+        var dataset = new Option<string>("--dataset", "-d")
+        {
+            Description = "A BEIR folder or zip, a TREC DL folder (retrieve_results_*.json + qrels*.txt) or an STS benchmark folder (sts-*.csv)", Required = true,
+        };
+        var split = new Option<string>("--split") { Description = "BEIR qrels split or STS benchmark split", DefaultValueFactory = _ => "test" };
         var retriever = new Option<string>("--retriever") { Description = "First stage: bm25, dense or hybrid (RRF of both); a TREC DL folder always uses its shipped BM25 candidates", DefaultValueFactory = _ => "bm25" };
         retriever.AcceptOnlyFromAmong("bm25", "dense", "hybrid");
         var rerank = new Option<string?>("--rerank") { Description = "Cross-encoder (folder or Hub id; none is packaged) that reranks the top N" };
@@ -38,6 +43,11 @@ internal static class EvalCommand
             Description = $"Bi-encoder (folder, packaged id or Hub id) for dense and hybrid; default: the --collection's, else {PackagedModels.DefaultBiEncoder.Id} (packaged)",
         };
         var collection = new Option<string?>("--collection") { Description = "Collection folder for dense and hybrid, created and filled with the corpus as needed (default: a cache folder per dataset and bi-encoder)" };
+        var ef = new Option<int?>("--ef") { Description = "dense and hybrid through a collection: HNSW candidate list size (default: the collection's --ef-search); larger is more exact and slower" };
+        var exact = new Option<bool>("--exact")
+        {
+            Description = "dense and hybrid without a collection, as BEIR's published numbers: one vector per document (title + text truncated to the model window), exact cosine search",
+        };
         var top = new Option<int?>("--top") { Description = "N: first-stage candidates per query (default 100 with --rerank, else 1000; TREC DL: all shipped)" };
         var k = new Option<int?>("--k") { Description = "M: results per query kept in the run (default N)" };
         var runFile = new Option<string?>("--run-file") { Description = "Where to write the TREC run (default runs/DATASET.SPLIT.STAGES.trec)" };
@@ -49,21 +59,31 @@ internal static class EvalCommand
         var json = new Option<bool>("--json") { Description = "Print the report as JSON instead of a table" };
         var command = new Command("eval", "Evaluate retrieval (and reranking) on a BEIR or TREC DL dataset; writes a TREC run file.")
         {
-            dataset, split, retriever, rerank, biEncoder, collection, top, k, runFile, relevance, measures, maxQueries, batch, threads, json,
+            dataset, split, retriever, exact, rerank, biEncoder, collection, ef, top, k, runFile, relevance, measures, maxQueries, batch, threads, json,
         };
         command.SetAction((parse, ct) => CliAction.RunAsync(parse, async output =>
         {
-            var settings = new Settings(parse.GetValue(dataset)!, parse.GetValue(split)!, parse.GetValue(retriever)!, parse.GetValue(rerank),
-                parse.GetValue(biEncoder), parse.GetValue(collection), parse.GetValue(top), parse.GetValue(k), parse.GetValue(runFile), parse.GetValue(relevance), ParseMeasures(parse.GetValue(measures)),
+            var settings = new Settings(parse.GetValue(dataset)!, parse.GetValue(split)!, parse.GetValue(retriever)!, parse.GetValue(exact), parse.GetValue(rerank),
+                parse.GetValue(biEncoder), parse.GetValue(collection), parse.GetValue(ef), parse.GetValue(top), parse.GetValue(k), parse.GetValue(runFile), parse.GetValue(relevance), ParseMeasures(parse.GetValue(measures)),
                 parse.GetValue(maxQueries), new EncoderOptions { BatchSize = parse.GetValue(batch), MaxThreads = parse.GetValue(threads) },
                 parse.InvocationConfiguration.Error);
+            if (StsBenchmark.IsStsBenchmark(settings.Dataset))
+            {
+                Option[] retrievalOnly = [retriever, exact, rerank, collection, ef, top, k, runFile, relevance, measures, maxQueries];
+                if (retrievalOnly.FirstOrDefault(o => parse.GetResult(o) is { Implicit: false }) is { } given)
+                    throw new UsageException($"{given.Name} is for retrieval datasets (BEIR, TREC DL); an STS benchmark reports the Spearman and Pearson correlation of cosine similarities");
+                StsReport sts = await EvaluateStsAsync(settings, ct);
+                if (parse.GetValue(json)) output.WriteLine(ToJson(sts));
+                else PrintTable(sts, output);
+                return 0;
+            }
             Validate(settings);
             var stderr = AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(parse.InvocationConfiguration.Error) });
             Report report = TrecDlRerankSet.IsRerankSet(settings.Dataset)
                 ? await EvaluateTrecDlAsync(settings, stderr, ct)
                 : BeirDataset.IsBeir(settings.Dataset)
                     ? await EvaluateBeirAsync(settings, stderr, ct)
-                    : throw new UsageException($"--dataset {settings.Dataset}: not a BEIR folder or zip (corpus.jsonl, queries.jsonl, qrels/) nor a TREC DL folder (retrieve_results_*.json, qrels*.txt)");
+                    : throw new UsageException($"--dataset {settings.Dataset}: not a BEIR folder or zip (corpus.jsonl, queries.jsonl, qrels/), a TREC DL folder (retrieve_results_*.json, qrels*.txt) nor an STS benchmark folder (sts-*.csv)");
             if (parse.GetValue(json)) output.WriteLine(ToJson(report));
             else PrintTable(report, output);
             return 0;
@@ -86,6 +106,8 @@ internal static class EvalCommand
 
     private static void Validate(Settings s)
     {
+        if (s.Ef is < 1) throw new UsageException($"--ef must be at least 1 (got {s.Ef})");
+        if (s.Ef != null && (s.Retriever == "bm25" || s.Exact)) throw new UsageException("--ef is for --retriever dense or hybrid through a collection (HNSW)");
         if (s.Top is < 1) throw new UsageException($"--top must be at least 1 (got {s.Top})");
         if (s.K is < 1) throw new UsageException($"--k must be at least 1 (got {s.K})");
         if (s.MaxQueries is < 1) throw new UsageException($"--max-queries must be at least 1 (got {s.MaxQueries})");
@@ -94,8 +116,10 @@ internal static class EvalCommand
         if (s.Encoder.MaxThreads < 1) throw new UsageException($"--threads must be at least 1 (got {s.Encoder.MaxThreads})");
         if (s.Retriever != "bm25" && TrecDlRerankSet.IsRerankSet(s.Dataset))
             throw new UsageException($"--retriever {s.Retriever}: a TREC DL rerank folder has no corpus to index; its first stage is the shipped BM25 candidates (use --retriever bm25)");
-        if (s.Retriever == "bm25" && (s.BiEncoder != null || s.Collection != null))
-            throw new UsageException("--bi-encoder and --collection are for --retriever dense or hybrid");
+        if (s.Retriever == "bm25" && (s.BiEncoder != null || s.Collection != null || s.Exact))
+            throw new UsageException("--bi-encoder, --collection and --exact are for --retriever dense or hybrid");
+        if (s.Exact && s.Collection != null)
+            throw new UsageException("--exact searches vectors held in memory, without a collection; leave out --collection (or --exact)");
     }
 
     private static async Task<Report> EvaluateTrecDlAsync(Settings s, IAnsiConsole stderr, CancellationToken ct)
@@ -110,9 +134,15 @@ internal static class EvalCommand
         foreach (var q in queries) first.Add(q.Id, q.Candidates.Take(candidates).Select(c => new ScoredDocument(c.DocId, c.Score)));
         var (run, kept) = await RerankAsync(s, stderr, first, queries, candidates, stages, ct);
         return Conclude(s, set.Name, "dl", $"bm25 (shipped) top {candidates}", run, candidates, kept, set.Qrels.Restrict(queries.Select(q => q.Id)),
-            s.RelevanceLevel ?? TrecDlRerankSet.RelevanceThreshold, stages);
+            new EvaluationOptions(s.RelevanceLevel ?? TrecDlRerankSet.RelevanceThreshold), stages);
     }
 
+    /// <summary>
+    /// A BEIR dataset under BEIR's protocol (beir.retrieval): the queries judged in the split; every first stage fetches one
+    /// candidate more than N and drops the query's own id, so N others remain (DenseRetrievalExactSearch's rule, for corpora that
+    /// hold their queries); a reranker sees those N; evaluation ignores identical query and document ids
+    /// (EvaluateRetrieval.evaluate) and computes trec_eval's measures over the judged queries.
+    /// </summary>
     private static async Task<Report> EvaluateBeirAsync(Settings s, IAnsiConsole stderr, CancellationToken ct)
     {
         using var dataset = BeirDataset.Open(s.Dataset);
@@ -121,48 +151,120 @@ internal static class EvalCommand
         qrels = qrels.Restrict(queries.Select(q => q.Id));
         int candidates = s.Top ?? (s.Rerank != null ? 100 : 1000);
         var stages = new List<(string, string, TimeSpan)>();
-        if (s.Retriever != "bm25") return await EvaluateWithCollectionAsync(s, stderr, dataset, qrels, queries, candidates, stages, ct);
+        return s.Retriever != "bm25" && !s.Exact
+            ? await EvaluateWithCollectionAsync(s, stderr, dataset, qrels, queries, candidates, stages, ct)
+            : await EvaluateInMemoryAsync(s, stderr, dataset, qrels, queries, candidates, stages, ct);
+    }
 
-        var index = new Bm25Index();
+    /// <summary>bm25, or dense and hybrid with --exact: first stages built in memory from the corpus on every run.</summary>
+    private static async Task<Report> EvaluateInMemoryAsync(Settings s, IAnsiConsole stderr, BeirDataset dataset, Qrels qrels, List<BeirQuery> queries,
+        int candidates, List<(string, string, TimeSpan)> stages, CancellationToken ct)
+    {
+        bool lexical = s.Retriever != "dense", dense = s.Retriever != "bm25";
+        var index = lexical ? new Bm25Index() : null;
         var texts = s.Rerank != null ? new Dictionary<string, string>(StringComparer.Ordinal) : null;
+        using SentenceEncoder? biEncoder = dense ? await LoadBiEncoderAsync(s, s.BiEncoder ?? PackagedModels.DefaultBiEncoder.Id, stages, ct) : null;
+
+        // One pass over the corpus feeds BM25, the reranker's texts and the exact vectors.
         var clock = Stopwatch.StartNew();
-        int documents = await WithProgressAsync(stderr, $"indexing {dataset.Name}", total: null, async progress =>
+        int documents = 0;
+        IAsyncEnumerable<Document> corpus = dataset.ReadCorpusAsync(ct).Select(doc =>
         {
-            int n = 0;
-            await foreach (var doc in dataset.ReadCorpusAsync(ct))
-            {
-                index.Add(doc.Id, doc.FullText);
-                if (texts != null) texts[doc.Id] = doc.FullText;
-                if (++n % 256 == 0) progress.Report(n);
-            }
-            return n;
+            index?.Add(doc.Id, doc.FullText);
+            if (texts != null) texts[doc.Id] = doc.FullText;
+            documents++;
+            return doc;
         });
-        stages.Add(("bm25 index", $"{documents:N0} documents", clock.Elapsed));
+        using ExactDenseSearch? exact = await WithProgressAsync(stderr, dense ? $"embedding {dataset.Name}" : $"indexing {dataset.Name}", total: null, async progress =>
+        {
+            if (biEncoder != null) return await ExactDenseSearch.BuildAsync(biEncoder, corpus, progress: progress, ct: ct);
+            await foreach (var _ in corpus.WithCancellation(ct)) if (documents % 256 == 0) progress.Report(documents);
+            return null;
+        });
+        if (index != null) stages.Add(("bm25 index", $"{documents:N0} documents", clock.Elapsed));
+        if (exact != null) stages.Add(("exact vectors", $"{exact.Count:N0} documents embedded (one vector each, truncated to {biEncoder!.MaxSequenceLength} tokens)", clock.Elapsed));
 
         clock.Restart();
-        var hits = new IReadOnlyList<Bm25Hit>[queries.Count];
-        await WithProgressAsync(stderr, "bm25 search", queries.Count, progress =>
+        float[][]? vectors = biEncoder?.EncodeQueries(queries.Select(q => q.Text).ToList(), ct);
+        var rankings = new IReadOnlyList<ScoredDocument>[queries.Count];
+        await WithProgressAsync(stderr, $"{s.Retriever} search", queries.Count, progress =>
         {
             int done = 0;
             Parallel.For(0, queries.Count, new ParallelOptions { CancellationToken = ct, MaxDegreeOfParallelism = s.Encoder.MaxThreads }, i =>
             {
-                hits[i] = index.Search(queries[i].Text, candidates);
+                string id = queries[i].Id;
+                IReadOnlyList<ScoredDocument> Lexical() =>
+                    index!.Search(queries[i].Text, candidates + 1).Where(h => h.DocId != id).Take(candidates).Select(h => new ScoredDocument(h.DocId, h.Score)).ToList();
+                IReadOnlyList<ScoredDocument> Dense() => exact!.Search(vectors![i], candidates, excludeId: id);
+                rankings[i] = s.Retriever switch
+                {
+                    "bm25" => Lexical(),
+                    "dense" => Dense(),
+                    _ => ReciprocalRankFusion.Fuse<string>([Dense().Select(d => d.DocId).ToList(), Lexical().Select(d => d.DocId).ToList()])
+                        .Take(candidates).Select(f => new ScoredDocument(f.Key, f.Score)).ToList(),
+                };
                 progress.Report(Interlocked.Increment(ref done));
             });
             return Task.FromResult(done);
         });
-        stages.Add(("bm25 search", $"{queries.Count} queries, top {candidates}", clock.Elapsed));
+        stages.Add(($"{s.Retriever} search", $"{queries.Count} queries, top {candidates}", clock.Elapsed));
 
-        var first = new Run("bm25");
+        var first = new Run(s.Exact ? $"{s.Retriever}.exact" : s.Retriever);
         var rerankQueries = new List<RerankQuery>(queries.Count);
         for (int i = 0; i < queries.Count; i++)
         {
-            first.Add(queries[i].Id, hits[i].Select(h => new ScoredDocument(h.DocId, h.Score)));
+            first.Add(queries[i].Id, rankings[i]);
             if (texts != null)
-                rerankQueries.Add(new RerankQuery(queries[i].Id, queries[i].Text, hits[i].Select((h, r) => new RerankCandidate(h.DocId, texts[h.DocId], r + 1, h.Score)).ToList()));
+                rerankQueries.Add(new RerankQuery(queries[i].Id, queries[i].Text, rankings[i].Select((d, r) => new RerankCandidate(d.DocId, texts[d.DocId], r + 1, d.Score)).ToList()));
         }
         var (run, kept) = await RerankAsync(s, stderr, first, rerankQueries, candidates, stages, ct);
-        return Conclude(s, dataset.Name, s.Split, $"bm25 top {candidates}", run, candidates, kept, qrels, s.RelevanceLevel ?? 1, stages);
+        string firstStage = s.Exact ? $"{s.Retriever} (exact: one vector per document) top {candidates}" : $"bm25 top {candidates}";
+        return Conclude(s, dataset.Name, s.Split, firstStage, run, candidates, kept, qrels, BeirEvaluation(s), stages);
+    }
+
+    /// <summary>An STS benchmark split through a bi-encoder: what <see cref="StsEvaluation"/> measures.</summary>
+    private sealed record StsReport(string Dataset, string Split, string BiEncoder, StsResult Result, TimeSpan Elapsed);
+
+    private static void PrintTable(StsReport r, TextWriter output)
+    {
+        var console = AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(output) });
+        console.MarkupLineInterpolated($"[bold]{r.Dataset}[/] ({r.Split}): cosine similarity of {r.Result.Pairs:N0} sentence pairs, bi-encoder {r.BiEncoder}");
+        var table = new Table().AddColumn("measure").AddColumn(new TableColumn("value").RightAligned()).AddColumn("sentence-transformers");
+        table.AddRow("Spearman", r.Result.Spearman.ToString("F4", CultureInfo.InvariantCulture), "spearman_cosine");
+        table.AddRow("Pearson", r.Result.Pearson.ToString("F4", CultureInfo.InvariantCulture), "pearson_cosine");
+        console.Write(table);
+        console.MarkupLineInterpolated($"[grey]embedded and scored in {r.Elapsed.TotalSeconds.ToString("F1", CultureInfo.InvariantCulture)} s[/]");
+    }
+
+    private static async Task<StsReport> EvaluateStsAsync(Settings s, CancellationToken ct)
+    {
+        var pairs = StsBenchmark.ReadSplit(s.Dataset, s.Split);
+        string model = s.BiEncoder ?? PackagedModels.DefaultBiEncoder.Id;
+        using var biEncoder = SentenceEncoder.Load(await ModelFolders.ResolveAsync(model, "bi-encoder", s.Log, ct), s.Encoder);
+        var clock = Stopwatch.StartNew();
+        StsResult result = StsEvaluation.Evaluate(biEncoder, pairs, ct);
+        return new StsReport(Path.GetFileName(Path.GetFullPath(s.Dataset).TrimEnd(Path.DirectorySeparatorChar)), s.Split, model, result, clock.Elapsed);
+    }
+
+    private static string ToJson(StsReport r) => JsonSerializer.Serialize(new Dictionary<string, object?>
+    {
+        ["dataset"] = r.Dataset,
+        ["split"] = r.Split,
+        ["biEncoder"] = r.BiEncoder,
+        ["pairs"] = r.Result.Pairs,
+        ["metrics"] = new Dictionary<string, double> { ["Spearman"] = r.Result.Spearman, ["Pearson"] = r.Result.Pearson },
+        ["seconds"] = r.Elapsed.TotalSeconds,
+    }, new JsonSerializerOptions { WriteIndented = true });
+
+    /// <summary>BEIR evaluates with pytrec_eval's default relevance level (1) and ignores identical query and document ids.</summary>
+    private static EvaluationOptions BeirEvaluation(Settings s) => new(s.RelevanceLevel ?? 1, IgnoreIdenticalIds: true);
+
+    private static async Task<SentenceEncoder> LoadBiEncoderAsync(Settings s, string model, List<(string, string, TimeSpan)> stages, CancellationToken ct)
+    {
+        var clock = Stopwatch.StartNew();
+        var biEncoder = SentenceEncoder.Load(await ModelFolders.ResolveAsync(model, "bi-encoder", s.Log, ct), s.Encoder);
+        stages.Add(("load bi-encoder", model, clock.Elapsed));
+        return biEncoder;
     }
 
     /// <summary>dense or hybrid: index the corpus into a collection (only what it lacks), then query it through the search pipeline.</summary>
@@ -170,15 +272,13 @@ internal static class EvalCommand
         int candidates, List<(string, string, TimeSpan)> stages, CancellationToken ct)
     {
         int kept = Math.Min(s.K ?? candidates, candidates);
-        var clock = Stopwatch.StartNew();
         bool exists = s.Collection != null && File.Exists(Path.Combine(s.Collection, CollectionManifest.FileName));
         string model = s.BiEncoder ?? (exists ? CollectionManifest.Read(s.Collection!).BiEncoder.Reference : PackagedModels.DefaultBiEncoder.Id);
-        using var biEncoder = SentenceEncoder.Load(await ModelFolders.ResolveAsync(model, "bi-encoder", s.Log, ct), s.Encoder);
+        using var biEncoder = await LoadBiEncoderAsync(s, model, stages, ct);
         string folder = s.Collection ?? Path.Combine(FunnelHome.Resolve(), "eval", $"{dataset.Name}-{CacheKey(biEncoder.Fingerprint)}");
         using var collection = Collection.OpenOrCreate(folder, biEncoder);
-        stages.Add(("load bi-encoder", model, clock.Elapsed));
 
-        clock.Restart();
+        var clock = Stopwatch.StartNew();
         IndexingProgress indexed = await WithProgressAsync(stderr, $"indexing {dataset.Name}", total: null, progress =>
             CollectionIndexer.IndexAsync(collection, biEncoder, dataset.ReadCorpusAsync(ct), progress: new IndexingCount(progress), ct: ct));
         stages.Add(("collection", $"{collection.Folder}: {indexed.DocumentsWritten:N0} documents embedded, {indexed.DocumentsUnchanged:N0} already there", clock.Elapsed));
@@ -196,14 +296,17 @@ internal static class EvalCommand
             var options = new SearchOptions
             {
                 Retriever = s.Retriever == "dense" ? Retriever.Dense : Retriever.Hybrid, Candidates = candidates, Results = kept, Rerank = crossEncoder != null,
+                EfSearch = s.Ef,
             };
+            // BEIR's rule for a corpus holding the query: each retriever drops the query's own id before fusion and reranking.
+            var searches = queries.Select(q => (q.Id, q.Text, options with { Exclude = new HashSet<string>(StringComparer.Ordinal) { q.Id } })).ToList();
             var run = new Run(crossEncoder != null ? $"{s.Retriever}.rerank" : s.Retriever);
             TimeSpan embed = default, retrieve = default, fuse = default, rerank = default;
             clock.Restart();
             await WithProgressAsync(stderr, $"{s.Retriever} search", queries.Count, async progress =>
             {
                 int done = 0;
-                await foreach (var (id, response) in pipeline.SearchManyAsync(queries.Select(q => (q.Id, q.Text)).ToList(), options, ct))
+                await foreach (var (id, response) in pipeline.SearchManyAsync(searches, ct))
                 {
                     run.Add(id, response.Results.Select(r => new ScoredDocument(r.DocumentId, r.Score)));
                     (embed, retrieve, fuse, rerank) = (embed + response.Timings.Embed, retrieve + response.Timings.Retrieve, fuse + response.Timings.Fuse, rerank + response.Timings.Rerank);
@@ -213,7 +316,7 @@ internal static class EvalCommand
             });
             stages.Add(("search", string.Create(CultureInfo.InvariantCulture,
                 $"{queries.Count} queries; embed {embed.TotalSeconds:F2} s, retrieve {retrieve.TotalSeconds:F2} s, fuse {fuse.TotalSeconds:F2} s, rerank {rerank.TotalSeconds:F2} s"), clock.Elapsed));
-            return Conclude(s, dataset.Name, s.Split, $"{s.Retriever} top {candidates}", run, candidates, kept, qrels, s.RelevanceLevel ?? 1, stages);
+            return Conclude(s, dataset.Name, s.Split, $"{s.Retriever} top {candidates}", run, candidates, kept, qrels, BeirEvaluation(s), stages);
         }
         finally
         {
@@ -267,13 +370,13 @@ internal static class EvalCommand
     }
 
     /// <summary>Writes the run file and evaluates it.</summary>
-    private static Report Conclude(Settings s, string name, string split, string firstStage, Run run, int depth, int kept, Qrels qrels, int relevanceLevel,
+    private static Report Conclude(Settings s, string name, string split, string firstStage, Run run, int depth, int kept, Qrels qrels, EvaluationOptions evaluation,
         List<(string, string, TimeSpan)> stages)
     {
         string runFile = s.RunFile ?? Path.Combine("runs", $"{name}.{split}.{run.Tag}.trec");
         run.WriteTrec(runFile);
-        var result = Metrics.Evaluate(qrels, run, s.Measures, new EvaluationOptions(relevanceLevel));
-        return new Report(name, split, firstStage, s.Rerank, depth, kept, relevanceLevel, result, Path.GetFullPath(runFile), stages);
+        var result = Metrics.Evaluate(qrels, run, s.Measures, evaluation);
+        return new Report(name, split, firstStage, s.Rerank, depth, kept, evaluation.RelevanceThreshold, result, Path.GetFullPath(runFile), stages);
     }
 
     /// <summary>Runs <paramref name="work"/> under a Spectre progress bar on stderr (a plain line when stderr is not a terminal).</summary>

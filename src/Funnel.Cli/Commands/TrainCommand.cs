@@ -100,7 +100,7 @@ internal static class TrainCommand
             RetrievalSplit? retrieval = null;
             TrainingData data;
             if (trainFile != null) data = TrainingData.ReadFile(trainFile);
-            else if (TrainingDatasets.IsStsBenchmark(datasetPath!)) data = TrainingDatasets.StsBenchmark(datasetPath!, parse.GetValue(split)!);
+            else if (StsBenchmark.IsStsBenchmark(datasetPath!)) data = TrainingDatasets.StsBenchmark(datasetPath!, parse.GetValue(split)!);
             else if (BeirDataset.IsBeir(datasetPath!)) data = (retrieval = await TrainingDatasets.BeirAsync(datasetPath!, parse.GetValue(split)!, ct)).Pairs;
             else throw new UsageException($"--dataset {datasetPath}: not a BEIR folder or zip, nor the STS benchmark folder (sts-*.csv)");
 
@@ -209,7 +209,7 @@ internal static class TrainCommand
             return null;
         }
         string evalSplit = split ?? "dev";
-        if (TrainingDatasets.IsStsBenchmark(path)) return TrainingEvaluator.Similarity(TrainingDatasets.StsBenchmark(path, evalSplit));
+        if (StsBenchmark.IsStsBenchmark(path)) return TrainingEvaluator.Similarity(TrainingDatasets.StsBenchmark(path, evalSplit));
         if (!BeirDataset.IsBeir(path)) throw new UsageException($"--eval-dataset {path}: not a BEIR folder or zip, nor the STS benchmark folder");
         RetrievalSplit eval = await TrainingDatasets.BeirAsync(path, evalSplit, ct);
         if (maxQueries is int q)

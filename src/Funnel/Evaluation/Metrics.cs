@@ -73,9 +73,11 @@ public readonly record struct Measure(MeasureKind Kind, int Cutoff = 0)
 /// Queries without judgments are never evaluated (nothing to compare with). Judged queries that are absent from the
 /// run score 0 on every measure when <see cref="CountMissingQueries"/> is set (trec_eval <c>-c</c>, the default here:
 /// a system that returns nothing for a query should not look better for it), and are skipped otherwise (trec_eval's
-/// and pytrec_eval's default).
+/// and pytrec_eval's default). <see cref="IgnoreIdenticalIds"/> is BEIR's <c>EvaluateRetrieval.evaluate(ignore_identical_ids=True)</c>:
+/// a retrieved document whose id is the query's own id is dropped from the ranking before scoring (the documents below it
+/// move up), for corpora that hold their queries; the judgments are left as they are.
 /// </summary>
-public sealed record EvaluationOptions(int RelevanceThreshold = 1, bool CountMissingQueries = true);
+public sealed record EvaluationOptions(int RelevanceThreshold = 1, bool CountMissingQueries = true, bool IgnoreIdenticalIds = false);
 
 /// <summary>Per-query values and means of a set of measures.</summary>
 public sealed class EvaluationResult(IReadOnlyList<Measure> measures, IReadOnlyDictionary<string, double[]> perQuery)
@@ -107,7 +109,7 @@ public static class Metrics
         foreach (string queryId in qrels.QueryIds)
         {
             if (!runQueries.Contains(queryId) && !options.CountMissingQueries) continue;
-            var ranking = run.Ranking(queryId).Select(d => d.DocId).ToArray();
+            var ranking = run.Ranking(queryId).Select(d => d.DocId).Where(id => !options.IgnoreIdenticalIds || id != queryId).ToArray();
             var judgments = qrels[queryId]!;
             perQuery.Add(queryId, measures.Select(m => Compute(m, ranking, judgments, options.RelevanceThreshold)).ToArray());
         }

@@ -28,6 +28,12 @@ public sealed record SearchOptions
     /// Larger finds more of the true nearest chunks at a higher cost.</summary>
     public int? EfSearch { get; init; }
 
+    /// <summary>
+    /// Documents never returned, e.g. the query's own document when a corpus holds its queries (BEIR's rule). Each retriever
+    /// fetches as many more candidates, so N remain after they are dropped.
+    /// </summary>
+    public IReadOnlySet<string>? Exclude { get; init; }
+
     public void Validate()
     {
         if (EfSearch is < 1) throw new ArgumentOutOfRangeException(nameof(EfSearch), EfSearch, "efSearch must be at least 1");
@@ -113,21 +119,32 @@ public sealed class SearchPipeline
     /// Searches many queries (e.g. an evaluation's), embedding them in batches first. Yields each query's response in input
     /// order as soon as it is ready.
     /// </summary>
-    public async IAsyncEnumerable<(string QueryId, SearchResponse Response)> SearchManyAsync(IReadOnlyList<(string Id, string Text)> queries,
-        SearchOptions? options = null, [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken ct = default)
+    public IAsyncEnumerable<(string QueryId, SearchResponse Response)> SearchManyAsync(IReadOnlyList<(string Id, string Text)> queries,
+        SearchOptions? options = null, CancellationToken ct = default)
     {
         options = Checked(options);
+        return SearchManyAsync(queries.Select(q => (q.Id, q.Text, options)).ToList(), ct);
+    }
+
+    /// <summary>As <see cref="SearchManyAsync(IReadOnlyList{ValueTuple{string, string}}, SearchOptions?, CancellationToken)"/>, each query with its own options
+    /// (e.g. an evaluation excluding each query's own document).</summary>
+    public async IAsyncEnumerable<(string QueryId, SearchResponse Response)> SearchManyAsync(IReadOnlyList<(string Id, string Text, SearchOptions Options)> queries,
+        [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken ct = default)
+    {
+        foreach (var query in queries) Checked(query.Options);
         const int EmbedBatch = 256;
         for (int offset = 0; offset < queries.Count; offset += EmbedBatch)
         {
             var slice = queries.Skip(offset).Take(EmbedBatch).ToList();
             long start = Stopwatch.GetTimestamp();
-            float[][]? vectors = options.Retriever == Retriever.Bm25 ? null : await Task.Run(() => _biEncoder!.EncodeQueries(slice.Select(q => q.Text).ToList(), ct), ct);
+            bool dense = slice.Any(q => q.Options.Retriever != Retriever.Bm25);
+            float[][]? vectors = dense ? await Task.Run(() => _biEncoder!.EncodeQueries(slice.Select(q => q.Text).ToList(), ct), ct) : null;
             TimeSpan embedEach = Stopwatch.GetElapsedTime(start) / Math.Max(1, slice.Count);
             for (int i = 0; i < slice.Count; i++)
             {
-                int index = i;
-                yield return (slice[i].Id, await Task.Run(() => Run(slice[index].Text, vectors?[index], options, embedEach, ct), ct));
+                var (id, text, options) = slice[i];
+                float[]? vector = options.Retriever == Retriever.Bm25 ? null : vectors![i];
+                yield return (id, await Task.Run(() => Run(text, vector, options, embedEach, ct), ct));
             }
         }
     }
@@ -145,8 +162,10 @@ public sealed class SearchPipeline
     {
         ct.ThrowIfCancellationRequested();
         long start = Stopwatch.GetTimestamp();
-        IReadOnlyList<DocumentHit> dense = vector is null ? [] : _collection.SearchDense(vector, options.Candidates, options.Filter, options.EfSearch ?? 0);
-        IReadOnlyList<DocumentHit> bm25 = options.Retriever == Retriever.Dense ? [] : _collection.SearchBm25(query, options.Candidates, options.Filter);
+        IReadOnlySet<string> exclude = options.Exclude ?? System.Collections.Frozen.FrozenSet<string>.Empty;
+        int fetch = options.Candidates + exclude.Count;
+        IReadOnlyList<DocumentHit> dense = vector is null ? [] : Without(exclude, _collection.SearchDense(vector, fetch, options.Filter, options.EfSearch ?? 0), options.Candidates);
+        IReadOnlyList<DocumentHit> bm25 = options.Retriever == Retriever.Dense ? [] : Without(exclude, _collection.SearchBm25(query, fetch, options.Filter), options.Candidates);
         TimeSpan retrieve = Stopwatch.GetElapsedTime(start);
 
         start = Stopwatch.GetTimestamp();
@@ -184,4 +203,7 @@ public sealed class SearchPipeline
         var top = results.Take(options.Results).Select((r, i) => r with { Rank = i + 1 }).ToList();
         return new SearchResponse(query, top, new StageTimings(embed, retrieve, fuse, rerank));
     }
+
+    private static IReadOnlyList<DocumentHit> Without(IReadOnlySet<string> exclude, IReadOnlyList<DocumentHit> hits, int count) =>
+        exclude.Count == 0 ? hits : hits.Where(h => !exclude.Contains(h.DocumentId)).Take(count).ToList();
 }

@@ -90,7 +90,8 @@ public static class Trainer
                 progress?.Report(Event(pending.Step, total, $"interrupted: checkpoint of step {pending.Step} saved in {runDir}, its evaluation still to do; --resume continues from it"));
                 throw;
             }
-            bool best = pending.BestMetric is not double previous || metric > previous;
+            // A measure that is not a number (a constant prediction's correlation) is never better than one that is.
+            bool best = pending.BestMetric is not double previous || (double.IsNaN(previous) ? !double.IsNaN(metric) : metric > previous);
             state = pending with { EvalPending = false };
             if (best)
             {

@@ -111,6 +111,101 @@ public sealed class EvalCommandTests : IDisposable
         Assert.Equal(Metric(stdout, "nDCG@10").GetDouble(), Metric(again.Out, "nDCG@10").GetDouble());
     }
 
+    /// <summary>
+    /// BEIR's rule for a corpus that holds its queries, through every first stage: the query q1 is also document q1, with the
+    /// same text as d2, and both are judged (q1 grade 2, d2 grade 1). With N = 1, the first stage must return d2, not q1 itself
+    /// (which ties with d2 at cosine 1, and wins the tie by id): q1's nDCG@10 = 1 / (2 + 1 / log2 3) = 0.380094 instead of
+    /// 2 / 2.630930 = 0.760188; q2 finds its one relevant document, 1. Mean 0.690047. Recall@100 of q1 is 1/2: its own document
+    /// stays in the judgments, as in BEIR.
+    /// </summary>
+    [Theory]
+    [InlineData("bm25")]
+    [InlineData("dense")]
+    [InlineData("hybrid")]
+    [InlineData("dense", "--exact")]
+    [InlineData("hybrid", "--exact")]
+    [InlineData("bm25", "--rerank")]
+    [InlineData("hybrid", "--rerank")]
+    [InlineData("dense", "--exact", "--rerank")]
+    public void Beir_AQueryWhoseIdIsACorpusId_NeverRetrievesItself(string retriever, params string[] more)
+    {
+        string dir = WriteBeir(
+            corpus: ["{\"_id\": \"q1\", \"text\": \"apple pie recipe\"}", "{\"_id\": \"d2\", \"text\": \"apple pie recipe\"}",
+                     "{\"_id\": \"d3\", \"text\": \"banana bread\"}", "{\"_id\": \"d4\", \"text\": \"cherry jam\"}"],
+            queries: ["{\"_id\": \"q1\", \"text\": \"apple pie recipe\"}", "{\"_id\": \"q2\", \"text\": \"banana bread\"}"],
+            qrels: ["q1\tq1\t2", "q1\td2\t1", "q2\td3\t1"]);
+        var args = new List<string> { "eval", "-d", dir, "--retriever", retriever, "--top", "1", "--json", "--run-file", Path.Combine(_temp, "run.trec") };
+        if (retriever != "bm25") args.AddRange(["--bi-encoder", SmallModel("bi", crossEncoder: false)]);
+        if (retriever != "bm25" && !more.Contains("--exact")) args.AddRange(["--collection", Path.Combine(_temp, "collection")]);
+        if (more.Contains("--exact")) args.Add("--exact");
+        if (more.Contains("--rerank")) args.AddRange(["--rerank", SmallModel("ce", crossEncoder: true)]);
+
+        var (code, stdout, stderr) = Run([.. args]);
+        Assert.True(code == 0, stderr);
+        Assert.Equal(["q1 Q0 d2", "q2 Q0 d3"], File.ReadAllLines(Path.Combine(_temp, "run.trec")).Select(l => string.Join(' ', l.Split(' ')[..3])));
+        Assert.Equal((1 / (2 + 1 / Math.Log2(3)) + 1) / 2, Metric(stdout, "nDCG@10").GetDouble(), 12);
+        Assert.Equal(0.690047, Metric(stdout, "nDCG@10").GetDouble(), 6);
+        Assert.Equal(0.75, Metric(stdout, "Recall@100").GetDouble(), 12);
+    }
+
+    /// <summary>A random-weight model of the real tokenizer (small architecture), written once per test.</summary>
+    private string SmallModel(string name, bool crossEncoder)
+    {
+        string folder = Path.Combine(_temp, name);
+        if (Directory.Exists(folder)) return folder;
+        string[] args = crossEncoder
+            ? ["model", "random", "--like", TestPaths.SharedModel("ms-marco-MiniLM-L-6-v2"), "--out", folder, "--arch", "small", "--cross-encoder"]
+            : ["model", "random", "--like", TestPaths.SharedModel("all-MiniLM-L6-v2"), "--out", folder, "--arch", "small"];
+        Assert.Equal(0, Run(args).Code);
+        return folder;
+    }
+
+    [Fact]
+    public void Sts_ReportsTheCorrelationsOfTheBiEncodersCosines()
+    {
+        string dir = Path.Combine(_temp, "sts");
+        Directory.CreateDirectory(dir);
+        string[] lines =
+        [
+            "main\tMSRvid\t2012test\t0001\t5.000\tA plane is taking off.\tAn air plane is taking off.",
+            "main\tMSRvid\t2012test\t0004\t3.800\tA man is playing a large flute.\tA man is playing a flute.",
+            "main\tMSRvid\t2012test\t0005\t3.800\tA man is spreading cheese on a pizza.\tA man is spreading shredded cheese on a pizza.",
+            "main\tMSRvid\t2012test\t0006\t2.600\tThree men are playing chess.\tTwo men are playing chess.",
+            "main\tMSRvid\t2012test\t0009\t0.500\tA man is playing the cello.\tA man seated is playing the cello.\tsource",
+        ];
+        File.WriteAllLines(Path.Combine(dir, "sts-test.csv"), lines);
+        string model = SmallModel("bi", crossEncoder: false);
+        var (code, stdout, stderr) = Run("eval", "-d", dir, "--bi-encoder", model, "--json");
+        Assert.True(code == 0, stderr);
+        JsonElement report = JsonDocument.Parse(stdout).RootElement;
+        Assert.Equal(5, report.GetProperty("pairs").GetInt32());
+
+        // The same numbers from the library pieces: cosines of the two embeddings against the gold scores.
+        var pairs = StsBenchmark.ReadSplit(dir, "test");
+        using var encoder = Funnel.Inference.SentenceEncoder.Load(model);
+        double[] cosines = [.. pairs.Select(p => Cosine(encoder.Encode(p.Sentence1), encoder.Encode(p.Sentence2)))];
+        double[] gold = [5.0, 3.8, 3.8, 2.6, 0.5];
+        Assert.Equal(Correlation.Spearman(cosines, gold), report.GetProperty("metrics").GetProperty("Spearman").GetDouble(), 6);
+        Assert.Equal(Correlation.Pearson(cosines, gold), report.GetProperty("metrics").GetProperty("Pearson").GetDouble(), 6);
+
+        var table = Run("eval", "-d", dir, "--bi-encoder", model);
+        Assert.Contains("Spearman", table.Out);
+        foreach (var (args, message) in new (string[], string)[]
+                 {
+                     (["eval", "-d", dir, "--split", "dev"], "no STS split 'dev' (sts-dev.csv; available: test)"),
+                     (["eval", "-d", dir, "--rerank", model], "--rerank is for retrieval datasets"),
+                     (["eval", "-d", dir, "--retriever", "bm25"], "--retriever is for retrieval datasets"),
+                 })
+        {
+            var (badCode, _, badErr) = Run(args);
+            Assert.True(badCode == 2, $"{string.Join(' ', args)} → {badCode}: {badErr}");
+            Assert.Contains(message, badErr);
+        }
+    }
+
+    private static double Cosine(float[] a, float[] b) =>
+        a.Zip(b).Sum(p => (double)p.First * p.Second) / Math.Sqrt(a.Sum(v => (double)v * v) * b.Sum(v => (double)v * v));
+
     [Fact]
     public void BadInput_IsAClearErrorWithExitCode2()
     {
@@ -123,6 +218,8 @@ public sealed class EvalCommandTests : IDisposable
             (["eval", "-d", beir, "--top", "0"], "--top must be at least 1"),
             (["eval", "-d", beir, "--measure", "ndcg@ten"], "--measure"),
             (["eval", "-d", TestPaths.SharedDataset("trec-dl-2019-passage"), "--retriever", "hybrid"], "no corpus to index"),
+            (["eval", "-d", beir, "--exact"], "--exact are for --retriever dense or hybrid"),
+            (["eval", "-d", beir, "--retriever", "dense", "--exact", "--collection", Path.Combine(_temp, "c")], "leave out --collection"),
         ];
         foreach (var (args, message) in cases)
         {

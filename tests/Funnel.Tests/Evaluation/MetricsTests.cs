@@ -95,4 +95,19 @@ public class MetricsTests
     [InlineData("bleu")]
     [InlineData("map@10@2")]
     public void Measure_RejectsNonsense(string text) => Assert.Throws<FormatException>(() => Measure.Parse(text));
+
+    [Fact]
+    public void IgnoreIdenticalIds_DropsTheQuerysOwnDocumentBeforeScoringAndKeepsItsJudgment()
+    {
+        // BEIR's rule: "q1" is also a corpus id, judged 2; d2 is judged 1. The run ranks q1 first, then d2, then d5 (unjudged).
+        var qrels = Qrels.ReadTrec(new StringReader("q1 0 q1 2\nq1 0 d2 1\n"), "qrels");
+        var run = Run.ReadTrec(new StringReader("q1 Q0 q1 1 0.9 x\nq1 Q0 d2 2 0.8 x\nq1 Q0 d5 3 0.7 x\n"), "run");
+        double Ndcg(bool ignore) => Metrics.Evaluate(qrels, run, [Measure.NdcgAt(10)], new EvaluationOptions(IgnoreIdenticalIds: ignore)).Mean(Measure.NdcgAt(10));
+
+        // Kept (trec_eval): the ideal order, nDCG = 1.
+        Assert.Equal(1.0, Ndcg(false), 12);
+        // Dropped: d2 moves to rank 1 with gain 1; the ideal still holds q1's grade 2: 1 / (2 + 1 / log2 3) = 0.380094.
+        Assert.Equal(0.380094, Ndcg(true), 6);
+        Assert.Equal(0.5, Metrics.Evaluate(qrels, run, [Measure.RecallAt(10)], new EvaluationOptions(IgnoreIdenticalIds: true)).Mean(Measure.RecallAt(10)), 12);
+    }
 }

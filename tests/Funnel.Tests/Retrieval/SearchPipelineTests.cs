@@ -118,6 +118,34 @@ public sealed class SearchPipelineTests : IClassFixture<SmallModels>, IDisposabl
     }
 
     [Fact]
+    public void ExcludedDocumentsLeaveEachRetrieverBeforeFusionAndNCandidatesRemain()
+    {
+        string query = "dietary fiber and cancer risk";
+        var options = new SearchOptions { Candidates = 8, Results = 8, Rerank = false };
+        var pipeline = Pipeline(rerank: false);
+        IReadOnlyList<string> Ids(Retriever retriever, int candidates, IReadOnlySet<string>? exclude = null) =>
+            pipeline.Search(query, options with { Retriever = retriever, Candidates = candidates, Results = candidates, Exclude = exclude }).Results.Select(r => r.DocumentId).ToList();
+
+        foreach (Retriever single in new[] { Retriever.Dense, Retriever.Bm25 })
+        {
+            // Without the top two, the next N move up: the first N + 2 less those two.
+            IReadOnlyList<string> wide = Ids(single, 10);
+            var exclude = new HashSet<string> { wide[0], wide[3] };
+            Assert.Equal(wide.Where(id => !exclude.Contains(id)), Ids(single, 8, exclude));
+        }
+
+        // Hybrid fuses the two rankings without the document, so the others keep ranks 1, 2, …: the same as fusing lists
+        // that never held it.
+        string dropped = Ids(Retriever.Dense, 1)[0];
+        var without = new HashSet<string> { dropped };
+        var expected = Funnel.Retrieval.ReciprocalRankFusion.Fuse<string>(
+            [Ids(Retriever.Dense, 9).Where(id => id != dropped).Take(8).ToList(), Ids(Retriever.Bm25, 9).Where(id => id != dropped).Take(8).ToList()])
+            .Take(8).Select(f => f.Key);
+        Assert.Equal(expected, Ids(Retriever.Hybrid, 8, without));
+        Assert.DoesNotContain(dropped, Ids(Retriever.Hybrid, 8, without));
+    }
+
+    [Fact]
     public void RerankingScoresEveryCandidateWithTheCrossEncoderAndKeepsTheBestM()
     {
         string query = "statin use and breast cancer";

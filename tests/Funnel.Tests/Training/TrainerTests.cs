@@ -131,7 +131,7 @@ public sealed class TrainerTests(TrainingReference reference) : IDisposable
         using var encoder = CrossEncoder.Load(result.OutputDir);
         Assert.Equal(ScoreActivation.Sigmoid, encoder.Activation);
         float[] scores = encoder.Score(labeled.Examples.Select(e => (e.Texts[0], e.Texts[1])).ToList());
-        double spearman = TrainingEvaluator.Spearman(scores.Select(s => (double)s).ToList(), labeled.Examples.Select(e => (double)e.Labels[0]).ToList());
+        double spearman = Funnel.Evaluation.Correlation.Spearman(scores.Select(s => (double)s).ToList(), labeled.Examples.Select(e => (double)e.Labels[0]).ToList());
         Assert.Equal(result.BestMetric!.Value, spearman, 1e-9); // the best step's model is the one in the output folder
         using JsonDocument config = JsonDocument.Parse(File.ReadAllText(Path.Combine(result.OutputDir, "config.json")));
         Assert.Equal("BertForSequenceClassification", config.RootElement.GetProperty("architectures")[0].GetString());

@@ -1,4 +1,3 @@
-using System.Globalization;
 using Funnel.Evaluation;
 using Funnel.Retrieval;
 
@@ -28,36 +27,13 @@ public sealed record RetrievalSplit(string Name, TrainingData Pairs, IReadOnlyLi
 /// <summary>The training sets Funnel reads besides files: BEIR splits and the STS benchmark.</summary>
 public static class TrainingDatasets
 {
-    /// <summary>Whether <paramref name="path"/> is an STS benchmark folder (sts-train.csv, sts-dev.csv, sts-test.csv).</summary>
-    public static bool IsStsBenchmark(string path) => Directory.Exists(path) && Directory.EnumerateFiles(path, "sts-*.csv").Any();
-
     /// <summary>
-    /// The STS benchmark's <c>sts-{split}.csv</c> (tab-separated, no header, no quoting: genre, file, year, id, score 0–5,
-    /// sentence1, sentence2[, …]) as (sentence1, sentence2, score/5) rows: the scores sentence-transformers trains on.
+    /// The STS benchmark's <c>sts-{split}.csv</c> (read by <see cref="StsBenchmark"/>) as (sentence1, sentence2, score/5)
+    /// rows: the normalised scores sentence-transformers trains on.
     /// </summary>
-    public static TrainingData StsBenchmark(string folder, string split)
-    {
-        string path = Path.Combine(folder, $"sts-{split}.csv");
-        if (!File.Exists(path))
-        {
-            string[] splits = Directory.Exists(folder)
-                ? Directory.EnumerateFiles(folder, "sts-*.csv").Select(f => Path.GetFileNameWithoutExtension(f)[4..]).Order().ToArray() : [];
-            throw new DatasetFormatException(folder, 0, $"no split '{split}' (expected sts-{split}.csv; available: {(splits.Length == 0 ? "none" : string.Join(", ", splits))})");
-        }
-        var examples = new List<TrainingExample>();
-        long line = 0;
-        foreach (string text in File.ReadLines(path))
-        {
-            line++;
-            if (text.Length == 0) continue;
-            string[] f = text.Split('\t');
-            if (f.Length < 7) throw new DatasetFormatException(path, line, $"expected at least 7 tab-separated fields (genre, file, year, id, score, sentence1, sentence2), found {f.Length}");
-            if (!float.TryParse(f[4], NumberStyles.Float, CultureInfo.InvariantCulture, out float score) || !(score is >= 0 and <= 5))
-                throw new DatasetFormatException(path, line, $"score '{f[4]}' is not a number in [0, 5]");
-            examples.Add(new TrainingExample([f[5], f[6]], [score / 5f], line));
-        }
-        return new TrainingData(path, ["sentence1", "sentence2"], "score", examples);
-    }
+    public static TrainingData StsBenchmark(string folder, string split) =>
+        new(Funnel.Evaluation.StsBenchmark.SplitPath(folder, split), ["sentence1", "sentence2"], "score",
+            Funnel.Evaluation.StsBenchmark.ReadSplit(folder, split).Select(p => new TrainingExample([p.Sentence1, p.Sentence2], [(float)(p.Score / 5)])).ToList());
 
     /// <summary>Reads a BEIR folder or zip's <paramref name="split"/> as (query, positive) pairs; see <see cref="RetrievalSplit"/>.</summary>
     public static async Task<RetrievalSplit> BeirAsync(string path, string split, CancellationToken ct = default)

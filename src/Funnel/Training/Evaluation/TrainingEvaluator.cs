@@ -30,38 +30,9 @@ public abstract class TrainingEvaluator
     public static TrainingEvaluator Reranking(RetrievalSplit split, IReadOnlyDictionary<string, IReadOnlyList<string>> candidates, string firstStage) =>
         new RerankingEvaluator(split, candidates, firstStage);
 
-    /// <summary>Spearman's rank correlation between the model's similarity (a bi-encoder's cosine, a cross-encoder's logit)
-    /// and the rows' scores: the STS benchmark measure.</summary>
+    /// <summary>Spearman's rank correlation (<see cref="Correlation.Spearman"/>) between the model's similarity (a bi-encoder's
+    /// cosine, a cross-encoder's logit) and the rows' scores: the STS benchmark measure.</summary>
     public static TrainingEvaluator Similarity(TrainingData pairs) => new SimilarityEvaluator(pairs);
-
-    /// <summary>Spearman's ρ: Pearson's correlation of the ranks, ties sharing their mean rank.</summary>
-    public static double Spearman(IReadOnlyList<double> x, IReadOnlyList<double> y)
-    {
-        if (x.Count != y.Count) throw new ArgumentException($"{x.Count} values against {y.Count}", nameof(y));
-        double[] rx = Ranks(x), ry = Ranks(y);
-        double mx = rx.Average(), my = ry.Average(), sxy = 0, sxx = 0, syy = 0;
-        for (int i = 0; i < rx.Length; i++)
-        {
-            sxy += (rx[i] - mx) * (ry[i] - my);
-            sxx += (rx[i] - mx) * (rx[i] - mx);
-            syy += (ry[i] - my) * (ry[i] - my);
-        }
-        return sxx == 0 || syy == 0 ? 0 : sxy / Math.Sqrt(sxx * syy);
-    }
-
-    private static double[] Ranks(IReadOnlyList<double> values)
-    {
-        int[] order = Enumerable.Range(0, values.Count).OrderBy(i => values[i]).ToArray();
-        var ranks = new double[values.Count];
-        for (int start = 0; start < order.Length;)
-        {
-            int end = start;
-            while (end + 1 < order.Length && values[order[end + 1]] == values[order[start]]) end++;
-            for (int k = start; k <= end; k++) ranks[order[k]] = (start + end) / 2.0 + 1;
-            start = end + 1;
-        }
-        return ranks;
-    }
 
     protected static double MeanNdcg10(Qrels qrels, Run run) => Metrics.Evaluate(qrels, run, [Measure.NdcgAt(10)]).Mean(Measure.NdcgAt(10));
 }
@@ -122,7 +93,7 @@ internal sealed class SimilarityEvaluator(TrainingData pairs) : TrainingEvaluato
             float[] e = model.Represent(pairs.Examples.SelectMany(x => new[] { x.Texts[0], x.Texts[1] }).Select(model.EncodeText).ToList(), threads, ct);
             predicted = Enumerable.Range(0, n).Select(i => (double)TensorPrimitives.CosineSimilarity(e.AsSpan(2 * i * dim, dim), e.AsSpan((2 * i + 1) * dim, dim))).ToList();
         }
-        return Spearman(predicted, gold);
+        return Correlation.Spearman(predicted, gold);
     }
 }
 
