@@ -5,7 +5,13 @@ namespace Funnel.Cli;
 
 public static class Program
 {
-    public static int Main(string[] args) => BuildRoot().Parse(args).Invoke();
+    public static int Main(string[] args)
+    {
+        ParseResult parse = BuildRoot().Parse(args);
+        // Training stops at a step boundary and writes a checkpoint on Ctrl-C, which takes longer than the default 2 s.
+        bool training = parse.CommandResult.Command.Name == "train";
+        return parse.Invoke(new InvocationConfiguration { ProcessTerminationTimeout = training ? TrainCommand.TerminationTimeout : TimeSpan.FromSeconds(2) });
+    }
 
     /// <summary>Every command of <c>funnel</c>; each lives in its own file under Commands/.</summary>
     public static RootCommand BuildRoot()
@@ -30,5 +36,6 @@ public static class Program
         yield return SearchCommand.Create();
         yield return ReindexCommand.Create();
         yield return DeleteCommand.Create();
+        yield return TrainCommand.Create();
     }
 }

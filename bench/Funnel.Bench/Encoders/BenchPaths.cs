@@ -64,7 +64,7 @@ internal sealed record BenchPaths(string Repo, string Shared)
         return (folder, onnx);
     }
 
-    private static string ResolveModel(string id)
+    internal static string ResolveModel(string id)
     {
         try
         {

@@ -62,7 +62,7 @@ internal static class KernelBench
 
     /// <summary>Milliseconds per call: the best of several runs after a warm-up. On one thread this is
     /// the process's CPU time, which a shared machine's time-slicing does not inflate.</summary>
-    private static double Time(Action call, double seconds, bool cpuTime)
+    internal static double Time(Action call, double seconds, bool cpuTime)
     {
         call();
         using var self = Process.GetCurrentProcess();

@@ -109,7 +109,7 @@ public static class Attention
     /// <see cref="PackedMatrix"/> of rows output features: panels of 32 keys, each key's d-th value
     /// side by side. AVX2 gathers a column of 8 keys at once; the pad of the last panel repeats
     /// the last key, whose products land in columns that are never stored.</summary>
-    private static unsafe void PackKeys(float* k, int rows, int width, int stride, float* packed)
+    internal static unsafe void PackKeys(float* k, int rows, int width, int stride, float* packed)
     {
         const int W = PackedMatrix.PanelWidth;
         int panels = PackedMatrix.PanelCount(rows);
@@ -147,7 +147,7 @@ public static class Attention
     /// <summary>Packs B[k × n] given row-major (rows <paramref name="stride"/> apart) into panels of
     /// 32 columns, zero-padding the last: the layout of <see cref="PackedMatrix"/> for a B that is
     /// already K-major (the values).</summary>
-    private static unsafe void PackRows(float* b, int k, int n, int stride, float* packed)
+    internal static unsafe void PackRows(float* b, int k, int n, int stride, float* packed)
     {
         const int W = PackedMatrix.PanelWidth;
         int panels = PackedMatrix.PanelCount(n);
@@ -180,7 +180,7 @@ public static class Attention
 
     /// <summary>In place, exp(scale·(row − max row)); returns the sum, the softmax denominator.
     /// Called once per score row, so the vector paths are inline rather than library calls.</summary>
-    private static unsafe float ExpInPlace(float* row, int length, float scale)
+    internal static unsafe float ExpInPlace(float* row, int length, float scale)
     {
         int j = 0;
         float max = float.NegativeInfinity;
@@ -198,7 +198,7 @@ public static class Attention
         return VectorMath.ExpScaledSum(new Span<float>(row, length), scale, max * scale);
     }
 
-    private static unsafe void Scale(float* values, int length, float factor)
+    internal static unsafe void Scale(float* values, int length, float factor)
     {
         int j = 0;
         if (Vector512.IsHardwareAccelerated)

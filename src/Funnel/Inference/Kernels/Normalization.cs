@@ -35,8 +35,31 @@ public static class Normalization
     /// cancellation) and a third that writes the result.</summary>
     private static void LayerNormRow(Span<float> row, ReadOnlySpan<float> gamma, ReadOnlySpan<float> beta, float eps)
     {
+        RowStatistics(row, eps, out float mean, out float inv);
         int d = row.Length, i = 0;
         ref float x0 = ref row[0];
+        if (Vector512.IsHardwareAccelerated && d >= Vector512<float>.Count)
+        {
+            var m = Vector512.Create(mean);
+            var s = Vector512.Create(inv);
+            ref float g0 = ref System.Runtime.InteropServices.MemoryMarshal.GetReference(gamma);
+            ref float b0 = ref System.Runtime.InteropServices.MemoryMarshal.GetReference(beta);
+            for (; i <= d - Vector512<float>.Count; i += Vector512<float>.Count)
+            {
+                var v = (Vector512.LoadUnsafe(ref x0, (nuint)i) - m) * s;
+                Vector512.FusedMultiplyAdd(v, Vector512.LoadUnsafe(ref g0, (nuint)i), Vector512.LoadUnsafe(ref b0, (nuint)i))
+                    .StoreUnsafe(ref x0, (nuint)i);
+            }
+        }
+        for (; i < d; i++) row[i] = (row[i] - mean) * inv * gamma[i] + beta[i];
+    }
+
+    /// <summary>A row's mean and 1/√(biased variance + eps), exactly as <see cref="LayerNorm"/> computes them
+    /// (training saves them for the backward pass).</summary>
+    internal static void RowStatistics(ReadOnlySpan<float> row, float eps, out float mean, out float inv)
+    {
+        int d = row.Length, i = 0;
+        ref float x0 = ref System.Runtime.InteropServices.MemoryMarshal.GetReference(row);
         float sum = 0;
         if (Vector512.IsHardwareAccelerated && d >= Vector512<float>.Count)
         {
@@ -45,7 +68,7 @@ public static class Normalization
             sum = Vector512.Sum(acc);
         }
         for (; i < d; i++) sum += row[i];
-        float mean = sum / d;
+        mean = sum / d;
 
         float sq = 0;
         i = 0;
@@ -61,23 +84,7 @@ public static class Normalization
             sq = Vector512.Sum(acc);
         }
         for (; i < d; i++) sq += (row[i] - mean) * (row[i] - mean);
-        float inv = 1f / MathF.Sqrt(sq / d + eps);
-
-        i = 0;
-        if (Vector512.IsHardwareAccelerated && d >= Vector512<float>.Count)
-        {
-            var m = Vector512.Create(mean);
-            var s = Vector512.Create(inv);
-            ref float g0 = ref System.Runtime.InteropServices.MemoryMarshal.GetReference(gamma);
-            ref float b0 = ref System.Runtime.InteropServices.MemoryMarshal.GetReference(beta);
-            for (; i <= d - Vector512<float>.Count; i += Vector512<float>.Count)
-            {
-                var v = (Vector512.LoadUnsafe(ref x0, (nuint)i) - m) * s;
-                Vector512.FusedMultiplyAdd(v, Vector512.LoadUnsafe(ref g0, (nuint)i), Vector512.LoadUnsafe(ref b0, (nuint)i))
-                    .StoreUnsafe(ref x0, (nuint)i);
-            }
-        }
-        for (; i < d; i++) row[i] = (row[i] - mean) * inv * gamma[i] + beta[i];
+        inv = 1f / MathF.Sqrt(sq / d + eps);
     }
 
     internal static void LayerNormReference(Span<float> x, int rows, ReadOnlySpan<float> gamma, ReadOnlySpan<float> beta, float eps)

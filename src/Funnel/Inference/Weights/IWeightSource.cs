@@ -12,4 +12,7 @@ internal interface IWeightSource : IDisposable
 
     /// <summary>Reads a tensor into <paramref name="destination"/>, checking its shape and that every value is finite.</summary>
     void Read(string name, int[] shape, Span<float> destination);
+
+    /// <summary>Whether the weights hold the tensor (optional parts: a bi-encoder may come without a pooler).</summary>
+    bool Contains(string name);
 }

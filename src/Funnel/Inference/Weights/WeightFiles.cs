@@ -85,6 +85,8 @@ public sealed class WeightFiles : IWeightSource
         TensorDTypes.ThrowIfNotFinite(destination, file.Path, $"'{entry.Name}'");
     }
 
+    public bool Contains(string name) => TryFind(name, out _);
+
     private bool TryFind(string name, out (SafeTensorsFile File, TensorEntry Entry) hit)
         => _byName.TryGetValue(name, out hit) || _byName.TryGetValue("bert." + name, out hit)
            || (name.StartsWith("bert.", StringComparison.Ordinal) && _byName.TryGetValue(name[5..], out hit));

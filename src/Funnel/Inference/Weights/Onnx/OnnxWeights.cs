@@ -63,6 +63,8 @@ internal sealed class OnnxWeights : IWeightSource
         TensorDTypes.ThrowIfNotFinite(destination, _model.Path, $"'{t.Name}' ({t.Origin})");
     }
 
+    public bool Contains(string name) => _tensors.ContainsKey(BertTensors.Unprefixed(name));
+
     /// <summary>The stored values as fp32, dequantized: (q − zero point) × scale, computed in fp32.</summary>
     private void ReadStored(MappedTensor t, Span<float> values)
     {
