@@ -253,7 +253,12 @@ internal static class CollectionEndpoints
         string id = document.RequiredString("id");
         string title = document.OptionalString("title") ?? "";
         string text = document.RequiredString("text", allowEmpty: true);
-        IReadOnlyDictionary<string, string> metadata = document.OptionalStringMap("metadata") ?? Document.NoMetadata;
+        IReadOnlyDictionary<string, string> metadata = Document.NoMetadata;
+        if (document.TryGet("metadata", out JsonElement values))
+        {
+            if (values.ValueKind != JsonValueKind.Object) throw ApiException.Invalid($"{path}.metadata", $"'{path}.metadata' must be an object");
+            metadata = values.EnumerateObject().ToDictionary(p => p.Name, p => Document.MetadataValue(p.Value), StringComparer.Ordinal);
+        }
         // A document without title or text is kept, as `funnel index` keeps it (BEIR corpora hold some): one empty chunk.
         return new Document(id, title, text, metadata);
     }

@@ -140,9 +140,12 @@ public sealed class JsonBody
         foreach (JsonProperty property in value.EnumerateObject())
         {
             string path = $"{Path(field)}.{property.Name}";
-            map[property.Name] = property.Value.ValueKind == JsonValueKind.String ? Text(property.Value, path)
-                : Retrieval.Document.MetadataValue(property.Value)
-                  ?? throw ApiException.Invalid(path, $"'{path}' must be a string, number or boolean, got {Describe(property.Value)}");
+            map[property.Name] = property.Value.ValueKind switch
+            {
+                JsonValueKind.String => Text(property.Value, path),
+                JsonValueKind.Number or JsonValueKind.True or JsonValueKind.False => property.Value.GetRawText(),
+                _ => throw ApiException.Invalid(path, $"'{path}' must be a string, number or boolean, got {Describe(property.Value)}"),
+            };
         }
         return map;
     }

@@ -203,8 +203,12 @@ public static class SeededCheckpoint
         long total = 0;
         for (int s = 0; s < options.Shards; s++)
         {
-            // Shard s holds tensors [s·n/S, (s+1)·n/S): balanced, and none is empty while S ≤ n.
-            int from = (int)((long)s * specs.Count / options.Shards), to = (int)((long)(s + 1) * specs.Count / options.Shards);
+            // ⌈n/S⌉ tensors a shard, as the reference script splits them; where that would leave the last shards empty
+            // (S close to n), shard s holds tensors [s·n/S, (s+1)·n/S) instead, so that every shard holds one at least.
+            int per = (specs.Count + options.Shards - 1) / options.Shards;
+            bool even = (long)(options.Shards - 1) * per < specs.Count;
+            int from = even ? s * per : (int)((long)s * specs.Count / options.Shards);
+            int to = even ? Math.Min(specs.Count, from + per) : (int)((long)(s + 1) * specs.Count / options.Shards);
             var chunk = specs.Skip(from).Take(to - from).ToList();
             string file = $"model-{s + 1:D5}-of-{options.Shards:D5}.safetensors";
             string path = Path.Combine(outDir, file);

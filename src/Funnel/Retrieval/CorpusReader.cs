@@ -69,8 +69,7 @@ public static class CorpusReader
                 if (metadataElement.ValueKind != JsonValueKind.Object) throw Error(name, lineNumber, $"document '{id}': \"metadata\" must be an object");
                 var values = new Dictionary<string, string>(StringComparer.Ordinal);
                 foreach (JsonProperty property in metadataElement.EnumerateObject())
-                    values[property.Name] = Document.MetadataValue(property.Value)
-                        ?? throw Error(name, lineNumber, $"document '{id}': metadata \"{property.Name}\" must be a string, number or boolean, not {property.Value.ValueKind.ToString().ToLowerInvariant()}");
+                    values[property.Name] = Document.MetadataValue(property.Value);
                 if (values.Count > 0) metadata = values;
             }
             return new Document(id, title, text, metadata);
