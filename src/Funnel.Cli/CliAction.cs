@@ -19,7 +19,8 @@ internal static class CliAction
         }
         catch (Exception ex) when (ex is UsageException or ModelFormatException or ArgumentException or FileNotFoundException or DirectoryNotFoundException
                                        or InvalidDataException or NotSupportedException
-                                       or FormatException or Retrieval.BiEncoderMismatchException or Retrieval.CollectionFolderException
+                                       or FormatException or Retrieval.BiEncoderMismatchException or Retrieval.CollectionFolderException or Retrieval.CollectionCorruptException
+                                       or ModelOutputException
                                        or HubException { Kind: HubErrorKind.InvalidArgument or HubErrorKind.NotFound or HubErrorKind.NotCached })
         {
             error.WriteLine($"error: {ex.Message}");

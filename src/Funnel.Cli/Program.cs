@@ -36,6 +36,7 @@ public static class Program
         yield return SearchCommand.Create();
         yield return ReindexCommand.Create();
         yield return DeleteCommand.Create();
+        yield return CollectionCommand.Create();
         yield return TrainCommand.Create();
     }
 }

@@ -18,7 +18,7 @@ internal static class CollectionEndpoints
         app.MapGet("/collections", (HttpContext http) =>
         {
             CollectionStore store = Store(http);
-            var described = new List<CollectionBody>();
+            var described = new List<object>();
             foreach (string name in store.Names())
             {
                 try
@@ -29,6 +29,11 @@ internal static class CollectionEndpoints
                 catch (ApiException gone) when (gone.Status == StatusCodes.Status404NotFound)
                 {
                     // Deleted between listing and describing.
+                }
+                catch (ApiException problem) when (problem.Status is StatusCodes.Status409Conflict or >= StatusCodes.Status500InternalServerError)
+                {
+                    // One collection that cannot be opened is listed as such; it must not hide the others.
+                    described.Add(new UnavailableCollectionBody(name, problem.Status == StatusCodes.Status409Conflict ? "busy" : "unavailable", problem.Detail));
                 }
             }
             return Results.Json(new CollectionList([.. described]), ApiJson.Options);
@@ -47,20 +52,37 @@ internal static class CollectionEndpoints
         app.MapPost("/collections/{name}/documents", (HttpContext http, string name) => WriteAsync(http, name, upsert: false));
         app.MapPut("/collections/{name}/documents", (HttpContext http, string name) => WriteAsync(http, name, upsert: true));
         app.MapPost("/collections/{name}/documents/delete", DeleteDocumentsAsync);
-        app.MapGet("/collections/{name}/documents/{id}", (HttpContext http, string name, string id) =>
+        // {**id}: ids may hold '/', sent as is or as %2F (which the router would otherwise keep encoded); see DocumentId.
+        app.MapGet("/collections/{name}/documents/{**id}", (HttpContext http, string name) =>
         {
+            string id = DocumentId(http);
             using CollectionLease lease = Store(http).Use(name);
             Document document = lease.Collection.Collection.Get(id)
                 ?? throw ApiException.NotFound($"collection '{name}' has no document '{id}'");
             return Results.Json(new DocumentBody(document.Id, document.Title, document.Text, document.Metadata), ApiJson.Options);
         });
-        app.MapDelete("/collections/{name}/documents/{id}", async (HttpContext http, string name, string id) =>
+        app.MapDelete("/collections/{name}/documents/{**id}", async (HttpContext http, string name) =>
         {
+            string id = DocumentId(http);
             using CollectionLease lease = Store(http).Use(name);
             int deleted = await DeleteAsync(lease.Collection, [id], http.RequestAborted);
             return deleted == 0 ? throw ApiException.NotFound($"collection '{name}' has no document '{id}'") : Results.NoContent();
         });
         app.MapPost("/collections/{name}/search", SearchAsync);
+    }
+
+    /// <summary>
+    /// The document id of <c>/collections/{name}/documents/{id}</c>, decoded from the raw request target: the router leaves
+    /// <c>%2F</c> encoded (so "a%2Fb" would not find "a/b") and decoding its value again would turn a literal "%2F" into "/".
+    /// Everything after <c>documents/</c> is the id, so "a/b" unencoded works too.
+    /// </summary>
+    private static string DocumentId(HttpContext http)
+    {
+        string raw = http.Features.Get<Microsoft.AspNetCore.Http.Features.IHttpRequestFeature>()?.RawTarget ?? http.Request.Path.Value ?? "";
+        if (raw.IndexOf('?') is var query and >= 0) raw = raw[..query];
+        string[] segments = raw.Split('/', 5); // "", "collections", name, "documents", id
+        string id = segments.Length == 5 ? Uri.UnescapeDataString(segments[4]) : "";
+        return id.Length > 0 ? id : throw ApiException.Invalid("id", "the document id in the path is empty");
     }
 
     private static CollectionStore Store(HttpContext http) =>
@@ -76,11 +98,17 @@ internal static class CollectionEndpoints
         int window = store.BiEncoder?.MaxDocumentTokens ?? 510;
         ChunkingOptions defaults = Collection.DefaultChunking(window);
         int chunkTokens = body.OptionalInt("chunk_tokens", 1, window) ?? defaults.MaxTokens;
-        int overlap = body.OptionalInt("chunk_overlap", 0, chunkTokens - 1) ?? Math.Min(defaults.OverlapTokens, chunkTokens - 1);
+        int overlap = body.OptionalInt("chunk_overlap", 0, int.MaxValue) ?? Math.Min(defaults.OverlapTokens, chunkTokens / 2);
+        var chunking = new ChunkingOptions { MaxTokens = chunkTokens, OverlapTokens = overlap };
+        if (chunking.Problem() is { } problem)
+        {
+            string field = problem.Property == nameof(ChunkingOptions.MaxTokens) ? "chunk_tokens" : "chunk_overlap";
+            throw ApiException.Invalid(field, $"'{field}': {problem.Message}");
+        }
         var hnswDefaults = new HnswOptions();
         var options = new CollectionOptions
         {
-            Chunking = new ChunkingOptions { MaxTokens = chunkTokens, OverlapTokens = overlap },
+            Chunking = chunking,
             VectorIndex = new VectorIndexSettings
             {
                 Kind = index == "flat" ? VectorIndexKind.Flat : VectorIndexKind.Hnsw,
@@ -235,8 +263,13 @@ internal static class CollectionEndpoints
         Collection c = served.Collection;
         CollectionManifest manifest = c.Manifest;
         Inference.ModelFingerprint bi = manifest.BiEncoder;
-        return new CollectionBody(served.Name, c.DocumentCount, c.ChunkCount,
-            new BiEncoderBody(bi.Model, bi.Source, bi.WeightsSha256, bi.Dimension, bi.Pooling, bi.Normalize, bi.QueryPrompt, bi.DocumentPrompt),
+        // A model folder is named, not located: the server's paths are not the client's business.
+        string model = Path.IsPathRooted(bi.Model) ? Path.GetFileName(Path.TrimEndingDirectorySeparator(bi.Model)) : bi.Model;
+        Inference.ModelSource? source = bi.Source is { Kind: Inference.ModelSourceKind.Folder } folder
+            ? folder with { Id = Path.GetFileName(Path.TrimEndingDirectorySeparator(folder.Id)) }
+            : bi.Source;
+        return new CollectionBody(served.Name, "ready", c.DocumentCount, c.ChunkCount,
+            new BiEncoderBody(model, source, bi.WeightsSha256, bi.Dimension, bi.Pooling, bi.Normalize, bi.QueryPrompt, bi.DocumentPrompt),
             manifest.VectorIndex.Kind.ToString().ToLowerInvariant(), manifest.Chunking.MaxTokens, manifest.Chunking.OverlapTokens,
             manifest.Created, manifest.Updated);
     }
@@ -244,13 +277,17 @@ internal static class CollectionEndpoints
     private static SearchHit Hit(SearchResult r) => new(r.Rank, r.DocumentId, r.Title, r.Passage, r.Metadata, r.Score,
         r.DenseScore, r.DenseRank, r.Bm25Score, r.Bm25Rank, r.FusedScore, r.RerankScore);
 
-    private sealed record CollectionList(CollectionBody[] Collections);
+    /// <summary>Each entry a <see cref="CollectionBody"/> or, for one that cannot be opened, an <see cref="UnavailableCollectionBody"/>.</summary>
+    private sealed record CollectionList(object[] Collections);
+
+    /// <summary>A collection that cannot be served now: "busy" (another process writes it) or "unavailable" (damaged; the error names the file).</summary>
+    private sealed record UnavailableCollectionBody(string Name, string State, string Error);
 
     /// <summary>The collection's bi-encoder as its manifest records it (source null for collections made before sources were).</summary>
     private sealed record BiEncoderBody(string Model, Inference.ModelSource? Source, string WeightsSha256, int Dimension, string Pooling, bool Normalize,
         string? QueryPrompt, string? DocumentPrompt);
 
-    private sealed record CollectionBody(string Name, int Documents, int Chunks, BiEncoderBody BiEncoder, string VectorIndex,
+    private sealed record CollectionBody(string Name, string State, int Documents, int Chunks, BiEncoderBody BiEncoder, string VectorIndex,
         int ChunkTokens, int ChunkOverlap, DateTimeOffset Created, DateTimeOffset Updated);
 
     private sealed record DocumentBody(string Id, string Title, string Text, IReadOnlyDictionary<string, string> Metadata);

@@ -40,6 +40,8 @@ internal sealed class ProblemMiddleware(RequestDelegate next, ILogger<ProblemMid
             ApiException.TooLarge("the request body is larger than the server's limit (see max_request_bytes in GET /info)"),
         BadHttpRequestException bad => new ApiException(bad.StatusCode, ReasonPhrases.GetReasonPhrase(bad.StatusCode), bad.Message, "Validation"),
         QueueFullException full => ApiException.Overloaded($"{full.Message}; retry shortly", retryAfterSeconds: 1),
+        // The model, not the request, is at fault, but the request cannot be answered: 422 names why instead of a bare 500.
+        Inference.ModelOutputException bad => new ApiException(StatusCodes.Status422UnprocessableEntity, "Model output is not finite", bad.Message, "Backend"),
         _ => new ApiException(StatusCodes.Status500InternalServerError, "Internal server error",
             "the server failed to handle this request; the trace id identifies it in the server's log", "Backend"),
     };

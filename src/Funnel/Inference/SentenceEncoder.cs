@@ -163,6 +163,7 @@ public sealed class SentenceEncoder : IDisposable
         {
             var v = new float[Dimension];
             Inference.Pooling.Pool(states, length, hidden, Pooling, normalized, v);
+            ModelOutputException.ThrowIfNotFinite(v, "the bi-encoder", "vector");
             result[index] = v;
         }, ct);
         return result;
