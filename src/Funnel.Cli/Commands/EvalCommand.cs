@@ -106,6 +106,8 @@ internal static class EvalCommand
 
     private static void Validate(Settings s)
     {
+        if (s.RunFile is { } run && (Directory.Exists(run) || run.EndsWith('/') || run.EndsWith(Path.DirectorySeparatorChar)))
+            throw new UsageException($"--run-file '{run}' is a folder; give the path of the run file to write (e.g. {Path.Combine(run, "nfcorpus.test.trec")})");
         if (s.Ef is < 1) throw new UsageException($"--ef must be at least 1 (got {s.Ef})");
         if (s.Ef != null && (s.Retriever == "bm25" || s.Exact)) throw new UsageException("--ef is for --retriever dense or hybrid through a collection (HNSW)");
         if (s.Top is < 1) throw new UsageException($"--top must be at least 1 (got {s.Top})");

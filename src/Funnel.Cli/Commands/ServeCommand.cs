@@ -41,6 +41,8 @@ internal static class ServeCommand
         // async System.CommandLine action would cut short after its own termination timeout.
         command.SetAction(parse => CliAction.Run(parse, output =>
         {
+            if (parse.GetValue(collections) is { } root && File.Exists(root))
+                throw new UsageException($"--collections '{root}' is a file; give the folder that holds (or will hold) one sub-folder per collection");
             var batching = new BatcherOptions
             {
                 MaxBatchCost = parse.GetValue(maxBatchTokens),

@@ -189,6 +189,7 @@ internal static class CollectionEndpoints
         ServerOptions options = http.RequestServices.GetRequiredService<ServerOptions>();
         JsonBody body = await JsonBody.ReadAsync(http.Request, http.RequestAborted);
         string query = body.RequiredString("query");
+        if (Document.QueryProblem(query) is { } blank) throw ApiException.Invalid("query", $"'query': {blank}");
         Retriever retriever = (body.OptionalChoice("retriever", "dense", "bm25", "hybrid") ?? "hybrid") switch
         {
             "dense" => Retriever.Dense,
@@ -252,9 +253,13 @@ internal static class CollectionEndpoints
         string id = document.RequiredString("id");
         string title = document.OptionalString("title") ?? "";
         string text = document.RequiredString("text", allowEmpty: true);
-        if (title.Length == 0 && text.Length == 0)
-            throw ApiException.Invalid($"{path}.text", $"'{path}' has neither title nor text: there is nothing to index");
-        IReadOnlyDictionary<string, string> metadata = document.OptionalStringMap("metadata") ?? Document.NoMetadata;
+        IReadOnlyDictionary<string, string> metadata = Document.NoMetadata;
+        if (document.TryGet("metadata", out JsonElement values))
+        {
+            if (values.ValueKind != JsonValueKind.Object) throw ApiException.Invalid($"{path}.metadata", $"'{path}.metadata' must be an object");
+            metadata = values.EnumerateObject().ToDictionary(p => p.Name, p => Document.MetadataValue(p.Value), StringComparer.Ordinal);
+        }
+        // A document without title or text is kept, as `funnel index` keeps it (BEIR corpora hold some): one empty chunk.
         return new Document(id, title, text, metadata);
     }
 

@@ -114,6 +114,7 @@ public sealed class Collection : IDisposable
     public static Collection Create(string folder, ModelFingerprint biEncoder, CollectionOptions options)
     {
         folder = Path.GetFullPath(folder);
+        if (File.Exists(folder)) throw new CollectionFolderException($"'{folder}' is a file; a new collection needs an empty or new folder");
         ChunkingOptions chunking = options.Chunking ?? throw new ArgumentException("CollectionOptions.Chunking is required here", nameof(options));
         chunking.Validate();
         if (File.Exists(Path.Combine(folder, CollectionManifest.FileName)))
@@ -522,9 +523,10 @@ public sealed class Collection : IDisposable
         {
             int chunks = _chunkOwners.Count;
             if (chunks == 0) return [];
+            k = Math.Min(k, _documents.Count); // more than every document is every document (and no overflow below)
             VectorFilter? vectorFilter = filter is null ? null : VectorFilter.Where(id => _chunkOwners.TryGetValue(id, out StoredDocument? s) && filter.Matches(s.Document.Metadata));
             // Several chunks of one document may crowd the top: widen the chunk search until k documents are found.
-            for (int wanted = Math.Min(chunks, Math.Max(2 * k, k + 16)); ; wanted = Math.Min(chunks, wanted * 4))
+            for (int wanted = (int)Math.Min(chunks, Math.Max(2L * k, k + 16L)); ; wanted = (int)Math.Min(chunks, wanted * 4L))
             {
                 IReadOnlyList<VectorHit> hits = _vectors.Search(query, wanted, vectorFilter, efSearch);
                 var best = new List<DocumentHit>(k);
@@ -552,7 +554,7 @@ public sealed class Collection : IDisposable
         try
         {
             Func<string, bool>? predicate = filter is null ? null : id => _documents.TryGetValue(id, out StoredDocument? s) && filter.Matches(s.Document.Metadata);
-            return _bm25.Search(query, k, predicate).Select(h => new DocumentHit(h.DocId, h.Score, -1)).ToList();
+            return _bm25.Search(query, Math.Min(k, Math.Max(1, _documents.Count)), predicate).Select(h => new DocumentHit(h.DocId, h.Score, -1)).ToList();
         }
         finally
         {

@@ -158,6 +158,19 @@ public sealed class ReliabilityTests(SmallModels models) : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Defect9_EmptyDocumentsAndNestedMetadataAreKeptAsByTheCli()
+    {
+        Assert.Equal(HttpStatusCode.Created, (await _server.Client.PostAsync("/collections", new { name = "rules", index = "flat" })).Status);
+        Reply written = await _server.Client.PostRawAsync("/collections/rules/documents",
+            """{"documents": [{"id": "a", "title": "", "text": "", "metadata": {"n": 3, "tags": ["x", "y"]}}]}""");
+        Assert.Equal(HttpStatusCode.OK, written.Status);
+        JsonElement metadata = (await _server.Client.GetReplyAsync("/collections/rules/documents/a")).Json.GetProperty("metadata");
+        Assert.Equal("3", metadata.GetProperty("n").GetString());
+        Assert.Equal("""["x", "y"]""", metadata.GetProperty("tags").GetString());
+        Http.AssertProblem(await _server.Client.PostAsync("/collections/rules/search", new { query = "  " }), HttpStatusCode.BadRequest, "query", "only whitespace");
+    }
+
+    [Fact]
     public async Task Defect9_ResponsesAndConflictsShowNoAbsoluteServerPaths()
     {
         Assert.Equal(HttpStatusCode.Created, (await _server.Client.PostAsync("/collections", new { name = "p" })).Status);
