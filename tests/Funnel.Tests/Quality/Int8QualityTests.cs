@@ -1,3 +1,4 @@
+using Xunit.Abstractions;
 using Funnel.Evaluation;
 using Funnel.Inference;
 using Funnel.Tests.Inference;
