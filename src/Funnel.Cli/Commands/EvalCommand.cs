@@ -57,15 +57,20 @@ internal static class EvalCommand
         var batch = new Option<int>("--batch-size") { Description = "Cross-encoder pairs per forward pass", DefaultValueFactory = _ => 32 };
         var threads = new Option<int>("--threads") { Description = "Threads to use", DefaultValueFactory = _ => Environment.ProcessorCount };
         var json = new Option<bool>("--json") { Description = "Print the report as JSON instead of a table" };
+        Option<string?> precision = ModelOption.Precision();
         var command = new Command("eval", "Evaluate retrieval (and reranking) on a BEIR or TREC DL dataset; writes a TREC run file.")
         {
-            dataset, split, retriever, exact, rerank, biEncoder, collection, ef, top, k, runFile, relevance, measures, maxQueries, batch, threads, json,
+            dataset, split, retriever, exact, rerank, biEncoder, collection, ef, top, k, runFile, relevance, measures, maxQueries, batch, threads, json, precision,
         };
         command.SetAction((parse, ct) => CliAction.RunAsync(parse, async output =>
         {
             var settings = new Settings(parse.GetValue(dataset)!, parse.GetValue(split)!, parse.GetValue(retriever)!, parse.GetValue(exact), parse.GetValue(rerank),
                 parse.GetValue(biEncoder), parse.GetValue(collection), parse.GetValue(ef), parse.GetValue(top), parse.GetValue(k), parse.GetValue(runFile), parse.GetValue(relevance), ParseMeasures(parse.GetValue(measures)),
-                parse.GetValue(maxQueries), new EncoderOptions { BatchSize = parse.GetValue(batch), MaxThreads = parse.GetValue(threads) },
+                parse.GetValue(maxQueries), new EncoderOptions
+                {
+                    BatchSize = parse.GetValue(batch), MaxThreads = parse.GetValue(threads),
+                    Precision = ModelOption.ParsePrecision(parse.GetValue(precision)) ?? InferencePrecision.Fp32,
+                },
                 parse.InvocationConfiguration.Error);
             if (StsBenchmark.IsStsBenchmark(settings.Dataset))
             {
@@ -328,12 +333,13 @@ internal static class EvalCommand
 
     /// <summary>
     /// Names the cached collection of a bi-encoder: its weights, and its prompts when it has any, so that the same weights
-    /// with other prompts (which give other vectors) get their own collection.
+    /// with other prompts (which give other vectors) get their own collection; vectors of another precision than fp32 too.
     /// </summary>
     private static string CacheKey(ModelFingerprint f) =>
-        f.QueryPrompt is null && f.DocumentPrompt is null ? f.WeightsSha256[..12]
+        (f.QueryPrompt is null && f.DocumentPrompt is null ? f.WeightsSha256[..12]
             : Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(
-                System.Text.Encoding.UTF8.GetBytes($"{f.WeightsSha256}\n{f.QueryPrompt}\n{f.DocumentPrompt}")))[..12];
+                System.Text.Encoding.UTF8.GetBytes($"{f.WeightsSha256}\n{f.QueryPrompt}\n{f.DocumentPrompt}")))[..12])
+        + (f.Precision == InferencePrecision.Fp32 ? "" : "-" + f.Precision.ToString().ToLowerInvariant());
 
     /// <summary>Shows indexing progress as the number of documents read.</summary>
     private sealed class IndexingCount(IProgress<int> inner) : IProgress<IndexingProgress>

@@ -28,9 +28,10 @@ internal static class IndexCommand
         var efSearch = new Option<int>("--ef-search") { Description = "New HNSW collections: candidate list size of searches (raised to the number of candidates asked for).", DefaultValueFactory = _ => new HnswOptions().EfSearch };
         var quantization = new Option<VectorQuantization>("--quantization") { Description = "New HNSW collections: vector storage; int8 searches on 1-byte codes and rescores with the kept floats.", DefaultValueFactory = _ => new HnswOptions().Quantization };
 
+        Option<string?> precision = CollectionCommandLine.PrecisionOption();
         var command = new Command("index", "Add or update documents of a collection (creating it if needed). Ctrl-C stops at a batch boundary; run again to finish.")
         {
-            collection, input, biEncoder, batchSize, chunkSize, chunkOverlap, index, hnswM, efConstruction, efSearch, quantization,
+            collection, input, biEncoder, batchSize, chunkSize, chunkOverlap, index, hnswM, efConstruction, efSearch, quantization, precision,
         };
         command.SetAction((parse, ct) => CliAction.RunAsync(parse, async output =>
         {
@@ -41,7 +42,8 @@ internal static class IndexCommand
             var options = new IndexingOptions { BatchSize = parse.GetValue(batchSize) };
             if (options.BatchSize < 1) throw new UsageException($"--batch-size must be at least 1 (got {options.BatchSize})");
             bool exists = File.Exists(Path.Combine(folder, CollectionManifest.FileName));
-            using SentenceEncoder encoder = await CollectionCommandLine.LoadBiEncoderAsync(parse, parse.GetValue(biEncoder), exists ? CollectionManifest.Read(folder) : null, ct);
+            using SentenceEncoder encoder = await CollectionCommandLine.LoadBiEncoderAsync(parse, parse.GetValue(biEncoder), exists ? CollectionManifest.Read(folder) : null, ct,
+                parse.GetValue(precision));
             ChunkingOptions chunking = Collection.DefaultChunking(encoder.MaxDocumentTokens);
             if (parse.GetValue(chunkSize) is int size) chunking = new ChunkingOptions { MaxTokens = size, OverlapTokens = Math.Min(32, size / 8) };
             if (parse.GetValue(chunkOverlap) is int overlap) chunking = chunking with { OverlapTokens = overlap };

@@ -33,9 +33,10 @@ internal static class ServeCommand
         var maxBody = new Option<long>("--max-body-bytes") { Description = "Largest request body", DefaultValueFactory = _ => new ServerOptions().MaxRequestBodyBytes };
         var autoTruncate = new Option<bool>("--auto-truncate") { Description = "Truncate over-long inputs instead of answering 413 when a request does not say" };
         var threads = new Option<int>("--threads") { Description = "Threads per model forward pass", DefaultValueFactory = _ => Environment.ProcessorCount };
+        Option<string?> precision = ModelOption.Precision();
         var command = new Command("serve", "Run the HTTP service: embeddings and reranking (TEI, OpenAI and Cohere compatible), collections and search.")
         {
-            collections, biEncoder, crossEncoder, urls, apiKey, maxBatchTokens, maxBatchSize, maxWait, maxQueue, maxInputs, maxBody, autoTruncate, threads,
+            collections, biEncoder, crossEncoder, urls, apiKey, maxBatchTokens, maxBatchSize, maxWait, maxQueue, maxInputs, maxBody, autoTruncate, threads, precision,
         };
         // Synchronous on purpose: the host handles SIGINT/SIGTERM itself and drains for up to ShutdownTimeout, which an
         // async System.CommandLine action would cut short after its own termination timeout.
@@ -64,12 +65,13 @@ internal static class ServeCommand
             string? cross = parse.GetValue(crossEncoder);
             string? bi = parse.GetValue(biEncoder) ?? (cross is null ? PackagedModels.DefaultBiEncoder.Id : null);
             int maxThreads = parse.GetValue(threads);
+            InferencePrecision arithmetic = ModelOption.ParsePrecision(parse.GetValue(precision)) ?? InferencePrecision.Fp32;
             TextWriter log = parse.InvocationConfiguration.Error;
 
-            using SentenceEncoder? sentenceEncoder = bi is null ? null : SentenceEncoder.Load(Resolve(bi, "bi-encoder", log), new EncoderOptions { MaxThreads = maxThreads });
+            using SentenceEncoder? sentenceEncoder = bi is null ? null : SentenceEncoder.Load(Resolve(bi, "bi-encoder", log), new EncoderOptions { MaxThreads = maxThreads, Precision = arithmetic });
             // Raw logits: the routes apply the sigmoid themselves where their API wants probabilities.
             using CrossEncoder? reranker = cross is null ? null
-                : CrossEncoder.Load(Resolve(cross, "cross-encoder", log), new EncoderOptions { MaxThreads = maxThreads, Activation = ScoreActivation.Identity });
+                : CrossEncoder.Load(Resolve(cross, "cross-encoder", log), new EncoderOptions { MaxThreads = maxThreads, Activation = ScoreActivation.Identity, Precision = arithmetic });
             var models = new ServerModels(sentenceEncoder, bi is null ? null : ModelId(bi), reranker, cross is null ? null : ModelId(cross));
 
             WebApplication app = FunnelServer.Build(options, models, builder => builder.WebHost.UseUrls(listen));

@@ -25,6 +25,9 @@ public sealed class CrossEncoder : IDisposable
 
     public ScoreActivation Activation { get; }
 
+    /// <summary>The arithmetic of the linear layers (<see cref="EncoderOptions.Precision"/>).</summary>
+    public InferencePrecision Precision => _options.Precision;
+
     /// <summary>Where the model folder came from (a Hub snapshot or another folder; no cross-encoder is packaged).</summary>
     public ModelSource Source { get; }
 
@@ -53,7 +56,7 @@ public sealed class CrossEncoder : IDisposable
         BertTokenizer tokenizer = BertTokenizer.FromFolder(modelDir);
         int maxSeq = Math.Min(options.MaxSequenceLength ?? tokenizer.ModelMaxLength ?? config.MaxPositionEmbeddings,
             config.MaxPositionEmbeddings);
-        BertModel model = BertModel.Load(modelDir, config, withClassifier: true, out _);
+        BertModel model = BertModel.Load(modelDir, config, withClassifier: true, options.Precision, out _);
         return new CrossEncoder(model, tokenizer, maxSeq, activation, options, ModelSource.Of(modelDir));
     }
 

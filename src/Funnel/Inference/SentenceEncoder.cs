@@ -27,6 +27,9 @@ public sealed class SentenceEncoder : IDisposable
 
     public ModelFingerprint Fingerprint { get; }
 
+    /// <summary>The arithmetic of the linear layers (<see cref="EncoderOptions.Precision"/>); the fingerprint records it.</summary>
+    public InferencePrecision Precision => _options.Precision;
+
     /// <summary>Named text prefixes from config_sentence_transformers.json (e.g. "query" → "query: ").</summary>
     public IReadOnlyDictionary<string, string> Prompts { get; }
 
@@ -90,9 +93,9 @@ public sealed class SentenceEncoder : IDisposable
         BertTokenizer tokenizer = BertTokenizer.FromFolder(modelDir);
         int maxSeq = Math.Min(options.MaxSequenceLength ?? st.MaxSeqLength ?? tokenizer.ModelMaxLength ?? config.MaxPositionEmbeddings,
             config.MaxPositionEmbeddings);
-        BertModel model = BertModel.Load(modelDir, config, withClassifier: false, out IReadOnlyList<string> weightPaths);
+        BertModel model = BertModel.Load(modelDir, config, withClassifier: false, options.Precision, out IReadOnlyList<string> weightPaths);
         var fingerprint = new ModelFingerprint(Path.GetFullPath(modelDir), ModelFingerprint.Sha256(weightPaths),
-            Inference.Pooling.Dimension(st.Pooling, config.HiddenSize), Inference.Pooling.Describe(st.Pooling), st.Normalize, Source: ModelSource.Of(modelDir));
+            Inference.Pooling.Dimension(st.Pooling, config.HiddenSize), Inference.Pooling.Describe(st.Pooling), st.Normalize, Source: ModelSource.Of(modelDir), Precision: options.Precision);
         return new SentenceEncoder(model, tokenizer, st, maxSeq, options, fingerprint);
     }
 

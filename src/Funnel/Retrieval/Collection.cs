@@ -563,7 +563,7 @@ public sealed class Collection : IDisposable
     }
 
     private static string Describe(ModelFingerprint f) =>
-        $"{f.Model} (weights sha256 {f.WeightsSha256[..Math.Min(12, f.WeightsSha256.Length)]}…, {f.Dimension} dims, {f.Pooling} pooling{(f.Normalize ? ", normalized" : "")}, {Prompts(f)})";
+        $"{f.Model} (weights sha256 {f.WeightsSha256[..Math.Min(12, f.WeightsSha256.Length)]}…, {f.Dimension} dims, {f.Pooling} pooling{(f.Normalize ? ", normalized" : "")}, {Prompts(f)}, {f.Precision.ToString().ToLowerInvariant()})";
 
     private static string Prompts(ModelFingerprint f) =>
         $"query prompt {(f.QueryPrompt is null ? "none" : $"\"{f.QueryPrompt}\"")} and document prompt {(f.DocumentPrompt is null ? "none" : $"\"{f.DocumentPrompt}\"")}";
