@@ -243,7 +243,7 @@ internal static class CollectionEndpoints
             try
             {
                 if (left <= TimeSpan.Zero)
-                    throw ApiException.DeadlineUnmet($"the first stage used the request's {timeout!.Value.TotalMilliseconds:F0} ms; nothing is left for the rerank", 1);
+                    throw new Batching.DeadlineException($"the first stage used the request's {timeout!.Value.TotalMilliseconds:F0} ms; nothing is left for the rerank", reranker.Model.ExpectedWait);
                 ModelOutput<float> scores = await ModelEndpoints.ScoreAsync(reranker, query, [.. results.Select(r => r.Passage)], "candidates",
                     truncate: true, raw: true, http.RequestAborted, left);
                 results = [.. results.Select((r, i) => r with { RerankScore = scores.Results[i] })
@@ -251,10 +251,10 @@ internal static class CollectionEndpoints
                     .Take(topK)
                     .Select((r, i) => r with { Rank = i + 1 })];
             }
-            catch (ApiException late) when (fallback && late.Status is StatusCodes.Status503ServiceUnavailable or StatusCodes.Status429TooManyRequests)
+            catch (Exception late) when (fallback && late is Batching.DeadlineException or Batching.QueueFullException)
             {
                 // Asked for: the first stage's order, flagged, rather than no answer in time.
-                fellBack = late.Detail;
+                fellBack = late.Message;
                 results = [.. results.Take(topK)];
             }
             rerankTime = System.Diagnostics.Stopwatch.GetElapsedTime(start);

@@ -76,29 +76,25 @@ public sealed class BatchedModel<TItem, TResult> : IAsyncDisposable
         {
             throw ApiException.Unavailable("the server is shutting down");
         }
-        catch (QueueFullException full)
+        catch (QueueFullException)
         {
             _metrics.Rejections.Increment(1, Id, "overloaded");
-            throw ApiException.Overloaded($"{Id}: {full.Message}; retry after the Retry-After seconds", RetryAfter(full.ExpectedWait));
+            throw;
         }
-        catch (DeadlineException late)
+        catch (DeadlineException)
         {
             _metrics.Rejections.Increment(1, Id, "deadline");
-            throw ApiException.DeadlineUnmet($"{Id}: {late.Message}", RetryAfter(late.ExpectedWait));
+            throw;
         }
         catch (OperationCanceledException) when (timeout is { IsCancellationRequested: true } && !cancellationToken.IsCancellationRequested)
         {
             _metrics.Rejections.Increment(1, Id, "deadline");
-            throw ApiException.DeadlineUnmet($"{Id}: the request's {deadline!.Value.TotalMilliseconds:F0} ms passed while it waited for the model",
-                RetryAfter(_batcher.ExpectedWait));
+            throw new DeadlineException($"{Id}: the request's {deadline!.Value.TotalMilliseconds:F0} ms passed while it waited for the model", _batcher.ExpectedWait);
         }
         _metrics.Inputs.Increment(items.Count, Id);
         _metrics.Tokens.Increment(total, Id);
         return new ModelOutput<TResult>(results, total);
     }
-
-    /// <summary>Whole seconds of an expected wait, at least 1 (Retry-After has no finer unit).</summary>
-    private static int RetryAfter(TimeSpan wait) => (int)Math.Clamp(Math.Ceiling(wait.TotalSeconds), 1, 3600);
 
     public ValueTask DisposeAsync() => _batcher.DisposeAsync();
 }

@@ -99,7 +99,7 @@ public sealed class OverloadTests(SmallModels models)
     }
 
     [Fact]
-    public async Task Defect10_OverloadIsA429WithTheRealWaitAndShowsInMetrics()
+    public async Task Defect10_OverloadIsRefusedWithTheRealWaitAndShowsInMetrics()
     {
         var clock = new FakeClock();
         var slow = new SlowModel(clock);
@@ -111,12 +111,11 @@ public sealed class OverloadTests(SmallModels models)
         Assert.True(SpinWait.SpinUntil(() => model.ExpectedWait == TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(10)));
         Task<ModelOutput<int>> queued = model.RunAsync([3, 4, 5, 6, 7], "inputs", false, CancellationToken.None); // 6 s of work ahead now
 
-        ApiException overloaded = await Assert.ThrowsAsync<ApiException>(() => model.RunAsync([8], "inputs", false, CancellationToken.None));
-        Assert.Equal(429, overloaded.Status);
-        Assert.Equal(6, overloaded.RetryAfterSeconds);
-        Assert.Contains("slow: the model is overloaded", overloaded.Detail);
-        ApiException late = await Assert.ThrowsAsync<ApiException>(() => model.RunAsync([9], "inputs", false, CancellationToken.None, TimeSpan.FromSeconds(1)));
-        Assert.Equal(429, late.Status); // the queue bound comes first
+        var overloaded = await Assert.ThrowsAsync<QueueFullException>(() => model.RunAsync([8], "inputs", false, CancellationToken.None));
+        Assert.Equal(TimeSpan.FromSeconds(6), overloaded.ExpectedWait); // the server sends it as Retry-After: 6
+        Assert.Contains("the model is overloaded", overloaded.Message);
+        // The queue bound comes first, then the deadline.
+        await Assert.ThrowsAsync<QueueFullException>(() => model.RunAsync([9], "inputs", false, CancellationToken.None, TimeSpan.FromSeconds(1)));
 
         string text = metrics.Registry.Render();
         Assert.Equal(6, Http.Metric(text, "funnel_batch_queue_expected_wait_seconds{model=\"slow\"}"));
@@ -127,6 +126,29 @@ public sealed class OverloadTests(SmallModels models)
         await running;
         await queued;
         Assert.Contains("funnel_batch_queue_wait_seconds_bucket{model=\"slow\"", metrics.Registry.Render());
+    }
+
+    [Fact]
+    public async Task Defect10_OverHttpOverloadIsA429WhoseRetryAfterIsTheExpectedWait()
+    {
+        var options = new ServerOptions
+        {
+            EmbedBatching = new BatcherOptions { MaxBatchItems = 64, MaxWait = TimeSpan.FromSeconds(3), MaxQueueWait = TimeSpan.FromSeconds(2) },
+        };
+        await using RunningServer server = await RunningServer.StartAsync(models.Both, options);
+        Embedder embedder = server.App.Services.GetRequiredService<ServedModels>().Embedder!;
+        embedder.Model.Throughput.Observe(1, 1, TimeSpan.FromSeconds(1)); // as if it had measured 1 token/s
+
+        // Two inputs of 3 tokens each ([CLS] word [SEP]) wait 3 s for company: 6 s of work at 1 token/s.
+        Task<Reply> waiting = server.Client.PostAsync("/embed", new { inputs = new[] { "first", "second" } });
+        await Http.WaitForQueueDepthAsync(server.Client, "test/bi-small", 2);
+        Reply refused = await server.Client.PostAsync("/embed", new { inputs = "third" });
+        Http.AssertProblem(refused, HttpStatusCode.TooManyRequests, mentions: "expected to take 6.0 s");
+        Assert.Equal(TimeSpan.FromSeconds(6), refused.Message.Headers.RetryAfter?.Delta);
+        string metrics = (await server.Client.GetReplyAsync("/metrics")).Text;
+        Assert.Equal(6, Http.Metric(metrics, "funnel_batch_queue_expected_wait_seconds{model=\"test/bi-small\"}"));
+        Assert.Equal(1, Http.Metric(metrics, "funnel_batch_rejections_total{model=\"test/bi-small\",reason=\"overloaded\"}"));
+        Assert.Equal(HttpStatusCode.OK, (await waiting).Status);
     }
 
     [Fact]
