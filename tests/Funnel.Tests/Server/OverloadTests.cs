@@ -108,7 +108,10 @@ public sealed class OverloadTests(SmallModels models)
         await model.RunAsync([1], "inputs", truncate: false, CancellationToken.None);
         slow.Gate.Reset();
         Task<ModelOutput<int>> running = model.RunAsync([2], "inputs", false, CancellationToken.None);
-        Assert.True(SpinWait.SpinUntil(() => model.ExpectedWait == TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(10)));
+        // Running, not queued: the queue is empty and the running item is the 1 s of work ahead.
+        var metricsText = () => metrics.Registry.Render();
+        Assert.True(SpinWait.SpinUntil(() => Http.Metric(metricsText(), "funnel_batch_queue_depth{model=\"slow\"}") == 0, TimeSpan.FromSeconds(10)));
+        Assert.Equal(TimeSpan.FromSeconds(1), model.ExpectedWait);
         Task<ModelOutput<int>> queued = model.RunAsync([3, 4, 5, 6, 7], "inputs", false, CancellationToken.None); // 6 s of work ahead now
 
         var overloaded = await Assert.ThrowsAsync<QueueFullException>(() => model.RunAsync([8], "inputs", false, CancellationToken.None));
