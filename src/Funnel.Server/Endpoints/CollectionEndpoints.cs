@@ -201,6 +201,10 @@ internal static class CollectionEndpoints
         int rrfK = body.OptionalInt("rrf_k", 0, 100_000) ?? ReciprocalRankFusion.DefaultK;
         int? efSearch = body.OptionalInt("ef_search", 1, 100_000);
         bool rerank = body.OptionalBool("rerank", models.Reranker is not null);
+        TimeSpan? timeout = ModelEndpoints.ReadTimeout(body);
+        // Without a deadline there is nothing to fall back from; with one, the client may prefer first-stage results to a 503.
+        bool fallback = body.OptionalBool("rerank_fallback", false);
+        if (fallback && timeout is null) throw ApiException.Invalid("rerank_fallback", "'rerank_fallback' applies when the rerank would miss the request's deadline: send 'timeout_ms' with it");
         IReadOnlyDictionary<string, string>? filter = body.OptionalStringMap("filter");
         if (retriever != Retriever.Bm25 && models.Embedder is null)
             throw ApiException.Invalid("retriever", $"{retriever.ToString().ToLowerInvariant()} retrieval needs a bi-encoder; this server has none (use \"bm25\", or start it with --bi-encoder)");
@@ -224,27 +228,41 @@ internal static class CollectionEndpoints
         if (retriever != Retriever.Bm25)
         {
             Embedder embedder = models.RequireEmbedder();
-            vector = (await embedder.EmbedAsync([query], "query", truncate: true, normalize: null, embedder.Encoder.QueryPromptName, http.RequestAborted)).Results[0];
+            vector = (await embedder.EmbedAsync([query], "query", truncate: true, normalize: null, embedder.Encoder.QueryPromptName, http.RequestAborted, timeout)).Results[0];
         }
         TimeSpan embedTime = System.Diagnostics.Stopwatch.GetElapsedTime(embedStart);
         SearchResponse response = await Task.Run(() => served.Pipeline.Search(query, vector, embedTime, first, http.RequestAborted), http.RequestAborted);
         IReadOnlyList<SearchResult> results = response.Results;
         TimeSpan rerankTime = TimeSpan.Zero;
+        string? fellBack = null;
         if (reranker is not null && results.Count > 0)
         {
             long start = System.Diagnostics.Stopwatch.GetTimestamp();
-            ModelOutput<float> scores = await ModelEndpoints.ScoreAsync(reranker, query, [.. results.Select(r => r.Passage)], "candidates",
-                truncate: true, raw: true, http.RequestAborted);
-            results = [.. results.Select((r, i) => r with { RerankScore = scores.Results[i] })
-                .OrderByDescending(r => r.RerankScore).ThenBy(r => r.Rank)
-                .Take(topK)
-                .Select((r, i) => r with { Rank = i + 1 })];
+            // What is left of the deadline after embedding and retrieval is the rerank's.
+            TimeSpan? left = timeout - System.Diagnostics.Stopwatch.GetElapsedTime(embedStart);
+            try
+            {
+                if (left <= TimeSpan.Zero)
+                    throw ApiException.DeadlineUnmet($"the first stage used the request's {timeout!.Value.TotalMilliseconds:F0} ms; nothing is left for the rerank", 1);
+                ModelOutput<float> scores = await ModelEndpoints.ScoreAsync(reranker, query, [.. results.Select(r => r.Passage)], "candidates",
+                    truncate: true, raw: true, http.RequestAborted, left);
+                results = [.. results.Select((r, i) => r with { RerankScore = scores.Results[i] })
+                    .OrderByDescending(r => r.RerankScore).ThenBy(r => r.Rank)
+                    .Take(topK)
+                    .Select((r, i) => r with { Rank = i + 1 })];
+            }
+            catch (ApiException late) when (fallback && late.Status is StatusCodes.Status503ServiceUnavailable or StatusCodes.Status429TooManyRequests)
+            {
+                // Asked for: the first stage's order, flagged, rather than no answer in time.
+                fellBack = late.Detail;
+                results = [.. results.Take(topK)];
+            }
             rerankTime = System.Diagnostics.Stopwatch.GetElapsedTime(start);
         }
         StageTimings t = response.Timings;
         var timings = new Timings(t.Embed.TotalMilliseconds, t.Retrieve.TotalMilliseconds, t.Fuse.TotalMilliseconds,
             rerankTime.TotalMilliseconds, (t.Total + rerankTime).TotalMilliseconds);
-        return Results.Json(new SearchBody(query, [.. results.Select(Hit)], timings), ApiJson.Options);
+        return Results.Json(new SearchBody(query, [.. results.Select(Hit)], timings, fellBack is null ? null : false, fellBack), ApiJson.Options);
     }
 
     private static Document ReadDocument(JsonElement element, string path)
@@ -306,5 +324,6 @@ internal static class CollectionEndpoints
 
     private sealed record Timings(double Embed, double Retrieve, double Fuse, double Rerank, double Total);
 
-    private sealed record SearchBody(string Query, SearchHit[] Results, Timings TimingsMs);
+    /// <summary><see cref="Reranked"/> is false (with why) only when the rerank was skipped for <c>rerank_fallback</c>; absent otherwise.</summary>
+    private sealed record SearchBody(string Query, SearchHit[] Results, Timings TimingsMs, bool? Reranked = null, string? FallbackReason = null);
 }
