@@ -31,7 +31,7 @@ internal static class SearchCommand
         command.SetAction((parse, ct) => CliAction.RunAsync(parse, async output =>
         {
             string text = parse.GetValue(query)!;
-            if (string.IsNullOrWhiteSpace(text)) throw new ArgumentException("the query is empty");
+            if (Document.QueryProblem(text) is { } blank) throw new UsageException(blank);
             var options = new SearchOptions
             {
                 Retriever = parse.GetValue(retriever),

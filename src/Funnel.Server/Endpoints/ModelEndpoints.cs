@@ -28,7 +28,7 @@ internal static class ModelEndpoints
         bool normalize = body.OptionalBool("normalize", true);
         // TEI: prompt_name names one of the model's prompts; without it, the model's default prompt (usually none) applies.
         string? promptName = KnownPrompt(embedder, body.OptionalString("prompt_name")) ?? embedder.Encoder.DefaultPromptName;
-        ModelOutput<float[]> output = await embedder.EmbedAsync(inputs, "inputs", ReadTruncate(body, options), normalize, promptName, http.RequestAborted);
+        ModelOutput<float[]> output = await embedder.EmbedAsync(inputs, "inputs", ReadTruncate(body, options), normalize, promptName, http.RequestAborted, ReadTimeout(body));
         return Results.Json(output.Results, ApiJson.Options);
     }
 
@@ -54,7 +54,7 @@ internal static class ModelEndpoints
             _ => embedder.Encoder.DefaultPromptName,
         };
 
-        ModelOutput<float[]> output = await embedder.EmbedAsync(inputs, "input", ReadTruncate(body, options), normalize: null, promptName, http.RequestAborted);
+        ModelOutput<float[]> output = await embedder.EmbedAsync(inputs, "input", ReadTruncate(body, options), normalize: null, promptName, http.RequestAborted, ReadTimeout(body));
         var data = new OpenAiEmbedding[output.Results.Length];
         for (int i = 0; i < data.Length; i++)
             data[i] = new OpenAiEmbedding("embedding", i, format == "base64" ? Base64LittleEndian(output.Results[i]) : output.Results[i]);
@@ -72,7 +72,7 @@ internal static class ModelEndpoints
         bool returnText = body.OptionalBool("return_text", false);
         bool truncate = ReadTruncate(body, options);
 
-        float[] scores = (await ScoreAsync(reranker, query, texts, "texts", truncate, raw, http.RequestAborted)).Results;
+        float[] scores = (await ScoreAsync(reranker, query, texts, "texts", truncate, raw, http.RequestAborted, ReadTimeout(body))).Results;
         var ranks = new TeiRank[texts.Count];
         for (int i = 0; i < ranks.Length; i++) ranks[i] = new TeiRank(i, returnText ? texts[i] : null, scores[i]);
         return Results.Json(Ranked(ranks, r => r.Score), ApiJson.Options);
@@ -89,7 +89,7 @@ internal static class ModelEndpoints
         bool returnDocuments = body.OptionalBool("return_documents", false);
         body.OptionalString("model");
 
-        ModelOutput<float> scored = await ScoreAsync(reranker, query, documents, "documents", ReadTruncate(body, options), raw: false, http.RequestAborted);
+        ModelOutput<float> scored = await ScoreAsync(reranker, query, documents, "documents", ReadTruncate(body, options), raw: false, http.RequestAborted, ReadTimeout(body));
         var results = new CohereResult[documents.Count];
         for (int i = 0; i < results.Length; i++)
             results[i] = new CohereResult(i, scored.Results[i], returnDocuments ? new CohereDocument(documents[i]) : null);
@@ -107,11 +107,11 @@ internal static class ModelEndpoints
 
     /// <summary>Scores every text against the query; <paramref name="raw"/> picks logits over probabilities.</summary>
     internal static async Task<ModelOutput<float>> ScoreAsync(Reranker reranker, string query, IReadOnlyList<string> texts, string field,
-        bool truncate, bool raw, CancellationToken cancellationToken)
+        bool truncate, bool raw, CancellationToken cancellationToken, TimeSpan? deadline = null)
     {
         var pairs = new (string, string)[texts.Count];
         for (int i = 0; i < pairs.Length; i++) pairs[i] = (query, texts[i]);
-        ModelOutput<float> output = await reranker.Model.RunAsync(pairs, field, truncate, cancellationToken);
+        ModelOutput<float> output = await reranker.Model.RunAsync(pairs, field, truncate, cancellationToken, deadline);
         float[] scores = output.Results;
         for (int i = 0; i < scores.Length; i++) scores[i] = Scores.Convert(scores[i], reranker.Encoder.Activation, raw);
         return output;
@@ -134,6 +134,10 @@ internal static class ModelEndpoints
         if (count > options.MaxInputsPerRequest)
             throw ApiException.TooLarge($"'{field}' has {count} items, more than this server's limit of {options.MaxInputsPerRequest} per request (max_client_batch_size in GET /info); split the request", field);
     }
+
+    /// <summary>The request's optional deadline, <c>timeout_ms</c>: the server refuses (503) rather than answer later.</summary>
+    internal static TimeSpan? ReadTimeout(JsonBody body) =>
+        body.OptionalInt("timeout_ms", 1, 3_600_000) is { } ms ? TimeSpan.FromMilliseconds(ms) : null;
 
     internal static bool ReadTruncate(JsonBody body, ServerOptions options)
     {

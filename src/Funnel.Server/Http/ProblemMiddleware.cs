@@ -9,7 +9,7 @@ namespace Funnel.Server.Http;
 /// <summary>
 /// Turns every failure into an RFC 7807 <c>application/problem+json</c> response: refused requests
 /// (<see cref="ApiException"/>), Kestrel's request errors (oversize body, …), a full batch queue (429 with
-/// <c>Retry-After</c>), shutdown (503), and anything unexpected (500 with a trace id, never a stack trace).
+/// <c>Retry-After</c>, mapped where the model is known: <see cref="Models.BatchedModel{TItem, TResult}"/>), shutdown (503), and anything unexpected (500 with a trace id, never a stack trace).
 /// </summary>
 internal sealed class ProblemMiddleware(RequestDelegate next, ILogger<ProblemMiddleware> logger)
 {
@@ -39,7 +39,8 @@ internal sealed class ProblemMiddleware(RequestDelegate next, ILogger<ProblemMid
         BadHttpRequestException bad when bad.StatusCode == StatusCodes.Status413PayloadTooLarge =>
             ApiException.TooLarge("the request body is larger than the server's limit (see max_request_bytes in GET /info)"),
         BadHttpRequestException bad => new ApiException(bad.StatusCode, ReasonPhrases.GetReasonPhrase(bad.StatusCode), bad.Message, "Validation"),
-        QueueFullException full => ApiException.Overloaded($"{full.Message}; retry shortly", retryAfterSeconds: 1),
+        // The model, not the request, is at fault, but the request cannot be answered: 422 names why instead of a bare 500.
+        Inference.ModelOutputException bad => new ApiException(StatusCodes.Status422UnprocessableEntity, "Model output is not finite", bad.Message, "Backend"),
         _ => new ApiException(StatusCodes.Status500InternalServerError, "Internal server error",
             "the server failed to handle this request; the trace id identifies it in the server's log", "Backend"),
     };

@@ -32,11 +32,11 @@ public sealed class Embedder : IAsyncDisposable
     /// <paramref name="normalize"/> (null: as the model does): what <see cref="SentenceEncoder.Encode(IReadOnlyList{string}, string?, CancellationToken)"/> gives.
     /// </summary>
     public async Task<ModelOutput<float[]>> EmbedAsync(IReadOnlyList<string> texts, string field, bool truncate, bool? normalize, string? promptName,
-        CancellationToken cancellationToken)
+        CancellationToken cancellationToken, TimeSpan? deadline = null)
     {
         string prompt = Encoder.PromptText(promptName);
         IReadOnlyList<string> prompted = prompt.Length == 0 ? texts : [.. texts.Select(text => prompt + text)];
-        ModelOutput<float[]> output = await Model.RunAsync(prompted, field, truncate, cancellationToken);
+        ModelOutput<float[]> output = await Model.RunAsync(prompted, field, truncate, cancellationToken, deadline);
         if (normalize ?? Encoder.Normalize)
             foreach (float[] vector in output.Results) SentenceEncoder.NormalizeInPlace(vector);
         return output;

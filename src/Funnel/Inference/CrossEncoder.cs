@@ -117,7 +117,10 @@ public sealed class CrossEncoder : IDisposable
             (states, _, index) => states[..hidden].CopyTo(cls.AsSpan(index * hidden, hidden)), ct);
         float[] logits = _model.Classify(cls, inputs.Count);
         for (int i = 0; i < scores.Length; i++)
+        {
+            ModelOutputException.ThrowIfNotFinite(logits.AsSpan(i, 1), "the cross-encoder", "score");
             scores[i] = Activation == ScoreActivation.Sigmoid ? 1f / (1f + MathF.Exp(-logits[i])) : logits[i];
+        }
         return scores;
     }
 

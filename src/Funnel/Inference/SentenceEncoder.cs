@@ -83,6 +83,12 @@ public sealed class SentenceEncoder : IDisposable
         options.Validate();
         if (!Directory.Exists(modelDir)) throw new ModelFormatException($"{modelDir}: model folder not found");
         BertConfig config = BertConfig.Load(modelDir);
+        // A reranker's folder (a classification head, no sentence-transformers modules) would load as a bi-encoder of its
+        // encoder alone and give vectors nobody trained: refuse it.
+        if (config.Architecture == BertArchitecture.BertForSequenceClassification && !File.Exists(Path.Combine(modelDir, "modules.json")))
+            throw new ModelFormatException(
+                $"{modelDir}: is a cross-encoder (config.json architectures: BertForSequenceClassification, no modules.json); use it as the reranker " +
+                "(funnel rerank --model, search --rerank, serve --cross-encoder), and give a bi-encoder (sentence-transformers folder) here");
         SentenceTransformerConfig st = SentenceTransformerConfig.Load(modelDir);
         BertTokenizer tokenizer = BertTokenizer.FromFolder(modelDir);
         int maxSeq = Math.Min(options.MaxSequenceLength ?? st.MaxSeqLength ?? tokenizer.ModelMaxLength ?? config.MaxPositionEmbeddings,
@@ -166,6 +172,7 @@ public sealed class SentenceEncoder : IDisposable
         {
             var v = new float[Dimension];
             Inference.Pooling.Pool(states, length, hidden, Pooling, normalized, v);
+            ModelOutputException.ThrowIfNotFinite(v, "the bi-encoder", "vector");
             result[index] = v;
         }, ct);
         return result;

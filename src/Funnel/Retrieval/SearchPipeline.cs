@@ -163,7 +163,7 @@ public sealed class SearchPipeline
         ct.ThrowIfCancellationRequested();
         long start = Stopwatch.GetTimestamp();
         IReadOnlySet<string> exclude = options.Exclude ?? System.Collections.Frozen.FrozenSet<string>.Empty;
-        int fetch = options.Candidates + exclude.Count;
+        int fetch = (int)Math.Min(int.MaxValue, (long)options.Candidates + exclude.Count);
         IReadOnlyList<DocumentHit> dense = vector is null ? [] : Without(exclude, _collection.SearchDense(vector, fetch, options.Filter, options.EfSearch ?? 0), options.Candidates);
         IReadOnlyList<DocumentHit> bm25 = options.Retriever == Retriever.Dense ? [] : Without(exclude, _collection.SearchBm25(query, fetch, options.Filter), options.Candidates);
         TimeSpan retrieve = Stopwatch.GetElapsedTime(start);
