@@ -26,14 +26,23 @@ internal static class CollectionCommandLine
         DefaultValueFactory = _ => new IndexingOptions().BatchSize,
     };
 
+    /// <summary><c>--precision</c> of the collection commands, whose default is the collection's own.</summary>
+    public static Option<string?> PrecisionOption() => ModelOption.Precision("the collection's; fp32 for a new collection");
+
     /// <summary>
     /// Loads the bi-encoder <paramref name="model"/> (folder, packaged id or Hub id), else the one the collection's manifest
-    /// records, else (a new collection) the packaged default.
+    /// records, else (a new collection) the packaged default; in <paramref name="precision"/>, else the precision the
+    /// collection's vectors were made in, else fp32.
     /// </summary>
-    public static async Task<SentenceEncoder> LoadBiEncoderAsync(ParseResult parse, string? model, CollectionManifest? manifest, CancellationToken ct)
+    public static async Task<SentenceEncoder> LoadBiEncoderAsync(ParseResult parse, string? model, CollectionManifest? manifest, CancellationToken ct,
+        string? precision = null)
     {
         string source = model ?? manifest?.BiEncoder.Reference ?? PackagedModels.DefaultBiEncoder.Id;
-        return SentenceEncoder.Load(await ModelOption.ResolveAsync(parse, source, "bi-encoder", ct));
+        var options = new EncoderOptions
+        {
+            Precision = ModelOption.ParsePrecision(precision) ?? manifest?.BiEncoder.Precision ?? InferencePrecision.Fp32,
+        };
+        return SentenceEncoder.Load(await ModelOption.ResolveAsync(parse, source, "bi-encoder", ct), options);
     }
 
     /// <summary>

@@ -24,14 +24,19 @@ internal static class EmbedCommand
             Description = "Embed the texts as search queries or as documents, with the prompt the model gives that role (sentence-transformers' encode_query / encode_document)",
         };
         inputType.AcceptOnlyFromAmong("query", "document");
+        Option<string?> precision = ModelOption.Precision();
         var texts = new Argument<string[]>("text") { Description = "Texts to embed", Arity = ArgumentArity.ZeroOrMore };
         var command = new Command("embed", "Embed texts with a bi-encoder; prints one JSON array per text, one per line.")
         {
-            model, input, prompt, inputType, batch, threads, maxLength, texts,
+            model, input, prompt, inputType, batch, threads, maxLength, precision, texts,
         };
         command.SetAction((parse, ct) => CliAction.RunAsync(parse, async output =>
         {
-            var options = new EncoderOptions { BatchSize = parse.GetValue(batch), MaxThreads = parse.GetValue(threads), MaxSequenceLength = parse.GetValue(maxLength) };
+            var options = new EncoderOptions
+            {
+                BatchSize = parse.GetValue(batch), MaxThreads = parse.GetValue(threads), MaxSequenceLength = parse.GetValue(maxLength),
+                Precision = ModelOption.ParsePrecision(parse.GetValue(precision)) ?? InferencePrecision.Fp32,
+            };
             if (parse.GetValue(prompt) is not null && parse.GetValue(inputType) is not null)
                 throw new UsageException("give --prompt or --input-type, not both: --input-type picks the model's prompt for that role");
             IEnumerable<string> source = InputTexts.Read(parse.GetValue(input), parse.GetValue(texts) ?? [], Console.In);

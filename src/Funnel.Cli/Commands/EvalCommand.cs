@@ -57,15 +57,20 @@ internal static class EvalCommand
         var batch = new Option<int>("--batch-size") { Description = "Cross-encoder pairs per forward pass", DefaultValueFactory = _ => 32 };
         var threads = new Option<int>("--threads") { Description = "Threads to use", DefaultValueFactory = _ => Environment.ProcessorCount };
         var json = new Option<bool>("--json") { Description = "Print the report as JSON instead of a table" };
+        Option<string?> precision = ModelOption.Precision();
         var command = new Command("eval", "Evaluate retrieval (and reranking) on a BEIR or TREC DL dataset; writes a TREC run file.")
         {
-            dataset, split, retriever, exact, rerank, biEncoder, collection, ef, top, k, runFile, relevance, measures, maxQueries, batch, threads, json,
+            dataset, split, retriever, exact, rerank, biEncoder, collection, ef, top, k, runFile, relevance, measures, maxQueries, batch, threads, json, precision,
         };
         command.SetAction((parse, ct) => CliAction.RunAsync(parse, async output =>
         {
             var settings = new Settings(parse.GetValue(dataset)!, parse.GetValue(split)!, parse.GetValue(retriever)!, parse.GetValue(exact), parse.GetValue(rerank),
                 parse.GetValue(biEncoder), parse.GetValue(collection), parse.GetValue(ef), parse.GetValue(top), parse.GetValue(k), parse.GetValue(runFile), parse.GetValue(relevance), ParseMeasures(parse.GetValue(measures)),
-                parse.GetValue(maxQueries), new EncoderOptions { BatchSize = parse.GetValue(batch), MaxThreads = parse.GetValue(threads) },
+                parse.GetValue(maxQueries), new EncoderOptions
+                {
+                    BatchSize = parse.GetValue(batch), MaxThreads = parse.GetValue(threads),
+                    Precision = ModelOption.ParsePrecision(parse.GetValue(precision)) ?? InferencePrecision.Fp32,
+                },
                 parse.InvocationConfiguration.Error);
             if (StsBenchmark.IsStsBenchmark(settings.Dataset))
             {
@@ -106,6 +111,8 @@ internal static class EvalCommand
 
     private static void Validate(Settings s)
     {
+        if (s.RunFile is { } run && (Directory.Exists(run) || run.EndsWith('/') || run.EndsWith(Path.DirectorySeparatorChar)))
+            throw new UsageException($"--run-file '{run}' is a folder; give the path of the run file to write (e.g. {Path.Combine(run, "nfcorpus.test.trec")})");
         if (s.Ef is < 1) throw new UsageException($"--ef must be at least 1 (got {s.Ef})");
         if (s.Ef != null && (s.Retriever == "bm25" || s.Exact)) throw new UsageException("--ef is for --retriever dense or hybrid through a collection (HNSW)");
         if (s.Top is < 1) throw new UsageException($"--top must be at least 1 (got {s.Top})");
@@ -326,12 +333,13 @@ internal static class EvalCommand
 
     /// <summary>
     /// Names the cached collection of a bi-encoder: its weights, and its prompts when it has any, so that the same weights
-    /// with other prompts (which give other vectors) get their own collection.
+    /// with other prompts (which give other vectors) get their own collection; vectors of another precision than fp32 too.
     /// </summary>
     private static string CacheKey(ModelFingerprint f) =>
-        f.QueryPrompt is null && f.DocumentPrompt is null ? f.WeightsSha256[..12]
+        (f.QueryPrompt is null && f.DocumentPrompt is null ? f.WeightsSha256[..12]
             : Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(
-                System.Text.Encoding.UTF8.GetBytes($"{f.WeightsSha256}\n{f.QueryPrompt}\n{f.DocumentPrompt}")))[..12];
+                System.Text.Encoding.UTF8.GetBytes($"{f.WeightsSha256}\n{f.QueryPrompt}\n{f.DocumentPrompt}")))[..12])
+        + (f.Precision == InferencePrecision.Fp32 ? "" : "-" + f.Precision.ToString().ToLowerInvariant());
 
     /// <summary>Shows indexing progress as the number of documents read.</summary>
     private sealed class IndexingCount(IProgress<int> inner) : IProgress<IndexingProgress>
@@ -349,13 +357,17 @@ internal static class EvalCommand
         return new Report(name, split, firstStage, s.Rerank, depth, kept, evaluation.RelevanceThreshold, result, Path.GetFullPath(runFile), stages);
     }
 
-    /// <summary>Runs <paramref name="work"/> under a Spectre progress bar on stderr (a plain line when stderr is not a terminal).</summary>
+    /// <summary>Runs <paramref name="work"/> under a Spectre progress bar on stderr; when stderr is not a terminal (a log, CI),
+    /// plain lines at each tenth of the work instead, so a long rerank is not silent for minutes.</summary>
     private static async Task<T> WithProgressAsync<T>(IAnsiConsole stderr, string description, int? total, Func<IProgress<int>, Task<T>> work)
     {
         if (!stderr.Profile.Capabilities.Interactive)
         {
             stderr.MarkupLineInterpolated($"[grey]{description}…[/]");
-            return await work(new Progress<int>());
+            var lines = new LineProgress(stderr, description, total);
+            T done = await work(lines);
+            lines.Finish();
+            return done;
         }
         return await stderr.Progress()
             .AutoClear(true)
@@ -368,6 +380,39 @@ internal static class EvalCommand
                 task.Value = task.MaxValue;
                 return result;
             });
+    }
+
+    /// <summary>
+    /// "reranking: 130/323 (40%)" each time the count passes a tenth of <c>total</c> (each 1,000 when the total is
+    /// unknown), and once at the end. Reports may come from several threads.
+    /// </summary>
+    private sealed class LineProgress(IAnsiConsole stderr, string description, int? total) : IProgress<int>
+    {
+        private readonly Lock _gate = new();
+        private readonly int _step = total is { } n ? Math.Max(1, (n + 9) / 10) : 1000;
+        private int _last;
+        private int _printed;
+
+        public void Report(int value)
+        {
+            lock (_gate)
+            {
+                _last = Math.Max(_last, value);
+                if (_last / _step > _printed / _step) Print(_last);
+            }
+        }
+
+        public void Finish()
+        {
+            lock (_gate)
+                if (_last > _printed) Print(_last);
+        }
+
+        private void Print(int value)
+        {
+            _printed = value;
+            stderr.WriteLine(total is { } n && n > 0 ? $"{description}: {value:N0}/{n:N0} ({100L * value / n}%)" : $"{description}: {value:N0}");
+        }
     }
 
     /// <summary>Moves a bar synchronously (Progress&lt;T&gt; would post to a thread pool and could land after the bar is gone).</summary>

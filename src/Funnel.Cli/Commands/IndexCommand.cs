@@ -28,9 +28,10 @@ internal static class IndexCommand
         var efSearch = new Option<int>("--ef-search") { Description = "New HNSW collections: candidate list size of searches (raised to the number of candidates asked for).", DefaultValueFactory = _ => new HnswOptions().EfSearch };
         var quantization = new Option<VectorQuantization>("--quantization") { Description = "New HNSW collections: vector storage; int8 searches on 1-byte codes and rescores with the kept floats.", DefaultValueFactory = _ => new HnswOptions().Quantization };
 
+        Option<string?> precision = CollectionCommandLine.PrecisionOption();
         var command = new Command("index", "Add or update documents of a collection (creating it if needed). Ctrl-C stops at a batch boundary; run again to finish.")
         {
-            collection, input, biEncoder, batchSize, chunkSize, chunkOverlap, index, hnswM, efConstruction, efSearch, quantization,
+            collection, input, biEncoder, batchSize, chunkSize, chunkOverlap, index, hnswM, efConstruction, efSearch, quantization, precision,
         };
         command.SetAction((parse, ct) => CliAction.RunAsync(parse, async output =>
         {
@@ -38,35 +39,63 @@ internal static class IndexCommand
             string corpus = parse.GetValue(input)!;
             if (!File.Exists(corpus) && !Directory.Exists(corpus))
                 throw new FileNotFoundException($"--input '{corpus}' does not exist (expected a .jsonl file, a BEIR folder or a BEIR .zip)");
+            var options = new IndexingOptions { BatchSize = parse.GetValue(batchSize) };
+            if (options.BatchSize < 1) throw new UsageException($"--batch-size must be at least 1 (got {options.BatchSize})");
             bool exists = File.Exists(Path.Combine(folder, CollectionManifest.FileName));
-            using SentenceEncoder encoder = await CollectionCommandLine.LoadBiEncoderAsync(parse, parse.GetValue(biEncoder), exists ? CollectionManifest.Read(folder) : null, ct);
+            using SentenceEncoder encoder = await CollectionCommandLine.LoadBiEncoderAsync(parse, parse.GetValue(biEncoder), exists ? CollectionManifest.Read(folder) : null, ct,
+                parse.GetValue(precision));
             ChunkingOptions chunking = Collection.DefaultChunking(encoder.MaxDocumentTokens);
             if (parse.GetValue(chunkSize) is int size) chunking = new ChunkingOptions { MaxTokens = size, OverlapTokens = Math.Min(32, size / 8) };
             if (parse.GetValue(chunkOverlap) is int overlap) chunking = chunking with { OverlapTokens = overlap };
-            using Collection target = exists
-                ? Collection.Open(folder)
-                : Collection.Create(folder, encoder, new CollectionOptions { Chunking = chunking, VectorIndex = IndexSettings(parse, index, hnswM, efConstruction, efSearch, quantization) });
-            if (target.Recovery.ReplayedBatches > 0 || target.Recovery.TornBytes > 0)
-                parse.InvocationConfiguration.Error.WriteLine($"recovered {target.Recovery.ReplayedBatches} logged batches; dropped {target.Recovery.TornBytes} bytes of an interrupted batch");
-
-            var options = new IndexingOptions { BatchSize = parse.GetValue(batchSize) };
-            if (options.BatchSize < 1) throw new ArgumentException($"--batch-size must be at least 1 (got {options.BatchSize})");
-            IndexingProgress last = default;
+            VectorIndexSettings vectorIndex = IndexSettings(parse, index, hnswM, efConstruction, efSearch, quantization);
+            bool folderExisted = Directory.Exists(folder);
+            Collection target = exists ? Collection.Open(folder) : Collection.Create(folder, encoder, new CollectionOptions { Chunking = chunking, VectorIndex = vectorIndex });
             try
             {
-                last = await CollectionCommandLine.WithProgressAsync(parse.InvocationConfiguration.Error, "indexing", null, progress =>
-                    CollectionIndexer.IndexAsync(target, encoder, CorpusReader.ReadAsync(corpus, ct), options,
-                        new Relay(progress, p => last = p), ct));
+                if (target.Recovery.ReplayedBatches > 0 || target.Recovery.TornBytes > 0)
+                    parse.InvocationConfiguration.Error.WriteLine($"recovered {target.Recovery.ReplayedBatches} logged batches; dropped {target.Recovery.TornBytes} bytes of an interrupted batch");
+                IndexingProgress last = default;
+                try
+                {
+                    last = await CollectionCommandLine.WithProgressAsync(parse.InvocationConfiguration.Error, "indexing", null, progress =>
+                        CollectionIndexer.IndexAsync(target, encoder, CorpusReader.ReadAsync(corpus, ct), options,
+                            new Relay(progress, p => last = p), ct));
+                }
+                catch (OperationCanceledException)
+                {
+                    parse.InvocationConfiguration.Error.WriteLine($"stopped: {CollectionCommandLine.Describe(last)}; the collection is consistent, run the same command again to finish");
+                    return 130;
+                }
+                output.WriteLine($"{target.Folder}: {CollectionCommandLine.Describe(last)}; collection holds {target.DocumentCount:N0} documents, {target.ChunkCount:N0} chunks");
+                return 0;
             }
-            catch (OperationCanceledException)
+            catch when (!exists && target.DocumentCount == 0)
             {
-                parse.InvocationConfiguration.Error.WriteLine($"stopped: {CollectionCommandLine.Describe(last)}; the collection is consistent, run the same command again to finish");
-                return 130;
+                // A run that created the collection and failed before storing anything (a bad input file) leaves nothing behind.
+                target.Dispose();
+                RemoveEmptyCollection(folder, folderExisted);
+                throw;
             }
-            output.WriteLine($"{target.Folder}: {CollectionCommandLine.Describe(last)}; collection holds {target.DocumentCount:N0} documents, {target.ChunkCount:N0} chunks");
-            return 0;
+            finally
+            {
+                target.Dispose();
+            }
         }));
         return command;
+    }
+
+    /// <summary>Deletes what <see cref="Collection.Create(string, SentenceEncoder, CollectionOptions?)"/> wrote, and the folder if it made it.</summary>
+    private static void RemoveEmptyCollection(string folder, bool folderExisted)
+    {
+        if (!folderExisted)
+        {
+            Directory.Delete(folder, recursive: true);
+            return;
+        }
+        File.Delete(Path.Combine(folder, CollectionManifest.FileName)); // first: without it the rest is an interrupted create
+        foreach (string entry in Directory.EnumerateFileSystemEntries(folder))
+            if (Directory.Exists(entry)) Directory.Delete(entry, recursive: true);
+            else File.Delete(entry);
     }
 
     private static VectorIndexSettings IndexSettings(ParseResult parse, Option<VectorIndexKind> index, Option<int> m, Option<int> efConstruction,

@@ -27,9 +27,9 @@ internal static class ModelCommand
         };
         random.SetAction(parse => CliAction.Run(parse, stdout =>
         {
-            if (parse.GetValue(shards) < 1) throw new UsageException("--shards must be at least 1");
             string likeDir = parse.GetValue(like)!;
             if (!Directory.Exists(likeDir)) throw new UsageException($"{likeDir}: --like folder not found");
+            if (File.Exists(parse.GetValue(output))) throw new UsageException($"--out '{parse.GetValue(output)}' is a file; give the folder to write the model into");
             var options = new SeededCheckpointOptions
             {
                 Architecture = parse.GetValue(arch) == "small" ? CheckpointArchitecture.Small : CheckpointArchitecture.MiniLmL6,

@@ -13,16 +13,17 @@ internal static class ReindexCommand
         Option<string?> biEncoder = CollectionCommandLine.BiEncoderOption("The new bi-encoder: model folder, packaged id or Hub id.");
         biEncoder.Required = true;
         Option<int> batchSize = CollectionCommandLine.BatchSizeOption();
+        Option<string?> precision = ModelOption.Precision();
         var command = new Command("reindex", "Re-chunk and re-embed every document with another bi-encoder; searches see the old vectors until it commits.")
         {
-            collection, biEncoder, batchSize,
+            collection, biEncoder, batchSize, precision,
         };
         command.SetAction((parse, ct) => CliAction.RunAsync(parse, async output =>
         {
             int batch = parse.GetValue(batchSize);
             if (batch < 1) throw new ArgumentException($"--batch-size must be at least 1 (got {batch})");
             using Collection target = Collection.Open(parse.GetValue(collection)!);
-            using SentenceEncoder encoder = await CollectionCommandLine.LoadBiEncoderAsync(parse, parse.GetValue(biEncoder), null, ct);
+            using SentenceEncoder encoder = await CollectionCommandLine.LoadBiEncoderAsync(parse, parse.GetValue(biEncoder), null, ct, parse.GetValue(precision));
             try
             {
                 IndexingProgress done = await CollectionCommandLine.WithProgressAsync(parse.InvocationConfiguration.Error, "re-embedding", target.DocumentCount, progress =>

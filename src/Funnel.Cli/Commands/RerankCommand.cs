@@ -17,10 +17,11 @@ internal static class RerankCommand
         var threads = new Option<int>("--threads") { Description = "Threads to use", DefaultValueFactory = _ => Environment.ProcessorCount };
         var maxLength = new Option<int?>("--max-length") { Description = "Truncate pairs (longest first) to this many tokens" };
         var sigmoid = new Option<bool>("--sigmoid") { Description = "Apply a sigmoid to the logits whatever the model configures" };
+        Option<string?> precision = ModelOption.Precision();
         var docs = new Argument<string[]>("document") { Description = "Documents to score", Arity = ArgumentArity.ZeroOrMore };
         var command = new Command("rerank", "Score documents against a query with a cross-encoder; prints a JSON array.")
         {
-            model, query, pairs, input, top, batch, threads, maxLength, sigmoid, docs,
+            model, query, pairs, input, top, batch, threads, maxLength, sigmoid, precision, docs,
         };
         command.SetAction((parse, ct) => CliAction.RunAsync(parse, async output =>
         {
@@ -33,6 +34,7 @@ internal static class RerankCommand
             {
                 BatchSize = parse.GetValue(batch), MaxThreads = parse.GetValue(threads), MaxSequenceLength = parse.GetValue(maxLength),
                 Activation = parse.GetValue(sigmoid) ? ScoreActivation.Sigmoid : null,
+                Precision = ModelOption.ParsePrecision(parse.GetValue(precision)) ?? InferencePrecision.Fp32,
             };
             List<(string, string)>? scored = pairFile == null ? null : InputPairs.Read(pairFile, Console.In).ToList();
             List<string> documents = scored == null ? InputTexts.Read(parse.GetValue(input), parse.GetValue(docs) ?? [], Console.In).ToList() : [];

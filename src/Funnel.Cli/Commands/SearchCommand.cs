@@ -23,14 +23,15 @@ internal static class SearchCommand
         var json = new Option<bool>("--json") { Description = "Print JSON instead of a table." };
         var ef = new Option<int?>("--ef") { Description = "HNSW candidate list size for this search (default: the collection's --ef-search); larger is more exact and slower." };
 
+        Option<string?> precision = CollectionCommandLine.PrecisionOption();
         var command = new Command("search", "Search a collection: first stage, then optional cross-encoder rerank.")
         {
-            collection, query, retriever, biEncoder, rerank, top, k, rrfK, filter, json, ef,
+            collection, query, retriever, biEncoder, rerank, top, k, rrfK, filter, json, ef, precision,
         };
         command.SetAction((parse, ct) => CliAction.RunAsync(parse, async output =>
         {
             string text = parse.GetValue(query)!;
-            if (string.IsNullOrWhiteSpace(text)) throw new ArgumentException("the query is empty");
+            if (Document.QueryProblem(text) is { } blank) throw new UsageException(blank);
             var options = new SearchOptions
             {
                 Retriever = parse.GetValue(retriever),
@@ -43,8 +44,10 @@ internal static class SearchCommand
             if (options.EfSearch is < 1) throw new ArgumentException($"--ef must be at least 1 (got {options.EfSearch})");
             options.Validate();
             using Collection target = Collection.Open(parse.GetValue(collection)!, readOnly: true);
-            using SentenceEncoder? encoder = options.Retriever == Retriever.Bm25 ? null : await CollectionCommandLine.LoadBiEncoderAsync(parse, parse.GetValue(biEncoder), target.Manifest, ct);
-            using CrossEncoder? crossEncoder = parse.GetValue(rerank) is { } model ? CrossEncoder.Load(await ModelOption.ResolveAsync(parse, model, "cross-encoder", ct)) : null;
+            using SentenceEncoder? encoder = options.Retriever == Retriever.Bm25 ? null : await CollectionCommandLine.LoadBiEncoderAsync(parse, parse.GetValue(biEncoder), target.Manifest, ct, parse.GetValue(precision));
+            var crossOptions = new EncoderOptions { Precision = ModelOption.ParsePrecision(parse.GetValue(precision)) ?? InferencePrecision.Fp32 };
+            using CrossEncoder? crossEncoder = parse.GetValue(rerank) is { } model
+                ? CrossEncoder.Load(await ModelOption.ResolveAsync(parse, model, "cross-encoder", ct), crossOptions) : null;
             var pipeline = new SearchPipeline(target, encoder, crossEncoder);
             SearchResponse response = await pipeline.SearchAsync(text, options, ct);
             if (parse.GetValue(json)) output.WriteLine(JsonSerializer.Serialize(ToJson(response), JsonOptions));

@@ -29,24 +29,34 @@ internal static class ServeCommand
         var maxBatchSize = new Option<int>("--max-batch-size") { Description = "Most inputs in one model batch", DefaultValueFactory = _ => new BatcherOptions().MaxBatchItems };
         var maxWait = new Option<double>("--max-wait-ms") { Description = "How long a lone input waits for company before its batch runs", DefaultValueFactory = _ => new BatcherOptions().MaxWait.TotalMilliseconds };
         var maxQueue = new Option<int>("--max-queue") { Description = "Inputs queued per model before requests get 429", DefaultValueFactory = _ => new BatcherOptions().MaxQueuedItems };
+        var maxQueueWait = new Option<double>("--max-queue-wait-ms")
+        {
+            Description = "Longest expected wait (from each model's measured throughput) behind which a request is still queued; beyond it, 429 with Retry-After",
+            DefaultValueFactory = _ => new BatcherOptions().MaxQueueWait.TotalMilliseconds,
+        };
         var maxInputs = new Option<int>("--max-inputs") { Description = "Most inputs (texts, documents) in one request", DefaultValueFactory = _ => new ServerOptions().MaxInputsPerRequest };
         var maxBody = new Option<long>("--max-body-bytes") { Description = "Largest request body", DefaultValueFactory = _ => new ServerOptions().MaxRequestBodyBytes };
         var autoTruncate = new Option<bool>("--auto-truncate") { Description = "Truncate over-long inputs instead of answering 413 when a request does not say" };
         var threads = new Option<int>("--threads") { Description = "Threads per model forward pass", DefaultValueFactory = _ => Environment.ProcessorCount };
+        Option<string?> precision = ModelOption.Precision();
         var command = new Command("serve", "Run the HTTP service: embeddings and reranking (TEI, OpenAI and Cohere compatible), collections and search.")
         {
-            collections, biEncoder, crossEncoder, urls, apiKey, maxBatchTokens, maxBatchSize, maxWait, maxQueue, maxInputs, maxBody, autoTruncate, threads,
+            collections, biEncoder, crossEncoder, urls, apiKey, maxBatchTokens, maxBatchSize, maxWait, maxQueue, maxQueueWait, maxInputs, maxBody, autoTruncate, threads, precision,
         };
         // Synchronous on purpose: the host handles SIGINT/SIGTERM itself and drains for up to ShutdownTimeout, which an
         // async System.CommandLine action would cut short after its own termination timeout.
         command.SetAction(parse => CliAction.Run(parse, output =>
         {
+            if (parse.GetValue(collections) is { } root && File.Exists(root))
+                throw new UsageException($"--collections '{root}' is a file; give the folder that holds (or will hold) one sub-folder per collection");
             var batching = new BatcherOptions
             {
                 MaxBatchCost = parse.GetValue(maxBatchTokens),
                 MaxBatchItems = parse.GetValue(maxBatchSize),
                 MaxWait = TimeSpan.FromMilliseconds(parse.GetValue(maxWait)),
                 MaxQueuedItems = parse.GetValue(maxQueue),
+                MaxQueueWait = parse.GetValue(maxQueueWait) is > 0 and var ms ? TimeSpan.FromMilliseconds(ms)
+                    : throw new UsageException($"--max-queue-wait-ms must be positive (got {parse.GetValue(maxQueueWait)})"),
             };
             var options = new ServerOptions
             {
@@ -62,12 +72,13 @@ internal static class ServeCommand
             string? cross = parse.GetValue(crossEncoder);
             string? bi = parse.GetValue(biEncoder) ?? (cross is null ? PackagedModels.DefaultBiEncoder.Id : null);
             int maxThreads = parse.GetValue(threads);
+            InferencePrecision arithmetic = ModelOption.ParsePrecision(parse.GetValue(precision)) ?? InferencePrecision.Fp32;
             TextWriter log = parse.InvocationConfiguration.Error;
 
-            using SentenceEncoder? sentenceEncoder = bi is null ? null : SentenceEncoder.Load(Resolve(bi, "bi-encoder", log), new EncoderOptions { MaxThreads = maxThreads });
+            using SentenceEncoder? sentenceEncoder = bi is null ? null : SentenceEncoder.Load(Resolve(bi, "bi-encoder", log), new EncoderOptions { MaxThreads = maxThreads, Precision = arithmetic });
             // Raw logits: the routes apply the sigmoid themselves where their API wants probabilities.
             using CrossEncoder? reranker = cross is null ? null
-                : CrossEncoder.Load(Resolve(cross, "cross-encoder", log), new EncoderOptions { MaxThreads = maxThreads, Activation = ScoreActivation.Identity });
+                : CrossEncoder.Load(Resolve(cross, "cross-encoder", log), new EncoderOptions { MaxThreads = maxThreads, Activation = ScoreActivation.Identity, Precision = arithmetic });
             var models = new ServerModels(sentenceEncoder, bi is null ? null : ModelId(bi), reranker, cross is null ? null : ModelId(cross));
 
             WebApplication app = FunnelServer.Build(options, models, builder => builder.WebHost.UseUrls(listen));

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 
 namespace Funnel.Server.Batching;
 
@@ -17,22 +16,41 @@ public sealed record BatcherOptions
     /// <summary>Most items waiting to run; a request that would exceed it is refused with <see cref="QueueFullException"/>.</summary>
     public int MaxQueuedItems { get; init; } = 16_384;
 
+    /// <summary>
+    /// Longest a new request's items may expect to wait before they start, estimated from the queued (and running) work
+    /// and the model's measured throughput; beyond it the request is refused with <see cref="QueueFullException"/>. An
+    /// item count alone bounds nothing useful: 16,384 queued pairs are minutes of a cross-encoder's work.
+    /// </summary>
+    public TimeSpan MaxQueueWait { get; init; } = TimeSpan.FromSeconds(2);
+
     internal void Validate()
     {
         if (MaxBatchItems < 1) throw new ArgumentOutOfRangeException(nameof(MaxBatchItems), MaxBatchItems, "must be at least 1");
         if (MaxBatchCost < 1) throw new ArgumentOutOfRangeException(nameof(MaxBatchCost), MaxBatchCost, "must be at least 1");
         if (MaxWait < TimeSpan.Zero) throw new ArgumentOutOfRangeException(nameof(MaxWait), MaxWait, "must not be negative");
         if (MaxQueuedItems < 1) throw new ArgumentOutOfRangeException(nameof(MaxQueuedItems), MaxQueuedItems, "must be at least 1");
+        if (MaxQueueWait <= TimeSpan.Zero) throw new ArgumentOutOfRangeException(nameof(MaxQueueWait), MaxQueueWait, "must be positive");
     }
 }
 
-/// <summary>The queue cannot take a request's items now; the client should retry later.</summary>
-public sealed class QueueFullException(int queued, int requested, int capacity)
-    : Exception($"the batch queue is full ({queued} items queued, {requested} requested, capacity {capacity})")
+/// <summary>The queue cannot take a request's items now; the client should retry after <see cref="ExpectedWait"/>.</summary>
+public sealed class QueueFullException(string message, int queued, int requested, int capacity, TimeSpan expectedWait) : Exception(message)
 {
     public int Queued { get; } = queued;
     public int Requested { get; } = requested;
+
+    /// <summary>Most items the queue holds (<see cref="BatcherOptions.MaxQueuedItems"/>).</summary>
     public int Capacity { get; } = capacity;
+
+    /// <summary>How long the work queued now is expected to take (at least a second when unknown).</summary>
+    public TimeSpan ExpectedWait { get; } = expectedWait;
+}
+
+/// <summary>A request's deadline cannot be met: its expected wait and run time exceed it, or it passed while queued.</summary>
+public sealed class DeadlineException(string message, TimeSpan expectedWait) : Exception(message)
+{
+    /// <summary>How long the work queued now is expected to take.</summary>
+    public TimeSpan ExpectedWait { get; } = expectedWait;
 }
 
 /// <summary>What one executed batch looked like, for metrics.</summary>
@@ -56,10 +74,13 @@ public sealed class DynamicBatcher<TItem, TResult> : IAsyncDisposable
     private readonly Queue<Slot> _queue = new();
     private readonly Thread _worker;
     private readonly TaskCompletionSource _stopped = new(TaskCreationOptions.RunContinuationsAsynchronously);
-    private int _queuedCost;
+    private readonly TimeProvider _time;
+    private long _queuedCost;
+    private long _runningCost;
     private bool _closed;
 
-    public DynamicBatcher(BatchFunction run, BatcherOptions options, Action<BatchReport>? onBatch = null, string name = "batcher")
+    /// <param name="time">The clock for waits and batch durations (tests drive a fake one; batch durations feed <see cref="Throughput"/>).</param>
+    public DynamicBatcher(BatchFunction run, BatcherOptions options, Action<BatchReport>? onBatch = null, string name = "batcher", TimeProvider? time = null)
     {
         ArgumentNullException.ThrowIfNull(run);
         ArgumentNullException.ThrowIfNull(options);
@@ -67,6 +88,7 @@ public sealed class DynamicBatcher<TItem, TResult> : IAsyncDisposable
         _run = run;
         _options = options;
         _onBatch = onBatch;
+        _time = time ?? TimeProvider.System;
         _worker = new Thread(WorkerLoop) { IsBackground = true, Name = name };
         _worker.Start();
     }
@@ -85,12 +107,23 @@ public sealed class DynamicBatcher<TItem, TResult> : IAsyncDisposable
         get { lock (_gate) return _queue.Count; }
     }
 
+    /// <summary>The model's measured throughput, from the batches run so far.</summary>
+    public ThroughputEstimate Throughput { get; } = new();
+
+    /// <summary>How long a request queued now would wait before its items start: the queued and running work at <see cref="Throughput"/>.</summary>
+    public TimeSpan ExpectedWait
+    {
+        get { lock (_gate) return Throughput.TimeFor(_queuedCost + _runningCost); }
+    }
+
     /// <summary>
     /// Queues <paramref name="items"/> (with their <paramref name="costs"/>, e.g. token counts) and completes with
-    /// their results in the same order. Throws <see cref="QueueFullException"/> at once when they do not fit, and
-    /// <see cref="ObjectDisposedException"/> after shutdown began. Cancelling drops the items not yet started.
+    /// their results in the same order. Throws <see cref="QueueFullException"/> at once when they do not fit (too many items
+    /// queued, or more than <see cref="BatcherOptions.MaxQueueWait"/> of work ahead of them), <see cref="DeadlineException"/>
+    /// when the expected wait and run time exceed <paramref name="deadline"/>, and <see cref="ObjectDisposedException"/> after
+    /// shutdown began. Cancelling drops the items not yet started.
     /// </summary>
-    public Task<TResult[]> SubmitAsync(IReadOnlyList<TItem> items, IReadOnlyList<int> costs, CancellationToken cancellationToken = default)
+    public Task<TResult[]> SubmitAsync(IReadOnlyList<TItem> items, IReadOnlyList<int> costs, CancellationToken cancellationToken = default, TimeSpan? deadline = null)
     {
         ArgumentNullException.ThrowIfNull(items);
         ArgumentNullException.ThrowIfNull(costs);
@@ -102,12 +135,26 @@ public sealed class DynamicBatcher<TItem, TResult> : IAsyncDisposable
         lock (_gate)
         {
             ObjectDisposedException.ThrowIf(_closed, this);
+            TimeSpan wait = Throughput.TimeFor(_queuedCost + _runningCost);
             if (_queue.Count + items.Count > _options.MaxQueuedItems)
-                throw new QueueFullException(_queue.Count, items.Count, _options.MaxQueuedItems);
+                throw new QueueFullException($"the batch queue is full ({_queue.Count} items queued, {items.Count} requested, capacity {_options.MaxQueuedItems})",
+                    _queue.Count, items.Count, _options.MaxQueuedItems, wait);
+            // An idle model takes any request, however large: it is refused only behind work that would keep it waiting.
+            if (wait > _options.MaxQueueWait)
+                throw new QueueFullException($"the model is overloaded: its queued work is expected to take {wait.TotalSeconds:F1} s, more than the {_options.MaxQueueWait.TotalSeconds:0.###} s this server queues",
+                    _queue.Count, items.Count, _options.MaxQueuedItems, wait);
+            if (deadline is { } limit)
+            {
+                long own = 0;
+                foreach (int cost in costs) own += Math.Max(cost, 1);
+                TimeSpan expected = wait + Throughput.TimeFor(own);
+                if (expected > limit)
+                    throw new DeadlineException($"the model would take about {expected.TotalMilliseconds:F0} ms for this request (queue and run), more than its {limit.TotalMilliseconds:F0} ms", wait);
+            }
             // Registered under the lock so a completion can never race ahead of the registration it must dispose.
             if (cancellationToken.CanBeCanceled)
                 request.Registration = cancellationToken.Register(static state => ((Request)state!).Cancel(), request);
-            long now = Stopwatch.GetTimestamp();
+            long now = _time.GetTimestamp();
             for (int i = 0; i < items.Count; i++)
             {
                 _queue.Enqueue(new Slot(request, i, items[i], Math.Max(costs[i], 1), now));
@@ -158,7 +205,7 @@ public sealed class DynamicBatcher<TItem, TResult> : IAsyncDisposable
                 }
                 bool full = _queue.Count >= _options.MaxBatchItems || _queuedCost >= _options.MaxBatchCost;
                 if (full || _closed) break;
-                TimeSpan waited = Stopwatch.GetElapsedTime(_queue.Peek().EnqueuedAt);
+                TimeSpan waited = _time.GetElapsedTime(_queue.Peek().EnqueuedAt);
                 TimeSpan left = _options.MaxWait - waited;
                 if (left <= TimeSpan.Zero) break;
                 Monitor.Wait(_gate, left);
@@ -176,6 +223,7 @@ public sealed class DynamicBatcher<TItem, TResult> : IAsyncDisposable
                 batch.Add(next);
                 cost += next.Cost;
             }
+            _runningCost = cost;
             return batch;
         }
     }
@@ -188,7 +236,11 @@ public sealed class DynamicBatcher<TItem, TResult> : IAsyncDisposable
 
     private void Execute(List<Slot> batch)
     {
-        if (batch.Count == 0) return;
+        if (batch.Count == 0)
+        {
+            lock (_gate) _runningCost = 0;
+            return;
+        }
         var items = new TItem[batch.Count];
         int cost = 0;
         var requests = new HashSet<Request>();
@@ -198,8 +250,8 @@ public sealed class DynamicBatcher<TItem, TResult> : IAsyncDisposable
             cost += batch[i].Cost;
             requests.Add(batch[i].Request);
         }
-        TimeSpan oldestWait = Stopwatch.GetElapsedTime(batch.Min(s => s.EnqueuedAt));
-        long start = Stopwatch.GetTimestamp();
+        TimeSpan oldestWait = _time.GetElapsedTime(batch.Min(s => s.EnqueuedAt));
+        long start = _time.GetTimestamp();
         TResult[]? results = null;
         Exception? error = null;
         try
@@ -212,8 +264,11 @@ public sealed class DynamicBatcher<TItem, TResult> : IAsyncDisposable
         {
             error = ex;
         }
+        TimeSpan duration = _time.GetElapsedTime(start);
+        if (error is null) Throughput.Observe(batch.Count, cost, duration);
+        lock (_gate) _runningCost = 0;
         // Reported before anyone is answered, so a client that reads the metrics after its reply sees its batch.
-        _onBatch?.Invoke(new BatchReport(batch.Count, cost, requests.Count, oldestWait, Stopwatch.GetElapsedTime(start), error is not null));
+        _onBatch?.Invoke(new BatchReport(batch.Count, cost, requests.Count, oldestWait, duration, error is not null));
         if (error is null)
             for (int i = 0; i < batch.Count; i++) batch[i].Request.Complete(batch[i].Index, results![i]);
         else

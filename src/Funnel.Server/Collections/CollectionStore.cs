@@ -105,7 +105,7 @@ public sealed partial class CollectionStore : IDisposable
                 string folder = Folder(name);
                 if (!File.Exists(Path.Combine(folder, CollectionManifest.FileName)))
                     throw ApiException.NotFound($"there is no collection '{name}' (GET /collections lists them)");
-                served = _open[name] = Serve(name, Opened(() => Collection.Open(folder)));
+                served = _open[name] = Serve(name, Opened(name, () => Collection.Open(folder)));
             }
             // Collections leave _open under this lock before they start closing, so this cannot fail.
             if (!served.TryEnter()) throw new InvalidOperationException($"collection '{name}' is closing");
@@ -125,7 +125,7 @@ public sealed partial class CollectionStore : IDisposable
             if (_deleting.Contains(name)) throw ApiException.Conflict($"collection '{name}' is being deleted; retry once it is gone", "name");
             if (_open.ContainsKey(name) || Directory.Exists(folder))
                 throw ApiException.Conflict($"a collection named '{name}' already exists", "name");
-            ServedCollection served = _open[name] = Serve(name, Opened(() => Collection.Create(folder, biEncoder, options)));
+            ServedCollection served = _open[name] = Serve(name, Opened(name, () => Collection.Create(folder, biEncoder, options)));
             served.TryEnter();
             return new CollectionLease(served);
         }
@@ -180,13 +180,18 @@ public sealed partial class CollectionStore : IDisposable
         }
         catch (BiEncoderMismatchException mismatch)
         {
+            string detail = Public(mismatch.Message, collection.BiEncoder.Model);
             collection.Dispose();
-            throw ApiException.Conflict(mismatch.Message);
+            throw ApiException.Conflict(detail);
         }
     }
 
-    /// <summary>A folder another process writes to (e.g. <c>funnel index</c>) is a conflict the client can wait out.</summary>
-    private static Collection Opened(Func<Collection> open)
+    /// <summary>
+    /// Opens a collection, turning why it cannot be into a problem the client can act on: a folder another process writes
+    /// to (e.g. <c>funnel index</c>) is a conflict it can wait out; damaged files are the server's fault and named (by their
+    /// place in the collection, never the server's absolute path) so that an operator can run <c>funnel collection recover</c>.
+    /// </summary>
+    private Collection Opened(string name, Func<Collection> open)
     {
         try
         {
@@ -194,8 +199,22 @@ public sealed partial class CollectionStore : IDisposable
         }
         catch (CollectionFolderException busy)
         {
-            throw ApiException.Conflict(busy.Message);
+            throw ApiException.Conflict(Public(busy.Message));
         }
+        catch (Exception e) when (e is CollectionCorruptException or InvalidDataException or IOException or UnauthorizedAccessException)
+        {
+            throw new ApiException(StatusCodes.Status500InternalServerError, "Collection unavailable",
+                $"collection '{name}' cannot be opened: {Public(e.Message)}", "Backend");
+        }
+    }
+
+    /// <summary>A message for clients: the server's own folders (the collections root, the model folders) by name only.</summary>
+    private string Public(string message, params string?[] models)
+    {
+        foreach (string? model in models.Append(_biEncoder?.Fingerprint.Model))
+            if (model is not null && Path.IsPathRooted(model))
+                message = message.Replace(model, Path.GetFileName(Path.TrimEndingDirectorySeparator(model)), StringComparison.Ordinal);
+        return message.Replace(_root + Path.DirectorySeparatorChar, "", StringComparison.Ordinal).Replace(_root, ".", StringComparison.Ordinal);
     }
 
     private string Folder(string name) => Path.Combine(_root, name);
@@ -203,9 +222,10 @@ public sealed partial class CollectionStore : IDisposable
     private static void CheckName(string name, string field)
     {
         if (!ValidName().IsMatch(name))
-            throw ApiException.Invalid(field, $"'{name}' is not a valid collection name: use 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit");
+            throw ApiException.Invalid(field, $"{System.Text.Json.JsonSerializer.Serialize(name)} is not a valid collection name: use 1-64 ASCII letters, digits, '.', '_' or '-', starting with a letter or digit");
     }
 
-    [GeneratedRegex("^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
+    // \z, not $: $ also matches before a final newline, which let "docs\n" through.
+    [GeneratedRegex(@"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}\z")]
     private static partial Regex ValidName();
 }

@@ -18,7 +18,7 @@ internal static class CollectionEndpoints
         app.MapGet("/collections", (HttpContext http) =>
         {
             CollectionStore store = Store(http);
-            var described = new List<CollectionBody>();
+            var described = new List<object>();
             foreach (string name in store.Names())
             {
                 try
@@ -29,6 +29,11 @@ internal static class CollectionEndpoints
                 catch (ApiException gone) when (gone.Status == StatusCodes.Status404NotFound)
                 {
                     // Deleted between listing and describing.
+                }
+                catch (ApiException problem) when (problem.Status is StatusCodes.Status409Conflict or >= StatusCodes.Status500InternalServerError)
+                {
+                    // One collection that cannot be opened is listed as such; it must not hide the others.
+                    described.Add(new UnavailableCollectionBody(name, problem.Status == StatusCodes.Status409Conflict ? "busy" : "unavailable", problem.Detail));
                 }
             }
             return Results.Json(new CollectionList([.. described]), ApiJson.Options);
@@ -47,20 +52,37 @@ internal static class CollectionEndpoints
         app.MapPost("/collections/{name}/documents", (HttpContext http, string name) => WriteAsync(http, name, upsert: false));
         app.MapPut("/collections/{name}/documents", (HttpContext http, string name) => WriteAsync(http, name, upsert: true));
         app.MapPost("/collections/{name}/documents/delete", DeleteDocumentsAsync);
-        app.MapGet("/collections/{name}/documents/{id}", (HttpContext http, string name, string id) =>
+        // {**id}: ids may hold '/', sent as is or as %2F (which the router would otherwise keep encoded); see DocumentId.
+        app.MapGet("/collections/{name}/documents/{**id}", (HttpContext http, string name) =>
         {
+            string id = DocumentId(http);
             using CollectionLease lease = Store(http).Use(name);
             Document document = lease.Collection.Collection.Get(id)
                 ?? throw ApiException.NotFound($"collection '{name}' has no document '{id}'");
             return Results.Json(new DocumentBody(document.Id, document.Title, document.Text, document.Metadata), ApiJson.Options);
         });
-        app.MapDelete("/collections/{name}/documents/{id}", async (HttpContext http, string name, string id) =>
+        app.MapDelete("/collections/{name}/documents/{**id}", async (HttpContext http, string name) =>
         {
+            string id = DocumentId(http);
             using CollectionLease lease = Store(http).Use(name);
             int deleted = await DeleteAsync(lease.Collection, [id], http.RequestAborted);
             return deleted == 0 ? throw ApiException.NotFound($"collection '{name}' has no document '{id}'") : Results.NoContent();
         });
         app.MapPost("/collections/{name}/search", SearchAsync);
+    }
+
+    /// <summary>
+    /// The document id of <c>/collections/{name}/documents/{id}</c>, decoded from the raw request target: the router leaves
+    /// <c>%2F</c> encoded (so "a%2Fb" would not find "a/b") and decoding its value again would turn a literal "%2F" into "/".
+    /// Everything after <c>documents/</c> is the id, so "a/b" unencoded works too.
+    /// </summary>
+    private static string DocumentId(HttpContext http)
+    {
+        string raw = http.Features.Get<Microsoft.AspNetCore.Http.Features.IHttpRequestFeature>()?.RawTarget ?? http.Request.Path.Value ?? "";
+        if (raw.IndexOf('?') is var query and >= 0) raw = raw[..query];
+        string[] segments = raw.Split('/', 5); // "", "collections", name, "documents", id
+        string id = segments.Length == 5 ? Uri.UnescapeDataString(segments[4]) : "";
+        return id.Length > 0 ? id : throw ApiException.Invalid("id", "the document id in the path is empty");
     }
 
     private static CollectionStore Store(HttpContext http) =>
@@ -76,11 +98,17 @@ internal static class CollectionEndpoints
         int window = store.BiEncoder?.MaxDocumentTokens ?? 510;
         ChunkingOptions defaults = Collection.DefaultChunking(window);
         int chunkTokens = body.OptionalInt("chunk_tokens", 1, window) ?? defaults.MaxTokens;
-        int overlap = body.OptionalInt("chunk_overlap", 0, chunkTokens - 1) ?? Math.Min(defaults.OverlapTokens, chunkTokens - 1);
+        int overlap = body.OptionalInt("chunk_overlap", 0, int.MaxValue) ?? Math.Min(defaults.OverlapTokens, chunkTokens / 2);
+        var chunking = new ChunkingOptions { MaxTokens = chunkTokens, OverlapTokens = overlap };
+        if (chunking.Problem() is { } problem)
+        {
+            string field = problem.Property == nameof(ChunkingOptions.MaxTokens) ? "chunk_tokens" : "chunk_overlap";
+            throw ApiException.Invalid(field, $"'{field}': {problem.Message}");
+        }
         var hnswDefaults = new HnswOptions();
         var options = new CollectionOptions
         {
-            Chunking = new ChunkingOptions { MaxTokens = chunkTokens, OverlapTokens = overlap },
+            Chunking = chunking,
             VectorIndex = new VectorIndexSettings
             {
                 Kind = index == "flat" ? VectorIndexKind.Flat : VectorIndexKind.Hnsw,
@@ -161,6 +189,7 @@ internal static class CollectionEndpoints
         ServerOptions options = http.RequestServices.GetRequiredService<ServerOptions>();
         JsonBody body = await JsonBody.ReadAsync(http.Request, http.RequestAborted);
         string query = body.RequiredString("query");
+        if (Document.QueryProblem(query) is { } blank) throw ApiException.Invalid("query", $"'query': {blank}");
         Retriever retriever = (body.OptionalChoice("retriever", "dense", "bm25", "hybrid") ?? "hybrid") switch
         {
             "dense" => Retriever.Dense,
@@ -172,6 +201,10 @@ internal static class CollectionEndpoints
         int rrfK = body.OptionalInt("rrf_k", 0, 100_000) ?? ReciprocalRankFusion.DefaultK;
         int? efSearch = body.OptionalInt("ef_search", 1, 100_000);
         bool rerank = body.OptionalBool("rerank", models.Reranker is not null);
+        TimeSpan? timeout = ModelEndpoints.ReadTimeout(body);
+        // Without a deadline there is nothing to fall back from; with one, the client may prefer first-stage results to a 503.
+        bool fallback = body.OptionalBool("rerank_fallback", false);
+        if (fallback && timeout is null) throw ApiException.Invalid("rerank_fallback", "'rerank_fallback' applies when the rerank would miss the request's deadline: send 'timeout_ms' with it");
         IReadOnlyDictionary<string, string>? filter = body.OptionalStringMap("filter");
         if (retriever != Retriever.Bm25 && models.Embedder is null)
             throw ApiException.Invalid("retriever", $"{retriever.ToString().ToLowerInvariant()} retrieval needs a bi-encoder; this server has none (use \"bm25\", or start it with --bi-encoder)");
@@ -188,11 +221,15 @@ internal static class CollectionEndpoints
             RrfK = rrfK,
             Filter = filter is null ? null : new MetadataFilter(filter),
             EfSearch = efSearch,
+            Timeout = timeout,
+            // Asked for: the first stage's order, flagged, rather than no answer in time.
+            RerankFallback = fallback,
         };
         SearchResponse response = await pipeline.SearchAsync(query, searchOptions, http.RequestAborted);
         StageTimings t = response.Timings;
         var timings = new Timings(t.Embed.TotalMilliseconds, t.Retrieve.TotalMilliseconds, t.Fuse.TotalMilliseconds, t.Rerank.TotalMilliseconds, t.Total.TotalMilliseconds);
-        return Results.Json(new SearchBody(query, [.. response.Results.Select(Hit)], timings), ApiJson.Options);
+        string? fellBack = response.RerankSkipped;
+        return Results.Json(new SearchBody(query, [.. response.Results.Select(Hit)], timings, fellBack is null ? null : false, fellBack), ApiJson.Options);
     }
 
     private static Document ReadDocument(JsonElement element, string path)
@@ -201,9 +238,13 @@ internal static class CollectionEndpoints
         string id = document.RequiredString("id");
         string title = document.OptionalString("title") ?? "";
         string text = document.RequiredString("text", allowEmpty: true);
-        if (title.Length == 0 && text.Length == 0)
-            throw ApiException.Invalid($"{path}.text", $"'{path}' has neither title nor text: there is nothing to index");
-        IReadOnlyDictionary<string, string> metadata = document.OptionalStringMap("metadata") ?? Document.NoMetadata;
+        IReadOnlyDictionary<string, string> metadata = Document.NoMetadata;
+        if (document.TryGet("metadata", out JsonElement values))
+        {
+            if (values.ValueKind != JsonValueKind.Object) throw ApiException.Invalid($"{path}.metadata", $"'{path}.metadata' must be an object");
+            metadata = values.EnumerateObject().ToDictionary(p => p.Name, p => Document.MetadataValue(p.Value), StringComparer.Ordinal);
+        }
+        // A document without title or text is kept, as `funnel index` keeps it (BEIR corpora hold some): one empty chunk.
         return new Document(id, title, text, metadata);
     }
 
@@ -212,8 +253,13 @@ internal static class CollectionEndpoints
         Collection c = served.Collection;
         CollectionManifest manifest = c.Manifest;
         Inference.ModelFingerprint bi = manifest.BiEncoder;
-        return new CollectionBody(served.Name, c.DocumentCount, c.ChunkCount,
-            new BiEncoderBody(bi.Model, bi.Source, bi.WeightsSha256, bi.Dimension, bi.Pooling, bi.Normalize, bi.QueryPrompt, bi.DocumentPrompt),
+        // A model folder is named, not located: the server's paths are not the client's business.
+        string model = Path.IsPathRooted(bi.Model) ? Path.GetFileName(Path.TrimEndingDirectorySeparator(bi.Model)) : bi.Model;
+        Inference.ModelSource? source = bi.Source is { Kind: Inference.ModelSourceKind.Folder } folder
+            ? folder with { Id = Path.GetFileName(Path.TrimEndingDirectorySeparator(folder.Id)) }
+            : bi.Source;
+        return new CollectionBody(served.Name, "ready", c.DocumentCount, c.ChunkCount,
+            new BiEncoderBody(model, source, bi.WeightsSha256, bi.Dimension, bi.Pooling, bi.Normalize, bi.QueryPrompt, bi.DocumentPrompt),
             manifest.VectorIndex.Kind.ToString().ToLowerInvariant(), manifest.Chunking.MaxTokens, manifest.Chunking.OverlapTokens,
             manifest.Created, manifest.Updated);
     }
@@ -221,13 +267,17 @@ internal static class CollectionEndpoints
     private static SearchHit Hit(SearchResult r) => new(r.Rank, r.DocumentId, r.Title, r.Passage, r.Metadata, r.Score,
         r.DenseScore, r.DenseRank, r.Bm25Score, r.Bm25Rank, r.FusedScore, r.RerankScore, r.RerankLogit);
 
-    private sealed record CollectionList(CollectionBody[] Collections);
+    /// <summary>Each entry a <see cref="CollectionBody"/> or, for one that cannot be opened, an <see cref="UnavailableCollectionBody"/>.</summary>
+    private sealed record CollectionList(object[] Collections);
+
+    /// <summary>A collection that cannot be served now: "busy" (another process writes it) or "unavailable" (damaged; the error names the file).</summary>
+    private sealed record UnavailableCollectionBody(string Name, string State, string Error);
 
     /// <summary>The collection's bi-encoder as its manifest records it (source null for collections made before sources were).</summary>
     private sealed record BiEncoderBody(string Model, Inference.ModelSource? Source, string WeightsSha256, int Dimension, string Pooling, bool Normalize,
         string? QueryPrompt, string? DocumentPrompt);
 
-    private sealed record CollectionBody(string Name, int Documents, int Chunks, BiEncoderBody BiEncoder, string VectorIndex,
+    private sealed record CollectionBody(string Name, string State, int Documents, int Chunks, BiEncoderBody BiEncoder, string VectorIndex,
         int ChunkTokens, int ChunkOverlap, DateTimeOffset Created, DateTimeOffset Updated);
 
     private sealed record DocumentBody(string Id, string Title, string Text, IReadOnlyDictionary<string, string> Metadata);
@@ -241,5 +291,6 @@ internal static class CollectionEndpoints
 
     private sealed record Timings(double Embed, double Retrieve, double Fuse, double Rerank, double Total);
 
-    private sealed record SearchBody(string Query, SearchHit[] Results, Timings TimingsMs);
+    /// <summary><see cref="Reranked"/> is false (with why) only when the rerank was skipped for <c>rerank_fallback</c>; absent otherwise.</summary>
+    private sealed record SearchBody(string Query, SearchHit[] Results, Timings TimingsMs, bool? Reranked = null, string? FallbackReason = null);
 }

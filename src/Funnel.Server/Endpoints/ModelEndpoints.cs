@@ -32,6 +32,7 @@ internal static class ModelEndpoints
         var settings = new SentenceEmbeddingOptions
         {
             PromptName = KnownPrompt(embedder, body.OptionalString("prompt_name")), Normalize = normalize, Truncate = ReadTruncate(body, options),
+            Timeout = ReadTimeout(body),
         };
         GeneratedEmbeddings<Embedding<float>> output = await GenerateAsync(embedder, inputs, "inputs", settings, http.RequestAborted);
         return Results.Json(output.Select(e => e.Vector.ToArray()), ApiJson.Options);
@@ -59,7 +60,7 @@ internal static class ModelEndpoints
             _ => EmbeddingRole.Default,
         };
 
-        var settings = new SentenceEmbeddingOptions { Role = role, Truncate = ReadTruncate(body, options) };
+        var settings = new SentenceEmbeddingOptions { Role = role, Truncate = ReadTruncate(body, options), Timeout = ReadTimeout(body) };
         GeneratedEmbeddings<Embedding<float>> output = await GenerateAsync(embedder, inputs, "input", settings, http.RequestAborted);
         var data = new OpenAiEmbedding[output.Count];
         for (int i = 0; i < data.Length; i++)
@@ -82,7 +83,7 @@ internal static class ModelEndpoints
         bool returnText = body.OptionalBool("return_text", false);
         bool truncate = ReadTruncate(body, options);
 
-        RerankScores scored = await ScoreAsync(reranker, query, texts, "texts", truncate, http.RequestAborted);
+        RerankScores scored = await ScoreAsync(reranker, query, texts, "texts", new RerankOptions { Truncate = truncate, Timeout = ReadTimeout(body) }, http.RequestAborted);
         var ranks = new TeiRank[texts.Count];
         for (int i = 0; i < ranks.Length; i++) ranks[i] = new TeiRank(i, returnText ? texts[i] : null, Probability(scored, i, raw));
         return Results.Json(Ranked(ranks, r => r.Score), ApiJson.Options);
@@ -99,7 +100,8 @@ internal static class ModelEndpoints
         bool returnDocuments = body.OptionalBool("return_documents", false);
         body.OptionalString("model");
 
-        RerankScores scored = await ScoreAsync(reranker, query, documents, "documents", ReadTruncate(body, options), http.RequestAborted);
+        RerankScores scored = await ScoreAsync(reranker, query, documents, "documents",
+            new RerankOptions { Truncate = ReadTruncate(body, options), Timeout = ReadTimeout(body) }, http.RequestAborted);
         var results = new CohereResult[documents.Count];
         for (int i = 0; i < results.Length; i++)
             results[i] = new CohereResult(i, Probability(scored, i, raw: false), returnDocuments ? new CohereDocument(documents[i]) : null);
@@ -131,11 +133,11 @@ internal static class ModelEndpoints
 
     /// <summary>Scores every text against the query through the batcher; an input over the window (without truncation) is a 413 naming it.</summary>
     private static async Task<RerankScores> ScoreAsync(BatchingReranker reranker, string query, IReadOnlyList<string> texts, string field,
-        bool truncate, CancellationToken cancellationToken)
+        RerankOptions options, CancellationToken cancellationToken)
     {
         try
         {
-            return await reranker.ScoreAsync(query, texts, new RerankOptions { Truncate = truncate }, cancellationToken);
+            return await reranker.ScoreAsync(query, texts, options, cancellationToken);
         }
         catch (InputTooLongException e)
         {
@@ -166,6 +168,10 @@ internal static class ModelEndpoints
         if (count > options.MaxInputsPerRequest)
             throw ApiException.TooLarge($"'{field}' has {count} items, more than this server's limit of {options.MaxInputsPerRequest} per request (max_client_batch_size in GET /info); split the request", field);
     }
+
+    /// <summary>The request's optional deadline, <c>timeout_ms</c>: the server refuses (503) rather than answer later.</summary>
+    internal static TimeSpan? ReadTimeout(JsonBody body) =>
+        body.OptionalInt("timeout_ms", 1, 3_600_000) is { } ms ? TimeSpan.FromMilliseconds(ms) : null;
 
     internal static bool ReadTruncate(JsonBody body, ServerOptions options)
     {

@@ -35,6 +35,10 @@ public sealed class ApiException(int status, string title, string detail, string
     public static ApiException Overloaded(string detail, int retryAfterSeconds) =>
         new(StatusCodes.Status429TooManyRequests, "Too many requests", detail, "Overloaded") { RetryAfterSeconds = retryAfterSeconds };
 
+    /// <summary>The request's own deadline (<c>timeout_ms</c>) cannot be met; retrying once the queue drained may succeed.</summary>
+    public static ApiException DeadlineUnmet(string detail, int retryAfterSeconds) =>
+        new(StatusCodes.Status503ServiceUnavailable, "Deadline cannot be met", detail, "Overloaded") { RetryAfterSeconds = retryAfterSeconds };
+
     public static ApiException Unavailable(string detail) =>
         new(StatusCodes.Status503ServiceUnavailable, "Service unavailable", detail, "Unhealthy");
 

@@ -20,6 +20,9 @@ public sealed class ServerMetrics
         QueueWait = Registry.AddHistogram("funnel_batch_queue_wait_seconds", "Wait of the oldest item of each batch before it ran.", LatencyBuckets, "model");
         BatchFailures = Registry.AddCounter("funnel_batch_failures_total", "Model batches that threw.", "model");
         QueueDepth = Registry.AddGauge("funnel_batch_queue_depth", "Items queued for a model and not yet started.", "model");
+        ExpectedQueueWait = Registry.AddGauge("funnel_batch_queue_expected_wait_seconds", "How long a request queued now would wait before it starts, from the model's measured throughput.", "model");
+        Throughput = Registry.AddGauge("funnel_model_throughput_tokens_per_second", "A model's measured throughput (moving average over its batches).", "model");
+        Rejections = Registry.AddCounter("funnel_batch_rejections_total", "Requests refused before queueing: overloaded (429) or a deadline that cannot be met (503).", "model", "reason");
         Inputs = Registry.AddCounter("funnel_inputs_total", "Texts (or query-document pairs) accepted for a model.", "model");
         Tokens = Registry.AddCounter("funnel_tokens_total", "Tokens accepted for a model (after truncation).", "model");
     }
@@ -34,6 +37,9 @@ public sealed class ServerMetrics
     public Histogram QueueWait { get; }
     public Counter BatchFailures { get; }
     public Gauge QueueDepth { get; }
+    public Gauge ExpectedQueueWait { get; }
+    public Gauge Throughput { get; }
+    public Counter Rejections { get; }
     public Counter Inputs { get; }
     public Counter Tokens { get; }
 

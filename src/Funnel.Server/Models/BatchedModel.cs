@@ -17,31 +17,61 @@ internal sealed class BatchedModel<TResult> : IAsyncDisposable
 
     /// <param name="id">The model id reported to clients and used as the metrics label.</param>
     /// <param name="run">The model itself: one result per sequence, in order.</param>
-    public BatchedModel(string id, DynamicBatcher<TokenSequence, TResult>.BatchFunction run, BatcherOptions batching, ServerMetrics metrics)
+    public BatchedModel(string id, DynamicBatcher<TokenSequence, TResult>.BatchFunction run, BatcherOptions batching, ServerMetrics metrics, TimeProvider? time = null)
     {
         Id = id;
         _metrics = metrics;
-        _batcher = new DynamicBatcher<TokenSequence, TResult>(run, batching, report => metrics.RecordBatch(id, report), $"batcher:{id}");
+        _batcher = new DynamicBatcher<TokenSequence, TResult>(run, batching, report => metrics.RecordBatch(id, report), $"batcher:{id}", time);
         metrics.QueueDepth.Track(() => _batcher.QueuedItems, id);
+        metrics.ExpectedQueueWait.Track(() => _batcher.ExpectedWait.TotalSeconds, id);
+        metrics.Throughput.Track(() => _batcher.Throughput.CostPerSecond ?? 0, id);
     }
 
     public string Id { get; }
     public BatcherOptions Batching => _batcher.Options;
 
-    /// <summary>Runs tokenized inputs through the model; returns their results and the tokens they took.</summary>
-    public async Task<(TResult[] Results, long Tokens)> RunAsync(IReadOnlyList<TokenSequence> inputs, CancellationToken cancellationToken)
+    /// <summary>How long a request queued now would wait before it starts (from the model's measured throughput).</summary>
+    public TimeSpan ExpectedWait => _batcher.ExpectedWait;
+
+    /// <summary>The model's measured throughput, which bounds its queue by expected wait.</summary>
+    public ThroughputEstimate Throughput => _batcher.Throughput;
+
+    /// <summary>
+    /// Runs tokenized inputs through the model; returns their results and the tokens they took. With a <paramref name="deadline"/>,
+    /// a request the model cannot finish in time is refused at once, and one still queued when it passes is withdrawn:
+    /// <see cref="ModelUnavailableException"/> either way, as when the queue is over its bound.
+    /// </summary>
+    public async Task<(TResult[] Results, long Tokens)> RunAsync(IReadOnlyList<TokenSequence> inputs, CancellationToken cancellationToken, TimeSpan? deadline = null)
     {
         var costs = new int[inputs.Count];
         long total = 0;
         for (int i = 0; i < costs.Length; i++) total += costs[i] = inputs[i].Ids.Length;
         TResult[] results;
+        using var timeout = deadline is not null ? CancellationTokenSource.CreateLinkedTokenSource(cancellationToken) : null;
+        timeout?.CancelAfter(deadline!.Value);
         try
         {
-            results = await _batcher.SubmitAsync(inputs, costs, cancellationToken);
+            results = await _batcher.SubmitAsync(inputs, costs, timeout?.Token ?? cancellationToken, deadline);
         }
         catch (ObjectDisposedException) when (_batcher.IsClosed)
         {
             throw ApiException.Unavailable("the server is shutting down");
+        }
+        catch (QueueFullException full)
+        {
+            _metrics.Rejections.Increment(1, Id, "overloaded");
+            throw new ModelUnavailableException($"{Id}: {full.Message}; retry after the Retry-After seconds", ModelUnavailableReason.Overloaded, full.ExpectedWait);
+        }
+        catch (DeadlineException late)
+        {
+            _metrics.Rejections.Increment(1, Id, "deadline");
+            throw new ModelUnavailableException($"{Id}: {late.Message}", ModelUnavailableReason.DeadlineUnmet, late.ExpectedWait);
+        }
+        catch (OperationCanceledException) when (timeout is { IsCancellationRequested: true } && !cancellationToken.IsCancellationRequested)
+        {
+            _metrics.Rejections.Increment(1, Id, "deadline");
+            throw new ModelUnavailableException($"{Id}: the request's {deadline!.Value.TotalMilliseconds:F0} ms passed while it waited for the model",
+                ModelUnavailableReason.DeadlineUnmet, _batcher.ExpectedWait);
         }
         _metrics.Inputs.Increment(inputs.Count, Id);
         _metrics.Tokens.Increment(total, Id);

@@ -29,6 +29,9 @@ public sealed class BatchingEmbeddingGenerator : IEmbeddingGenerator<string, Emb
     public int MaxInputTokens => Encoder.MaxSequenceLength;
     public BatcherOptions Batching => _model.Batching;
 
+    /// <summary>The model's measured throughput, which bounds its queue by expected wait.</summary>
+    public ThroughputEstimate Throughput => _model.Throughput;
+
     public async Task<GeneratedEmbeddings<Embedding<float>>> GenerateAsync(IEnumerable<string> values, EmbeddingGenerationOptions? options = null,
         CancellationToken cancellationToken = default)
     {
@@ -38,7 +41,7 @@ public sealed class BatchingEmbeddingGenerator : IEmbeddingGenerator<string, Emb
         SentenceEmbeddingOptions settings = SentenceEmbeddingOptions.From(options);
         string prefix = Encoder.PromptText(Encoder.PromptNameFor(settings));
         TokenSequence[] inputs = Encoder.Tokenize(texts, prefix, settings.Truncate, cancellationToken);
-        var (vectors, tokens) = await _model.RunAsync(inputs, cancellationToken);
+        var (vectors, tokens) = await _model.RunAsync(inputs, cancellationToken, settings.Timeout);
         if (settings.Normalize ?? Encoder.Normalize)
             foreach (float[] vector in vectors) SentenceEncoder.NormalizeInPlace(vector);
         return SentenceEncoder.Generated(vectors, tokens, Id);

@@ -24,12 +24,15 @@ public sealed class BatchingReranker : IReranker, IAsyncDisposable
     public int MaxInputTokens => Encoder.MaxSequenceLength;
     public BatcherOptions Batching => _model.Batching;
 
+    /// <summary>The model's measured throughput, which bounds its queue by expected wait.</summary>
+    public ThroughputEstimate Throughput => _model.Throughput;
+
     public async Task<RerankScores> ScoreAsync(string query, IReadOnlyList<string> documents, RerankOptions? options = null, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(query);
         ArgumentNullException.ThrowIfNull(documents);
         TokenSequence[] inputs = Encoder.Tokenize(documents.Select(d => (query, d)).ToList(), options?.Truncate ?? true, cancellationToken);
-        var (logits, tokens) = await _model.RunAsync(inputs, cancellationToken);
+        var (logits, tokens) = await _model.RunAsync(inputs, cancellationToken, options?.Timeout);
         return new RerankScores([.. logits.Select(Encoder.Activate)], logits, tokens);
     }
 

@@ -6,8 +6,8 @@ using Funnel.Inference.Weights;
 namespace Funnel.Inference;
 
 /// <summary>
-/// The BERT encoder (Hugging Face <c>BertModel</c> semantics) with weights converted once into
-/// packed fp32. A batch runs unpadded: the tokens of all sequences form one
+/// The BERT encoder (Hugging Face <c>BertModel</c> semantics) with the linear layers' weights converted
+/// once into packed fp32, or quantized to int8 (<see cref="InferencePrecision.Int8"/>). A batch runs unpadded: the tokens of all sequences form one
 /// [totalTokens × hidden] matrix for every linear layer, and attention runs per sequence at its
 /// own length, so padding costs nothing and needs no mask. Immutable after load, so concurrent
 /// callers may share it; each call rents its own work buffers.
@@ -15,18 +15,38 @@ namespace Funnel.Inference;
 internal sealed class BertModel
 {
     private sealed record Layer(
-        PackedMatrix Qkv, float[] QkvBias,
-        PackedMatrix AttentionOut, float[] AttentionOutBias, float[] AttentionNormGamma, float[] AttentionNormBeta,
-        PackedMatrix Intermediate, float[] IntermediateBias,
-        PackedMatrix Output, float[] OutputBias, float[] OutputNormGamma, float[] OutputNormBeta);
+        Dense Qkv, Dense AttentionOut, float[] AttentionNormGamma, float[] AttentionNormBeta,
+        Dense Intermediate, Dense Output, float[] OutputNormGamma, float[] OutputNormBeta);
+
+    /// <summary>A linear layer's weight, fp32 or int8, and its bias.</summary>
+    private sealed class Dense
+    {
+        private readonly PackedMatrix? _fp32;
+        private readonly QuantizedMatrix? _int8;
+        private readonly float[] _bias;
+
+        public Dense(ReadOnlySpan<float> weight, int n, int k, float[] bias, InferencePrecision precision)
+        {
+            if (precision == InferencePrecision.Int8) _int8 = QuantizedMatrix.Quantize(weight, n, k);
+            else _fp32 = PackedMatrix.Pack(weight, n, k);
+            _bias = bias;
+        }
+
+        public void Apply(ReadOnlySpan<float> x, int m, Span<float> y, Epilogue epilogue = Epilogue.None, ReadOnlySpan<float> residual = default,
+            int maxThreads = 1)
+        {
+            if (_int8 is not null) QuantizedMatMul.Linear(x, m, _int8, _bias, y, epilogue, residual, maxThreads);
+            else MatMul.Linear(x, m, _fp32!, _bias, y, epilogue, residual, maxThreads);
+        }
+    }
 
     private readonly float[] _wordEmbeddings, _positionEmbeddings, _typeEmbeddings, _embedNormGamma, _embedNormBeta;
     private readonly Layer[] _layers;
-    private readonly (PackedMatrix W, float[] Bias)? _pooler, _classifier;
+    private readonly Dense? _pooler, _classifier;
 
     public BertConfig Config { get; }
 
-    private BertModel(BertConfig config, IWeightSource w, bool withClassifier)
+    private BertModel(BertConfig config, IWeightSource w, bool withClassifier, InferencePrecision precision)
     {
         Config = config;
         int h = config.HiddenSize, inter = config.IntermediateSize;
@@ -40,27 +60,28 @@ internal sealed class BertModel
         {
             string p = $"encoder.layer.{l}.";
             _layers[l] = new Layer(
-                PackConcatenated(w, [p + "attention.self.query.weight", p + "attention.self.key.weight", p + "attention.self.value.weight"], h, h),
-                [.. Read(w, p + "attention.self.query.bias", h), .. Read(w, p + "attention.self.key.bias", h), .. Read(w, p + "attention.self.value.bias", h)],
-                Pack(w, p + "attention.output.dense.weight", h, h), Read(w, p + "attention.output.dense.bias", h),
+                Linear(w, [p + "attention.self.query", p + "attention.self.key", p + "attention.self.value"], h, h, precision),
+                Linear(w, [p + "attention.output.dense"], h, h, precision),
                 Read(w, p + "attention.output.LayerNorm.weight", h), Read(w, p + "attention.output.LayerNorm.bias", h),
-                Pack(w, p + "intermediate.dense.weight", inter, h), Read(w, p + "intermediate.dense.bias", inter),
-                Pack(w, p + "output.dense.weight", h, inter), Read(w, p + "output.dense.bias", h),
+                Linear(w, [p + "intermediate.dense"], inter, h, precision),
+                Linear(w, [p + "output.dense"], h, inter, precision),
                 Read(w, p + "output.LayerNorm.weight", h), Read(w, p + "output.LayerNorm.bias", h));
         }
         if (withClassifier)
         {
-            _pooler = (Pack(w, "pooler.dense.weight", h, h), Read(w, "pooler.dense.bias", h));
-            _classifier = (Pack(w, "classifier.weight", config.NumLabels, h), Read(w, "classifier.bias", config.NumLabels));
+            // The head is two small products on [CLS] rows only: it stays fp32 whatever the precision.
+            _pooler = Linear(w, ["pooler.dense"], h, h, InferencePrecision.Fp32);
+            _classifier = Linear(w, ["classifier"], config.NumLabels, h, InferencePrecision.Fp32);
         }
     }
 
     /// <summary>Loads the encoder, plus the pooler and classifier when <paramref name="withClassifier"/>.</summary>
-    public static BertModel Load(string modelDir, BertConfig config, bool withClassifier, out IReadOnlyList<string> weightPaths)
+    public static BertModel Load(string modelDir, BertConfig config, bool withClassifier, InferencePrecision precision,
+        out IReadOnlyList<string> weightPaths)
     {
         using IWeightSource w = ModelWeights.Open(modelDir, config);
         weightPaths = w.Paths;
-        return new BertModel(config, w, withClassifier);
+        return new BertModel(config, w, withClassifier, precision);
     }
 
     private static float[] Read(IWeightSource w, string name, params int[] shape)
@@ -70,17 +91,23 @@ internal sealed class BertModel
         return result;
     }
 
-    private static PackedMatrix Pack(IWeightSource w, string name, int n, int k) => PackConcatenated(w, [name], n, k);
-
-    /// <summary>Packs the row-wise concatenation of several [n × k] weights (the fused QKV projection).</summary>
-    private static PackedMatrix PackConcatenated(IWeightSource w, string[] names, int n, int k)
+    /// <summary>
+    /// The linear layer whose weight is the row-wise concatenation of the [n × k] weights <c>{name}.weight</c>
+    /// (several for the fused QKV projection) and whose bias is that of the <c>{name}.bias</c>.
+    /// </summary>
+    private static Dense Linear(IWeightSource w, string[] names, int n, int k, InferencePrecision precision)
     {
         int size = n * k;
         float[] buffer = ArrayPool<float>.Shared.Rent(size * names.Length);
         try
         {
-            for (int i = 0; i < names.Length; i++) w.Read(names[i], [n, k], buffer.AsSpan(i * size, size));
-            return PackedMatrix.Pack(buffer.AsSpan(0, size * names.Length), n * names.Length, k);
+            var bias = new float[n * names.Length];
+            for (int i = 0; i < names.Length; i++)
+            {
+                w.Read(names[i] + ".weight", [n, k], buffer.AsSpan(i * size, size));
+                w.Read(names[i] + ".bias", [n], bias.AsSpan(i * n, n));
+            }
+            return new Dense(buffer.AsSpan(0, size * names.Length), n * names.Length, k, bias, precision);
         }
         finally
         {
@@ -119,14 +146,14 @@ internal sealed class BertModel
             foreach (Layer layer in _layers)
             {
                 ct.ThrowIfCancellationRequested();
-                MatMul.Linear(x, total, layer.Qkv, layer.QkvBias, qkv.AsSpan(0, total * 3 * h), maxThreads: maxThreads);
+                layer.Qkv.Apply(x, total, qkv.AsSpan(0, total * 3 * h), maxThreads: maxThreads);
                 // Each sequence attends only to itself, at its own length; (sequence, head) pairs spread over threads.
                 Attention.SelfAttention(qkv.AsSpan(0, total * 3 * h), lengths, c.Heads, c.HeadDim, context.AsSpan(0, total * h), maxThreads);
-                MatMul.Linear(context.AsSpan(0, total * h), total, layer.AttentionOut, layer.AttentionOutBias, x, Epilogue.Residual, x, maxThreads);
+                layer.AttentionOut.Apply(context.AsSpan(0, total * h), total, x, Epilogue.Residual, x, maxThreads);
                 Normalization.LayerNorm(x, total, layer.AttentionNormGamma, layer.AttentionNormBeta, c.LayerNormEps, maxThreads);
                 Span<float> inter = intermediate.AsSpan(0, total * c.IntermediateSize);
-                MatMul.Linear(x, total, layer.Intermediate, layer.IntermediateBias, inter, Epilogue.Gelu, maxThreads: maxThreads);
-                MatMul.Linear(inter, total, layer.Output, layer.OutputBias, x, Epilogue.Residual, x, maxThreads);
+                layer.Intermediate.Apply(x, total, inter, Epilogue.Gelu, maxThreads: maxThreads);
+                layer.Output.Apply(inter, total, x, Epilogue.Residual, x, maxThreads);
                 Normalization.LayerNorm(x, total, layer.OutputNormGamma, layer.OutputNormBeta, c.LayerNormEps, maxThreads);
             }
         }
@@ -166,10 +193,10 @@ internal sealed class BertModel
         if (_pooler is not { } pooler || _classifier is not { } classifier)
             throw new InvalidOperationException("this model was loaded without its classification head");
         float[] pooled = new float[count * Config.HiddenSize];
-        MatMul.Linear(clsRows, count, pooler.W, pooler.Bias, pooled);
+        pooler.Apply(clsRows, count, pooled);
         TensorPrimitives.Tanh(pooled, pooled);
         float[] logits = new float[count * Config.NumLabels];
-        MatMul.Linear(pooled, count, classifier.W, classifier.Bias, logits);
+        classifier.Apply(pooled, count, logits);
         return logits;
     }
 }

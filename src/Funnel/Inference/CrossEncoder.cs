@@ -26,6 +26,9 @@ public sealed class CrossEncoder : IReranker, IDisposable
 
     public ScoreActivation Activation { get; }
 
+    /// <summary>The arithmetic of the linear layers (<see cref="EncoderOptions.Precision"/>).</summary>
+    public InferencePrecision Precision => _options.Precision;
+
     /// <summary>Where the model folder came from (a Hub snapshot or another folder; no cross-encoder is packaged).</summary>
     public ModelSource Source { get; }
 
@@ -54,7 +57,7 @@ public sealed class CrossEncoder : IReranker, IDisposable
         BertTokenizer tokenizer = BertTokenizer.FromFolder(modelDir);
         int maxSeq = Math.Min(options.MaxSequenceLength ?? tokenizer.ModelMaxLength ?? config.MaxPositionEmbeddings,
             config.MaxPositionEmbeddings);
-        BertModel model = BertModel.Load(modelDir, config, withClassifier: true, out _);
+        BertModel model = BertModel.Load(modelDir, config, withClassifier: true, options.Precision, out _);
         return new CrossEncoder(model, tokenizer, maxSeq, activation, options, ModelSource.Of(modelDir));
     }
 
@@ -155,6 +158,7 @@ public sealed class CrossEncoder : IReranker, IDisposable
         TokenBatches.Run(_model, inputs, _options.BatchSize, _options.MaxThreads,
             (states, _, index) => states[..hidden].CopyTo(cls.AsSpan(index * hidden, hidden)), ct);
         float[] logits = _model.Classify(cls, inputs.Count);
+        ModelOutputException.ThrowIfNotFinite(logits, "the cross-encoder", "score");
         for (int i = 0; i < scores.Length; i++) scores[i] = Activate(logits[i]);
         return (scores, logits);
     }

@@ -10,14 +10,17 @@ namespace Funnel.Inference;
 /// prompts were, reads as none). Two fingerprints with equal weights, dimension, pooling,
 /// normalisation and prompts give identical embeddings. <see cref="Source"/> (null in older
 /// records) says whether the folder was a packaged model, a Hub snapshot or another folder.
+/// <see cref="Precision"/> is the arithmetic the vectors were computed in (records from before it was
+/// recorded read as fp32): int8 vectors are close to fp32 ones but not the same, so they do not mix.
 /// </summary>
 public sealed record ModelFingerprint(string Model, string WeightsSha256, int Dimension, string Pooling, bool Normalize,
-    string? QueryPrompt = null, string? DocumentPrompt = null, ModelSource? Source = null)
+    string? QueryPrompt = null, string? DocumentPrompt = null, ModelSource? Source = null,
+    InferencePrecision Precision = InferencePrecision.Fp32)
 {
     /// <summary>Whether vectors from the two models are interchangeable (the path and source may differ).</summary>
     public bool IsCompatibleWith(ModelFingerprint other)
         => WeightsSha256 == other.WeightsSha256 && Dimension == other.Dimension && Pooling == other.Pooling && Normalize == other.Normalize
-           && QueryPrompt == other.QueryPrompt && DocumentPrompt == other.DocumentPrompt;
+           && QueryPrompt == other.QueryPrompt && DocumentPrompt == other.DocumentPrompt && Precision == other.Precision;
 
     /// <summary>A model argument that loads this model again: its folder while it exists, else its packaged or Hub id.</summary>
     public string Reference => Directory.Exists(Model) || Source is null or { Kind: ModelSourceKind.Folder } ? Model : Source.Id;

@@ -5,6 +5,10 @@ public sealed record RerankOptions
 {
     /// <summary>Cut pairs longer than the window (the default), or refuse them with <see cref="InputTooLongException"/>.</summary>
     public bool Truncate { get; init; } = true;
+
+    /// <summary>How long the call may take: a queued reranker (the service's batcher) refuses with
+    /// <see cref="ModelUnavailableException"/> what it cannot finish in time; the in-process cross-encoder starts at once.</summary>
+    public TimeSpan? Timeout { get; init; }
 }
 
 /// <summary>

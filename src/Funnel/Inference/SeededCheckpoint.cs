@@ -54,14 +54,18 @@ public static class SeededCheckpoint
     public static IReadOnlyList<string> Write(string outputDir, string likeModelDir, int seed, SeededCheckpointOptions? options = null)
     {
         options ??= new SeededCheckpointOptions();
-        if (options.Shards < 1) throw new ArgumentOutOfRangeException(nameof(options), options.Shards, "Shards must be at least 1");
+        if (options.Shards < 1) throw new ArgumentOutOfRangeException(nameof(options.Shards), options.Shards, "Shards must be at least 1");
+        if (File.Exists(outputDir)) throw new ArgumentException($"'{outputDir}' is a file; the output must be a folder", nameof(outputDir));
         string likeConfigPath = Path.Combine(likeModelDir, "config.json");
         if (!File.Exists(likeConfigPath)) throw new ModelFormatException($"{likeModelDir}: missing config.json (--like must be a Hugging Face BERT model folder)");
         if (Path.GetFullPath(outputDir) == Path.GetFullPath(likeModelDir)) throw new ArgumentException("the output folder must differ from the like-model folder", nameof(outputDir));
 
-        Directory.CreateDirectory(outputDir);
         JsonObject config = ModelConfig(likeConfigPath, options);
         BertConfig bert = BertConfig.Parse(JsonDocument.Parse(config.ToJsonString()).RootElement, likeConfigPath);
+        int tensors = BertTensors.Specs(bert, options.CrossEncoder).Count;
+        if (options.Shards > tensors)
+            throw new ArgumentOutOfRangeException(nameof(options.Shards), options.Shards, $"Shards must be at most the model's {tensors} tensors (every shard holds at least one)");
+        Directory.CreateDirectory(outputDir);
         CopySupportFiles(likeModelDir, outputDir);
         WriteText(Path.Combine(outputDir, "config.json"), config.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
         if (!options.CrossEncoder) WriteSentenceTransformerFiles(likeModelDir, outputDir, bert.HiddenSize, options.Pooling);
@@ -194,13 +198,18 @@ public static class SeededCheckpoint
             WriteSafeTensors(path, specs, options.DType, seed);
             return [path];
         }
-        int per = (specs.Count + options.Shards - 1) / options.Shards;
         var written = new List<string>();
         var map = new StringBuilder();
         long total = 0;
         for (int s = 0; s < options.Shards; s++)
         {
-            var chunk = specs.Skip(s * per).Take(per).ToList();
+            // ⌈n/S⌉ tensors a shard, as the reference script splits them; where that would leave the last shards empty
+            // (S close to n), shard s holds tensors [s·n/S, (s+1)·n/S) instead, so that every shard holds one at least.
+            int per = (specs.Count + options.Shards - 1) / options.Shards;
+            bool even = (long)(options.Shards - 1) * per < specs.Count;
+            int from = even ? s * per : (int)((long)s * specs.Count / options.Shards);
+            int to = even ? Math.Min(specs.Count, from + per) : (int)((long)(s + 1) * specs.Count / options.Shards);
+            var chunk = specs.Skip(from).Take(to - from).ToList();
             string file = $"model-{s + 1:D5}-of-{options.Shards:D5}.safetensors";
             string path = Path.Combine(outDir, file);
             total += WriteSafeTensors(path, chunk, options.DType, seed);

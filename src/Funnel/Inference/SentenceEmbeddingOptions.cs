@@ -34,6 +34,10 @@ public sealed record SentenceEmbeddingOptions
     /// <summary>true or false: cut inputs longer than the window (the default), or refuse them with <see cref="InputTooLongException"/>.</summary>
     public const string TruncateKey = "truncate";
 
+    /// <summary>A whole number of milliseconds: a queued generator (the service's batcher) refuses with
+    /// <see cref="ModelUnavailableException"/> what it cannot finish in time; the in-process encoder starts at once and ignores it.</summary>
+    public const string TimeoutKey = "timeout_ms";
+
     public EmbeddingRole Role { get; init; }
 
     public string? PromptName { get; init; }
@@ -41,6 +45,8 @@ public sealed record SentenceEmbeddingOptions
     public bool? Normalize { get; init; }
 
     public bool Truncate { get; init; } = true;
+
+    public TimeSpan? Timeout { get; init; }
 
     /// <summary>Options for queries (<see cref="EmbeddingRole.Query"/>).</summary>
     public static EmbeddingGenerationOptions ForQueries() => new SentenceEmbeddingOptions { Role = EmbeddingRole.Query }.ToGenerationOptions();
@@ -56,6 +62,7 @@ public sealed record SentenceEmbeddingOptions
         if (PromptName is not null) properties[PromptNameKey] = PromptName;
         if (Normalize is { } normalize) properties[NormalizeKey] = normalize;
         if (!Truncate) properties[TruncateKey] = false;
+        if (Timeout is { } timeout) properties[TimeoutKey] = (long)Math.Ceiling(timeout.TotalMilliseconds);
         return new EmbeddingGenerationOptions { AdditionalProperties = properties };
     }
 
@@ -77,6 +84,7 @@ public sealed record SentenceEmbeddingOptions
             PromptName = Text(properties, PromptNameKey),
             Normalize = Flag(properties, NormalizeKey),
             Truncate = Flag(properties, TruncateKey) ?? true,
+            Timeout = Milliseconds(properties, TimeoutKey),
         };
     }
 
@@ -88,6 +96,21 @@ public sealed record SentenceEmbeddingOptions
         true when value is null or string => (string?)value,
         _ => throw new ArgumentException($"embedding option '{key}' must be a string, got {value!.GetType().Name}", "options"),
     };
+
+    private static TimeSpan? Milliseconds(AdditionalPropertiesDictionary properties, string key)
+    {
+        if (!properties.TryGetValue(key, out object? value) || value is null) return null;
+        double? ms = value switch
+        {
+            int i => i,
+            long l => l,
+            double d => d,
+            System.Text.Json.JsonElement { ValueKind: System.Text.Json.JsonValueKind.Number } json => json.GetDouble(),
+            _ => null,
+        };
+        return ms is > 0 and < 86_400_000 ? TimeSpan.FromMilliseconds(ms.Value)
+            : throw new ArgumentException($"embedding option '{key}' must be a positive number of milliseconds, got {Convert.ToString(value, CultureInfo.InvariantCulture)}", "options");
+    }
 
     private static bool? Flag(AdditionalPropertiesDictionary properties, string key)
     {

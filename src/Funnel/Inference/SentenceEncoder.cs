@@ -33,6 +33,9 @@ public sealed class SentenceEncoder : IEmbeddingGenerator<string, Embedding<floa
 
     public ModelFingerprint Fingerprint { get; }
 
+    /// <summary>The arithmetic of the linear layers (<see cref="EncoderOptions.Precision"/>); the fingerprint records it.</summary>
+    public InferencePrecision Precision => _options.Precision;
+
     /// <summary>Named text prefixes from config_sentence_transformers.json (e.g. "query" → "query: ").</summary>
     public IReadOnlyDictionary<string, string> Prompts { get; }
 
@@ -86,13 +89,19 @@ public sealed class SentenceEncoder : IEmbeddingGenerator<string, Embedding<floa
         options.Validate();
         if (!Directory.Exists(modelDir)) throw new ModelFormatException($"{modelDir}: model folder not found");
         BertConfig config = BertConfig.Load(modelDir);
+        // A reranker's folder (a classification head, no sentence-transformers modules) would load as a bi-encoder of its
+        // encoder alone and give vectors nobody trained: refuse it.
+        if (config.Architecture == BertArchitecture.BertForSequenceClassification && !File.Exists(Path.Combine(modelDir, "modules.json")))
+            throw new ModelFormatException(
+                $"{modelDir}: is a cross-encoder (config.json architectures: BertForSequenceClassification, no modules.json); use it as the reranker " +
+                "(funnel rerank --model, search --rerank, serve --cross-encoder), and give a bi-encoder (sentence-transformers folder) here");
         SentenceTransformerConfig st = SentenceTransformerConfig.Load(modelDir);
         BertTokenizer tokenizer = BertTokenizer.FromFolder(modelDir);
         int maxSeq = Math.Min(options.MaxSequenceLength ?? st.MaxSeqLength ?? tokenizer.ModelMaxLength ?? config.MaxPositionEmbeddings,
             config.MaxPositionEmbeddings);
-        BertModel model = BertModel.Load(modelDir, config, withClassifier: false, out IReadOnlyList<string> weightPaths);
+        BertModel model = BertModel.Load(modelDir, config, withClassifier: false, options.Precision, out IReadOnlyList<string> weightPaths);
         var fingerprint = new ModelFingerprint(Path.GetFullPath(modelDir), ModelFingerprint.Sha256(weightPaths),
-            Inference.Pooling.Dimension(st.Pooling, config.HiddenSize), Inference.Pooling.Describe(st.Pooling), st.Normalize, Source: ModelSource.Of(modelDir));
+            Inference.Pooling.Dimension(st.Pooling, config.HiddenSize), Inference.Pooling.Describe(st.Pooling), st.Normalize, Source: ModelSource.Of(modelDir), Precision: options.Precision);
         return new SentenceEncoder(model, tokenizer, st, maxSeq, options, fingerprint);
     }
 
@@ -270,6 +279,7 @@ public sealed class SentenceEncoder : IEmbeddingGenerator<string, Embedding<floa
         {
             var v = new float[Dimension];
             Inference.Pooling.Pool(states, length, hidden, Pooling, normalized, v);
+            ModelOutputException.ThrowIfNotFinite(v, "the bi-encoder", "vector");
             result[index] = v;
         }, ct);
         return result;

@@ -23,6 +23,17 @@ public readonly record struct DocumentHit(string DocumentId, float Score, int Ch
 /// <summary>What opening a collection had to recover from its write-ahead log.</summary>
 public readonly record struct RecoveryInfo(int ReplayedBatches, long TornBytes);
 
+/// <summary>
+/// What <see cref="Collection.Recover"/> kept and lost: batches replayed, damaged log ranges skipped, batch numbers lost in
+/// them, batches dropped because they could not be applied, the torn tail, an inconsistent manifest, and where the damaged
+/// log was copied (null when nothing was damaged).
+/// </summary>
+public sealed record CollectionRecoveryReport(int KeptBatches, IReadOnlyList<Storage.WalDamage> DamagedRanges, IReadOnlyList<long> LostBatches,
+    IReadOnlyList<long> DroppedBatches, long TornBytes, string? ManifestProblem, string? DamagedLogCopy, int Documents)
+{
+    public bool LostAnything => DamagedRanges.Count > 0 || DroppedBatches.Count > 0 || LostBatches.Count > 0;
+}
+
 /// <summary>The collection's vectors come from another bi-encoder than the one offered.</summary>
 public sealed class BiEncoderMismatchException(string message) : InvalidOperationException(message);
 
@@ -103,6 +114,7 @@ public sealed class Collection : IDisposable
     public static Collection Create(string folder, ModelFingerprint biEncoder, CollectionOptions options)
     {
         folder = Path.GetFullPath(folder);
+        if (File.Exists(folder)) throw new CollectionFolderException($"'{folder}' is a file; a new collection needs an empty or new folder");
         ChunkingOptions chunking = options.Chunking ?? throw new ArgumentException("CollectionOptions.Chunking is required here", nameof(options));
         chunking.Validate();
         if (File.Exists(Path.Combine(folder, CollectionManifest.FileName)))
@@ -185,7 +197,12 @@ public sealed class Collection : IDisposable
         }
     }
 
-    private static Collection Load(string folder, CollectionManifest manifest, FileStream? writerLock)
+    /// <summary>
+    /// Loads the committed generation and replays its log. Without <paramref name="salvage"/> any damage other than a torn
+    /// tail throws <see cref="CollectionCorruptException"/> before anything is changed; with it (<see cref="Recover"/>) intact
+    /// batches are kept, the rest is recorded in <paramref name="salvage"/>, and the log is left for the caller to replace.
+    /// </summary>
+    private static Collection Load(string folder, CollectionManifest manifest, FileStream? writerLock, Salvage? salvage = null)
     {
         string generation = GenerationFolder(folder, manifest.Generation);
         var (documents, nextChunkId) = DocumentSnapshot.Read(Path.Combine(generation, "documents.bin"));
@@ -197,15 +214,39 @@ public sealed class Collection : IDisposable
             foreach (StoredDocument stored in documents) collection.Track(stored);
 
             string logPath = LogPath(folder, manifest.Generation);
+            string logName = Path.GetFileName(logPath);
             int replayed = 0;
+            bool seen = false;
             WalScan scan = WriteAheadLog.Scan(logPath, manifest.Generation, (sequence, payload) =>
             {
-                if (sequence <= manifest.WalSequence) return;
-                collection.Apply(RecordCodec.DecodeBatch(payload));
+                // A log holds exactly the batches after its generation's snapshot, so its first record follows walSequence
+                // (unless recovery skipped a damaged first record).
+                bool first = !seen;
+                seen = true;
+                if (first && sequence != manifest.WalSequence + 1 && salvage?.Damage.Count is null or 0)
+                {
+                    string problem = $"{CollectionManifest.FileName} says its snapshot holds batches up to {manifest.WalSequence}, but {logName} starts at batch {sequence}";
+                    if (salvage is null)
+                        throw new CollectionCorruptException(Path.Combine(folder, CollectionManifest.FileName), null,
+                            $"collection is corrupt: {problem}, so batches would be skipped. Nothing was changed; `funnel collection recover` replays every intact batch of the log.");
+                    salvage.ManifestProblem = problem;
+                }
+                List<CollectionOperation> batch = RecordCodec.DecodeBatch(payload);
+                if (Unappliable(batch, manifest.BiEncoder.Dimension) is { } reason)
+                {
+                    if (salvage is null)
+                        throw new CollectionCorruptException(logPath, null,
+                            $"{logName}: batch {sequence} cannot be applied ({reason}). Nothing was changed; `funnel collection recover` keeps the other batches and reports this one.");
+                    salvage.Dropped.Add(sequence);
+                    return;
+                }
+                collection.Apply(batch);
+                salvage?.Replayed.Add(sequence);
                 replayed++;
-            });
+            }, salvage?.Damage);
             collection.Recovery = new RecoveryInfo(replayed, scan.TornBytes);
-            if (writerLock is not null)
+            if (salvage is not null) salvage.Scan = scan;
+            else if (writerLock is not null)
             {
                 collection._wal = WriteAheadLog.OpenForAppend(logPath, manifest.Generation, scan, manifest.WalSequence);
                 RemoveLeftovers(folder, manifest.Generation);
@@ -217,6 +258,81 @@ public sealed class Collection : IDisposable
             collection._vectors.Dispose();
             throw;
         }
+    }
+
+    /// <summary>What a salvaging load kept and lost.</summary>
+    private sealed class Salvage
+    {
+        public List<WalDamage> Damage { get; } = [];
+        public List<long> Replayed { get; } = [];
+        public List<long> Dropped { get; } = [];
+        public string? ManifestProblem { get; set; }
+        public WalScan Scan { get; set; }
+    }
+
+    /// <summary>
+    /// Repairs a collection that <see cref="Open"/> refuses as corrupt: replays every intact batch of the log (skipping
+    /// damaged ranges and batches that cannot be applied), keeps a copy of the damaged log beside it, and commits the result
+    /// as a new generation (atomically: until the manifest is rewritten the collection is as it was). The report says what
+    /// was kept and what was lost. Needs the folder's writer lock.
+    /// </summary>
+    public static CollectionRecoveryReport Recover(string folder)
+    {
+        folder = Path.GetFullPath(folder);
+        CollectionManifest manifest = CollectionManifest.Read(folder);
+        FileStream writerLock = AcquireWriterLock(folder);
+        Collection? collection = null;
+        try
+        {
+            var salvage = new Salvage();
+            collection = Load(folder, manifest, writerLock, salvage);
+            string logPath = LogPath(folder, manifest.Generation);
+            bool damaged = salvage.Damage.Count > 0 || salvage.Dropped.Count > 0 || salvage.ManifestProblem is not null;
+            string? copy = null;
+            if (damaged)
+            {
+                copy = Path.Combine(folder, $"damaged-{Path.GetFileNameWithoutExtension(logPath)}-{DateTime.UtcNow:yyyyMMddHHmmss}.log");
+                File.Copy(logPath, copy, overwrite: true);
+            }
+            WalScan scan = salvage.Scan;
+            // Sequence numbers only grow, even past batches that were lost.
+            long last = Math.Max(manifest.WalSequence, salvage.Replayed.Concat(salvage.Dropped).DefaultIfEmpty(0).Max());
+            collection._wal = WriteAheadLog.OpenForAppend(logPath, manifest.Generation, scan with { LastSequence = last, Records = Math.Max(scan.Records, 1) }, last);
+            collection.CheckpointLocked();
+
+            var missing = new List<long>();
+            long expected = manifest.WalSequence + 1;
+            foreach (long sequence in salvage.Replayed.Concat(salvage.Dropped).Order())
+            {
+                for (long s = expected; s < sequence; s++) missing.Add(s);
+                expected = Math.Max(expected, sequence + 1);
+            }
+            return new CollectionRecoveryReport(salvage.Replayed.Count, salvage.Damage, missing, salvage.Dropped, scan.TornBytes,
+                salvage.ManifestProblem, copy, collection.DocumentCount);
+        }
+        finally
+        {
+            if (collection is not null) collection.Dispose();
+            else writerLock.Dispose();
+        }
+    }
+
+    /// <summary>Why a logged batch cannot be applied (a vector of the wrong size or with NaN/∞, as logs written before
+    /// upserts checked them may hold), or null.</summary>
+    private static string? Unappliable(List<CollectionOperation> batch, int dimension)
+    {
+        foreach (CollectionOperation operation in batch)
+            if (operation is UpsertOperation upsert)
+                foreach (float[] v in upsert.Vectors)
+                    if (VectorProblem(v, dimension) is { } problem) return $"document '{upsert.Stored.Document.Id}': {problem}";
+        return null;
+    }
+
+    private static string? VectorProblem(float[] v, int dimension)
+    {
+        if (v.Length != dimension) return $"a vector has {v.Length} dimensions, the collection {dimension}";
+        int bad = Array.FindIndex(v, x => !float.IsFinite(x));
+        return bad < 0 ? null : $"a vector holds {v[bad]} at dimension {bad}; vectors must be finite";
     }
 
     /// <summary>Throws <see cref="BiEncoderMismatchException"/> unless <paramref name="biEncoder"/> makes the vectors this collection holds.</summary>
@@ -407,9 +523,10 @@ public sealed class Collection : IDisposable
         {
             int chunks = _chunkOwners.Count;
             if (chunks == 0) return [];
+            k = Math.Min(k, _documents.Count); // more than every document is every document (and no overflow below)
             VectorFilter? vectorFilter = filter is null ? null : VectorFilter.Where(id => _chunkOwners.TryGetValue(id, out StoredDocument? s) && filter.Matches(s.Document.Metadata));
             // Several chunks of one document may crowd the top: widen the chunk search until k documents are found.
-            for (int wanted = Math.Min(chunks, Math.Max(2 * k, k + 16)); ; wanted = Math.Min(chunks, wanted * 4))
+            for (int wanted = (int)Math.Min(chunks, Math.Max(2L * k, k + 16L)); ; wanted = (int)Math.Min(chunks, wanted * 4L))
             {
                 IReadOnlyList<VectorHit> hits = _vectors.Search(query, wanted, vectorFilter, efSearch);
                 var best = new List<DocumentHit>(k);
@@ -437,7 +554,7 @@ public sealed class Collection : IDisposable
         try
         {
             Func<string, bool>? predicate = filter is null ? null : id => _documents.TryGetValue(id, out StoredDocument? s) && filter.Matches(s.Document.Metadata);
-            return _bm25.Search(query, k, predicate).Select(h => new DocumentHit(h.DocId, h.Score, -1)).ToList();
+            return _bm25.Search(query, Math.Min(k, Math.Max(1, _documents.Count)), predicate).Select(h => new DocumentHit(h.DocId, h.Score, -1)).ToList();
         }
         finally
         {
@@ -446,7 +563,7 @@ public sealed class Collection : IDisposable
     }
 
     private static string Describe(ModelFingerprint f) =>
-        $"{f.Model} (weights sha256 {f.WeightsSha256[..Math.Min(12, f.WeightsSha256.Length)]}…, {f.Dimension} dims, {f.Pooling} pooling{(f.Normalize ? ", normalized" : "")}, {Prompts(f)})";
+        $"{f.Model} (weights sha256 {f.WeightsSha256[..Math.Min(12, f.WeightsSha256.Length)]}…, {f.Dimension} dims, {f.Pooling} pooling{(f.Normalize ? ", normalized" : "")}, {Prompts(f)}, {f.Precision.ToString().ToLowerInvariant()})";
 
     private static string Prompts(ModelFingerprint f) =>
         $"query prompt {(f.QueryPrompt is null ? "none" : $"\"{f.QueryPrompt}\"")} and document prompt {(f.DocumentPrompt is null ? "none" : $"\"{f.DocumentPrompt}\"")}";
@@ -485,8 +602,9 @@ public sealed class Collection : IDisposable
         int length = d.Document.FullText.Length;
         foreach (ChunkSpan c in d.Chunks)
             if (c.Start < 0 || c.End < c.Start || c.End > length) throw new ArgumentException($"document '{id}': chunk {c} is outside its text of {length} chars");
+        // Checked before the batch is logged: a logged batch that cannot be applied would make every later open fail.
         foreach (float[] v in d.Vectors)
-            if (v.Length != dimension) throw new ArgumentException($"document '{id}': a vector has {v.Length} dimensions, the collection {dimension}");
+            if (VectorProblem(v, dimension) is { } problem) throw new ArgumentException($"document '{id}': {problem}");
     }
 
     private long Commit(List<CollectionOperation> operations)

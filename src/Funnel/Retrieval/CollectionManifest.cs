@@ -48,6 +48,7 @@ public sealed record CollectionManifest
     public static CollectionManifest Read(string folder)
     {
         string path = Path.Combine(folder, FileName);
+        if (File.Exists(folder)) throw new CollectionFolderException($"'{folder}' is a file, not a collection folder");
         if (!File.Exists(path))
             throw new FileNotFoundException(Directory.Exists(folder)
                 ? $"'{folder}' is not a Funnel collection (no {FileName}); create one with `funnel index`"

@@ -69,7 +69,7 @@ public static class CorpusReader
                 if (metadataElement.ValueKind != JsonValueKind.Object) throw Error(name, lineNumber, $"document '{id}': \"metadata\" must be an object");
                 var values = new Dictionary<string, string>(StringComparer.Ordinal);
                 foreach (JsonProperty property in metadataElement.EnumerateObject())
-                    values[property.Name] = property.Value.ValueKind == JsonValueKind.String ? property.Value.GetString()! : property.Value.GetRawText();
+                    values[property.Name] = Document.MetadataValue(property.Value);
                 if (values.Count > 0) metadata = values;
             }
             return new Document(id, title, text, metadata);

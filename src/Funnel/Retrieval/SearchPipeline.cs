@@ -38,8 +38,17 @@ public sealed record SearchOptions
     /// </summary>
     public IReadOnlySet<string>? Exclude { get; init; }
 
+    /// <summary>How long the search's model calls may take (null: no limit): the query embedding and the rerank get what is left
+    /// of it. A queued model that cannot finish in time throws <see cref="ModelUnavailableException"/>.</summary>
+    public TimeSpan? Timeout { get; init; }
+
+    /// <summary>When the rerank cannot be had (<see cref="ModelUnavailableException"/>: overloaded, or the
+    /// <see cref="Timeout"/> would pass), answer with the first stage's order, saying so in <see cref="SearchResponse.RerankSkipped"/>.</summary>
+    public bool RerankFallback { get; init; }
+
     public void Validate()
     {
+        if (Timeout is { } timeout && timeout <= TimeSpan.Zero) throw new ArgumentOutOfRangeException(nameof(Timeout), Timeout, "the timeout must be positive");
         if (EfSearch is < 1) throw new ArgumentOutOfRangeException(nameof(EfSearch), EfSearch, "efSearch must be at least 1");
         if (Candidates < 1) throw new ArgumentOutOfRangeException(nameof(Candidates), Candidates, "the number of candidates (N) must be at least 1");
         if (Results < 1) throw new ArgumentOutOfRangeException(nameof(Results), Results, "the number of results (M) must be at least 1");
@@ -77,8 +86,12 @@ public sealed record StageTimings(TimeSpan Embed, TimeSpan Retrieve, TimeSpan Fu
     public TimeSpan Total => Embed + Retrieve + Fuse + Rerank;
 }
 
-/// <summary>A search's results, its stage times, and how many first-stage candidates it had (and reranked, when it reranked).</summary>
-public sealed record SearchResponse(string Query, IReadOnlyList<SearchResult> Results, StageTimings Timings, int Candidates = 0);
+/// <summary>A search's results, its stage times, and how many first-stage candidates it had (and reranked, when it reranked).
+/// <see cref="RerankSkipped"/> says why a rerank that was asked for fell back to first-stage order (<see cref="SearchOptions.RerankFallback"/>).</summary>
+public sealed record SearchResponse(string Query, IReadOnlyList<SearchResult> Results, StageTimings Timings, int Candidates = 0)
+{
+    public string? RerankSkipped { get; init; }
+}
 
 /// <summary>
 /// query → first stage (any <see cref="IRetriever"/>) → top N → rerank (any <see cref="IReranker"/>) → top M. The one pipeline
@@ -164,9 +177,9 @@ public sealed class SearchPipeline
                 long rerankStart = Stopwatch.GetTimestamp();
                 IReadOnlyList<Candidate> candidates = batch.Candidates[i];
                 if (candidates.Count > options.Candidates) candidates = [.. candidates.Take(options.Candidates)];
-                IReadOnlyList<SearchResult> results = await RankAsync(text, candidates, options, ct).ConfigureAwait(false);
+                var (results, skipped) = await RankAsync(text, candidates, options, options.Timeout - Stopwatch.GetElapsedTime(start), ct).ConfigureAwait(false);
                 var timings = new StageTimings(shared.Embed, shared.Retrieve, shared.Fuse, Stopwatch.GetElapsedTime(rerankStart));
-                yield return (id, new SearchResponse(text, results, timings, candidates.Count));
+                yield return (id, new SearchResponse(text, results, timings, candidates.Count) { RerankSkipped = skipped });
             }
         }
     }
@@ -178,23 +191,39 @@ public sealed class SearchPipeline
         return options;
     }
 
-    /// <summary>Reranks the candidates when asked (and a reranker is there), then keeps the top M.</summary>
-    private async Task<IReadOnlyList<SearchResult>> RankAsync(string query, IReadOnlyList<Candidate> candidates, SearchOptions options, CancellationToken ct)
+    /// <summary>Reranks the candidates when asked (and a reranker is there) within <paramref name="left"/> of the search's
+    /// timeout, then keeps the top M; with <see cref="SearchOptions.RerankFallback"/>, a rerank that cannot be had gives the
+    /// first stage's order and the reason.</summary>
+    private async Task<(IReadOnlyList<SearchResult> Results, string? Skipped)> RankAsync(string query, IReadOnlyList<Candidate> candidates, SearchOptions options,
+        TimeSpan? left, CancellationToken ct)
     {
         int kept = Math.Min(options.Results, candidates.Count);
         var results = new SearchResult[kept];
-        if (!options.Rerank || Reranker is null || candidates.Count == 0)
+        if (!options.Rerank || Reranker is null || candidates.Count == 0) return (FirstStage(), null);
+        RerankScores scores;
+        try
         {
-            for (int i = 0; i < kept; i++) results[i] = SearchResult.Of(candidates[i], i + 1);
-            return results;
+            if (left <= TimeSpan.Zero)
+                throw new ModelUnavailableException($"the first stage used the search's {options.Timeout!.Value.TotalMilliseconds:F0} ms; nothing is left for the rerank",
+                    ModelUnavailableReason.DeadlineUnmet, TimeSpan.FromSeconds(1));
+            // One call for all pairs of the query: the reranker batches them by length and truncates each to its window.
+            scores = await Reranker.ScoreAsync(query, [.. candidates.Select(c => c.Passage)], new RerankOptions { Timeout = left }, ct).ConfigureAwait(false);
         }
-        // One call for all pairs of the query: the reranker batches them by length and truncates each to its window.
-        RerankScores scores = await Reranker.ScoreAsync(query, [.. candidates.Select(c => c.Passage)], null, ct).ConfigureAwait(false);
+        catch (ModelUnavailableException unavailable) when (options.RerankFallback)
+        {
+            return (FirstStage(), unavailable.Message);
+        }
         if (scores.Scores.Length != candidates.Count || scores.Logits.Length != candidates.Count)
             throw new InvalidOperationException($"the reranker returned {scores.Scores.Length} scores for {candidates.Count} candidates");
         int[] order = ScoreOrder.BestFirst(scores.Scores);
         for (int i = 0; i < kept; i++)
             results[i] = SearchResult.Of(candidates[order[i]], i + 1, scores.Scores[order[i]], scores.Logits[order[i]]);
-        return results;
+        return (results, null);
+
+        SearchResult[] FirstStage()
+        {
+            for (int i = 0; i < kept; i++) results[i] = SearchResult.Of(candidates[i], i + 1);
+            return results;
+        }
     }
 }

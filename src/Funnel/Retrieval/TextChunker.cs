@@ -9,11 +9,23 @@ public sealed record ChunkingOptions
     /// <summary>Wordpieces shared by consecutive chunks, so that a passage cut by a boundary is still whole in one of them.</summary>
     public int OverlapTokens { get; init; } = 32;
 
+    public const int MinTokens = 8;
+
     public void Validate()
     {
-        if (MaxTokens < 8) throw new ArgumentOutOfRangeException(nameof(MaxTokens), MaxTokens, "chunk size must be at least 8 wordpieces");
+        if (Problem() is { } problem) throw new ArgumentOutOfRangeException(problem.Property, problem.Message);
+    }
+
+    /// <summary>
+    /// Why these options cannot chunk, with the property at fault (so the CLI and the server can name their own option or
+    /// field for it), or null. The one place the rule lives.
+    /// </summary>
+    public (string Property, string Message)? Problem()
+    {
+        if (MaxTokens < MinTokens) return (nameof(MaxTokens), $"chunk size must be at least {MinTokens} wordpieces (got {MaxTokens})");
         if (OverlapTokens < 0 || OverlapTokens > MaxTokens / 2)
-            throw new ArgumentOutOfRangeException(nameof(OverlapTokens), OverlapTokens, $"chunk overlap must be between 0 and half the chunk size ({MaxTokens / 2})");
+            return (nameof(OverlapTokens), $"chunk overlap must be between 0 and half the chunk size, {MaxTokens / 2} (got {OverlapTokens})");
+        return null;
     }
 }
 

@@ -80,6 +80,42 @@ public sealed class InferenceCommandTests(ReferenceFixture reference) : IDisposa
     }
 
     [Fact]
+    public void PrecisionInt8EmbedsAndRerankCloseToFp32()
+    {
+        ReferenceFixture.Variant bi = reference.Get("small-bi");
+        var (code, stdout, stderr) = Run(["embed", "-m", bi.Dir, "--precision", "int8", .. reference.Texts]);
+        Assert.True(code == 0, stderr);
+        float[][] vectors = stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => JsonSerializer.Deserialize<float[]>(l)!).ToArray();
+        Assert.Equal(reference.Texts.Length, vectors.Length);
+        for (int i = 0; i < vectors.Length; i++)
+        {
+            double cosine = Similarity.Cosine(vectors[i], bi.Embeddings![i]);
+            // Quantized, so not fp32's vectors, but within what int8 rounding moves them.
+            Assert.True(cosine is >= 0.99 and < 0.999999, $"text {i}: cosine {cosine} to fp32");
+        }
+
+        ReferenceFixture.Variant ce = reference.Get("small-ce");
+        var rerank = Run(["rerank", "-m", ce.Dir, "--precision", "int8", "-q", reference.Query, .. reference.Documents]);
+        Assert.True(rerank.Code == 0, rerank.Err);
+        float[] scores = JsonSerializer.Deserialize<float[]>(rerank.Out)!;
+        float spread = ce.Logits!.Max() - ce.Logits!.Min();
+        for (int i = 0; i < scores.Length; i++) Assert.True(Math.Abs(scores[i] - ce.Logits![i]) <= 0.05 * spread, $"pair {i}: {scores[i]} vs fp32 {ce.Logits![i]}");
+    }
+
+    [Fact]
+    public void PrecisionBf16IsRefusedWithTheReason()
+    {
+        var (code, _, stderr) = Run("embed", "-m", reference.Get("small-bi").Dir, "--precision", "bf16", "x");
+        Assert.Equal(2, code);
+        Assert.Contains("bf16", stderr);
+        Assert.Contains("vdpbf16ps", stderr);
+        Assert.DoesNotContain("   at ", stderr);
+        var unknown = Run("embed", "-m", reference.Get("small-bi").Dir, "--precision", "fp16", "x");
+        Assert.NotEqual(0, unknown.Code);
+        Assert.Contains("fp16", unknown.Err);
+    }
+
+    [Fact]
     public void ModelRandomWritesTheSameCheckpointAsTheReference()
     {
         ReferenceFixture.Variant v = reference.Get("small-bi-f16");

@@ -51,7 +51,7 @@ public sealed class DownloadCommandTests
         var output = new StringWriter();
         var error = new StringWriter();
 
-        int code = Program.BuildRoot().Parse(args).Invoke(new InvocationConfiguration { Output = output, Error = error });
+        int code = Program.Run(args, new InvocationConfiguration { Output = output, Error = error });
 
         Assert.Equal(2, code);
         Assert.StartsWith(expected, error.ToString(), StringComparison.Ordinal);

@@ -170,9 +170,22 @@ public sealed class ModelLoadErrorTests(ReferenceFixture reference)
     [Fact]
     public void AcceptsTensorNamesWithTheBertPrefix()
     {
-        // The cross-encoder checkpoint names its encoder 'bert.*'; a bi-encoder load must find them.
-        using SentenceEncoder encoder = SentenceEncoder.Load(reference.Get("small-ce").Dir);
+        // The cross-encoder checkpoint names its encoder 'bert.*'; a bi-encoder load must find them. (Declared a BertModel:
+        // a folder that says it is a cross-encoder is refused as a bi-encoder, see the next test.)
+        string dir = reference.CopyOf("small-ce");
+        string path = Path.Combine(dir, "config.json");
+        var config = (JsonObject)JsonNode.Parse(File.ReadAllText(path))!;
+        config["architectures"] = new JsonArray("BertModel");
+        File.WriteAllText(path, config.ToJsonString());
+        using SentenceEncoder encoder = SentenceEncoder.Load(dir);
         Assert.Equal(32, encoder.Dimension);
+    }
+
+    [Fact]
+    public void Defect9_ACrossEncoderFolderIsRefusedAsABiEncoder()
+    {
+        var ex = Assert.Throws<ModelFormatException>(() => SentenceEncoder.Load(reference.Get("small-ce").Dir));
+        Assert.Contains("is a cross-encoder (config.json architectures: BertForSequenceClassification, no modules.json)", ex.Message);
     }
 
     [Fact]

@@ -165,6 +165,38 @@ public sealed class CollectionTests : IDisposable
     }
 
     [Fact]
+    public void VectorsOfAnotherPrecisionAreRefused()
+    {
+        using (Collection c = Create())
+        {
+            var e = Assert.Throws<BiEncoderMismatchException>(() => c.EnsureBiEncoder(Vectors with { Precision = InferencePrecision.Int8 }));
+            Assert.Contains("fp32", e.Message);
+            Assert.Contains("int8", e.Message);
+            Assert.Contains("funnel reindex", e.Message);
+        }
+        // The precision is recorded; a manifest written before it was reads as fp32.
+        string manifest = Path.Combine(_dir, CollectionManifest.FileName);
+        var json = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(manifest))!;
+        Assert.Equal("fp32", (string?)json["biEncoder"]!["precision"]);
+        json["biEncoder"]!.AsObject().Remove("precision");
+        File.WriteAllText(manifest, json.ToJsonString());
+        using Collection reopened = Collection.Open(_dir);
+        Assert.Equal(InferencePrecision.Fp32, reopened.BiEncoder.Precision);
+        reopened.EnsureBiEncoder(Vectors);
+    }
+
+    [Fact]
+    public void AnInt8CollectionRecordsItsPrecision()
+    {
+        var options = new CollectionOptions { Chunking = new ChunkingOptions { MaxTokens = 32, OverlapTokens = 4 } };
+        using (Collection.Create(_dir, Vectors with { Precision = InferencePrecision.Int8 }, options)) { }
+        using Collection reopened = Collection.Open(_dir);
+        Assert.Equal(InferencePrecision.Int8, reopened.BiEncoder.Precision);
+        Assert.Throws<BiEncoderMismatchException>(() => reopened.EnsureBiEncoder(Vectors));
+        reopened.EnsureBiEncoder(Vectors with { Precision = InferencePrecision.Int8 });
+    }
+
+    [Fact]
     public void MetadataFiltersApplyToBothRetrievers()
     {
         using Collection c = Create();

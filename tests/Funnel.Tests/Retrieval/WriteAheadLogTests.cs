@@ -79,6 +79,27 @@ public sealed class WriteAheadLogTests : IDisposable
     }
 
     [Fact]
+    public void Defect2_AFlippedByteBeforeIntactRecordsIsCorruptionUnlessRecovering()
+    {
+        WriteRecords(3);
+        long second = 24 + 12 + Payload(0).Length + 4, third = second + 12 + Payload(1).Length + 4;
+        byte[] bytes = File.ReadAllBytes(LogPath);
+        bytes[second + 13] ^= 0x01;
+        File.WriteAllBytes(LogPath, bytes);
+
+        var error = Assert.Throws<Funnel.Retrieval.CollectionCorruptException>(() => ScanAll(out _));
+        Assert.Contains($"corrupt at byte {second}", error.Message);
+        Assert.Equal(second, error.Offset);
+
+        var damage = new List<WalDamage>();
+        var records = new List<long>();
+        WalScan scan = WriteAheadLog.Scan(LogPath, 1, (seq, _) => records.Add(seq), damage);
+        Assert.Equal([1L, 3L], records);
+        Assert.Equal([new WalDamage(second, third - second, 1)], damage);
+        Assert.Equal(0, scan.TornBytes);
+    }
+
+    [Fact]
     public void AHeaderTornAtCreationCountsAsAnEmptyLog()
     {
         File.WriteAllBytes(LogPath, [(byte)'F', (byte)'N', (byte)'L']);

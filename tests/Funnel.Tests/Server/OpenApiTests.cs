@@ -27,7 +27,7 @@ public sealed class OpenApiTests(SmallModels models)
         var mapped = new SortedSet<string>(StringComparer.Ordinal);
         foreach (RouteEndpoint endpoint in server.App.Services.GetRequiredService<EndpointDataSource>().Endpoints.OfType<RouteEndpoint>())
             foreach (string method in endpoint.Metadata.GetMetadata<HttpMethodMetadata>()?.HttpMethods ?? [])
-                mapped.Add($"{method} {endpoint.RoutePattern.RawText}");
+                mapped.Add($"{method} {endpoint.RoutePattern.RawText!.Replace("{**", "{")}"); // OpenAPI has no catch-all syntax
 
         Assert.Equal(mapped, documented);
     }

@@ -44,8 +44,10 @@ public sealed class DenseRetriever : IRetriever
         ArgumentNullException.ThrowIfNull(queries);
         if (queries.Count == 0) return new RetrievalBatch([], TimeSpan.Zero, TimeSpan.Zero, TimeSpan.Zero);
         long start = Stopwatch.GetTimestamp();
-        GeneratedEmbeddings<Embedding<float>> vectors = await _queryEncoder.GenerateAsync(queries.Select(q => q.Text), SentenceEmbeddingOptions.ForQueries(),
-            cancellationToken).ConfigureAwait(false);
+        // The batch's tightest timeout bounds its one embedding call.
+        TimeSpan? timeout = queries.Select(q => q.Options.Timeout).Where(t => t is not null).DefaultIfEmpty(null).Min();
+        var settings = new SentenceEmbeddingOptions { Role = EmbeddingRole.Query, Timeout = timeout }.ToGenerationOptions();
+        GeneratedEmbeddings<Embedding<float>> vectors = await _queryEncoder.GenerateAsync(queries.Select(q => q.Text), settings, cancellationToken).ConfigureAwait(false);
         if (vectors.Count != queries.Count)
             throw new InvalidOperationException($"the query encoder returned {vectors.Count} embeddings for {queries.Count} queries");
         TimeSpan embed = Stopwatch.GetElapsedTime(start);

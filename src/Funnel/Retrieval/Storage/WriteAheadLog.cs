@@ -5,7 +5,10 @@ using Funnel.IO;
 namespace Funnel.Retrieval.Storage;
 
 /// <summary>What a scan of a log found: the length of its intact prefix and the last sequence number in it.</summary>
-internal readonly record struct WalScan(long ValidLength, long LastSequence, long TornBytes, int Records);
+internal readonly record struct WalScan(long ValidLength, long LastSequence, long TornBytes, int Records, long FirstSequence = 0);
+
+/// <summary>A damaged range of a log that recovery skipped: where it starts, how long it is, and the last intact sequence before it.</summary>
+public readonly record struct WalDamage(long Offset, long Length, long? AfterSequence);
 
 /// <summary>
 /// Append-only log of collection batches. Layout: a 24-byte header (magic <c>FNLWAL01</c>, u32 format version, u32 zero,
@@ -36,8 +39,14 @@ internal sealed class WriteAheadLog : IDisposable
         LastSequence = lastSequence;
     }
 
-    /// <summary>Reads every intact record of the log at <paramref name="path"/> (none when it does not exist), stopping at a torn tail.</summary>
-    public static WalScan Scan(string path, long generation, Action<long, ReadOnlyMemory<byte>> onRecord)
+    /// <summary>
+    /// Reads every intact record of the log at <paramref name="path"/> (none when it does not exist). A damaged record with
+    /// nothing intact after it is a torn tail (a crash during its append, which was never acknowledged) and ends the scan.
+    /// A damaged record followed by intact ones is corruption of acknowledged data: without <paramref name="damage"/> the
+    /// scan throws <see cref="CollectionCorruptException"/> naming the file and offset; with it (explicit recovery) the scan
+    /// records each damaged range there and goes on with the next intact record.
+    /// </summary>
+    public static WalScan Scan(string path, long generation, Action<long, ReadOnlyMemory<byte>> onRecord, List<WalDamage>? damage = null)
     {
         if (!File.Exists(path)) return default;
         using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite, 1 << 16);
@@ -55,29 +64,62 @@ internal sealed class WriteAheadLog : IDisposable
         if (fileGeneration != generation)
             throw new InvalidDataException($"'{path}' belongs to generation {fileGeneration}, but the manifest expects {generation}");
 
-        long position = HeaderSize, lastSequence = 0;
+        long position = HeaderSize, lastSequence = 0, firstSequence = 0;
         int records = 0;
-        byte[] recordHeader = new byte[RecordHeaderSize];
-        while (position + RecordHeaderSize + 4 <= length)
+        while (true)
         {
-            stream.ReadExactly(recordHeader);
-            int payloadLength = BinaryPrimitives.ReadInt32LittleEndian(recordHeader);
-            if (payloadLength < 0 || payloadLength > MaxPayload || position + RecordHeaderSize + payloadLength + 4 > length) break;
-            byte[] body = new byte[payloadLength + 4];
-            stream.ReadExactly(body);
-            var crc = new Crc32();
-            crc.Append(recordHeader);
-            crc.Append(body.AsSpan(0, payloadLength));
-            if (crc.GetCurrentHashAsUInt32() != BinaryPrimitives.ReadUInt32LittleEndian(body.AsSpan(payloadLength))) break;
-            long sequence = BinaryPrimitives.ReadInt64LittleEndian(recordHeader.AsSpan(4));
-            if (sequence != lastSequence + 1 && records > 0)
-                throw new InvalidDataException($"'{path}': record sequence jumps from {lastSequence} to {sequence} at byte {position}");
-            onRecord(sequence, body.AsMemory(0, payloadLength));
+            if (TryReadRecord(stream, position, length, records > 0 ? lastSequence : null) is not { } record)
+            {
+                // A damaged record: the torn tail of an interrupted append, unless an intact record follows it.
+                long next = FindNextRecord(stream, position + 1, length, records > 0 ? lastSequence : null);
+                if (next < 0) break;
+                if (damage is null)
+                    throw new CollectionCorruptException(path, position,
+                        $"'{System.IO.Path.GetFileName(path)}' is corrupt at byte {position}: the record there fails its checksum, but intact records follow at byte {next}, " +
+                        $"so acknowledged batches would be lost. Nothing was changed; `funnel collection recover` keeps the intact records and reports what is lost.");
+                damage.Add(new WalDamage(position, next - position, records > 0 ? lastSequence : null));
+                position = next;
+                continue;
+            }
+            (long sequence, byte[] body) = record;
+            if (records > 0 && sequence != lastSequence + 1 && damage is null)
+                throw new CollectionCorruptException(path, position, $"'{path}': record sequence jumps from {lastSequence} to {sequence} at byte {position}");
+            onRecord(sequence, body.AsMemory(0, body.Length - 4));
+            if (records == 0) firstSequence = sequence;
             lastSequence = sequence;
             records++;
-            position += RecordHeaderSize + payloadLength + 4;
+            position += RecordHeaderSize + body.Length;
         }
-        return new WalScan(position, lastSequence, length - position, records);
+        return new WalScan(position, lastSequence, length - position, records, firstSequence);
+    }
+
+    /// <summary>The record at <paramref name="position"/> (its sequence and payload + CRC bytes), or null when none intact starts
+    /// there. With <paramref name="after"/>, only a record with a later sequence counts (a resynchronising search must not
+    /// mistake bytes inside a payload, or an old record, for the next one).</summary>
+    private static (long Sequence, byte[] Body)? TryReadRecord(FileStream stream, long position, long length, long? after)
+    {
+        if (position + RecordHeaderSize + 4 > length) return null;
+        Span<byte> recordHeader = stackalloc byte[RecordHeaderSize];
+        stream.Position = position;
+        stream.ReadExactly(recordHeader);
+        int payloadLength = BinaryPrimitives.ReadInt32LittleEndian(recordHeader);
+        long sequence = BinaryPrimitives.ReadInt64LittleEndian(recordHeader[4..]);
+        if (payloadLength < 0 || payloadLength > MaxPayload || position + RecordHeaderSize + payloadLength + 4 > length) return null;
+        if (sequence < 1 || (after is { } last && sequence <= last)) return null;
+        byte[] body = new byte[payloadLength + 4];
+        stream.ReadExactly(body);
+        var crc = new Crc32();
+        crc.Append(recordHeader);
+        crc.Append(body.AsSpan(0, payloadLength));
+        return crc.GetCurrentHashAsUInt32() == BinaryPrimitives.ReadUInt32LittleEndian(body.AsSpan(payloadLength)) ? (sequence, body) : null;
+    }
+
+    /// <summary>The offset of the first intact record at or after <paramref name="from"/>, or -1 when none is left.</summary>
+    private static long FindNextRecord(FileStream stream, long from, long length, long? after)
+    {
+        for (long candidate = from; candidate + RecordHeaderSize + 4 <= length; candidate++)
+            if (TryReadRecord(stream, candidate, length, after) is not null) return candidate;
+        return -1;
     }
 
     /// <summary>
