@@ -40,10 +40,15 @@ internal sealed class ProblemMiddleware(RequestDelegate next, ILogger<ProblemMid
             ApiException.TooLarge("the request body is larger than the server's limit (see max_request_bytes in GET /info)"),
         BadHttpRequestException bad => new ApiException(bad.StatusCode, ReasonPhrases.GetReasonPhrase(bad.StatusCode), bad.Message, "Validation"),
         // The model, not the request, is at fault, but the request cannot be answered: 422 names why instead of a bare 500.
+        Inference.ModelUnavailableException { Reason: Inference.ModelUnavailableReason.Overloaded } busy => ApiException.Overloaded(busy.Message, RetryAfter(busy.RetryAfter)),
+        Inference.ModelUnavailableException late => ApiException.DeadlineUnmet(late.Message, RetryAfter(late.RetryAfter)),
         Inference.ModelOutputException bad => new ApiException(StatusCodes.Status422UnprocessableEntity, "Model output is not finite", bad.Message, "Backend"),
         _ => new ApiException(StatusCodes.Status500InternalServerError, "Internal server error",
             "the server failed to handle this request; the trace id identifies it in the server's log", "Backend"),
     };
+
+    /// <summary>Whole seconds of an expected wait, at least 1 (Retry-After has no finer unit).</summary>
+    private static int RetryAfter(TimeSpan wait) => (int)Math.Clamp(Math.Ceiling(wait.TotalSeconds), 1, 3600);
 
     /// <summary>Writes <paramref name="problem"/> as problem+json (with TEI's <c>error</c>/<c>error_type</c> members).</summary>
     public static async Task WriteAsync(HttpContext context, ApiException problem)

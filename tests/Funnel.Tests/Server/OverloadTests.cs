@@ -1,5 +1,6 @@
 using System.Net;
 using System.Text.Json;
+using Funnel.Inference;
 using Funnel.Server;
 using Funnel.Server.Batching;
 using Funnel.Server.Http;
@@ -104,19 +105,22 @@ public sealed class OverloadTests(SmallModels models)
         var clock = new FakeClock();
         var slow = new SlowModel(clock);
         var metrics = new ServerMetrics();
-        await using var model = new BatchedModel<int, int>("slow", 512, _ => Cost, slow.Run, Options, metrics, clock);
-        await model.RunAsync([1], "inputs", truncate: false, CancellationToken.None);
+        // Each item is a token sequence of Cost tokens holding its number; the model sees the numbers.
+        await using var model = new BatchedModel<int>("slow", inputs => slow.Run([.. inputs.Select(t => t.Ids[0])]), Options, metrics, clock);
+        static TokenSequence[] Items(params int[] numbers) => [.. numbers.Select(n => new TokenSequence(Enumerable.Repeat(n, Cost).ToArray(), new int[Cost]))];
+        await model.RunAsync(Items(1), CancellationToken.None);
         slow.Gate.Reset();
-        Task<ModelOutput<int>> running = model.RunAsync([2], "inputs", false, CancellationToken.None);
+        Task<(int[], long)> running = model.RunAsync(Items(2), CancellationToken.None);
         Assert.True(SpinWait.SpinUntil(() => model.ExpectedWait == TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(10)));
-        Task<ModelOutput<int>> queued = model.RunAsync([3, 4, 5, 6, 7], "inputs", false, CancellationToken.None); // 6 s of work ahead now
+        Task<(int[], long)> queued = model.RunAsync(Items(3, 4, 5, 6, 7), CancellationToken.None); // 6 s of work ahead now
 
-        ApiException overloaded = await Assert.ThrowsAsync<ApiException>(() => model.RunAsync([8], "inputs", false, CancellationToken.None));
-        Assert.Equal(429, overloaded.Status);
-        Assert.Equal(6, overloaded.RetryAfterSeconds);
-        Assert.Contains("slow: the model is overloaded", overloaded.Detail);
-        ApiException late = await Assert.ThrowsAsync<ApiException>(() => model.RunAsync([9], "inputs", false, CancellationToken.None, TimeSpan.FromSeconds(1)));
-        Assert.Equal(429, late.Status); // the queue bound comes first
+        // A model that cannot take the call now says so in the library's terms; the service maps it to 429 / 503 with Retry-After.
+        var overloaded = await Assert.ThrowsAsync<ModelUnavailableException>(() => model.RunAsync(Items(8), CancellationToken.None));
+        Assert.Equal(ModelUnavailableReason.Overloaded, overloaded.Reason);
+        Assert.Equal(TimeSpan.FromSeconds(6), overloaded.RetryAfter);
+        Assert.Contains("slow: the model is overloaded", overloaded.Message);
+        var late = await Assert.ThrowsAsync<ModelUnavailableException>(() => model.RunAsync(Items(9), CancellationToken.None, TimeSpan.FromSeconds(1)));
+        Assert.Equal(ModelUnavailableReason.Overloaded, late.Reason); // the queue bound comes first
 
         string text = metrics.Registry.Render();
         Assert.Equal(6, Http.Metric(text, "funnel_batch_queue_expected_wait_seconds{model=\"slow\"}"));
@@ -124,8 +128,8 @@ public sealed class OverloadTests(SmallModels models)
         Assert.Equal(5, Http.Metric(text, "funnel_batch_queue_depth{model=\"slow\"}"));
         Assert.Equal(2, Http.Metric(text, "funnel_batch_rejections_total{model=\"slow\",reason=\"overloaded\"}"));
         slow.Gate.Set();
-        await running;
-        await queued;
+        Assert.Equal(new[] { -2 }, (await running).Item1);
+        Assert.Equal(new[] { -3, -4, -5, -6, -7 }, (await queued).Item1);
         Assert.Contains("funnel_batch_queue_wait_seconds_bucket{model=\"slow\"", metrics.Registry.Render());
     }
 
@@ -141,8 +145,8 @@ public sealed class OverloadTests(SmallModels models)
             Assert.Equal(HttpStatusCode.OK, (await server.Client.PostAsync("/collections/c/documents", new { documents = docs })).Status);
 
             // The cross-encoder has measured itself as very slow (0.01 tokens/s): any rerank would take hours.
-            Reranker reranker = server.App.Services.GetRequiredService<ServedModels>().Reranker!;
-            reranker.Model.Throughput.Observe(1, 1, TimeSpan.FromSeconds(100));
+            BatchingReranker reranker = server.App.Services.GetRequiredService<ServedModels>().Reranker!;
+            reranker.Throughput.Observe(1, 1, TimeSpan.FromSeconds(100));
 
             object Search(bool fallback) => fallback
                 ? new { query = "berlin", retriever = "bm25", rerank = true, top_k = 3, timeout_ms = 60_000, rerank_fallback = true }
