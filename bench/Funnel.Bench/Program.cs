@@ -16,6 +16,7 @@ public static class Program
         ["ann"] = (Ann.AnnSuite.Help, Ann.AnnSuite.Run),
         ["bm25"] = (Bm25.Bm25Suite.Help, Bm25.Bm25Suite.Run),
         ["pipeline"] = (Pipeline.PipelineSuite.Help, Pipeline.PipelineSuite.Run),
+        ["ingest-search"] = (Collections.IngestSearchSuite.Help, Collections.IngestSearchSuite.Run),
         ["training"] = (Training.TrainingSuite.Help, Training.TrainingSuite.Run),
     };
 

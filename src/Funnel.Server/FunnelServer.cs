@@ -69,8 +69,8 @@ public static class FunnelServer
 
         app.Lifetime.ApplicationStarted.Register(() => app.Logger.LogInformation(
             "Serving bi-encoder {BiEncoder}, cross-encoder {CrossEncoder}, collections {Collections}; batches of at most {MaxBatchItems} inputs / {MaxBatchTokens} tokens, {MaxWaitMs} ms wait",
-            served.Embedder is { } e ? $"{e.Id} (dim {e.Dimension}, {e.Model.MaxInputTokens} tokens)" : "none",
-            served.Reranker is { } r ? $"{r.Id} ({r.Model.MaxInputTokens} tokens)" : "none",
+            served.Embedder is { } e ? $"{e.Id} (dim {e.Dimension}, {e.MaxInputTokens} tokens)" : "none",
+            served.Reranker is { } r ? $"{r.Id} ({r.MaxInputTokens} tokens)" : "none",
             options.CollectionsDirectory ?? "off", options.EmbedBatching.MaxBatchItems, options.EmbedBatching.MaxBatchCost,
             options.EmbedBatching.MaxWait.TotalMilliseconds));
         // Models are built outside and handed in; their batchers must drain before the host lets go of them.

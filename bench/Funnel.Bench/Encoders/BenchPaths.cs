@@ -52,6 +52,22 @@ internal sealed record BenchPaths(string Repo, string Shared)
         return (bi, cross);
     }
 
+    /// <summary>The seeded cross-encoder's ONNX export when it is cached or PyTorch is here to make it; else null.</summary>
+    public string? CrossOnnxIfAvailable()
+    {
+        string cached = Path.Combine(Cache, "onnx", "minilm-ce.onnx");
+        if (File.Exists(cached)) return cached;
+        try
+        {
+            return OnnxModels().Cross;
+        }
+        catch (InvalidOperationException e)
+        {
+            Console.Error.WriteLine($"no ONNX export of the seeded cross-encoder: {e.Message}");
+            return null;
+        }
+    }
+
     /// <summary>The bi-encoder both sides run, by <c>--model</c>: <c>seeded</c> (the random-weight checkpoint and its
     /// ONNX export), or a model folder holding <c>model.onnx</c>, or an id the model resolver turns into one
     /// (<c>sentence-transformers/all-MiniLM-L6-v2</c> once packaged models resolve without the Hub).</summary>

@@ -36,77 +36,104 @@ internal static class EncoderBench
         BenchPaths paths = BenchPaths.Locate();
         (string biDir, string biOnnx) = paths.BiEncoder(options.Model, BiSeed);
         string crossDir = paths.SeededModel("minilm-ce", "ms-marco-MiniLM-L-6-v2", CrossSeed, crossEncoder: true);
-        string crossOnnx = paths.OnnxModels().Cross;
+        // The seeded cross-encoder's ONNX export needs PyTorch; without it ONNX Runtime runs the bi-encoder's graph at the
+        // cross-encoder's shapes: the same six layers, less the pooler and one-logit head (under 0.1 % of the FLOPs).
+        string? crossOnnx = paths.CrossOnnxIfAvailable();
 
         double ghz = MeasureGigahertz();
         int flopsPerCycle = Avx512F.IsSupported ? 64 : Fma.IsSupported ? 32 : 8;
         Console.WriteLine($"machine: {Environment.ProcessorCount} cores, {CpuName()}; clock measured {ghz:F2} GHz (dependent-add chain); " +
-                          $"fp32 peak assumed {flopsPerCycle} FLOP/cycle/core (2 FMA pipes × {flopsPerCycle / 4} lanes) = {ghz * flopsPerCycle:F0} GFLOP/s per core");
-        Console.WriteLine($"bi-encoder: {(options.Model == "seeded" ? "seeded random weights (all-MiniLM-L6-v2 shape)" : biDir)}; ONNX Runtime {OrtBert.Version} in this process");
+                          $"fp32 peak assumed {flopsPerCycle} FLOP/cycle/core (2 FMA pipes × {flopsPerCycle / 4} lanes) = {ghz * flopsPerCycle:F0} GFLOP/s per core; " +
+                          $"load average at start {LoadAverage()}");
+        Console.WriteLine($"bi-encoder: {(options.Model == "seeded" ? "seeded random weights (all-MiniLM-L6-v2 shape)" : biDir)}; ONNX Runtime {OrtBert.Version} fp32 in this process");
+        Console.WriteLine($"cross-encoder ONNX Runtime anchor: {(crossOnnx is null ? "the bi-encoder's graph at the same shapes (no PyTorch here to export the seeded cross-encoder)" : crossOnnx)}");
+        Console.WriteLine($"Funnel precisions: {string.Join(", ", options.Precisions.Select(Name))}; each row's ratio is against the ONNX Runtime fp32 measurement of the same row");
         Console.WriteLine($"{options.Iterations} × 32 / batch timed batches after {Warmup} warm-up; FLOPs = linear layers + attention (Q·Kᵀ, P·V)");
         Console.WriteLine();
-        Console.WriteLine("| model | tokens | batch | threads | Funnel seq/s | ORT seq/s | ratio | Funnel p50 / p95 / p99 ms | ORT p50 / p95 / p99 ms | Funnel GFLOP/s (% peak) | ORT GFLOP/s | Funnel / ORT CPU ms per batch | Funnel / ORT peak RSS MiB | max abs diff |");
-        Console.WriteLine("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+        Console.WriteLine("| model | tokens | batch | threads | precision | Funnel seq/s | ORT fp32 seq/s | ratio | Funnel p50 / p95 / p99 ms | ORT p50 / p95 / p99 ms | Funnel GOP/s (% fp32 peak) | ORT GFLOP/s | Funnel / ORT CPU ms per batch | Funnel / ORT peak RSS MiB | max abs diff to ORT |");
+        Console.WriteLine("|---|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
         var rng = new Random(42);
         foreach (Row row in Rows(options))
         {
             var batches = Enumerable.Range(0, DistinctBatches).Select(_ => MakeInputs(rng, row.Batch, row.Cross, row.Tokens)).ToArray();
             int iterations = Math.Max(options.Iterations, options.Iterations * 32 / row.Batch); // as many sequences per row at any batch
-            var encoderOptions = new EncoderOptions { BatchSize = row.Batch, MaxThreads = row.Threads, MaxSequenceLength = row.Tokens };
-            ResetPeakWorkingSet();
-            Measurement ours;
-            float[][] ourFirst;
-            Encoding[][] encoded;
+            var ours = new List<(InferencePrecision Precision, Measurement Time, float[][] First)>();
+            Encoding[][] encoded = [];
             PoolingMode pooling = PoolingMode.Mean;
             bool normalize = true;
-            if (row.Cross)
+            foreach (InferencePrecision precision in options.Precisions)
             {
-                using var model = CrossEncoder.Load(crossDir, encoderOptions);
-                encoded = batches.Select(b => b.Pairs.Select(p => model.Tokenizer.EncodePair(p.Query, p.Document, row.Tokens)).ToArray()).ToArray();
-                ourFirst = model.Score(batches[0].Pairs).Select(s => new[] { s }).ToArray();
-                ours = Time(iterations, i => model.Score(batches[i % DistinctBatches].Pairs));
-            }
-            else
-            {
-                using var model = SentenceEncoder.Load(biDir, encoderOptions);
-                (pooling, normalize) = (model.Pooling, model.Normalize);
-                encoded = batches.Select(b => b.Texts.Select(t => model.Tokenizer.Encode(t, row.Tokens)).ToArray()).ToArray();
-                ourFirst = model.Encode(batches[0].Texts);
-                ours = Time(iterations, i => model.Encode(batches[i % DistinctBatches].Texts));
+                var encoderOptions = new EncoderOptions { BatchSize = row.Batch, MaxThreads = row.Threads, MaxSequenceLength = row.Tokens, Precision = precision };
+                ResetPeakWorkingSet();
+                if (row.Cross)
+                {
+                    using var model = CrossEncoder.Load(crossDir, encoderOptions);
+                    encoded = batches.Select(b => b.Pairs.Select(p => model.Tokenizer.EncodePair(p.Query, p.Document, row.Tokens)).ToArray()).ToArray();
+                    float[][] first = model.Score(batches[0].Pairs).Select(s => new[] { s }).ToArray();
+                    ours.Add((precision, Time(iterations, i => model.Score(batches[i % DistinctBatches].Pairs)), first));
+                }
+                else
+                {
+                    using var model = SentenceEncoder.Load(biDir, encoderOptions);
+                    (pooling, normalize) = (model.Pooling, model.Normalize);
+                    encoded = batches.Select(b => b.Texts.Select(t => model.Tokenizer.Encode(t, row.Tokens)).ToArray()).ToArray();
+                    float[][] first = model.Encode(batches[0].Texts);
+                    ours.Add((precision, Time(iterations, i => model.Encode(batches[i % DistinctBatches].Texts)), first));
+                }
             }
             if (encoded.SelectMany(b => b).Any(e => e.Length != row.Tokens))
                 throw new InvalidOperationException($"bench inputs did not fill {row.Tokens} tokens");
 
             ResetPeakWorkingSet();
             Measurement theirs;
-            float[][] theirFirst;
+            float[][]? theirFirst;
             using (SessionOptions sessionOptions = OrtBert.Options(row.Threads))
-            using (var ort = new OrtBert(row.Cross ? crossOnnx : biOnnx, sessionOptions))
+            using (var ort = new OrtBert(row.Cross ? crossOnnx ?? biOnnx : biOnnx, sessionOptions))
             {
                 OrtBert.Feed[] feeds = encoded.Select(b => new OrtBert.Feed(b.Select(e => e.InputIds).ToArray(), b.Select(e => e.TokenTypeIds).ToArray())).ToArray();
-                theirFirst = row.Cross ? ort.Run(feeds[0]).Select(s => new[] { s }).ToArray() : ort.Embed(feeds[0], pooling, normalize);
+                theirFirst = !row.Cross ? ort.Embed(feeds[0], pooling, normalize)
+                    : crossOnnx is null ? null : ort.Run(feeds[0]).Select(s => new[] { s }).ToArray();
                 theirs = Time(iterations, i => ort.Run(feeds[i % DistinctBatches]));
                 foreach (OrtBert.Feed feed in feeds) feed.Dispose();
             }
 
-            double diff = ourFirst.Zip(theirFirst).Max(p => p.First.Zip(p.Second).Max(v => Math.Abs(v.First - v.Second)));
             double gflop = FlopsPerSequence(row.Tokens) * row.Batch / 1e9;
-            double ourGflops = gflop * 1000 / ours.LatenciesMs.Average(), ortGflops = gflop * 1000 / theirs.LatenciesMs.Average();
+            double ortGflops = gflop * 1000 / theirs.LatenciesMs.Average();
             double peak = ghz * flopsPerCycle * row.Threads;
             string name = row.Cross ? "cross-encoder" : row.Batch == 1 && row.Tokens == QueryTokens && row.Threads == 1 ? "bi-encoder (query)" : "bi-encoder";
-            Console.WriteLine($"| {name} | {row.Tokens} | {row.Batch} | {row.Threads} | {ours.PerSecond(row.Batch):F1} | {theirs.PerSecond(row.Batch):F1} | " +
-                              $"{ours.PerSecond(row.Batch) / theirs.PerSecond(row.Batch):F2} | {Percentiles(ours)} | {Percentiles(theirs)} | " +
-                              $"{ourGflops:F0} ({100 * ourGflops / peak:F0}%) | {ortGflops:F0} | {ours.CpuMsPerBatch:F1} / {theirs.CpuMsPerBatch:F1} | " +
-                              $"{ours.PeakMiB:F0} / {theirs.PeakMiB:F0} | {diff:E1} |");
+            foreach (var (precision, time, first) in ours)
+            {
+                string diff = theirFirst is null ? "n/a"
+                    : first.Zip(theirFirst).Max(p => p.First.Zip(p.Second).Max(v => Math.Abs(v.First - v.Second))).ToString("E1");
+                double ourGflops = gflop * 1000 / time.LatenciesMs.Average();
+                Console.WriteLine($"| {name} | {row.Tokens} | {row.Batch} | {row.Threads} | {Name(precision)} | {time.PerSecond(row.Batch):F1} | {theirs.PerSecond(row.Batch):F1} | " +
+                                  $"{time.PerSecond(row.Batch) / theirs.PerSecond(row.Batch):F2} | {Percentiles(time)} | {Percentiles(theirs)} | " +
+                                  $"{ourGflops:F0} ({100 * ourGflops / peak:F0}%) | {ortGflops:F0} | {time.CpuMsPerBatch:F1} / {theirs.CpuMsPerBatch:F1} | " +
+                                  $"{time.PeakMiB:F0} / {theirs.PeakMiB:F0} | {diff} |");
+            }
         }
         Console.WriteLine();
-        Console.WriteLine($"ONNX Runtime .NET {OrtBert.Version} (CPU), intra_op_num_threads = threads, inter_op 1, sequential execution, graph optimisation level " +
+        Console.WriteLine($"ONNX Runtime .NET {OrtBert.Version} (CPU, fp32), intra_op_num_threads = threads, inter_op 1, sequential execution, graph optimisation level " +
                           "ORT_ENABLE_ALL (its default); its inputs are tensors made before timing, so its column excludes tokenization, ours includes it. " +
                           "Peak RSS is the process's VmHWM from a reset before each side's load to the end of its timing (shared runtime included). " +
-                          "Max abs diff compares the first batch's outputs (bi-encoder: pooled, normalised embeddings; cross-encoder: logits). " +
+                          "Max abs diff compares the first batch's outputs (bi-encoder: pooled, normalised embeddings; cross-encoder: logits); int8's is its quantization error. " +
                           "CPU ms per batch is process CPU time (ONNX Runtime's pool threads spin while waiting, which inflates its figure above 1 thread). " +
-                          $"The {QueryTokens}-token query row's goal is p50 ≤ 3 ms.");
+                          $"The {QueryTokens}-token query row's goal is p50 ≤ 3 ms; 100 cross-encoder pairs of 128 tokens on 2 threads: < 300 ms (batch 100 row).");
         return 0;
+    }
+
+    private static string Name(InferencePrecision precision) => precision.ToString().ToLowerInvariant();
+
+    private static string LoadAverage()
+    {
+        try
+        {
+            return string.Join(' ', File.ReadAllText("/proc/loadavg").Split(' ').Take(3));
+        }
+        catch (IOException)
+        {
+            return "unknown";
+        }
     }
 
     /// <summary>The bi-encoder at every shape, the query row, then the cross-encoder (pairs of at least 128 tokens).</summary>

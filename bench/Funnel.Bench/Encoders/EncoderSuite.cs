@@ -1,7 +1,9 @@
+using Funnel.Inference;
+
 namespace Funnel.Bench.Encoders;
 
 /// <summary>
-/// <c>encoders [kernels] [--model seeded|DIR|ID] [--threads 1,2] [--seq 32,128,256] [--batch 1,32] [--iterations N]</c>.
+/// <c>encoders [kernels] [--model seeded|DIR|ID] [--threads 1,2] [--seq 32,128,256] [--batch 1,32] [--iterations N] [--precision fp32,int8]</c>.
 /// </summary>
 internal static class EncoderSuite
 {
@@ -9,7 +11,8 @@ internal static class EncoderSuite
 
     /// <param name="Model">The bi-encoder: <c>seeded</c> (random weights, the default until Funnel loads ONNX), a folder
     /// with model.onnx, or a model id (e.g. sentence-transformers/all-MiniLM-L6-v2).</param>
-    internal sealed record Options(int[] Threads, int[] SeqLengths, int[] Batches, int Iterations, string Model);
+    /// <param name="Precisions">Funnel's precisions to measure, each against the same ONNX Runtime fp32 run.</param>
+    internal sealed record Options(int[] Threads, int[] SeqLengths, int[] Batches, int Iterations, string Model, InferencePrecision[] Precisions);
 
     public static int Run(string[] args)
     {
@@ -42,7 +45,7 @@ internal static class EncoderSuite
 
     private static Options Parse(string[] args)
     {
-        var options = new Options([1, 2], [32, 128, 256], [1, 32], 10, "seeded");
+        var options = new Options([1, 2], [32, 128, 256], [1, 32], 10, "seeded", [InferencePrecision.Fp32]);
         for (int i = 0; i < args.Length; i++)
         {
             string value = i + 1 < args.Length ? args[i + 1] : throw new FormatException($"{args[i]} needs a value");
@@ -53,12 +56,21 @@ internal static class EncoderSuite
                 "--batch" => options with { Batches = List(args[i], value) },
                 "--iterations" => options with { Iterations = Positive(args[i], value) },
                 "--model" => options with { Model = value },
-                _ => throw new FormatException($"unknown option {args[i]}; expected --model, --threads, --seq, --batch or --iterations"),
+                "--precision" => options with { Precisions = value.Split(',').Select(ParsePrecision).Distinct().ToArray() },
+                _ => throw new FormatException($"unknown option {args[i]}; expected --model, --threads, --seq, --batch, --iterations or --precision"),
             };
             i++;
         }
         return options;
     }
+
+    private static InferencePrecision ParsePrecision(string value) => value switch
+    {
+        "fp32" => InferencePrecision.Fp32,
+        "int8" => InferencePrecision.Int8,
+        "bf16" => throw new FormatException("--precision bf16: .NET 10 exposes no AVX512-BF16 (vdpbf16ps) intrinsic, so Funnel has no bf16 path"),
+        _ => throw new FormatException($"--precision expects fp32 and/or int8, comma-separated, got '{value}'"),
+    };
 
     private static int[] List(string name, string value) => value.Split(',').Select(v => Positive(name, v)).ToArray();
 

@@ -135,11 +135,13 @@ internal static class EvalCommand
         var set = TrecDlRerankSet.Load(s.Dataset);
         var queries = set.Queries.Where(q => set.Qrels[q.Id] != null).Take(s.MaxQueries ?? int.MaxValue).ToList();
         int shipped = queries.Count == 0 ? 0 : queries.Max(q => q.Candidates.Count);
-        int candidates = Math.Min(s.Top ?? shipped, shipped);
+        int candidates = Math.Max(1, Math.Min(s.Top ?? shipped, shipped));
+        int kept = Math.Min(s.K ?? candidates, candidates);
         var stages = new List<(string, string, TimeSpan)> { ("load", $"{queries.Count} judged queries × {shipped} BM25 candidates", clock.Elapsed) };
-        var first = new Run("bm25");
-        foreach (var q in queries) first.Add(q.Id, q.Candidates.Take(candidates).Select(c => new ScoredDocument(c.DocId, c.Score)));
-        var (run, kept) = await RerankAsync(s, stderr, first, queries, candidates, stages, ct);
+        using CrossEncoder? reranker = await LoadCrossEncoderAsync(s, stages, ct);
+        var pipeline = new SearchPipeline(new ShippedCandidates(queries), reranker);
+        var options = new SearchOptions { Candidates = candidates, Results = kept, Rerank = reranker != null };
+        Run run = await SearchAllAsync(stderr, pipeline, [.. queries.Select(q => (q.Id, q.Text, options))], "bm25", stages, ct);
         return Conclude(s, set.Name, "dl", $"bm25 (shipped) top {candidates}", run, candidates, kept, set.Qrels.Restrict(queries.Select(q => q.Id)),
             new EvaluationOptions(s.RelevanceLevel ?? TrecDlRerankSet.RelevanceThreshold), stages);
     }
@@ -169,64 +171,92 @@ internal static class EvalCommand
     {
         bool lexical = s.Retriever != "dense", dense = s.Retriever != "bm25";
         var index = lexical ? new Bm25Index() : null;
-        var texts = s.Rerank != null ? new Dictionary<string, string>(StringComparer.Ordinal) : null;
+        // Only a reranker reads the texts: without one, candidates are ids and scores and the corpus is not held.
+        var documents = s.Rerank != null ? new Dictionary<string, Document>(StringComparer.Ordinal) : null;
         using SentenceEncoder? biEncoder = dense ? await LoadBiEncoderAsync(s, s.BiEncoder ?? PackagedModels.DefaultBiEncoder.Id, stages, ct) : null;
 
         // One pass over the corpus feeds BM25, the reranker's texts and the exact vectors.
         var clock = Stopwatch.StartNew();
-        int documents = 0;
+        int count = 0;
         IAsyncEnumerable<Document> corpus = dataset.ReadCorpusAsync(ct).Select(doc =>
         {
             index?.Add(doc.Id, doc.FullText);
-            if (texts != null) texts[doc.Id] = doc.FullText;
-            documents++;
+            if (documents != null) documents[doc.Id] = doc;
+            count++;
             return doc;
         });
         using ExactDenseSearch? exact = await WithProgressAsync(stderr, dense ? $"embedding {dataset.Name}" : $"indexing {dataset.Name}", total: null, async progress =>
         {
             if (biEncoder != null) return await ExactDenseSearch.BuildAsync(biEncoder, corpus, progress: progress, ct: ct);
-            await foreach (var _ in corpus.WithCancellation(ct)) if (documents % 256 == 0) progress.Report(documents);
+            await foreach (var _ in corpus.WithCancellation(ct)) if (count % 256 == 0) progress.Report(count);
             return null;
         });
-        if (index != null) stages.Add(("bm25 index", $"{documents:N0} documents", clock.Elapsed));
+        if (index != null) stages.Add(("bm25 index", $"{count:N0} documents", clock.Elapsed));
         if (exact != null) stages.Add(("exact vectors", $"{exact.Count:N0} documents embedded (one vector each, truncated to {biEncoder!.MaxSequenceLength} tokens)", clock.Elapsed));
 
-        clock.Restart();
-        float[][]? vectors = biEncoder?.EncodeQueries(queries.Select(q => q.Text).ToList(), ct);
-        var rankings = new IReadOnlyList<ScoredDocument>[queries.Count];
-        await WithProgressAsync(stderr, $"{s.Retriever} search", queries.Count, progress =>
+        Func<string, Document?>? lookup = documents is null ? null : id => documents.GetValueOrDefault(id);
+        IRetriever? bm25 = index is null ? null : new Bm25Retriever(index, lookup);
+        IRetriever? exactDense = exact?.AsRetriever(biEncoder!, lookup);
+        IRetriever retriever = s.Retriever switch
         {
-            int done = 0;
-            Parallel.For(0, queries.Count, new ParallelOptions { CancellationToken = ct, MaxDegreeOfParallelism = s.Encoder.MaxThreads }, i =>
-            {
-                string id = queries[i].Id;
-                IReadOnlyList<ScoredDocument> Lexical() =>
-                    index!.Search(queries[i].Text, candidates + 1).Where(h => h.DocId != id).Take(candidates).Select(h => new ScoredDocument(h.DocId, h.Score)).ToList();
-                IReadOnlyList<ScoredDocument> Dense() => exact!.Search(vectors![i], candidates, excludeId: id);
-                rankings[i] = s.Retriever switch
-                {
-                    "bm25" => Lexical(),
-                    "dense" => Dense(),
-                    _ => ReciprocalRankFusion.Fuse<string>([Dense().Select(d => d.DocId).ToList(), Lexical().Select(d => d.DocId).ToList()])
-                        .Take(candidates).Select(f => new ScoredDocument(f.Key, f.Score)).ToList(),
-                };
-                progress.Report(Interlocked.Increment(ref done));
-            });
-            return Task.FromResult(done);
-        });
-        stages.Add(($"{s.Retriever} search", $"{queries.Count} queries, top {candidates}", clock.Elapsed));
-
-        var first = new Run(s.Exact ? $"{s.Retriever}.exact" : s.Retriever);
-        var rerankQueries = new List<RerankQuery>(queries.Count);
-        for (int i = 0; i < queries.Count; i++)
-        {
-            first.Add(queries[i].Id, rankings[i]);
-            if (texts != null)
-                rerankQueries.Add(new RerankQuery(queries[i].Id, queries[i].Text, rankings[i].Select((d, r) => new RerankCandidate(d.DocId, texts[d.DocId], r + 1, d.Score)).ToList()));
-        }
-        var (run, kept) = await RerankAsync(s, stderr, first, rerankQueries, candidates, stages, ct);
+            "bm25" => bm25!,
+            "dense" => exactDense!,
+            _ => new HybridRetriever(exactDense!, bm25!),
+        };
+        int kept = Math.Min(s.K ?? candidates, candidates);
+        using CrossEncoder? reranker = await LoadCrossEncoderAsync(s, stages, ct);
+        var pipeline = new SearchPipeline(retriever, reranker);
+        var options = new SearchOptions { Candidates = candidates, Results = kept, Rerank = reranker != null };
+        Run run = await SearchAllAsync(stderr, pipeline, BeirSearches(queries, options), s.Exact ? $"{s.Retriever}.exact" : s.Retriever, stages, ct);
         string firstStage = s.Exact ? $"{s.Retriever} (exact: one vector per document) top {candidates}" : $"bm25 top {candidates}";
         return Conclude(s, dataset.Name, s.Split, firstStage, run, candidates, kept, qrels, BeirEvaluation(s), stages);
+    }
+
+    /// <summary>BEIR's rule for a corpus holding the query: each retriever drops the query's own id before fusion and reranking.</summary>
+    private static List<(string Id, string Text, SearchOptions Options)> BeirSearches(IEnumerable<BeirQuery> queries, SearchOptions options) =>
+        [.. queries.Select(q => (q.Id, q.Text, options with { Exclude = new HashSet<string>(StringComparer.Ordinal) { q.Id } }))];
+
+    /// <summary>
+    /// Every query through the one search pipeline (the library's, the CLI's and the service's), into a run tagged
+    /// <paramref name="firstStage"/> (".rerank" added when the pipeline reranks); the stages say where the time went.
+    /// </summary>
+    private static async Task<Run> SearchAllAsync(IAnsiConsole stderr, SearchPipeline pipeline, IReadOnlyList<(string Id, string Text, SearchOptions Options)> searches,
+        string firstStage, List<(string, string, TimeSpan)> stages, CancellationToken ct)
+    {
+        bool reranking = pipeline.Reranker != null;
+        var run = new Run(reranking ? $"{firstStage}.rerank" : firstStage);
+        TimeSpan embed = default, retrieve = default, fuse = default, rerank = default;
+        long pairs = 0;
+        await WithProgressAsync(stderr, reranking ? $"{firstStage} search and rerank" : $"{firstStage} search", searches.Count, async progress =>
+        {
+            int done = 0;
+            await foreach (var (id, response) in pipeline.SearchManyAsync(searches, ct))
+            {
+                run.Add(id, response.Results.Select(r => new ScoredDocument(r.DocumentId, r.Score)));
+                (embed, retrieve, fuse, rerank) = (embed + response.Timings.Embed, retrieve + response.Timings.Retrieve, fuse + response.Timings.Fuse, rerank + response.Timings.Rerank);
+                if (reranking) pairs += response.Candidates;
+                progress.Report(++done);
+            }
+            return done;
+        });
+        stages.Add(("search", string.Create(CultureInfo.InvariantCulture,
+            $"{searches.Count} queries; embed {embed.TotalSeconds:F2} s, retrieve {retrieve.TotalSeconds:F2} s, fuse {fuse.TotalSeconds:F2} s"), embed + retrieve + fuse));
+        if (reranking)
+        {
+            double seconds = Math.Max(rerank.TotalSeconds, 1e-9);
+            stages.Add(("rerank", string.Create(CultureInfo.InvariantCulture,
+                $"{pairs:N0} pairs, {pairs / seconds:F1} pairs/s, {searches.Count / seconds:F2} queries/s"), rerank));
+        }
+        return run;
+    }
+
+    private static async Task<CrossEncoder?> LoadCrossEncoderAsync(Settings s, List<(string, string, TimeSpan)> stages, CancellationToken ct)
+    {
+        if (s.Rerank == null) return null;
+        var clock = Stopwatch.StartNew();
+        var encoder = CrossEncoder.Load(await ModelFolders.ResolveAsync(s.Rerank, "cross-encoder", s.Log, ct), s.Encoder);
+        stages.Add(("load cross-encoder", s.Rerank, clock.Elapsed));
+        return encoder;
     }
 
     /// <summary>An STS benchmark split through a bi-encoder: what <see cref="StsEvaluation"/> measures.</summary>
@@ -290,45 +320,15 @@ internal static class EvalCommand
             CollectionIndexer.IndexAsync(collection, biEncoder, dataset.ReadCorpusAsync(ct), progress: new IndexingCount(progress), ct: ct));
         stages.Add(("collection", $"{collection.Folder}: {indexed.DocumentsWritten:N0} documents embedded, {indexed.DocumentsUnchanged:N0} already there", clock.Elapsed));
 
-        CrossEncoder? crossEncoder = null;
-        try
+        using CrossEncoder? reranker = await LoadCrossEncoderAsync(s, stages, ct);
+        var pipeline = new SearchPipeline(collection, biEncoder, reranker);
+        var options = new SearchOptions
         {
-            if (s.Rerank != null)
-            {
-                clock.Restart();
-                crossEncoder = CrossEncoder.Load(await ModelFolders.ResolveAsync(s.Rerank, "cross-encoder", s.Log, ct), s.Encoder);
-                stages.Add(("load cross-encoder", s.Rerank, clock.Elapsed));
-            }
-            var pipeline = new SearchPipeline(collection, biEncoder, crossEncoder);
-            var options = new SearchOptions
-            {
-                Retriever = s.Retriever == "dense" ? Retriever.Dense : Retriever.Hybrid, Candidates = candidates, Results = kept, Rerank = crossEncoder != null,
-                EfSearch = s.Ef,
-            };
-            // BEIR's rule for a corpus holding the query: each retriever drops the query's own id before fusion and reranking.
-            var searches = queries.Select(q => (q.Id, q.Text, options with { Exclude = new HashSet<string>(StringComparer.Ordinal) { q.Id } })).ToList();
-            var run = new Run(crossEncoder != null ? $"{s.Retriever}.rerank" : s.Retriever);
-            TimeSpan embed = default, retrieve = default, fuse = default, rerank = default;
-            clock.Restart();
-            await WithProgressAsync(stderr, $"{s.Retriever} search", queries.Count, async progress =>
-            {
-                int done = 0;
-                await foreach (var (id, response) in pipeline.SearchManyAsync(searches, ct))
-                {
-                    run.Add(id, response.Results.Select(r => new ScoredDocument(r.DocumentId, r.Score)));
-                    (embed, retrieve, fuse, rerank) = (embed + response.Timings.Embed, retrieve + response.Timings.Retrieve, fuse + response.Timings.Fuse, rerank + response.Timings.Rerank);
-                    progress.Report(++done);
-                }
-                return done;
-            });
-            stages.Add(("search", string.Create(CultureInfo.InvariantCulture,
-                $"{queries.Count} queries; embed {embed.TotalSeconds:F2} s, retrieve {retrieve.TotalSeconds:F2} s, fuse {fuse.TotalSeconds:F2} s, rerank {rerank.TotalSeconds:F2} s"), clock.Elapsed));
-            return Conclude(s, dataset.Name, s.Split, $"{s.Retriever} top {candidates}", run, candidates, kept, qrels, BeirEvaluation(s), stages);
-        }
-        finally
-        {
-            crossEncoder?.Dispose();
-        }
+            Retriever = s.Retriever == "dense" ? Retriever.Dense : Retriever.Hybrid, Candidates = candidates, Results = kept, Rerank = reranker != null,
+            EfSearch = s.Ef,
+        };
+        Run run = await SearchAllAsync(stderr, pipeline, BeirSearches(queries, options), s.Retriever, stages, ct);
+        return Conclude(s, dataset.Name, s.Split, $"{s.Retriever} top {candidates}", run, candidates, kept, qrels, BeirEvaluation(s), stages);
     }
 
     /// <summary>
@@ -345,36 +345,6 @@ internal static class EvalCommand
     private sealed class IndexingCount(IProgress<int> inner) : IProgress<IndexingProgress>
     {
         public void Report(IndexingProgress value) => inner.Report((int)value.DocumentsRead);
-    }
-
-    /// <summary>
-    /// The run to evaluate: with --rerank, the cross-encoder's order of each query's top <paramref name="depth"/> candidates;
-    /// else the first stage's. Either way cut to --k results.
-    /// </summary>
-    private static async Task<(Run Run, int Kept)> RerankAsync(Settings s, IAnsiConsole stderr, Run first, IReadOnlyList<RerankQuery> candidates, int depth,
-        List<(string, string, TimeSpan)> stages, CancellationToken ct)
-    {
-        int kept = Math.Min(s.K ?? depth, depth);
-        if (s.Rerank == null)
-        {
-            if (kept == depth) return (first, kept);
-            var cut = new Run(first.Tag);
-            foreach (string q in first.QueryIds) cut.Add(q, first.Ranking(q).Take(kept));
-            return (cut, kept);
-        }
-        var clock = Stopwatch.StartNew();
-        using var encoder = CrossEncoder.Load(await ModelFolders.ResolveAsync(s.Rerank, "cross-encoder", s.Log, ct), s.Encoder);
-        stages.Add(("load cross-encoder", s.Rerank, clock.Elapsed));
-        RerankStatistics statistics = default;
-        var run = await WithProgressAsync(stderr, "reranking", candidates.Count, progress =>
-        {
-            var (reranked, stats) = CrossEncoderReranking.Rerank(encoder, candidates, depth, kept, $"{first.Tag}.rerank", progress, ct);
-            statistics = stats;
-            return Task.FromResult(reranked);
-        });
-        stages.Add(("rerank", string.Create(CultureInfo.InvariantCulture,
-            $"{statistics.Pairs:N0} pairs, {statistics.PairsPerSecond:F1} pairs/s, {statistics.QueriesPerSecond:F2} queries/s"), statistics.Elapsed));
-        return (run, kept);
     }
 
     /// <summary>Writes the run file and evaluates it.</summary>

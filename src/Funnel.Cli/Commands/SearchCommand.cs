@@ -75,7 +75,7 @@ internal static class SearchCommand
         },
         results = r.Results.Select(x => new
         {
-            rank = x.Rank, id = x.DocumentId, title = x.Title, score = x.Score, rerankScore = x.RerankScore, fusedScore = x.FusedScore,
+            rank = x.Rank, id = x.DocumentId, title = x.Title, score = x.Score, rerankScore = x.RerankScore, rerankLogit = x.RerankLogit, fusedScore = x.FusedScore,
             denseScore = x.DenseScore, denseRank = x.DenseRank, bm25Score = x.Bm25Score, bm25Rank = x.Bm25Rank,
             metadata = x.Metadata.Count > 0 ? x.Metadata : null, passage = x.Passage,
         }),

@@ -5,9 +5,9 @@ using Funnel.Server.Http;
 
 namespace Funnel.Server.Collections;
 
-/// <summary>An open collection with what the service needs beside it: a search pipeline, a write gate, and a count of
-/// the requests using it, so that deleting it waits for them instead of freeing memory a search still reads.</summary>
-public sealed class ServedCollection(string name, Collection collection, SearchPipeline pipeline) : IDisposable
+/// <summary>An open collection with what the service needs beside it: a write gate, and a count of the requests using it,
+/// so that deleting it waits for them instead of freeing memory a search still reads.</summary>
+public sealed class ServedCollection(string name, Collection collection) : IDisposable
 {
     private readonly Lock _usage = new();
     private readonly TaskCompletionSource _idle = new(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -16,7 +16,6 @@ public sealed class ServedCollection(string name, Collection collection, SearchP
 
     public string Name { get; } = name;
     public Collection Collection { get; } = collection;
-    public SearchPipeline Pipeline { get; } = pipeline;
 
     /// <summary>Serializes writes, so that "add" can check for existing ids and write as one step.</summary>
     public SemaphoreSlim WriteGate { get; } = new(1, 1);
@@ -175,7 +174,9 @@ public sealed partial class CollectionStore : IDisposable
     {
         try
         {
-            return new ServedCollection(name, collection, new SearchPipeline(collection, _biEncoder));
+            // Searches embed queries with this server's bi-encoder: it must be the one the collection was indexed with.
+            if (_biEncoder is not null) collection.EnsureBiEncoder(_biEncoder.Fingerprint);
+            return new ServedCollection(name, collection);
         }
         catch (BiEncoderMismatchException mismatch)
         {

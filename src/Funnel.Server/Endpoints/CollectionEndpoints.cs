@@ -137,7 +137,7 @@ internal static class CollectionEndpoints
         for (int i = 0; i < documents.Count; i++)
             if (!seen.TryAdd(documents[i].Id, i))
                 throw ApiException.Invalid($"documents[{i}].id", $"'documents[{i}].id' repeats the id \"{documents[i].Id}\" of documents[{seen[documents[i].Id]}]");
-        Embedder embedder = http.RequestServices.GetRequiredService<ServedModels>().RequireEmbedder();
+        BatchingEmbeddingGenerator embedder = http.RequestServices.GetRequiredService<ServedModels>().RequireEmbedder();
 
         await served.WriteGate.WaitAsync(http.RequestAborted);
         try
@@ -208,61 +208,28 @@ internal static class CollectionEndpoints
         IReadOnlyDictionary<string, string>? filter = body.OptionalStringMap("filter");
         if (retriever != Retriever.Bm25 && models.Embedder is null)
             throw ApiException.Invalid("retriever", $"{retriever.ToString().ToLowerInvariant()} retrieval needs a bi-encoder; this server has none (use \"bm25\", or start it with --bi-encoder)");
-        Reranker? reranker = rerank ? models.RequireReranker() : null;
+        BatchingReranker? reranker = rerank ? models.RequireReranker() : null;
 
-        // The first stage runs in the pipeline; reranking goes through the cross-encoder's batcher so that concurrent
-        // searches share its batches, which is why the pipeline is asked for all N candidates unreranked.
-        var first = new SearchOptions
+        // The library's pipeline over the models' batchers, so concurrent searches, /embed and /rerank share their batches.
+        var pipeline = new SearchPipeline(served.Collection, models.Embedder, reranker);
+        var searchOptions = new SearchOptions
         {
             Retriever = retriever,
             Candidates = candidates,
-            Results = reranker is null ? topK : candidates,
-            Rerank = false,
+            Results = topK,
+            Rerank = reranker is not null,
             RrfK = rrfK,
             Filter = filter is null ? null : new MetadataFilter(filter),
             EfSearch = efSearch,
+            Timeout = timeout,
+            // Asked for: the first stage's order, flagged, rather than no answer in time.
+            RerankFallback = fallback,
         };
-        // The query is embedded through the bi-encoder's batcher too, so concurrent searches and /embed share batches.
-        float[]? vector = null;
-        long embedStart = System.Diagnostics.Stopwatch.GetTimestamp();
-        if (retriever != Retriever.Bm25)
-        {
-            Embedder embedder = models.RequireEmbedder();
-            vector = (await embedder.EmbedAsync([query], "query", truncate: true, normalize: null, embedder.Encoder.QueryPromptName, http.RequestAborted, timeout)).Results[0];
-        }
-        TimeSpan embedTime = System.Diagnostics.Stopwatch.GetElapsedTime(embedStart);
-        SearchResponse response = await Task.Run(() => served.Pipeline.Search(query, vector, embedTime, first, http.RequestAborted), http.RequestAborted);
-        IReadOnlyList<SearchResult> results = response.Results;
-        TimeSpan rerankTime = TimeSpan.Zero;
-        string? fellBack = null;
-        if (reranker is not null && results.Count > 0)
-        {
-            long start = System.Diagnostics.Stopwatch.GetTimestamp();
-            // What is left of the deadline after embedding and retrieval is the rerank's.
-            TimeSpan? left = timeout - System.Diagnostics.Stopwatch.GetElapsedTime(embedStart);
-            try
-            {
-                if (left <= TimeSpan.Zero)
-                    throw new Batching.DeadlineException($"the first stage used the request's {timeout!.Value.TotalMilliseconds:F0} ms; nothing is left for the rerank", reranker.Model.ExpectedWait);
-                ModelOutput<float> scores = await ModelEndpoints.ScoreAsync(reranker, query, [.. results.Select(r => r.Passage)], "candidates",
-                    truncate: true, raw: true, http.RequestAborted, left);
-                results = [.. results.Select((r, i) => r with { RerankScore = scores.Results[i] })
-                    .OrderByDescending(r => r.RerankScore).ThenBy(r => r.Rank)
-                    .Take(topK)
-                    .Select((r, i) => r with { Rank = i + 1 })];
-            }
-            catch (Exception late) when (fallback && late is Batching.DeadlineException or Batching.QueueFullException)
-            {
-                // Asked for: the first stage's order, flagged, rather than no answer in time.
-                fellBack = late.Message;
-                results = [.. results.Take(topK)];
-            }
-            rerankTime = System.Diagnostics.Stopwatch.GetElapsedTime(start);
-        }
+        SearchResponse response = await pipeline.SearchAsync(query, searchOptions, http.RequestAborted);
         StageTimings t = response.Timings;
-        var timings = new Timings(t.Embed.TotalMilliseconds, t.Retrieve.TotalMilliseconds, t.Fuse.TotalMilliseconds,
-            rerankTime.TotalMilliseconds, (t.Total + rerankTime).TotalMilliseconds);
-        return Results.Json(new SearchBody(query, [.. results.Select(Hit)], timings, fellBack is null ? null : false, fellBack), ApiJson.Options);
+        var timings = new Timings(t.Embed.TotalMilliseconds, t.Retrieve.TotalMilliseconds, t.Fuse.TotalMilliseconds, t.Rerank.TotalMilliseconds, t.Total.TotalMilliseconds);
+        string? fellBack = response.RerankSkipped;
+        return Results.Json(new SearchBody(query, [.. response.Results.Select(Hit)], timings, fellBack is null ? null : false, fellBack), ApiJson.Options);
     }
 
     private static Document ReadDocument(JsonElement element, string path)
@@ -298,7 +265,7 @@ internal static class CollectionEndpoints
     }
 
     private static SearchHit Hit(SearchResult r) => new(r.Rank, r.DocumentId, r.Title, r.Passage, r.Metadata, r.Score,
-        r.DenseScore, r.DenseRank, r.Bm25Score, r.Bm25Rank, r.FusedScore, r.RerankScore);
+        r.DenseScore, r.DenseRank, r.Bm25Score, r.Bm25Rank, r.FusedScore, r.RerankScore, r.RerankLogit);
 
     /// <summary>Each entry a <see cref="CollectionBody"/> or, for one that cannot be opened, an <see cref="UnavailableCollectionBody"/>.</summary>
     private sealed record CollectionList(object[] Collections);
@@ -320,7 +287,7 @@ internal static class CollectionEndpoints
     private sealed record DocumentsDeleted(int Deleted);
 
     private sealed record SearchHit(int Rank, string Id, string Title, string Passage, IReadOnlyDictionary<string, string> Metadata,
-        double Score, float? DenseScore, int? DenseRank, float? Bm25Score, int? Bm25Rank, double? FusedScore, float? RerankScore);
+        double Score, float? DenseScore, int? DenseRank, float? Bm25Score, int? Bm25Rank, double? FusedScore, float? RerankScore, float? RerankLogit);
 
     private sealed record Timings(double Embed, double Retrieve, double Fuse, double Rerank, double Total);
 

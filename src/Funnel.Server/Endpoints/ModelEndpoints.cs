@@ -1,7 +1,9 @@
 using System.Runtime.InteropServices;
 using System.Text.Json;
+using Funnel.Inference;
 using Funnel.Server.Http;
 using Funnel.Server.Models;
+using Microsoft.Extensions.AI;
 
 namespace Funnel.Server.Endpoints;
 
@@ -21,20 +23,24 @@ internal static class ModelEndpoints
 
     private static async Task<IResult> EmbedAsync(HttpContext http, ServedModels models, ServerOptions options)
     {
-        Embedder embedder = models.RequireEmbedder();
+        BatchingEmbeddingGenerator embedder = models.RequireEmbedder();
         JsonBody body = await JsonBody.ReadAsync(http.Request, http.RequestAborted);
         IReadOnlyList<string> inputs = body.StringOrStrings("inputs", out _);
         CheckCount(inputs.Count, "inputs", options);
         bool normalize = body.OptionalBool("normalize", true);
         // TEI: prompt_name names one of the model's prompts; without it, the model's default prompt (usually none) applies.
-        string? promptName = KnownPrompt(embedder, body.OptionalString("prompt_name")) ?? embedder.Encoder.DefaultPromptName;
-        ModelOutput<float[]> output = await embedder.EmbedAsync(inputs, "inputs", ReadTruncate(body, options), normalize, promptName, http.RequestAborted, ReadTimeout(body));
-        return Results.Json(output.Results, ApiJson.Options);
+        var settings = new SentenceEmbeddingOptions
+        {
+            PromptName = KnownPrompt(embedder, body.OptionalString("prompt_name")), Normalize = normalize, Truncate = ReadTruncate(body, options),
+            Timeout = ReadTimeout(body),
+        };
+        GeneratedEmbeddings<Embedding<float>> output = await GenerateAsync(embedder, inputs, "inputs", settings, http.RequestAborted);
+        return Results.Json(output.Select(e => e.Vector.ToArray()), ApiJson.Options);
     }
 
     private static async Task<IResult> OpenAiEmbeddingsAsync(HttpContext http, ServedModels models, ServerOptions options)
     {
-        Embedder embedder = models.RequireEmbedder();
+        BatchingEmbeddingGenerator embedder = models.RequireEmbedder();
         JsonBody body = await JsonBody.ReadAsync(http.Request, http.RequestAborted);
         if (body.TryGet("input", out JsonElement input) && input.ValueKind == JsonValueKind.Array
             && input.EnumerateArray().Any(e => e.ValueKind is JsonValueKind.Number or JsonValueKind.Array))
@@ -47,23 +53,28 @@ internal static class ModelEndpoints
         body.OptionalString("model"); // any name is accepted (clients insist on sending one); the response names the real model
         body.OptionalString("user");
         // Not in OpenAI's API (its models need no roles); the name other embedding APIs (Cohere, Voyage, NVIDIA) give the field.
-        string? promptName = body.OptionalChoice("input_type", "query", "document") switch
+        EmbeddingRole role = body.OptionalChoice("input_type", "query", "document") switch
         {
-            "query" => embedder.Encoder.QueryPromptName,
-            "document" => embedder.Encoder.DocumentPromptName,
-            _ => embedder.Encoder.DefaultPromptName,
+            "query" => EmbeddingRole.Query,
+            "document" => EmbeddingRole.Document,
+            _ => EmbeddingRole.Default,
         };
 
-        ModelOutput<float[]> output = await embedder.EmbedAsync(inputs, "input", ReadTruncate(body, options), normalize: null, promptName, http.RequestAborted, ReadTimeout(body));
-        var data = new OpenAiEmbedding[output.Results.Length];
+        var settings = new SentenceEmbeddingOptions { Role = role, Truncate = ReadTruncate(body, options), Timeout = ReadTimeout(body) };
+        GeneratedEmbeddings<Embedding<float>> output = await GenerateAsync(embedder, inputs, "input", settings, http.RequestAborted);
+        var data = new OpenAiEmbedding[output.Count];
         for (int i = 0; i < data.Length; i++)
-            data[i] = new OpenAiEmbedding("embedding", i, format == "base64" ? Base64LittleEndian(output.Results[i]) : output.Results[i]);
-        return Results.Json(new OpenAiEmbeddingList("list", data, embedder.Id, new OpenAiUsage(output.Tokens, output.Tokens)), ApiJson.Options);
+        {
+            ReadOnlyMemory<float> vector = output[i].Vector;
+            data[i] = new OpenAiEmbedding("embedding", i, format == "base64" ? Base64LittleEndian(vector.Span) : vector.ToArray());
+        }
+        int tokens = (int)(output.Usage?.InputTokenCount ?? 0);
+        return Results.Json(new OpenAiEmbeddingList("list", data, embedder.Id, new OpenAiUsage(tokens, tokens)), ApiJson.Options);
     }
 
     private static async Task<IResult> RerankAsync(HttpContext http, ServedModels models, ServerOptions options)
     {
-        Reranker reranker = models.RequireReranker();
+        BatchingReranker reranker = models.RequireReranker();
         JsonBody body = await JsonBody.ReadAsync(http.Request, http.RequestAborted);
         string query = body.RequiredString("query");
         IReadOnlyList<string> texts = body.RequiredStrings("texts");
@@ -72,15 +83,15 @@ internal static class ModelEndpoints
         bool returnText = body.OptionalBool("return_text", false);
         bool truncate = ReadTruncate(body, options);
 
-        float[] scores = (await ScoreAsync(reranker, query, texts, "texts", truncate, raw, http.RequestAborted, ReadTimeout(body))).Results;
+        RerankScores scored = await ScoreAsync(reranker, query, texts, "texts", new RerankOptions { Truncate = truncate, Timeout = ReadTimeout(body) }, http.RequestAborted);
         var ranks = new TeiRank[texts.Count];
-        for (int i = 0; i < ranks.Length; i++) ranks[i] = new TeiRank(i, returnText ? texts[i] : null, scores[i]);
+        for (int i = 0; i < ranks.Length; i++) ranks[i] = new TeiRank(i, returnText ? texts[i] : null, Probability(scored, i, raw));
         return Results.Json(Ranked(ranks, r => r.Score), ApiJson.Options);
     }
 
     private static async Task<IResult> CohereRerankAsync(HttpContext http, ServedModels models, ServerOptions options)
     {
-        Reranker reranker = models.RequireReranker();
+        BatchingReranker reranker = models.RequireReranker();
         JsonBody body = await JsonBody.ReadAsync(http.Request, http.RequestAborted);
         string query = body.RequiredString("query");
         IReadOnlyList<string> documents = body.RequiredArray("documents", "strings or objects with a \"text\" field", ReadDocumentText);
@@ -89,13 +100,14 @@ internal static class ModelEndpoints
         bool returnDocuments = body.OptionalBool("return_documents", false);
         body.OptionalString("model");
 
-        ModelOutput<float> scored = await ScoreAsync(reranker, query, documents, "documents", ReadTruncate(body, options), raw: false, http.RequestAborted, ReadTimeout(body));
+        RerankScores scored = await ScoreAsync(reranker, query, documents, "documents",
+            new RerankOptions { Truncate = ReadTruncate(body, options), Timeout = ReadTimeout(body) }, http.RequestAborted);
         var results = new CohereResult[documents.Count];
         for (int i = 0; i < results.Length; i++)
-            results[i] = new CohereResult(i, scored.Results[i], returnDocuments ? new CohereDocument(documents[i]) : null);
+            results[i] = new CohereResult(i, Probability(scored, i, raw: false), returnDocuments ? new CohereDocument(documents[i]) : null);
         CohereResult[] top = Ranked(results, r => r.RelevanceScore).Take(topN).ToArray();
         return Results.Json(new CohereRerankResponse(Guid.NewGuid().ToString(), reranker.Id, top,
-            new CohereUsage(scored.Tokens)), ApiJson.Options);
+            new CohereUsage((int)scored.Tokens)), ApiJson.Options);
 
         static string ReadDocumentText(JsonElement element, string path) => element.ValueKind switch
         {
@@ -105,20 +117,42 @@ internal static class ModelEndpoints
         };
     }
 
-    /// <summary>Scores every text against the query; <paramref name="raw"/> picks logits over probabilities.</summary>
-    internal static async Task<ModelOutput<float>> ScoreAsync(Reranker reranker, string query, IReadOnlyList<string> texts, string field,
-        bool truncate, bool raw, CancellationToken cancellationToken, TimeSpan? deadline = null)
+    /// <summary>Embeds through the batcher; an input over the window (without truncation) is a 413 naming it.</summary>
+    internal static async Task<GeneratedEmbeddings<Embedding<float>>> GenerateAsync(BatchingEmbeddingGenerator embedder, IReadOnlyList<string> texts, string field,
+        SentenceEmbeddingOptions settings, CancellationToken cancellationToken)
     {
-        var pairs = new (string, string)[texts.Count];
-        for (int i = 0; i < pairs.Length; i++) pairs[i] = (query, texts[i]);
-        ModelOutput<float> output = await reranker.Model.RunAsync(pairs, field, truncate, cancellationToken, deadline);
-        float[] scores = output.Results;
-        for (int i = 0; i < scores.Length; i++) scores[i] = Scores.Convert(scores[i], reranker.Encoder.Activation, raw);
-        return output;
+        try
+        {
+            return await embedder.GenerateAsync(texts, settings.ToGenerationOptions(), cancellationToken);
+        }
+        catch (InputTooLongException e)
+        {
+            throw TooLong(e, field);
+        }
     }
 
+    /// <summary>Scores every text against the query through the batcher; an input over the window (without truncation) is a 413 naming it.</summary>
+    private static async Task<RerankScores> ScoreAsync(BatchingReranker reranker, string query, IReadOnlyList<string> texts, string field,
+        RerankOptions options, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return await reranker.ScoreAsync(query, texts, options, cancellationToken);
+        }
+        catch (InputTooLongException e)
+        {
+            throw TooLong(e, field);
+        }
+    }
+
+    private static ApiException TooLong(InputTooLongException e, string field) => ApiException.TooLarge(
+        $"'{field}[{e.Index}]' is {e.Tokens} tokens long, more than this model's {e.MaxTokens}; shorten it or send \"truncate\": true", $"{field}[{e.Index}]");
+
+    /// <summary>TEI's and Cohere's rerank score: the logit when <paramref name="raw"/>, else its sigmoid, whatever the model's activation.</summary>
+    private static float Probability(RerankScores scores, int i, bool raw) => raw ? scores.Logits[i] : Scores.Sigmoid(scores.Logits[i]);
+
     /// <summary>The <c>prompt_name</c> a client sent, refused with the model's prompts listed when it has no such prompt.</summary>
-    private static string? KnownPrompt(Embedder embedder, string? name)
+    private static string? KnownPrompt(BatchingEmbeddingGenerator embedder, string? name)
     {
         IReadOnlyDictionary<string, string> prompts = embedder.Encoder.Prompts;
         if (name is null || prompts.ContainsKey(name)) return name;
@@ -126,8 +160,8 @@ internal static class ModelEndpoints
             $"({(prompts.Count == 0 ? "it has none" : string.Join(", ", prompts.Keys.Select(k => $"\"{k}\"")))})");
     }
 
-    /// <summary>Best first; ties keep input order (a stable sort).</summary>
-    private static T[] Ranked<T>(T[] items, Func<T, float> score) => [.. items.OrderByDescending(score)];
+    /// <summary>In <see cref="ScoreOrder"/>: best first, ties in input order.</summary>
+    private static T[] Ranked<T>(T[] items, Func<T, float> score) => [.. ScoreOrder.BestFirst([.. items.Select(score)]).Select(i => items[i])];
 
     internal static void CheckCount(int count, string field, ServerOptions options)
     {
@@ -147,10 +181,10 @@ internal static class ModelEndpoints
         return body.OptionalBool("truncate", options.AutoTruncate);
     }
 
-    private static string Base64LittleEndian(float[] vector)
+    private static string Base64LittleEndian(ReadOnlySpan<float> vector)
     {
         if (!BitConverter.IsLittleEndian) throw new PlatformNotSupportedException("base64 embeddings are produced on little-endian hosts only");
-        return Convert.ToBase64String(MemoryMarshal.AsBytes(vector.AsSpan()));
+        return Convert.ToBase64String(MemoryMarshal.AsBytes(vector));
     }
 
     private sealed record TeiRank(int Index, string? Text, float Score);

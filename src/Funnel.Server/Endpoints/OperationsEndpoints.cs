@@ -24,10 +24,10 @@ internal static class OperationsEndpoints
     {
         EmbeddingInfo? embedding = models.Embedder is { } e
             ? new EmbeddingInfo(e.Id, e.Encoder.Source, e.Encoder.Fingerprint.WeightsSha256, e.Dimension, e.Encoder.Fingerprint.Pooling, e.Encoder.Normalize,
-                e.Model.MaxInputTokens, e.Encoder.Prompts, e.Encoder.QueryPromptName, e.Encoder.DocumentPromptName, e.Encoder.DefaultPromptName, Batching(e.Model.Batching))
+                e.MaxInputTokens, e.Encoder.Prompts, e.Encoder.QueryPromptName, e.Encoder.DocumentPromptName, e.Encoder.DefaultPromptName, Batching(e.Batching))
             : null;
         RerankerInfo? reranker = models.Reranker is { } r
-            ? new RerankerInfo(r.Id, r.Encoder.Source, r.Encoder.Activation.ToString(), r.Model.MaxInputTokens, Batching(r.Model.Batching))
+            ? new RerankerInfo(r.Id, r.Encoder.Source, r.Encoder.Activation.ToString(), r.MaxInputTokens, Batching(r.Batching))
             : null;
         string? primaryId = embedding?.ModelId ?? reranker?.ModelId;
         Dictionary<string, object>? modelType = embedding is not null

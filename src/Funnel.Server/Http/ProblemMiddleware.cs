@@ -9,7 +9,7 @@ namespace Funnel.Server.Http;
 /// <summary>
 /// Turns every failure into an RFC 7807 <c>application/problem+json</c> response: refused requests
 /// (<see cref="ApiException"/>), Kestrel's request errors (oversize body, …), a full batch queue (429 with
-/// <c>Retry-After</c>), a deadline that cannot be met (503), shutdown (503), and anything unexpected (500 with a trace id, never a stack trace).
+/// <c>Retry-After</c>, mapped where the model is known: <see cref="Models.BatchedModel{TItem, TResult}"/>), shutdown (503), and anything unexpected (500 with a trace id, never a stack trace).
 /// </summary>
 internal sealed class ProblemMiddleware(RequestDelegate next, ILogger<ProblemMiddleware> logger)
 {
@@ -39,15 +39,15 @@ internal sealed class ProblemMiddleware(RequestDelegate next, ILogger<ProblemMid
         BadHttpRequestException bad when bad.StatusCode == StatusCodes.Status413PayloadTooLarge =>
             ApiException.TooLarge("the request body is larger than the server's limit (see max_request_bytes in GET /info)"),
         BadHttpRequestException bad => new ApiException(bad.StatusCode, ReasonPhrases.GetReasonPhrase(bad.StatusCode), bad.Message, "Validation"),
-        // Retry-After: the seconds the model's queued work is expected to take (whole seconds, at least 1).
-        QueueFullException full => ApiException.Overloaded($"{full.Message}; retry after the Retry-After seconds", RetryAfter(full.ExpectedWait)),
-        DeadlineException late => ApiException.DeadlineUnmet(late.Message, RetryAfter(late.ExpectedWait)),
         // The model, not the request, is at fault, but the request cannot be answered: 422 names why instead of a bare 500.
+        Inference.ModelUnavailableException { Reason: Inference.ModelUnavailableReason.Overloaded } busy => ApiException.Overloaded(busy.Message, RetryAfter(busy.RetryAfter)),
+        Inference.ModelUnavailableException late => ApiException.DeadlineUnmet(late.Message, RetryAfter(late.RetryAfter)),
         Inference.ModelOutputException bad => new ApiException(StatusCodes.Status422UnprocessableEntity, "Model output is not finite", bad.Message, "Backend"),
         _ => new ApiException(StatusCodes.Status500InternalServerError, "Internal server error",
             "the server failed to handle this request; the trace id identifies it in the server's log", "Backend"),
     };
 
+    /// <summary>Whole seconds of an expected wait, at least 1 (Retry-After has no finer unit).</summary>
     private static int RetryAfter(TimeSpan wait) => (int)Math.Clamp(Math.Ceiling(wait.TotalSeconds), 1, 3600);
 
     /// <summary>Writes <paramref name="problem"/> as problem+json (with TEI's <c>error</c>/<c>error_type</c> members).</summary>

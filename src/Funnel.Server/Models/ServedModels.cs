@@ -9,18 +9,18 @@ public sealed class ServedModels : IAsyncDisposable
     public ServedModels(ServerModels models, ServerOptions options, ServerMetrics metrics)
     {
         if (models.BiEncoder is { } bi)
-            Embedder = new Embedder(bi, models.BiEncoderId ?? Path.GetFileName(bi.Fingerprint.Model), options.EmbedBatching, metrics);
+            Embedder = new BatchingEmbeddingGenerator(bi, models.BiEncoderId ?? Path.GetFileName(bi.Fingerprint.Model), options.EmbedBatching, metrics);
         if (models.CrossEncoder is { } cross)
-            Reranker = new Reranker(cross, models.CrossEncoderId ?? "cross-encoder", options.RerankBatching, metrics);
+            Reranker = new BatchingReranker(cross, models.CrossEncoderId ?? "cross-encoder", options.RerankBatching, metrics);
     }
 
-    public Embedder? Embedder { get; }
-    public Reranker? Reranker { get; }
+    public BatchingEmbeddingGenerator? Embedder { get; }
+    public BatchingReranker? Reranker { get; }
 
-    public Embedder RequireEmbedder() => Embedder ??
+    public BatchingEmbeddingGenerator RequireEmbedder() => Embedder ??
         throw ApiException.NotFound("this server has no bi-encoder; start it with --bi-encoder MODEL to embed");
 
-    public Reranker RequireReranker() => Reranker ??
+    public BatchingReranker RequireReranker() => Reranker ??
         throw ApiException.NotFound("this server has no cross-encoder (none is packaged with Funnel); start it with --cross-encoder MODEL (a folder or Hub id) to rerank");
 
     /// <summary>Drains both batchers (accepted requests still complete).</summary>

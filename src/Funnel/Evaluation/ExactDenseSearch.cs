@@ -1,6 +1,7 @@
 using Funnel.Index;
 using Funnel.Inference;
 using Funnel.Retrieval;
+using Microsoft.Extensions.AI;
 
 namespace Funnel.Evaluation;
 
@@ -80,6 +81,17 @@ public sealed class ExactDenseSearch : IDisposable
             .Take(k)
             .ToList();
     }
+
+    /// <summary>
+    /// This search as a pipeline's first stage: queries embedded by <paramref name="queryEncoder"/> (the corpus's encoder) as
+    /// queries; <paramref name="documents"/> gives candidates their text (null: ids and scores only). No metadata filters.
+    /// </summary>
+    public IRetriever AsRetriever(IEmbeddingGenerator<string, Embedding<float>> queryEncoder, Func<string, Document?>? documents = null) =>
+        new DenseRetriever(queryEncoder, (vector, k, options) =>
+        {
+            if (options.Filter is not null) throw new NotSupportedException("exact dense search has no metadata; search a collection to filter");
+            return _index.Search(vector.Span, k).Select(hit => new DocumentHit(_ids[(int)hit.Id], hit.Score, -1)).ToList();
+        }, hit => documents?.Invoke(hit.DocumentId) is { } document ? Candidate.Of(document, hit.Score) : new Candidate(hit.DocumentId, hit.Score));
 
     public void Dispose() => _index.Dispose();
 }

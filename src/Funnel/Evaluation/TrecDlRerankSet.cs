@@ -1,4 +1,5 @@
 using System.Text.Json;
+using Funnel.Retrieval;
 
 namespace Funnel.Evaluation;
 
@@ -114,4 +115,27 @@ public sealed class TrecDlRerankSet
         hit.ValueKind == JsonValueKind.Object && hit.TryGetProperty(name, out var v) && v.ValueKind is JsonValueKind.String or JsonValueKind.Number
             ? v.ValueKind == JsonValueKind.String ? v.GetString()! : v.GetRawText()
             : throw new DatasetFormatException(path, 0, $"{where}: missing \"{name}\" (string or number)");
+}
+
+/// <summary>
+/// A rerank set's shipped first stage as a pipeline's retriever: each query (by id) gets its shipped candidates in their order,
+/// cut to <see cref="SearchOptions.Candidates"/>.
+/// </summary>
+public sealed class ShippedCandidates(IReadOnlyList<RerankQuery> queries) : IRetriever
+{
+    private readonly Dictionary<string, RerankQuery> _byId = queries.ToDictionary(q => q.Id, StringComparer.Ordinal);
+
+    public Task<RetrievalBatch> RetrieveAsync(IReadOnlyList<RetrievalQuery> queries, CancellationToken cancellationToken = default)
+    {
+        var candidates = new IReadOnlyList<Candidate>[queries.Count];
+        for (int q = 0; q < queries.Count; q++)
+        {
+            if (!_byId.TryGetValue(queries[q].Id, out RerankQuery? shipped))
+                throw new ArgumentException($"query '{queries[q].Id}' has no shipped candidates", nameof(queries));
+            IReadOnlySet<string>? exclude = queries[q].Options.Exclude;
+            candidates[q] = shipped.Candidates.Where(c => exclude is null || !exclude.Contains(c.DocId)).Take(queries[q].Options.Candidates)
+                .Select(c => new Candidate(c.DocId, c.Score) { Passage = c.Text, Bm25Score = (float)c.Score, Bm25Rank = c.Rank }).ToList();
+        }
+        return Task.FromResult(new RetrievalBatch(candidates, TimeSpan.Zero, TimeSpan.Zero, TimeSpan.Zero));
+    }
 }

@@ -11,8 +11,9 @@ public sealed record RankedDocument(int Index, float Score);
 /// Scores go through the activation the model's config names (<c>sbert_ce_default_activation_function</c>, or
 /// sentence-transformers v4's <c>sentence_transformers.activation_fn</c>), or <see cref="EncoderOptions.Activation"/>;
 /// a config that names none gets a sigmoid, as sentence-transformers gives one-label models. Thread-safe.
+/// As an <see cref="IReranker"/> it reports both the activation's scores and the logits behind them.
 /// </summary>
-public sealed class CrossEncoder : IDisposable
+public sealed class CrossEncoder : IReranker, IDisposable
 {
     private readonly BertModel _model;
     private readonly EncoderOptions _options;
@@ -60,6 +61,14 @@ public sealed class CrossEncoder : IDisposable
         return new CrossEncoder(model, tokenizer, maxSeq, activation, options, ModelSource.Of(modelDir));
     }
 
+    /// <summary>Loads a cross-encoder by Hub id (<c>org/name[@revision]</c>, downloaded into the Hub cache once) or folder, as
+    /// sentence-transformers' <c>CrossEncoder("id")</c> does; resolved as the CLI resolves <c>--model</c>.</summary>
+    public static Task<CrossEncoder> FromPretrainedAsync(string idOrPath, CancellationToken ct = default) => FromPretrainedAsync(idOrPath, null, ct);
+
+    /// <summary>As <see cref="FromPretrainedAsync(string, CancellationToken)"/>, with run-time <paramref name="options"/>.</summary>
+    public static async Task<CrossEncoder> FromPretrainedAsync(string idOrPath, EncoderOptions? options, CancellationToken ct = default) =>
+        Load(await SentenceEncoder.ResolvePretrainedAsync(idOrPath, ct), options);
+
     /// <summary>Maps sentence-transformers' activation class names; none configured means its one-label default, a sigmoid.</summary>
     private static ScoreActivation ParseActivation(string? name, string path) => name switch
     {
@@ -81,10 +90,38 @@ public sealed class CrossEncoder : IDisposable
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
         ArgumentNullException.ThrowIfNull(pairs);
+        return ScoreTokens(Tokenize(pairs, truncate: true, ct), ct);
+    }
+
+    /// <summary>
+    /// Tokenizes pairs once each: cut to the window, or when <paramref name="truncate"/> is false encoded whole and refused with
+    /// <see cref="InputTooLongException"/> when too long (a pair that fits is the same either way).
+    /// </summary>
+    internal TokenSequence[] Tokenize(IReadOnlyList<(string Query, string Document)> pairs, bool truncate, CancellationToken ct)
+    {
         for (int i = 0; i < pairs.Count; i++)
             if (pairs[i].Query is null || pairs[i].Document is null) throw new ArgumentException($"pairs[{i}] has a null query or document", nameof(pairs));
-        TokenSequence[] inputs = TokenBatches.Tokenize(pairs.Count, i => Tokenizer.EncodePair(pairs[i].Query, pairs[i].Document, MaxSequenceLength), _options.MaxThreads, ct);
-        return ScoreTokens(inputs, ct);
+        int limit = truncate ? MaxSequenceLength : int.MaxValue;
+        TokenSequence[] inputs = TokenBatches.Tokenize(pairs.Count, i => Tokenizer.EncodePair(pairs[i].Query, pairs[i].Document, limit), _options.MaxThreads, ct);
+        if (!truncate)
+            for (int i = 0; i < inputs.Length; i++)
+                if (inputs[i].Ids.Length > MaxSequenceLength) throw new InputTooLongException(i, inputs[i].Ids.Length, MaxSequenceLength);
+        return inputs;
+    }
+
+    /// <summary>Scores each document against the query (<see cref="IReranker"/>): activation scores, logits and tokens, in document order.</summary>
+    public Task<RerankScores> ScoreAsync(string query, IReadOnlyList<string> documents, RerankOptions? options = null, CancellationToken cancellationToken = default)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        ArgumentNullException.ThrowIfNull(query);
+        ArgumentNullException.ThrowIfNull(documents);
+        bool truncate = options?.Truncate ?? true;
+        return Task.Run(() =>
+        {
+            TokenSequence[] inputs = Tokenize(documents.Select(d => (query, d)).ToList(), truncate, cancellationToken);
+            var (scores, logits) = ScoreAndLogits(inputs, cancellationToken);
+            return new RerankScores(scores, logits, inputs.Sum(t => (long)t.Ids.Length));
+        }, cancellationToken);
     }
 
     /// <summary>Scores pairs already encoded by <see cref="Tokenizer"/>'s EncodePair (for callers that
@@ -96,19 +133,24 @@ public sealed class CrossEncoder : IDisposable
         return ScoreTokens(pairs.Select(e => new TokenSequence(e.InputIds, e.TokenTypeIds)).ToArray(), ct);
     }
 
-    /// <summary>The <paramref name="topK"/> best documents, best first (ties keep input order).</summary>
+    /// <summary>The <paramref name="topK"/> best documents, in <see cref="ScoreOrder"/> (best first, ties keep input order).</summary>
     public IReadOnlyList<RankedDocument> Rank(string query, IReadOnlyList<string> documents, int topK, CancellationToken ct = default)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(topK);
         float[] scores = Score(query, documents, ct);
-        return scores.Select((s, i) => new RankedDocument(i, s))
-            .OrderByDescending(r => r.Score).ThenBy(r => r.Index)
-            .Take(topK).ToList();
+        return ScoreOrder.BestFirst(scores).Take(topK).Select(i => new RankedDocument(i, scores[i])).ToList();
     }
 
+    /// <summary>The score <see cref="Activation"/> gives a logit.</summary>
+    public float Activate(float logit) => Activation == ScoreActivation.Sigmoid ? 1f / (1f + MathF.Exp(-logit)) : logit;
+
     /// <summary>Scores already tokenized pairs.</summary>
-    internal float[] ScoreTokens(IReadOnlyList<TokenSequence> inputs, CancellationToken ct = default)
+    internal float[] ScoreTokens(IReadOnlyList<TokenSequence> inputs, CancellationToken ct = default) => ScoreAndLogits(inputs, ct).Scores;
+
+    /// <summary>Scores already tokenized pairs: activation scores and the logits behind them.</summary>
+    internal (float[] Scores, float[] Logits) ScoreAndLogits(IReadOnlyList<TokenSequence> inputs, CancellationToken ct = default)
     {
+        ObjectDisposedException.ThrowIf(_disposed, this);
         var scores = new float[inputs.Count];
         int hidden = _model.Config.HiddenSize;
         // The head is tiny next to the encoder: gather each batch's [CLS] rows, classify them at the end.
@@ -116,12 +158,9 @@ public sealed class CrossEncoder : IDisposable
         TokenBatches.Run(_model, inputs, _options.BatchSize, _options.MaxThreads,
             (states, _, index) => states[..hidden].CopyTo(cls.AsSpan(index * hidden, hidden)), ct);
         float[] logits = _model.Classify(cls, inputs.Count);
-        for (int i = 0; i < scores.Length; i++)
-        {
-            ModelOutputException.ThrowIfNotFinite(logits.AsSpan(i, 1), "the cross-encoder", "score");
-            scores[i] = Activation == ScoreActivation.Sigmoid ? 1f / (1f + MathF.Exp(-logits[i])) : logits[i];
-        }
-        return scores;
+        ModelOutputException.ThrowIfNotFinite(logits, "the cross-encoder", "score");
+        for (int i = 0; i < scores.Length; i++) scores[i] = Activate(logits[i]);
+        return (scores, logits);
     }
 
     public void Dispose() => _disposed = true;

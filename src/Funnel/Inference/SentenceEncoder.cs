@@ -1,4 +1,7 @@
+using Funnel.Inference.Hub;
+using Funnel.Inference.Packaged;
 using Funnel.Tokenization;
+using Microsoft.Extensions.AI;
 
 namespace Funnel.Inference;
 
@@ -6,8 +9,11 @@ namespace Funnel.Inference;
 /// A sentence-transformers bi-encoder: BERT → pooling (mean / CLS / max, from
 /// <c>1_Pooling/config.json</c>) → optional L2 normalisation (<c>modules.json</c>). Thread-safe:
 /// concurrent calls share the weights and use their own buffers.
+/// <para>It is an <see cref="IEmbeddingGenerator{TInput, TEmbedding}"/>: <see cref="GenerateAsync"/> gives what
+/// <see cref="Encode(IReadOnlyList{string}, CancellationToken)"/>, <see cref="EncodeQueries"/> or <see cref="EncodeDocuments"/> give,
+/// bit for bit, by the role in <see cref="SentenceEmbeddingOptions"/>.</para>
 /// </summary>
-public sealed class SentenceEncoder : IDisposable
+public sealed class SentenceEncoder : IEmbeddingGenerator<string, Embedding<float>>
 {
     private readonly BertModel _model;
     private readonly EncoderOptions _options;
@@ -99,6 +105,25 @@ public sealed class SentenceEncoder : IDisposable
         return new SentenceEncoder(model, tokenizer, st, maxSeq, options, fingerprint);
     }
 
+    /// <summary>
+    /// Loads a model by a packaged model's id (e.g. <c>sentence-transformers/all-MiniLM-L6-v2</c>), a Hugging Face Hub id
+    /// (<c>org/name[@revision]</c>, downloaded into the Hub cache once) or a folder, as <c>SentenceTransformer("id")</c> does.
+    /// Hub settings come from the environment (HF_HOME, HF_HUB_OFFLINE, HF_TOKEN…), as in the CLI.
+    /// </summary>
+    public static Task<SentenceEncoder> FromPretrainedAsync(string idOrPath, CancellationToken ct = default) => FromPretrainedAsync(idOrPath, null, ct);
+
+    /// <summary>As <see cref="FromPretrainedAsync(string, CancellationToken)"/>, with run-time <paramref name="options"/>.</summary>
+    public static async Task<SentenceEncoder> FromPretrainedAsync(string idOrPath, EncoderOptions? options, CancellationToken ct = default) =>
+        Load(await ResolvePretrainedAsync(idOrPath, ct), options);
+
+    /// <summary>The folder of a model argument, resolved as the CLI resolves <c>--model</c> (without its progress bars).</summary>
+    internal static async Task<string> ResolvePretrainedAsync(string idOrPath, CancellationToken ct)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(idOrPath);
+        using var resolver = new ModelResolver(HubOptions.FromEnvironment(), PackagedModelOptions.FromEnvironment());
+        return resolver.TryResolveWithoutNetwork(idOrPath) ?? await resolver.ResolveAsync(idOrPath, progress: null, ct);
+    }
+
     /// <summary>Embeds one text.</summary>
     public float[] Encode(string text) => Encode([text])[0];
 
@@ -148,9 +173,90 @@ public sealed class SentenceEncoder : IDisposable
         ArgumentNullException.ThrowIfNull(texts);
         for (int i = 0; i < texts.Count; i++)
             if (texts[i] is null) throw new ArgumentException($"texts[{i}] is null", nameof(texts));
-        string prefix = PromptText(promptName);
-        TokenSequence[] inputs = TokenBatches.Tokenize(texts.Count, i => Tokenizer.Encode(prefix + texts[i], MaxSequenceLength), _options.MaxThreads, ct);
-        return EncodeTokens(inputs, normalize, ct);
+        return EncodeTokens(Tokenize(texts, PromptText(promptName), truncate: true, ct), normalize, ct);
+    }
+
+    /// <summary>
+    /// Tokenizes texts after <paramref name="prefix"/> (a prompt), once each: cut to the window, or when
+    /// <paramref name="truncate"/> is false encoded whole and refused with <see cref="InputTooLongException"/> when too long.
+    /// </summary>
+    internal TokenSequence[] Tokenize(IReadOnlyList<string> texts, string prefix, bool truncate, CancellationToken ct)
+    {
+        // Encoding uncut costs nothing extra when the text fits (nothing is cut then), and gives the true length when it does not.
+        int limit = truncate ? MaxSequenceLength : int.MaxValue;
+        TokenSequence[] inputs = TokenBatches.Tokenize(texts.Count, i => Tokenizer.Encode(prefix + texts[i], limit), _options.MaxThreads, ct);
+        if (!truncate)
+            for (int i = 0; i < inputs.Length; i++)
+                if (inputs[i].Ids.Length > MaxSequenceLength) throw new InputTooLongException(i, inputs[i].Ids.Length, MaxSequenceLength);
+        return inputs;
+    }
+
+    /// <summary>The prompt name a role (or an explicit prompt name) selects.</summary>
+    internal string? PromptNameFor(SentenceEmbeddingOptions options) => options.PromptName ?? options.Role switch
+    {
+        EmbeddingRole.Query => QueryPromptName,
+        EmbeddingRole.Document => DocumentPromptName,
+        _ => DefaultPromptName,
+    };
+
+    /// <summary>
+    /// Embeds <paramref name="values"/> as <see cref="IEmbeddingGenerator{TInput, TEmbedding}"/>: the role, prompt, normalisation
+    /// and truncation come from <see cref="SentenceEmbeddingOptions"/> in <paramref name="options"/>; the vectors are
+    /// those <see cref="Encode(IReadOnlyList{string}, string?, CancellationToken)"/> returns for the same prompt. Usage counts the
+    /// tokens the model read.
+    /// </summary>
+    public Task<GeneratedEmbeddings<Embedding<float>>> GenerateAsync(IEnumerable<string> values, EmbeddingGenerationOptions? options = null,
+        CancellationToken cancellationToken = default)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        ArgumentNullException.ThrowIfNull(values);
+        IReadOnlyList<string> texts = values as IReadOnlyList<string> ?? values.ToArray();
+        for (int i = 0; i < texts.Count; i++)
+            if (texts[i] is null) throw new ArgumentException($"values[{i}] is null", nameof(values));
+        CheckDimensions(options?.Dimensions);
+        SentenceEmbeddingOptions settings = SentenceEmbeddingOptions.From(options);
+        string prefix = PromptText(PromptNameFor(settings));
+        return Task.Run(() =>
+        {
+            TokenSequence[] inputs = Tokenize(texts, prefix, settings.Truncate, cancellationToken);
+            float[][] vectors = EncodeTokens(inputs, settings.Normalize ?? Normalize, cancellationToken);
+            return Generated(vectors, inputs.Sum(t => (long)t.Ids.Length), ModelId);
+        }, cancellationToken);
+    }
+
+    /// <summary>The id clients see: the packaged or Hub id the model came from, else its folder's name.</summary>
+    public string ModelId => Source.Kind == ModelSourceKind.Folder ? Path.GetFileName(Source.Id) : Source.Id;
+
+    /// <summary>
+    /// <see cref="EmbeddingGeneratorMetadata"/>, this model's <see cref="ModelFingerprint"/> (which a collection checks its vectors
+    /// against), or the encoder itself.
+    /// </summary>
+    public object? GetService(Type serviceType, object? serviceKey = null)
+    {
+        ArgumentNullException.ThrowIfNull(serviceType);
+        if (serviceKey is not null) return null;
+        if (serviceType == typeof(EmbeddingGeneratorMetadata)) return new EmbeddingGeneratorMetadata("funnel", null, ModelId, Dimension);
+        if (serviceType == typeof(ModelFingerprint)) return Fingerprint;
+        return serviceType.IsInstanceOfType(this) ? this : null;
+    }
+
+    /// <summary>Funnel's models have one output size; a request for another is refused rather than cut.</summary>
+    internal void CheckDimensions(int? dimensions)
+    {
+        if (dimensions is { } d && d != Dimension)
+            throw new NotSupportedException($"{ModelId} produces {Dimension}-dimensional embeddings and cannot shorten them (asked for {d})");
+    }
+
+    /// <summary>Wraps vectors without copying them, with the model id and the tokens they took.</summary>
+    internal static GeneratedEmbeddings<Embedding<float>> Generated(float[][] vectors, long tokens, string modelId)
+    {
+        var created = DateTimeOffset.UtcNow;
+        var result = new GeneratedEmbeddings<Embedding<float>>(vectors.Length)
+        {
+            Usage = new UsageDetails { InputTokenCount = tokens, TotalTokenCount = tokens },
+        };
+        foreach (float[] vector in vectors) result.Add(new Embedding<float>(vector) { ModelId = modelId, CreatedAt = created });
+        return result;
     }
 
     /// <summary>Embeds inputs already tokenized by <see cref="Tokenizer"/> (for callers that need the
@@ -165,6 +271,7 @@ public sealed class SentenceEncoder : IDisposable
     /// <summary>Embeds already tokenized inputs (unpadded ids with [CLS] … [SEP]).</summary>
     internal float[][] EncodeTokens(IReadOnlyList<TokenSequence> inputs, bool? normalize = null, CancellationToken ct = default)
     {
+        ObjectDisposedException.ThrowIf(_disposed, this);
         bool normalized = normalize ?? Normalize;
         var result = new float[inputs.Count][];
         int hidden = _model.Config.HiddenSize;

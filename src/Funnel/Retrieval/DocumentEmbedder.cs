@@ -8,6 +8,8 @@ public sealed class DocumentEmbedder
 {
     private readonly SentenceEncoder _encoder;
     private readonly ChunkingOptions _chunking;
+    private readonly string _prompt;
+    private readonly int[] _promptIds;
 
     public DocumentEmbedder(SentenceEncoder encoder, ChunkingOptions chunking)
     {
@@ -15,6 +17,9 @@ public sealed class DocumentEmbedder
         CheckFits(chunking, encoder, nameof(chunking));
         _encoder = encoder;
         _chunking = chunking;
+        _prompt = encoder.PromptText(encoder.DocumentPromptName);
+        var prompt = encoder.Tokenizer.Encode(_prompt, int.MaxValue);
+        _promptIds = [.. prompt.InputIds.Where((_, i) => !prompt.SpecialTokensMask[i])];
     }
 
     /// <summary>Chunks must fit the encoder's window beside [CLS], [SEP] and the document prompt, or their ends would be cut off.</summary>
@@ -27,28 +32,50 @@ public sealed class DocumentEmbedder
     }
 
     /// <summary>The chunks of <paramref name="text"/>: spans of at most <see cref="ChunkingOptions.MaxTokens"/> wordpieces.</summary>
-    public IReadOnlyList<ChunkSpan> Chunk(string text)
+    public IReadOnlyList<ChunkSpan> Chunk(string text) => [.. Tokenized(text).Chunks.Select(c => c.Span)];
+
+    /// <summary>
+    /// The text's wordpieces (ids and offsets, without the template's [CLS] and [SEP]) and its chunks as token ranges of them:
+    /// one tokenization serves both the cutting and the encoder.
+    /// </summary>
+    private (int[] Ids, IReadOnlyList<(ChunkSpan Span, int FirstToken, int EndToken)> Chunks) Tokenized(string text)
     {
         var encoding = _encoder.Tokenizer.Encode(text, int.MaxValue);
+        var ids = new List<int>(encoding.Length);
         var offsets = new List<(int Start, int End)>(encoding.Length);
         for (int i = 0; i < encoding.Length; i++)
-            if (!encoding.SpecialTokensMask[i]) offsets.Add(encoding.Offsets[i]);
-        return TextChunker.Split(text, offsets, _chunking);
+            if (!encoding.SpecialTokensMask[i])
+            {
+                ids.Add(encoding.InputIds[i]);
+                offsets.Add(encoding.Offsets[i]);
+            }
+        return ([.. ids], TextChunker.SplitTokens(text, offsets, _chunking));
     }
 
-    /// <summary>Chunks and embeds a batch; all chunks of the batch go through the encoder together (it batches by length).</summary>
+    /// <summary>
+    /// Chunks and embeds a batch. Each document is tokenized once; each chunk's input is [CLS], the document prompt's wordpieces,
+    /// the chunk's own wordpieces and [SEP] (what tokenizing the prompt and the chunk's text gives, since prompts end where
+    /// WordPiece splits anyway), so a chunk is not tokenized again unless it opens inside a word. All chunks of the batch go through the encoder together (it
+    /// batches by length).
+    /// </summary>
     public IReadOnlyList<EmbeddedDocument> Embed(IReadOnlyList<Document> documents, CancellationToken ct = default)
     {
         var chunks = new IReadOnlyList<ChunkSpan>[documents.Count];
-        var texts = new List<string>();
+        var inputs = new List<TokenSequence>();
         for (int d = 0; d < documents.Count; d++)
         {
             ct.ThrowIfCancellationRequested();
             string full = documents[d].FullText;
-            chunks[d] = Chunk(full);
-            foreach (ChunkSpan span in chunks[d]) texts.Add(full[span.Start..span.End]);
+            var (ids, cuts) = Tokenized(full);
+            chunks[d] = [.. cuts.Select(c => c.Span)];
+            foreach (var (span, first, end) in cuts)
+                inputs.Add(first < end && IsContinuation(ids[first])
+                    // A chunk the chunker had to open inside a word: its text alone tokenizes the fragment as a word of its own,
+                    // and that (what collections have always stored) is kept, at one more tokenization.
+                    ? _encoder.Tokenize([full[span.Start..span.End]], _prompt, truncate: true, ct)[0]
+                    : Input(ids.AsSpan(first, end - first)));
         }
-        float[][] vectors = _encoder.EncodeDocuments(texts, ct);
+        float[][] vectors = _encoder.EncodeTokens(inputs, ct: ct);
         var embedded = new EmbeddedDocument[documents.Count];
         for (int d = 0, next = 0; d < documents.Count; d++)
         {
@@ -56,5 +83,18 @@ public sealed class DocumentEmbedder
             next += chunks[d].Count;
         }
         return embedded;
+    }
+
+    private bool IsContinuation(int id) =>
+        _encoder.Tokenizer.IdToToken(id).StartsWith(_encoder.Tokenizer.WordPieceSettings.ContinuationPrefix, StringComparison.Ordinal);
+
+    private TokenSequence Input(ReadOnlySpan<int> chunk)
+    {
+        var ids = new int[_promptIds.Length + chunk.Length + 2];
+        ids[0] = _encoder.Tokenizer.ClsId;
+        _promptIds.CopyTo(ids, 1);
+        chunk.CopyTo(ids.AsSpan(1 + _promptIds.Length));
+        ids[^1] = _encoder.Tokenizer.SepId;
+        return new TokenSequence(ids, new int[ids.Length]);
     }
 }

@@ -1,13 +1,17 @@
 using System.Diagnostics;
 using Funnel.Inference;
+using Microsoft.Extensions.AI;
 
 namespace Funnel.Retrieval;
 
-/// <summary>The first stage: nearest chunks by bi-encoder vector, BM25 over title and text, or both fused by reciprocal rank.</summary>
+/// <summary>A collection's first stage (<see cref="CollectionRetriever"/>): nearest chunks by bi-encoder vector, BM25 over title and
+/// text, or both fused by reciprocal rank.</summary>
 public enum Retriever { Dense, Bm25, Hybrid }
 
 public sealed record SearchOptions
 {
+    /// <summary>Which of a collection's first stages runs (<see cref="CollectionRetriever"/>); a pipeline built on another
+    /// <see cref="IRetriever"/> runs that one.</summary>
     public Retriever Retriever { get; init; } = Retriever.Hybrid;
 
     /// <summary>N: candidates the first stage passes on (per retriever, and after fusion).</summary>
@@ -16,7 +20,7 @@ public sealed record SearchOptions
     /// <summary>M: results returned.</summary>
     public int Results { get; init; } = 10;
 
-    /// <summary>Rerank the candidates with the cross-encoder (when the pipeline has one).</summary>
+    /// <summary>Rerank the candidates (when the pipeline has a reranker).</summary>
     public bool Rerank { get; init; } = true;
 
     /// <summary>The k of reciprocal rank fusion.</summary>
@@ -34,8 +38,17 @@ public sealed record SearchOptions
     /// </summary>
     public IReadOnlySet<string>? Exclude { get; init; }
 
+    /// <summary>How long the search's model calls may take (null: no limit): the query embedding and the rerank get what is left
+    /// of it. A queued model that cannot finish in time throws <see cref="ModelUnavailableException"/>.</summary>
+    public TimeSpan? Timeout { get; init; }
+
+    /// <summary>When the rerank cannot be had (<see cref="ModelUnavailableException"/>: overloaded, or the
+    /// <see cref="Timeout"/> would pass), answer with the first stage's order, saying so in <see cref="SearchResponse.RerankSkipped"/>.</summary>
+    public bool RerankFallback { get; init; }
+
     public void Validate()
     {
+        if (Timeout is { } timeout && timeout <= TimeSpan.Zero) throw new ArgumentOutOfRangeException(nameof(Timeout), Timeout, "the timeout must be positive");
         if (EfSearch is < 1) throw new ArgumentOutOfRangeException(nameof(EfSearch), EfSearch, "efSearch must be at least 1");
         if (Candidates < 1) throw new ArgumentOutOfRangeException(nameof(Candidates), Candidates, "the number of candidates (N) must be at least 1");
         if (Results < 1) throw new ArgumentOutOfRangeException(nameof(Results), Results, "the number of results (M) must be at least 1");
@@ -46,82 +59,93 @@ public sealed record SearchOptions
 
 /// <summary>
 /// One result. First-stage scores and 1-based ranks are set for the retrievers that found the document; <see cref="FusedScore"/>
-/// for hybrid; <see cref="RerankScore"/> when reranked. <see cref="Passage"/> is the text the cross-encoder saw (the best
-/// chunk for dense hits, else the whole document).
+/// for hybrid; when reranked, <see cref="RerankScore"/> (after the model's activation, as sentence-transformers'
+/// <c>CrossEncoder.predict</c> gives it: what results are ordered by) and <see cref="RerankLogit"/> (before it).
+/// <see cref="Passage"/> is the text the reranker saw (the best chunk for dense hits, else the whole document).
 /// </summary>
 public sealed record SearchResult(
     int Rank, string DocumentId, string Title, string Passage, IReadOnlyDictionary<string, string> Metadata,
-    float? DenseScore, int? DenseRank, float? Bm25Score, int? Bm25Rank, double? FusedScore, float? RerankScore)
+    float? DenseScore, int? DenseRank, float? Bm25Score, int? Bm25Rank, double? FusedScore, float? RerankScore, float? RerankLogit = null)
 {
-    /// <summary>The score the results are ordered by: rerank, else fused, else the single retriever's.</summary>
-    public double Score => RerankScore ?? FusedScore ?? DenseScore ?? Bm25Score ?? 0;
+    /// <summary>The score the results are ordered by: rerank, else the first stage's.</summary>
+    public double Score => RerankScore ?? FirstStageScore;
+
+    /// <summary>The first stage's score: fused, else the single retriever's.</summary>
+    public double FirstStageScore { get; init; }
+
+    internal static SearchResult Of(Candidate c, int rank, float? rerankScore = null, float? rerankLogit = null) =>
+        new(rank, c.DocumentId, c.Title, c.Passage, c.Metadata, c.DenseScore, c.DenseRank, c.Bm25Score, c.Bm25Rank, c.FusedScore, rerankScore, rerankLogit)
+        {
+            FirstStageScore = c.Score,
+        };
 }
 
-/// <summary>Wall time per stage: query embedding, first-stage retrieval, fusion and collapse, cross-encoder reranking.</summary>
+/// <summary>Wall time per stage: query embedding, first-stage retrieval, fusion and collapse, reranking.</summary>
 public sealed record StageTimings(TimeSpan Embed, TimeSpan Retrieve, TimeSpan Fuse, TimeSpan Rerank)
 {
     public TimeSpan Total => Embed + Retrieve + Fuse + Rerank;
 }
 
-public sealed record SearchResponse(string Query, IReadOnlyList<SearchResult> Results, StageTimings Timings);
+/// <summary>A search's results, its stage times, and how many first-stage candidates it had (and reranked, when it reranked).
+/// <see cref="RerankSkipped"/> says why a rerank that was asked for fell back to first-stage order (<see cref="SearchOptions.RerankFallback"/>).</summary>
+public sealed record SearchResponse(string Query, IReadOnlyList<SearchResult> Results, StageTimings Timings, int Candidates = 0)
+{
+    public string? RerankSkipped { get; init; }
+}
 
 /// <summary>
-/// query → first stage (dense | bm25 | hybrid RRF) → top N → cross-encoder rerank → top M, over one collection. Queries are
-/// embedded as queries (<see cref="SentenceEncoder.EncodeQueries"/>: after the model's query prompt, if it has one).
-/// Chunk hits collapse to documents (best chunk). Thread-safe: any number of concurrent searches.
+/// query → first stage (any <see cref="IRetriever"/>) → top N → rerank (any <see cref="IReranker"/>) → top M. The one pipeline
+/// behind the library, <c>funnel search</c>, <c>funnel eval</c> and the service's collection search, so all of them rank the
+/// same way: by the reranker's activation score in <see cref="ScoreOrder"/> (ties keep first-stage order), else in first-stage
+/// order. Thread-safe: any number of concurrent searches.
 /// </summary>
 public sealed class SearchPipeline
 {
-    private readonly Collection _collection;
-    private readonly SentenceEncoder? _biEncoder;
-    private readonly CrossEncoder? _crossEncoder;
+    /// <summary>Queries a batch of <see cref="SearchManyAsync(IReadOnlyList{ValueTuple{string, string, SearchOptions}}, CancellationToken)"/>
+    /// hands the retriever at once (a dense retriever embeds them in one call).</summary>
+    private const int RetrievalBatchSize = 256;
 
+    /// <param name="retriever">The first stage.</param>
+    /// <param name="reranker">The second stage; without one, results keep first-stage order.</param>
+    public SearchPipeline(IRetriever retriever, IReranker? reranker = null)
+    {
+        ArgumentNullException.ThrowIfNull(retriever);
+        Retriever = retriever;
+        Reranker = reranker;
+    }
+
+    /// <summary>A pipeline over one collection's dense, BM25 and hybrid first stages (<see cref="CollectionRetriever"/>).</summary>
     /// <param name="biEncoder">Needed for dense and hybrid search; must be the model the collection was indexed with.</param>
-    /// <param name="crossEncoder">The reranker; without one, results keep first-stage order.</param>
-    public SearchPipeline(Collection collection, SentenceEncoder? biEncoder, CrossEncoder? crossEncoder = null)
+    public SearchPipeline(Collection collection, IEmbeddingGenerator<string, Embedding<float>>? biEncoder, IReranker? reranker = null)
+        : this(new CollectionRetriever(collection, biEncoder), reranker)
     {
-        if (biEncoder is not null) collection.EnsureBiEncoder(biEncoder.Fingerprint);
-        _collection = collection;
-        _biEncoder = biEncoder;
-        _crossEncoder = crossEncoder;
     }
 
-    public Collection Collection => _collection;
+    public IRetriever Retriever { get; }
 
-    public Task<SearchResponse> SearchAsync(string query, SearchOptions? options = null, CancellationToken ct = default) =>
-        Task.Run(() => Search(query, options, ct), ct);
+    public IReranker? Reranker { get; }
 
-    public SearchResponse Search(string query, SearchOptions? options = null, CancellationToken ct = default)
+    public async Task<SearchResponse> SearchAsync(string query, SearchOptions? options = null, CancellationToken ct = default)
     {
+        ArgumentNullException.ThrowIfNull(query);
         options = Checked(options);
-        if (options.Retriever == Retriever.Bm25) return Run(query, null, options, TimeSpan.Zero, ct);
-        long start = Stopwatch.GetTimestamp();
-        float[] vector = _biEncoder!.EncodeQueries([query], ct)[0];
-        return Run(query, vector, options, Stopwatch.GetElapsedTime(start), ct);
+        (string, SearchResponse)? only = null;
+        await foreach (var response in SearchManyAsync([("", query, options)], ct).ConfigureAwait(false)) only = response;
+        return only!.Value.Item2;
     }
 
-    /// <summary>
-    /// Searches with a query vector the caller already computed with the collection's bi-encoder, as
-    /// <see cref="SentenceEncoder.EncodeQueries"/> does (after its query prompt), for example through a service's dynamic
-    /// batcher, so concurrent searches share encoder batches. <paramref name="queryVector"/> may be
-    /// null only for BM25; <paramref name="embedTime"/> is reported as the embed stage.
-    /// </summary>
-    public SearchResponse Search(string query, float[]? queryVector, TimeSpan embedTime, SearchOptions? options = null, CancellationToken ct = default)
-    {
-        options ??= new SearchOptions();
-        options.Validate();
-        if (options.Retriever != Retriever.Bm25 && queryVector is null)
-            throw new ArgumentNullException(nameof(queryVector), $"{options.Retriever.ToString().ToLowerInvariant()} retrieval needs the query vector");
-        return Run(query, options.Retriever == Retriever.Bm25 ? null : queryVector, options, embedTime, ct);
-    }
+    /// <summary>As <see cref="SearchAsync"/>, blocking.</summary>
+    public SearchResponse Search(string query, SearchOptions? options = null, CancellationToken ct = default) =>
+        SearchAsync(query, options, ct).GetAwaiter().GetResult();
 
     /// <summary>
-    /// Searches many queries (e.g. an evaluation's), embedding them in batches first. Yields each query's response in input
-    /// order as soon as it is ready.
+    /// Searches many queries (e.g. an evaluation's), retrieving them in batches (a dense retriever embeds each batch in one
+    /// call). Yields each query's response in input order as soon as it is ready.
     /// </summary>
     public IAsyncEnumerable<(string QueryId, SearchResponse Response)> SearchManyAsync(IReadOnlyList<(string Id, string Text)> queries,
         SearchOptions? options = null, CancellationToken ct = default)
     {
+        ArgumentNullException.ThrowIfNull(queries);
         options = Checked(options);
         return SearchManyAsync(queries.Select(q => (q.Id, q.Text, options)).ToList(), ct);
     }
@@ -131,79 +155,75 @@ public sealed class SearchPipeline
     public async IAsyncEnumerable<(string QueryId, SearchResponse Response)> SearchManyAsync(IReadOnlyList<(string Id, string Text, SearchOptions Options)> queries,
         [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken ct = default)
     {
-        foreach (var query in queries) Checked(query.Options);
-        const int EmbedBatch = 256;
-        for (int offset = 0; offset < queries.Count; offset += EmbedBatch)
+        ArgumentNullException.ThrowIfNull(queries);
+        foreach (var query in queries)
         {
-            var slice = queries.Skip(offset).Take(EmbedBatch).ToList();
+            ArgumentNullException.ThrowIfNull(query.Text, nameof(queries));
+            Checked(query.Options);
+        }
+        for (int offset = 0; offset < queries.Count; offset += RetrievalBatchSize)
+        {
+            RetrievalQuery[] slice = [.. queries.Skip(offset).Take(RetrievalBatchSize).Select(q => new RetrievalQuery(q.Id, q.Text, q.Options))];
             long start = Stopwatch.GetTimestamp();
-            bool dense = slice.Any(q => q.Options.Retriever != Retriever.Bm25);
-            float[][]? vectors = dense ? await Task.Run(() => _biEncoder!.EncodeQueries(slice.Select(q => q.Text).ToList(), ct), ct) : null;
-            TimeSpan embedEach = Stopwatch.GetElapsedTime(start) / Math.Max(1, slice.Count);
-            for (int i = 0; i < slice.Count; i++)
+            RetrievalBatch batch = await Retriever.RetrieveAsync(slice, ct).ConfigureAwait(false);
+            if (batch.Candidates.Count != slice.Length)
+                throw new InvalidOperationException($"the retriever returned {batch.Candidates.Count} candidate lists for {slice.Length} queries");
+            // A batch's stage times are shared out evenly between its queries.
+            TimeSpan wall = Stopwatch.GetElapsedTime(start), search = wall - batch.Embed - batch.Fuse;
+            var shared = (Embed: batch.Embed / slice.Length, Retrieve: (search > TimeSpan.Zero ? search : batch.Search) / slice.Length, Fuse: batch.Fuse / slice.Length);
+            for (int i = 0; i < slice.Length; i++)
             {
-                var (id, text, options) = slice[i];
-                float[]? vector = options.Retriever == Retriever.Bm25 ? null : vectors![i];
-                yield return (id, await Task.Run(() => Run(text, vector, options, embedEach, ct), ct));
+                var (id, text, options) = (slice[i].Id, slice[i].Text, slice[i].Options);
+                long rerankStart = Stopwatch.GetTimestamp();
+                IReadOnlyList<Candidate> candidates = batch.Candidates[i];
+                if (candidates.Count > options.Candidates) candidates = [.. candidates.Take(options.Candidates)];
+                var (results, skipped) = await RankAsync(text, candidates, options, options.Timeout - Stopwatch.GetElapsedTime(start), ct).ConfigureAwait(false);
+                var timings = new StageTimings(shared.Embed, shared.Retrieve, shared.Fuse, Stopwatch.GetElapsedTime(rerankStart));
+                yield return (id, new SearchResponse(text, results, timings, candidates.Count) { RerankSkipped = skipped });
             }
         }
     }
 
-    private SearchOptions Checked(SearchOptions? options)
+    private static SearchOptions Checked(SearchOptions? options)
     {
         options ??= new SearchOptions();
         options.Validate();
-        if (options.Retriever != Retriever.Bm25 && _biEncoder is null)
-            throw new InvalidOperationException($"{options.Retriever.ToString().ToLowerInvariant()} retrieval needs the collection's bi-encoder; this pipeline has none (use bm25, or give a bi-encoder)");
         return options;
     }
 
-    private SearchResponse Run(string query, float[]? vector, SearchOptions options, TimeSpan embed, CancellationToken ct)
+    /// <summary>Reranks the candidates when asked (and a reranker is there) within <paramref name="left"/> of the search's
+    /// timeout, then keeps the top M; with <see cref="SearchOptions.RerankFallback"/>, a rerank that cannot be had gives the
+    /// first stage's order and the reason.</summary>
+    private async Task<(IReadOnlyList<SearchResult> Results, string? Skipped)> RankAsync(string query, IReadOnlyList<Candidate> candidates, SearchOptions options,
+        TimeSpan? left, CancellationToken ct)
     {
-        ct.ThrowIfCancellationRequested();
-        long start = Stopwatch.GetTimestamp();
-        IReadOnlySet<string> exclude = options.Exclude ?? System.Collections.Frozen.FrozenSet<string>.Empty;
-        int fetch = (int)Math.Min(int.MaxValue, (long)options.Candidates + exclude.Count);
-        IReadOnlyList<DocumentHit> dense = vector is null ? [] : Without(exclude, _collection.SearchDense(vector, fetch, options.Filter, options.EfSearch ?? 0), options.Candidates);
-        IReadOnlyList<DocumentHit> bm25 = options.Retriever == Retriever.Dense ? [] : Without(exclude, _collection.SearchBm25(query, fetch, options.Filter), options.Candidates);
-        TimeSpan retrieve = Stopwatch.GetElapsedTime(start);
-
-        start = Stopwatch.GetTimestamp();
-        var denseById = dense.Select((h, i) => (h, i)).ToDictionary(x => x.h.DocumentId, x => (x.h, Rank: x.i + 1), StringComparer.Ordinal);
-        var bm25ById = bm25.Select((h, i) => (h, i)).ToDictionary(x => x.h.DocumentId, x => (x.h, Rank: x.i + 1), StringComparer.Ordinal);
-        IReadOnlyList<(string Id, double? Fused)> candidates = options.Retriever switch
+        int kept = Math.Min(options.Results, candidates.Count);
+        var results = new SearchResult[kept];
+        if (!options.Rerank || Reranker is null || candidates.Count == 0) return (FirstStage(), null);
+        RerankScores scores;
+        try
         {
-            Retriever.Dense => dense.Select(h => (h.DocumentId, (double?)null)).ToList(),
-            Retriever.Bm25 => bm25.Select(h => (h.DocumentId, (double?)null)).ToList(),
-            _ => ReciprocalRankFusion.Fuse<string>([dense.Select(h => h.DocumentId).ToList(), bm25.Select(h => h.DocumentId).ToList()], options.RrfK)
-                .Take(options.Candidates).Select(f => (f.Key, (double?)f.Score)).ToList(),
-        };
-        var results = new List<SearchResult>(candidates.Count);
-        foreach (var (id, fused) in candidates)
-        {
-            Document? document = _collection.Get(id);
-            if (document is null) continue; // deleted between retrieval and now
-            bool isDense = denseById.TryGetValue(id, out var d), isBm25 = bm25ById.TryGetValue(id, out var b);
-            string passage = _collection.GetPassage(id, isDense ? d.h.ChunkIndex : -1) ?? document.FullText;
-            results.Add(new SearchResult(0, id, document.Title, passage, document.Metadata,
-                isDense ? d.h.Score : null, isDense ? d.Rank : null, isBm25 ? b.h.Score : null, isBm25 ? b.Rank : null, fused, null));
+            if (left <= TimeSpan.Zero)
+                throw new ModelUnavailableException($"the first stage used the search's {options.Timeout!.Value.TotalMilliseconds:F0} ms; nothing is left for the rerank",
+                    ModelUnavailableReason.DeadlineUnmet, TimeSpan.FromSeconds(1));
+            // One call for all pairs of the query: the reranker batches them by length and truncates each to its window.
+            scores = await Reranker.ScoreAsync(query, [.. candidates.Select(c => c.Passage)], new RerankOptions { Timeout = left }, ct).ConfigureAwait(false);
         }
-        TimeSpan fuse = Stopwatch.GetElapsedTime(start);
-
-        start = Stopwatch.GetTimestamp();
-        if (options.Rerank && _crossEncoder is not null && results.Count > 0)
+        catch (ModelUnavailableException unavailable) when (options.RerankFallback)
         {
-            // One call for all pairs of the query: the cross-encoder batches them by length and truncates each to its window.
-            float[] scores = _crossEncoder.Score(query, results.Select(r => r.Passage).ToList(), ct);
-            results = results.Select((r, i) => (r, i)).OrderByDescending(x => scores[x.i]).ThenBy(x => x.i)
-                .Select(x => x.r with { RerankScore = scores[x.i] }).ToList();
+            return (FirstStage(), unavailable.Message);
         }
-        TimeSpan rerank = Stopwatch.GetElapsedTime(start);
+        if (scores.Scores.Length != candidates.Count || scores.Logits.Length != candidates.Count)
+            throw new InvalidOperationException($"the reranker returned {scores.Scores.Length} scores for {candidates.Count} candidates");
+        int[] order = ScoreOrder.BestFirst(scores.Scores);
+        for (int i = 0; i < kept; i++)
+            results[i] = SearchResult.Of(candidates[order[i]], i + 1, scores.Scores[order[i]], scores.Logits[order[i]]);
+        return (results, null);
 
-        var top = results.Take(options.Results).Select((r, i) => r with { Rank = i + 1 }).ToList();
-        return new SearchResponse(query, top, new StageTimings(embed, retrieve, fuse, rerank));
+        SearchResult[] FirstStage()
+        {
+            for (int i = 0; i < kept; i++) results[i] = SearchResult.Of(candidates[i], i + 1);
+            return results;
+        }
     }
-
-    private static IReadOnlyList<DocumentHit> Without(IReadOnlySet<string> exclude, IReadOnlyList<DocumentHit> hits, int count) =>
-        exclude.Count == 0 ? hits : hits.Where(h => !exclude.Contains(h.DocumentId)).Take(count).ToList();
 }

@@ -46,19 +46,24 @@ public static class TextChunker
 
     /// <param name="text">The text the offsets point into.</param>
     /// <param name="tokens">Character offsets of each token of <paramref name="text"/>, in order, without special tokens.</param>
-    public static IReadOnlyList<ChunkSpan> Split(string text, IReadOnlyList<(int Start, int End)> tokens, ChunkingOptions options)
+    public static IReadOnlyList<ChunkSpan> Split(string text, IReadOnlyList<(int Start, int End)> tokens, ChunkingOptions options) =>
+        SplitTokens(text, tokens, options).Select(c => c.Span).ToList();
+
+    /// <summary>As <see cref="Split"/>, with each chunk's tokens [<c>FirstToken</c>, <c>EndToken</c>) in <paramref name="tokens"/>, so a
+    /// caller that tokenized the text can hand the chunks' tokens on without tokenizing them again.</summary>
+    public static IReadOnlyList<(ChunkSpan Span, int FirstToken, int EndToken)> SplitTokens(string text, IReadOnlyList<(int Start, int End)> tokens, ChunkingOptions options)
     {
         options.Validate();
         int n = tokens.Count;
-        if (n <= options.MaxTokens) return [new ChunkSpan(0, text.Length)];
+        if (n <= options.MaxTokens) return [(new ChunkSpan(0, text.Length), 0, n)];
 
-        var chunks = new List<ChunkSpan>();
+        var chunks = new List<(ChunkSpan, int, int)>();
         int start = 0;
         while (true)
         {
             int end = Math.Min(start + options.MaxTokens, n);
             if (end < n) end = ChooseCut(text, tokens, start + options.MaxTokens / 2, end);
-            chunks.Add(new ChunkSpan(start == 0 ? 0 : tokens[start].Start, end == n ? text.Length : tokens[end - 1].End));
+            chunks.Add((new ChunkSpan(start == 0 ? 0 : tokens[start].Start, end == n ? text.Length : tokens[end - 1].End), start, end));
             if (end == n) return chunks;
 
             // Back the next start up to a word start (a few pieces at most) so that a chunk does not open on a "##" continuation.

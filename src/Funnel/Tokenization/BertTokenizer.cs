@@ -130,8 +130,14 @@ public sealed class BertTokenizer
     /// <summary>The id of a vocabulary entry, or null.</summary>
     public int? TokenToId(string token) => _tokenToId.TryGetValue(token, out int id) ? id : null;
 
+    private long _encoded;
+
+    /// <summary>Texts (single or pair) encoded so far: lets tests check that a path tokenizes each input once.</summary>
+    internal long EncodedCount => Interlocked.Read(ref _encoded);
+
     private Encoding EncodeCore(string first, string? second, int maxLength)
     {
+        Interlocked.Increment(ref _encoded);
         bool isPair = second is not null;
         int specials = isPair ? PostProcessor.PairSpecialCount : PostProcessor.SingleSpecialCount;
         if (maxLength < specials)

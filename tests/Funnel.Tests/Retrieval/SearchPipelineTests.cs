@@ -1,4 +1,6 @@
+using Funnel.Inference;
 using Funnel.Retrieval;
+using Microsoft.Extensions.AI;
 
 namespace Funnel.Tests.Retrieval;
 
@@ -50,24 +52,92 @@ public sealed class SearchPipelineTests : IClassFixture<SmallModels>, IDisposabl
         }
     }
 
+    /// <summary>Middleware around an embedding generator, as M.E.AI's caching or logging generators are: counts the calls.</summary>
+    private sealed class CountingGenerator(IEmbeddingGenerator<string, Embedding<float>> inner) : DelegatingEmbeddingGenerator<string, Embedding<float>>(inner)
+    {
+        public int Calls;
+        public List<string?> Roles { get; } = [];
+
+        public override Task<GeneratedEmbeddings<Embedding<float>>> GenerateAsync(IEnumerable<string> values, EmbeddingGenerationOptions? options = null,
+            CancellationToken cancellationToken = default)
+        {
+            Interlocked.Increment(ref Calls);
+            lock (Roles) Roles.Add(options?.AdditionalProperties?[SentenceEmbeddingOptions.RoleKey] as string);
+            return base.GenerateAsync(values, options, cancellationToken);
+        }
+    }
+
     [Fact]
-    public void APrecomputedQueryVectorGivesTheSameResultsAsEmbeddingTheQuery()
+    public async Task AGeneratorBehindMiddlewareGivesTheEncodersResultsAndABatchEmbedsOnce()
     {
         const string query = "vitamin D deficiency and bone health";
-        var pipeline = Pipeline();
         var options = new SearchOptions { Retriever = Retriever.Hybrid, Candidates = 20, Results = 10 };
-        SearchResponse embedded = pipeline.Search(query, options);
-        float[] vector = _models.BiEncoder.Encode([query])[0];
-        SearchResponse given = pipeline.Search(query, vector, TimeSpan.FromMilliseconds(7), options);
+        var counting = new CountingGenerator(_models.BiEncoder);
+        // The fingerprint check sees through the middleware (GetService is forwarded).
+        var wrapped = new SearchPipeline(_collection, counting, _models.CrossEncoder);
+        Assert.Throws<BiEncoderMismatchException>(() => new SearchPipeline(_collection, new CountingGenerator(_models.OtherBiEncoder)));
 
-        Assert.Equal(embedded.Results.Select(r => (r.DocumentId, r.DenseScore, r.Bm25Score, r.RerankScore)),
-            given.Results.Select(r => (r.DocumentId, r.DenseScore, r.Bm25Score, r.RerankScore)));
-        Assert.Equal(TimeSpan.FromMilliseconds(7), given.Timings.Embed);
-        Assert.Throws<ArgumentNullException>(() => pipeline.Search(query, null, TimeSpan.Zero, options));
-        Assert.Throws<ArgumentException>(() => pipeline.Search(query, new float[3], TimeSpan.Zero, options));
-        // BM25 needs no vector.
-        Assert.Equal(pipeline.Search(query, new SearchOptions { Retriever = Retriever.Bm25 }).Results.Select(r => r.DocumentId),
-            pipeline.Search(query, null, TimeSpan.Zero, new SearchOptions { Retriever = Retriever.Bm25 }).Results.Select(r => r.DocumentId));
+        SearchResponse direct = Pipeline().Search(query, options);
+        SearchResponse through = await wrapped.SearchAsync(query, options);
+        Assert.Equal(direct.Results.Select(r => (r.DocumentId, r.DenseScore, r.Bm25Score, r.RerankScore, r.RerankLogit)),
+            through.Results.Select(r => (r.DocumentId, r.DenseScore, r.Bm25Score, r.RerankScore, r.RerankLogit)));
+        Assert.Equal(["query"], counting.Roles);
+
+        // Many queries: one embedding call for the batch, as queries.
+        (string, string)[] queries = [("a", "fish oil"), ("b", "obesity in children"), ("c", "green tea")];
+        var many = await wrapped.SearchManyAsync(queries, options).ToListAsync();
+        Assert.Equal(2, counting.Calls);
+        for (int i = 0; i < queries.Length; i++)
+            Assert.Equal(Pipeline().Search(queries[i].Item2, options).Results.Select(r => r.DocumentId), many[i].Response.Results.Select(r => r.DocumentId));
+    }
+
+    /// <summary>A reranker that returns fixed scores (logit = score − 100, so the two can be told apart).</summary>
+    private sealed class FixedReranker(Func<int, float> score) : IReranker
+    {
+        public Task<RerankScores> ScoreAsync(string query, IReadOnlyList<string> documents, RerankOptions? options = null, CancellationToken cancellationToken = default)
+        {
+            float[] scores = [.. Enumerable.Range(0, documents.Count).Select(score)];
+            return Task.FromResult(new RerankScores(scores, [.. scores.Select(s => s - 100)], 0));
+        }
+    }
+
+    [Fact]
+    public void RerankTiesKeepFirstStageOrderAndNaNGoesLast()
+    {
+        const string query = "statin use and breast cancer";
+        var options = new SearchOptions { Retriever = Retriever.Bm25, Candidates = 12, Results = 12 };
+        string[] first = [.. Pipeline(rerank: false).Search(query, options).Results.Select(r => r.DocumentId)];
+        Assert.Equal(12, first.Length);
+
+        // All tied: first-stage order, every time.
+        var tied = new SearchPipeline(_collection, null, new FixedReranker(_ => 0.5f));
+        for (int run = 0; run < 3; run++) Assert.Equal(first, tied.Search(query, options).Results.Select(r => r.DocumentId));
+
+        // Scores 0, 1, 0, 1, … with candidate 3 NaN: the ones first in first-stage order, then the zeros, NaN last.
+        var mixed = new SearchPipeline(_collection, null, new FixedReranker(i => i == 3 ? float.NaN : i % 2));
+        SearchResult[] results = [.. mixed.Search(query, options).Results];
+        int[] expected = [1, 5, 7, 9, 11, 0, 2, 4, 6, 8, 10, 3];
+        Assert.Equal(expected.Select(i => first[i]), results.Select(r => r.DocumentId));
+        Assert.Equal(Enumerable.Range(1, 12), results.Select(r => r.Rank));
+        Assert.All(results.Where(r => !float.IsNaN(r.RerankScore!.Value)), r => Assert.Equal(r.RerankScore!.Value - 100, r.RerankLogit!.Value));
+        Assert.All(results, r => Assert.Equal(r.RerankScore!.Value, r.Score));
+    }
+
+    [Fact]
+    public void RerankScoreIsTheActivationAndTheLogitIsReportedBesideIt()
+    {
+        const string query = "statin use and breast cancer";
+        var options = new SearchOptions { Retriever = Retriever.Hybrid, Candidates = 10, Results = 10 };
+        using CrossEncoder sigmoid = CrossEncoder.Load(_models.CrossEncoderPath, new EncoderOptions { Activation = ScoreActivation.Sigmoid });
+        SearchResult[] logits = [.. Pipeline().Search(query, options).Results]; // this cross-encoder's config names Identity
+        SearchResult[] probabilities = [.. new SearchPipeline(_collection, _models.BiEncoder, sigmoid).Search(query, options).Results];
+        Assert.Equal(logits.Select(r => r.DocumentId), probabilities.Select(r => r.DocumentId)); // the sigmoid keeps the order
+        for (int i = 0; i < logits.Length; i++)
+        {
+            Assert.Equal(logits[i].RerankScore, logits[i].RerankLogit);
+            Assert.Equal(logits[i].RerankLogit, probabilities[i].RerankLogit);
+            Assert.Equal(1f / (1f + MathF.Exp(-logits[i].RerankLogit!.Value)), probabilities[i].RerankScore!.Value, 6);
+        }
     }
 
     [Fact]

@@ -121,7 +121,7 @@ public sealed class CollectionEndpointTests(SmallModels models) : IAsyncLifetime
         // New requests no longer find it, and its name cannot be taken yet; the request in flight can still read it.
         Assert.Equal(StatusCodes.Status404NotFound, Assert.Throws<ApiException>(() => store.Use("held")).Status);
         Assert.Equal(StatusCodes.Status409Conflict, Assert.Throws<ApiException>(() => store.Create("held", new CollectionOptions())).Status);
-        Assert.Empty(inFlight.Collection.Pipeline.Search("anything", new SearchOptions { Retriever = Retriever.Dense }).Results);
+        Assert.Empty(new SearchPipeline(inFlight.Collection.Collection, models.BiEncoder).Search("anything", new SearchOptions { Retriever = Retriever.Dense }).Results);
         Assert.True(Directory.Exists(Path.Combine(root, "held")));
 
         inFlight.Dispose();
@@ -197,8 +197,17 @@ public sealed class CollectionEndpointTests(SmallModels models) : IAsyncLifetime
             Assert.Equal(i + 1, hits[i].GetProperty("rank").GetInt32());
             Assert.Equal(want.Score, hits[i].GetProperty("score").GetDouble(), 1e-5);
             Assert.Equal(want.Passage, hits[i].GetProperty("passage").GetString());
-            if (rerank) Assert.Equal(want.RerankScore!.Value, hits[i].GetProperty("rerank_score").GetSingle(), 1e-5f);
-            else Assert.False(hits[i].TryGetProperty("rerank_score", out _));
+            if (rerank)
+            {
+                // Bit for bit: the route runs the library's pipeline, over the batchers.
+                Assert.Equal(want.RerankScore!.Value, hits[i].GetProperty("rerank_score").GetSingle());
+                Assert.Equal(want.RerankLogit!.Value, hits[i].GetProperty("rerank_logit").GetSingle());
+            }
+            else
+            {
+                Assert.False(hits[i].TryGetProperty("rerank_score", out _));
+                Assert.False(hits[i].TryGetProperty("rerank_logit", out _));
+            }
         }
         JsonElement timings = reply.Json.GetProperty("timings_ms");
         Assert.True(timings.GetProperty("total").GetDouble() >= timings.GetProperty("rerank").GetDouble());

@@ -1,5 +1,6 @@
 using System.Net;
 using System.Text.Json;
+using Funnel.Inference;
 using Funnel.Server;
 using Funnel.Server.Batching;
 using Funnel.Server.Http;
@@ -99,26 +100,29 @@ public sealed class OverloadTests(SmallModels models)
     }
 
     [Fact]
-    public async Task Defect10_OverloadIsRefusedWithTheRealWaitAndShowsInMetrics()
+    public async Task Defect10_OverloadIsA429WithTheRealWaitAndShowsInMetrics()
     {
         var clock = new FakeClock();
         var slow = new SlowModel(clock);
         var metrics = new ServerMetrics();
-        await using var model = new BatchedModel<int, int>("slow", 512, _ => Cost, slow.Run, Options, metrics, clock);
-        await model.RunAsync([1], "inputs", truncate: false, CancellationToken.None);
+        // Each item is a token sequence of Cost tokens holding its number; the model sees the numbers.
+        await using var model = new BatchedModel<int>("slow", inputs => slow.Run([.. inputs.Select(t => t.Ids[0])]), Options, metrics, clock);
+        static TokenSequence[] Items(params int[] numbers) => [.. numbers.Select(n => new TokenSequence(Enumerable.Repeat(n, Cost).ToArray(), new int[Cost]))];
+        await model.RunAsync(Items(1), CancellationToken.None);
         slow.Gate.Reset();
-        Task<ModelOutput<int>> running = model.RunAsync([2], "inputs", false, CancellationToken.None);
-        // Running, not queued: the queue is empty and the running item is the 1 s of work ahead.
-        var metricsText = () => metrics.Registry.Render();
-        Assert.True(SpinWait.SpinUntil(() => Http.Metric(metricsText(), "funnel_batch_queue_depth{model=\"slow\"}") == 0, TimeSpan.FromSeconds(10)));
+        Task<(int[], long)> running = model.RunAsync(Items(2), CancellationToken.None);
+        // Wait until item 2 is running, not queued: the expected wait is 1 s either way, the queue depth is not.
+        Assert.True(SpinWait.SpinUntil(() => Http.Metric(metrics.Registry.Render(), "funnel_batch_queue_depth{model=\"slow\"}") == 0, TimeSpan.FromSeconds(10)));
         Assert.Equal(TimeSpan.FromSeconds(1), model.ExpectedWait);
-        Task<ModelOutput<int>> queued = model.RunAsync([3, 4, 5, 6, 7], "inputs", false, CancellationToken.None); // 6 s of work ahead now
+        Task<(int[], long)> queued = model.RunAsync(Items(3, 4, 5, 6, 7), CancellationToken.None); // 6 s of work ahead now
 
-        var overloaded = await Assert.ThrowsAsync<QueueFullException>(() => model.RunAsync([8], "inputs", false, CancellationToken.None));
-        Assert.Equal(TimeSpan.FromSeconds(6), overloaded.ExpectedWait); // the server sends it as Retry-After: 6
-        Assert.Contains("the model is overloaded", overloaded.Message);
-        // The queue bound comes first, then the deadline.
-        await Assert.ThrowsAsync<QueueFullException>(() => model.RunAsync([9], "inputs", false, CancellationToken.None, TimeSpan.FromSeconds(1)));
+        // A model that cannot take the call now says so in the library's terms; the service maps it to 429 / 503 with Retry-After.
+        var overloaded = await Assert.ThrowsAsync<ModelUnavailableException>(() => model.RunAsync(Items(8), CancellationToken.None));
+        Assert.Equal(ModelUnavailableReason.Overloaded, overloaded.Reason);
+        Assert.Equal(TimeSpan.FromSeconds(6), overloaded.RetryAfter);
+        Assert.Contains("slow: the model is overloaded", overloaded.Message);
+        var late = await Assert.ThrowsAsync<ModelUnavailableException>(() => model.RunAsync(Items(9), CancellationToken.None, TimeSpan.FromSeconds(1)));
+        Assert.Equal(ModelUnavailableReason.Overloaded, late.Reason); // the queue bound comes first
 
         string text = metrics.Registry.Render();
         Assert.Equal(6, Http.Metric(text, "funnel_batch_queue_expected_wait_seconds{model=\"slow\"}"));
@@ -126,8 +130,8 @@ public sealed class OverloadTests(SmallModels models)
         Assert.Equal(5, Http.Metric(text, "funnel_batch_queue_depth{model=\"slow\"}"));
         Assert.Equal(2, Http.Metric(text, "funnel_batch_rejections_total{model=\"slow\",reason=\"overloaded\"}"));
         slow.Gate.Set();
-        await running;
-        await queued;
+        Assert.Equal(new[] { -2 }, (await running).Item1);
+        Assert.Equal(new[] { -3, -4, -5, -6, -7 }, (await queued).Item1);
         Assert.Contains("funnel_batch_queue_wait_seconds_bucket{model=\"slow\"", metrics.Registry.Render());
     }
 
@@ -139,8 +143,8 @@ public sealed class OverloadTests(SmallModels models)
             EmbedBatching = new BatcherOptions { MaxBatchItems = 64, MaxWait = TimeSpan.FromSeconds(3), MaxQueueWait = TimeSpan.FromSeconds(2) },
         };
         await using RunningServer server = await RunningServer.StartAsync(models.Both, options);
-        Embedder embedder = server.App.Services.GetRequiredService<ServedModels>().Embedder!;
-        embedder.Model.Throughput.Observe(1, 1, TimeSpan.FromSeconds(1)); // as if it had measured 1 token/s
+        BatchingEmbeddingGenerator embedder = server.App.Services.GetRequiredService<ServedModels>().Embedder!;
+        embedder.Throughput.Observe(1, 1, TimeSpan.FromSeconds(1)); // as if it had measured 1 token/s
 
         // Two inputs of 3 tokens each ([CLS] word [SEP]) wait 3 s for company: 6 s of work at 1 token/s.
         Task<Reply> waiting = server.Client.PostAsync("/embed", new { inputs = new[] { "first", "second" } });
@@ -166,8 +170,8 @@ public sealed class OverloadTests(SmallModels models)
             Assert.Equal(HttpStatusCode.OK, (await server.Client.PostAsync("/collections/c/documents", new { documents = docs })).Status);
 
             // The cross-encoder has measured itself as very slow (0.01 tokens/s): any rerank would take hours.
-            Reranker reranker = server.App.Services.GetRequiredService<ServedModels>().Reranker!;
-            reranker.Model.Throughput.Observe(1, 1, TimeSpan.FromSeconds(100));
+            BatchingReranker reranker = server.App.Services.GetRequiredService<ServedModels>().Reranker!;
+            reranker.Throughput.Observe(1, 1, TimeSpan.FromSeconds(100));
 
             object Search(bool fallback) => fallback
                 ? new { query = "berlin", retriever = "bm25", rerank = true, top_k = 3, timeout_ms = 60_000, rerank_fallback = true }

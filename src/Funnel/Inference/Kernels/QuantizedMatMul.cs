@@ -22,9 +22,12 @@ namespace Funnel.Inference.Kernels;
 public static class QuantizedMatMul
 {
     /// <summary>Whether the SIMD kernel runs here (else the scalar twin, with the same results, slowly).</summary>
-    public static bool IsAccelerated => Avx512BW.IsSupported;
+    public static bool IsAccelerated => Avx512BW.IsSupported || Avx2.IsSupported;
 
-    internal const int TileRows = 8;
+    /// <summary>Rows per micro-tile: 8 with AVX-512 (16 zmm accumulators), 6 with AVX2 (12 of 16 ymm registers).</summary>
+    internal static int TileRows => Avx512BW.IsSupported ? 8 : 6;
+
+    private const int MaxTileRows = 8;
 
     /// <summary>Bytes of quantized activations kept hot in L2 while every weight panel passes them.</summary>
     private const int RowBlockBytes = 128 * 1024;
@@ -38,13 +41,7 @@ public static class QuantizedMatMul
         Epilogue epilogue = Epilogue.None, ReadOnlySpan<float> residual = default, int maxThreads = 1)
     {
         int n = w.N, k = w.K;
-        ArgumentOutOfRangeException.ThrowIfNegative(m);
-        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(maxThreads);
-        if (x.Length < (long)m * k) throw new ArgumentException($"x holds {x.Length} values, expected {m}×{k}", nameof(x));
-        if (y.Length < (long)m * n) throw new ArgumentException($"y holds {y.Length} values, expected {m}×{n}", nameof(y));
-        if (!bias.IsEmpty && bias.Length != n) throw new ArgumentException($"bias holds {bias.Length} values, expected {n}", nameof(bias));
-        if (epilogue == Epilogue.Residual && residual.Length < (long)m * n)
-            throw new ArgumentException($"residual holds {residual.Length} values, expected {m}×{n}", nameof(residual));
+        MatMul.ValidateLinear(x.Length, m, n, k, bias.Length, y.Length, epilogue, residual.Length, maxThreads);
         if (m == 0) return;
         if (!IsAccelerated)
         {
@@ -220,8 +217,9 @@ public static class QuantizedMatMul
         int blockRows, in GemmOutput output)
     {
         int panelStride = b.KPairs * 2 * PackedMatrix.PanelWidth;
-        int* sums = stackalloc int[TileRows * PackedMatrix.PanelWidth];
-        float* tile = stackalloc float[TileRows * PackedMatrix.PanelWidth];
+        int tileRows = TileRows;
+        int* sums = stackalloc int[MaxTileRows * PackedMatrix.PanelWidth];
+        float* tile = stackalloc float[PackedMatrix.PanelWidth];
         for (int i0 = rowBegin; i0 < rowEnd; i0 += blockRows)
         {
             int i1 = Math.Min(i0 + blockRows, rowEnd);
@@ -229,24 +227,39 @@ public static class QuantizedMatMul
             {
                 sbyte* bp = b.Q + (nint)panel * panelStride;
                 int col = panel * PackedMatrix.PanelWidth, cols = Math.Min(PackedMatrix.PanelWidth, b.N - col);
-                Vector512<float> ws0 = Vector512.Load(b.Scales + col), ws1 = Vector512.Load(b.Scales + col + 16);
-                Vector512<int> cs0 = Vector512.Load(b.ColumnSums + col), cs1 = Vector512.Load(b.ColumnSums + col + 16);
-                for (int i = i0; i < i1; i += TileRows)
+                float* ws = b.Scales + col;
+                int* cs = b.ColumnSums + col;
+                for (int i = i0; i < i1; i += tileRows)
                 {
-                    int rows = Math.Min(TileRows, i1 - i);
-                    Kernel8x32(a.Q + (nint)i * a.Lda, a.Lda, rows, b.KPairs, bp, sums);
+                    int rows = Math.Min(tileRows, i1 - i);
+                    if (Avx512BW.IsSupported) Kernel8x32(a.Q + (nint)i * a.Lda, a.Lda, rows, b.KPairs, bp, sums);
+                    else Kernel6x32(a.Q + (nint)i * a.Lda, a.Lda, rows, b.KPairs, bp, sums);
                     for (int r = 0; r < rows; r++)
                     {
-                        Vector512<int> zp = Vector512.Create(a.ZeroPoints[i + r]);
-                        Vector512<float> scale = Vector512.Create(a.Scales[i + r]);
-                        int* s = sums + r * PackedMatrix.PanelWidth;
-                        (Vector512.ConvertToSingle(Vector512.Load(s) - zp * cs0) * (scale * ws0)).Store(tile);
-                        (Vector512.ConvertToSingle(Vector512.Load(s + 16) - zp * cs1) * (scale * ws1)).Store(tile + 16);
+                        DequantizeTileRow(sums + r * PackedMatrix.PanelWidth, a.ZeroPoints[i + r], a.Scales[i + r], cs, ws, tile);
                         output.Store(i + r, col, tile, cols);
                     }
                 }
             }
         }
+    }
+
+    /// <summary>32 sums of one row to fp32: (sum − z·Σq_w) · (sₓ·s_w), lane for lane as <see cref="Dequantize"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static unsafe void DequantizeTileRow(int* sums, int zeroPoint, float rowScale, int* columnSums, float* columnScales, float* tile)
+    {
+        if (Vector512.IsHardwareAccelerated)
+        {
+            Vector512<int> zp = Vector512.Create(zeroPoint);
+            Vector512<float> scale = Vector512.Create(rowScale);
+            for (int c = 0; c < PackedMatrix.PanelWidth; c += 16)
+                (Vector512.ConvertToSingle(Vector512.Load(sums + c) - zp * Vector512.Load(columnSums + c)) * (scale * Vector512.Load(columnScales + c))).Store(tile + c);
+            return;
+        }
+        Vector256<int> zp8 = Vector256.Create(zeroPoint);
+        Vector256<float> scale8 = Vector256.Create(rowScale);
+        for (int c = 0; c < PackedMatrix.PanelWidth; c += 8)
+            (Vector256.ConvertToSingle(Vector256.Load(sums + c) - zp8 * Vector256.Load(columnSums + c)) * (scale8 * Vector256.Load(columnScales + c))).Store(tile + c);
     }
 
     /// <summary>
@@ -307,5 +320,56 @@ public static class QuantizedMatMul
         if (rows > 5) { c50.Store(c + 160); c51.Store(c + 176); }
         if (rows > 6) { c60.Store(c + 192); c61.Store(c + 208); }
         if (rows > 7) { c70.Store(c + 224); c71.Store(c + 240); }
+    }
+    /// <summary>The AVX2 micro-kernel: rows (≤ 6) × 32 columns as two passes over 16 columns each (12 ymm accumulators).</summary>
+    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
+    private static unsafe void Kernel6x32(short* a, int lda, int rows, int kPairs, sbyte* b, int* c)
+    {
+        Kernel6x16(a, lda, rows, kPairs, b, c);
+        Kernel6x16(a, lda, rows, kPairs, b + 32, c + 16);
+    }
+
+    /// <summary>16 of a panel's 32 columns: per K pair, bytes [0, 32) of the pair's 64 hold these columns' weights.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static unsafe void Kernel6x16(short* a, int lda, int rows, int kPairs, sbyte* b, int* c)
+    {
+        int* a0 = (int*)a;
+        int* a1 = (int*)(rows > 1 ? a + lda : a);
+        int* a2 = (int*)(rows > 2 ? a + 2 * lda : a);
+        int* a3 = (int*)(rows > 3 ? a + 3 * lda : a);
+        int* a4 = (int*)(rows > 4 ? a + 4 * lda : a);
+        int* a5 = (int*)(rows > 5 ? a + 5 * lda : a);
+        Vector256<int> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default,
+            c30 = default, c31 = default, c40 = default, c41 = default, c50 = default, c51 = default;
+        for (int p = 0; p < kPairs; p++, b += 2 * PackedMatrix.PanelWidth)
+        {
+            Vector256<short> b0 = Avx2.ConvertToVector256Int16(Vector128.Load(b));
+            Vector256<short> b1 = Avx2.ConvertToVector256Int16(Vector128.Load(b + 16));
+            Vector256<short> v = Vector256.Create(a0[p]).AsInt16();
+            c00 += Avx2.MultiplyAddAdjacent(v, b0);
+            c01 += Avx2.MultiplyAddAdjacent(v, b1);
+            v = Vector256.Create(a1[p]).AsInt16();
+            c10 += Avx2.MultiplyAddAdjacent(v, b0);
+            c11 += Avx2.MultiplyAddAdjacent(v, b1);
+            v = Vector256.Create(a2[p]).AsInt16();
+            c20 += Avx2.MultiplyAddAdjacent(v, b0);
+            c21 += Avx2.MultiplyAddAdjacent(v, b1);
+            v = Vector256.Create(a3[p]).AsInt16();
+            c30 += Avx2.MultiplyAddAdjacent(v, b0);
+            c31 += Avx2.MultiplyAddAdjacent(v, b1);
+            v = Vector256.Create(a4[p]).AsInt16();
+            c40 += Avx2.MultiplyAddAdjacent(v, b0);
+            c41 += Avx2.MultiplyAddAdjacent(v, b1);
+            v = Vector256.Create(a5[p]).AsInt16();
+            c50 += Avx2.MultiplyAddAdjacent(v, b0);
+            c51 += Avx2.MultiplyAddAdjacent(v, b1);
+        }
+        c00.Store(c);
+        c01.Store(c + 8);
+        if (rows > 1) { c10.Store(c + 32); c11.Store(c + 40); }
+        if (rows > 2) { c20.Store(c + 64); c21.Store(c + 72); }
+        if (rows > 3) { c30.Store(c + 96); c31.Store(c + 104); }
+        if (rows > 4) { c40.Store(c + 128); c41.Store(c + 136); }
+        if (rows > 5) { c50.Store(c + 160); c51.Store(c + 168); }
     }
 }
