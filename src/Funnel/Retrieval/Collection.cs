@@ -297,7 +297,7 @@ public sealed class Collection : IDisposable
             WalScan scan = salvage.Scan;
             // Sequence numbers only grow, even past batches that were lost.
             long last = Math.Max(manifest.WalSequence, salvage.Replayed.Concat(salvage.Dropped).DefaultIfEmpty(0).Max());
-            collection._wal = WriteAheadLog.OpenForAppend(logPath, manifest.Generation, scan with { LastSequence = last, Records = Math.Max(scan.Records, 1) }, last);
+            collection._wal = WriteAheadLog.OpenForAppend(logPath, manifest.Generation, scan with { LastSequence = last }, last);
             collection.CheckpointLocked();
 
             var missing = new List<long>();

@@ -111,7 +111,9 @@ public sealed class OverloadTests(SmallModels models)
         await model.RunAsync(Items(1), CancellationToken.None);
         slow.Gate.Reset();
         Task<(int[], long)> running = model.RunAsync(Items(2), CancellationToken.None);
-        Assert.True(SpinWait.SpinUntil(() => model.ExpectedWait == TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(10)));
+        // Wait until item 2 is running, not queued: the expected wait is 1 s either way, the queue depth is not.
+        Assert.True(SpinWait.SpinUntil(() => Http.Metric(metrics.Registry.Render(), "funnel_batch_queue_depth{model=\"slow\"}") == 0, TimeSpan.FromSeconds(10)));
+        Assert.Equal(TimeSpan.FromSeconds(1), model.ExpectedWait);
         Task<(int[], long)> queued = model.RunAsync(Items(3, 4, 5, 6, 7), CancellationToken.None); // 6 s of work ahead now
 
         // A model that cannot take the call now says so in the library's terms; the service maps it to 429 / 503 with Retry-After.
@@ -131,6 +133,29 @@ public sealed class OverloadTests(SmallModels models)
         Assert.Equal(new[] { -2 }, (await running).Item1);
         Assert.Equal(new[] { -3, -4, -5, -6, -7 }, (await queued).Item1);
         Assert.Contains("funnel_batch_queue_wait_seconds_bucket{model=\"slow\"", metrics.Registry.Render());
+    }
+
+    [Fact]
+    public async Task Defect10_OverHttpOverloadIsA429WhoseRetryAfterIsTheExpectedWait()
+    {
+        var options = new ServerOptions
+        {
+            EmbedBatching = new BatcherOptions { MaxBatchItems = 64, MaxWait = TimeSpan.FromSeconds(3), MaxQueueWait = TimeSpan.FromSeconds(2) },
+        };
+        await using RunningServer server = await RunningServer.StartAsync(models.Both, options);
+        BatchingEmbeddingGenerator embedder = server.App.Services.GetRequiredService<ServedModels>().Embedder!;
+        embedder.Throughput.Observe(1, 1, TimeSpan.FromSeconds(1)); // as if it had measured 1 token/s
+
+        // Two inputs of 3 tokens each ([CLS] word [SEP]) wait 3 s for company: 6 s of work at 1 token/s.
+        Task<Reply> waiting = server.Client.PostAsync("/embed", new { inputs = new[] { "first", "second" } });
+        await Http.WaitForQueueDepthAsync(server.Client, "test/bi-small", 2);
+        Reply refused = await server.Client.PostAsync("/embed", new { inputs = "third" });
+        Http.AssertProblem(refused, HttpStatusCode.TooManyRequests, mentions: "expected to take 6.0 s");
+        Assert.Equal(TimeSpan.FromSeconds(6), refused.Message.Headers.RetryAfter?.Delta);
+        string metrics = (await server.Client.GetReplyAsync("/metrics")).Text;
+        Assert.Equal(6, Http.Metric(metrics, "funnel_batch_queue_expected_wait_seconds{model=\"test/bi-small\"}"));
+        Assert.Equal(1, Http.Metric(metrics, "funnel_batch_rejections_total{model=\"test/bi-small\",reason=\"overloaded\"}"));
+        Assert.Equal(HttpStatusCode.OK, (await waiting).Status);
     }
 
     [Fact]
