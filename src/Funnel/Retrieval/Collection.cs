@@ -58,14 +58,13 @@ public sealed class Collection : IDisposable
     private readonly FileStream? _writerLock;
     private IVectorIndex _vectors;
     private Bm25Index _bm25;
-    private WriteAheadLog? _wal;
-    private CollectionManifest _manifest;
+    private readonly CollectionLog _log;
     private bool _disposed;
 
     private Collection(string folder, CollectionManifest manifest, FileStream? writerLock, IVectorIndex vectors, Bm25Index bm25)
     {
         Folder = folder;
-        _manifest = manifest;
+        _log = new CollectionLog(folder, manifest);
         _writerLock = writerLock;
         _vectors = vectors;
         _bm25 = bm25;
@@ -73,7 +72,7 @@ public sealed class Collection : IDisposable
 
     public string Folder { get; }
 
-    public CollectionManifest Manifest => Volatile.Read(ref _manifest);
+    public CollectionManifest Manifest => _log.Manifest;
 
     public ModelFingerprint BiEncoder => Manifest.BiEncoder;
 
@@ -245,7 +244,7 @@ public sealed class Collection : IDisposable
             if (salvage is not null) salvage.Scan = scan;
             else if (writerLock is not null)
             {
-                collection._wal = WriteAheadLog.OpenForAppend(logPath, manifest.Generation, scan, manifest.WalSequence);
+                collection._log.OpenForAppend(scan, manifest.WalSequence);
                 CollectionFolder.RemoveLeftovers(folder, manifest.Generation);
             }
             return collection;
@@ -294,7 +293,7 @@ public sealed class Collection : IDisposable
             WalScan scan = salvage.Scan;
             // Sequence numbers only grow, even past batches that were lost.
             long last = Math.Max(manifest.WalSequence, salvage.Replayed.Concat(salvage.Dropped).DefaultIfEmpty(0).Max());
-            collection._wal = WriteAheadLog.OpenForAppend(logPath, manifest.Generation, scan with { LastSequence = last, Records = Math.Max(scan.Records, 1) }, last);
+            collection._log.OpenForAppend(scan with { LastSequence = last, Records = Math.Max(scan.Records, 1) }, last);
             collection.CheckpointLocked();
 
             var missing = new List<long>();
@@ -367,7 +366,7 @@ public sealed class Collection : IDisposable
         ThrowIfNotWritable();
         int dimension = BiEncoder.Dimension;
         foreach (EmbeddedDocument d in documents) Validate(d, dimension);
-        if (documents.Count == 0) return _wal!.LastSequence;
+        if (documents.Count == 0) return _log.LastSequence;
         _writeGate.Wait();
         try
         {
@@ -388,7 +387,7 @@ public sealed class Collection : IDisposable
         ThrowIfNotWritable();
         int dimension = BiEncoder.Dimension;
         foreach (EmbeddedDocument d in documents) Validate(d, dimension);
-        if (documents.Count == 0) return _wal!.LastSequence;
+        if (documents.Count == 0) return _log.LastSequence;
         await _writeGate.WaitAsync(ct).ConfigureAwait(false);
         try
         {
@@ -455,7 +454,7 @@ public sealed class Collection : IDisposable
         _writeGate.Wait();
         try
         {
-            if (_wal!.LastSequence != Manifest.WalSequence) CheckpointLocked();
+            if (_log.HasUncheckpointed) CheckpointLocked();
         }
         finally
         {
@@ -477,7 +476,7 @@ public sealed class Collection : IDisposable
         _writeGate.Wait(ct);
         try
         {
-            if (_wal!.LastSequence != Manifest.WalSequence) CheckpointLocked();
+            if (_log.HasUncheckpointed) CheckpointLocked();
             CollectionManifest current = Manifest;
             var manifest = current with { BiEncoder = biEncoder, Chunking = chunking };
             List<Document> documents = WithReadLock(() => _table.Documents.Select(s => s.Document).ToList());
@@ -511,7 +510,7 @@ public sealed class Collection : IDisposable
 
                 long generation = current.Generation + 1;
                 CollectionFolder.WriteSnapshot(GenerationFolder(Folder, generation), rebuilt, nextChunkId, vectors, _bm25);
-                CommitGeneration(manifest with { Generation = generation, Counts = new(rebuilt.Count, (int)nextChunkId) });
+                _log.Commit(manifest with { Generation = generation, Counts = new(rebuilt.Count, (int)nextChunkId) });
 
                 IVectorIndex old;
                 _state.EnterWriteLock();
@@ -601,7 +600,7 @@ public sealed class Collection : IDisposable
     {
         if (_disposed) return;
         _disposed = true;
-        _wal?.Dispose();
+        _log.Dispose();
         _vectors.Dispose();
         _writerLock?.Dispose();
         _state.Dispose();
@@ -624,9 +623,9 @@ public sealed class Collection : IDisposable
 
     private long Commit(List<CollectionOperation> operations)
     {
-        long sequence = _wal!.Append(RecordCodec.EncodeBatch(operations));
+        long sequence = _log.Append(operations);
         Apply(operations);
-        if (_wal.Length > AutoCheckpointBytes) CheckpointLocked();
+        if (_log.Length > AutoCheckpointBytes) CheckpointLocked();
         return sequence;
     }
 
@@ -702,18 +701,7 @@ public sealed class Collection : IDisposable
         CollectionManifest current = Manifest;
         long generation = current.Generation + 1;
         CollectionFolder.WriteSnapshot(GenerationFolder(Folder, generation), _table.Documents, _table.NextChunkId, _vectors, _bm25);
-        CommitGeneration(current with { Generation = generation, WalSequence = _wal!.LastSequence, Counts = new(_table.DocumentCount, _table.ChunkCount) });
-    }
-
-    /// <summary>Commits a written generation (the manifest rename is the commit point), then switches the log and drops the old generation.</summary>
-    private void CommitGeneration(CollectionManifest next)
-    {
-        next = next with { Updated = DateTimeOffset.UtcNow };
-        next.Write(Folder);
-        Volatile.Write(ref _manifest, next);
-        _wal!.Dispose();
-        _wal = WriteAheadLog.OpenForAppend(LogPath(Folder, next.Generation), next.Generation, default, next.WalSequence);
-        CollectionFolder.RemoveLeftovers(Folder, next.Generation);
+        _log.Commit(current with { Generation = generation, WalSequence = _log.LastSequence, Counts = new(_table.DocumentCount, _table.ChunkCount) });
     }
 
     private static IVectorIndex NewVectorIndex(CollectionManifest manifest) => manifest.VectorIndex.Kind switch
