@@ -27,13 +27,7 @@ public static class MatMul
         Epilogue epilogue = Epilogue.None, ReadOnlySpan<float> residual = default, int maxThreads = 1)
     {
         int n = w.N, k = w.K;
-        ArgumentOutOfRangeException.ThrowIfNegative(m);
-        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(maxThreads);
-        if (x.Length < (long)m * k) throw new ArgumentException($"x holds {x.Length} values, expected {m}×{k}", nameof(x));
-        if (y.Length < (long)m * n) throw new ArgumentException($"y holds {y.Length} values, expected {m}×{n}", nameof(y));
-        if (!bias.IsEmpty && bias.Length != n) throw new ArgumentException($"bias holds {bias.Length} values, expected {n}", nameof(bias));
-        if (epilogue == Epilogue.Residual && residual.Length < (long)m * n)
-            throw new ArgumentException($"residual holds {residual.Length} values, expected {m}×{n}", nameof(residual));
+        ValidateLinear(x.Length, m, n, k, bias.Length, y.Length, epilogue, residual.Length, maxThreads);
         if (m == 0) return;
         if (!Gemm.IsAccelerated)
         {
@@ -51,6 +45,18 @@ public static class MatMul
             int items = byRows ? (m + chunk - 1) / chunk : panels;
             WorkSplit.Run(new LinearJob(px, k, m, pw, n, output, byRows, chunk), items, maxThreads);
         }
+    }
+
+    /// <summary>The argument checks every linear layer shares, whatever the arithmetic (fp32 here, int8 in <see cref="QuantizedMatMul"/>).</summary>
+    internal static void ValidateLinear(int xLength, int m, int n, int k, int biasLength, int yLength, Epilogue epilogue, int residualLength, int maxThreads)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(m);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(maxThreads);
+        if (xLength < (long)m * k) throw new ArgumentException($"x holds {xLength} values, expected {m}×{k}", "x");
+        if (yLength < (long)m * n) throw new ArgumentException($"y holds {yLength} values, expected {m}×{n}", "y");
+        if (biasLength != 0 && biasLength != n) throw new ArgumentException($"bias holds {biasLength} values, expected {n}", "bias");
+        if (epilogue == Epilogue.Residual && residualLength < (long)m * n)
+            throw new ArgumentException($"residual holds {residualLength} values, expected {m}×{n}", "residual");
     }
 
     private readonly unsafe struct LinearJob(float* x, int k, int m, float* w, int n, GemmOutput output, bool byRows, int chunk)

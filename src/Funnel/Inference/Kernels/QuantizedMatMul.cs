@@ -41,13 +41,7 @@ public static class QuantizedMatMul
         Epilogue epilogue = Epilogue.None, ReadOnlySpan<float> residual = default, int maxThreads = 1)
     {
         int n = w.N, k = w.K;
-        ArgumentOutOfRangeException.ThrowIfNegative(m);
-        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(maxThreads);
-        if (x.Length < (long)m * k) throw new ArgumentException($"x holds {x.Length} values, expected {m}×{k}", nameof(x));
-        if (y.Length < (long)m * n) throw new ArgumentException($"y holds {y.Length} values, expected {m}×{n}", nameof(y));
-        if (!bias.IsEmpty && bias.Length != n) throw new ArgumentException($"bias holds {bias.Length} values, expected {n}", nameof(bias));
-        if (epilogue == Epilogue.Residual && residual.Length < (long)m * n)
-            throw new ArgumentException($"residual holds {residual.Length} values, expected {m}×{n}", nameof(residual));
+        MatMul.ValidateLinear(x.Length, m, n, k, bias.Length, y.Length, epilogue, residual.Length, maxThreads);
         if (m == 0) return;
         if (!IsAccelerated)
         {
