@@ -227,7 +227,7 @@ internal static class EvalCommand
         var run = new Run(reranking ? $"{firstStage}.rerank" : firstStage);
         TimeSpan embed = default, retrieve = default, fuse = default, rerank = default;
         long pairs = 0;
-        await WithProgressAsync(stderr, reranking ? $"{firstStage} search and rerank" : $"{firstStage} search", searches.Count, async progress =>
+        await WithProgressAsync(stderr, reranking ? "reranking" : $"{firstStage} search", searches.Count, async progress =>
         {
             int done = 0;
             await foreach (var (id, response) in pipeline.SearchManyAsync(searches, ct))

@@ -149,7 +149,7 @@ internal static class CollectionEndpoints
             var chunker = new DocumentEmbedder(embedder.Encoder, served.Collection.Manifest.Chunking);
             IReadOnlyList<EmbeddedDocument> embedded = await Task.Run(() => chunker.Embed(documents, http.RequestAborted), http.RequestAborted);
             // Upsert returns once the batch is fsynced to the write-ahead log: only then is the write acknowledged.
-            long sequence = served.Collection.Upsert(embedded);
+            long sequence = await served.Collection.UpsertAsync(embedded, http.RequestAborted);
             return Results.Json(new DocumentsWritten(documents.Count, sequence), ApiJson.Options);
         }
         finally
@@ -173,7 +173,7 @@ internal static class CollectionEndpoints
         await served.WriteGate.WaitAsync(cancellationToken);
         try
         {
-            return served.Collection.Delete(ids);
+            return await served.Collection.DeleteAsync(ids, cancellationToken);
         }
         finally
         {

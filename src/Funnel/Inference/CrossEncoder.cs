@@ -158,7 +158,7 @@ public sealed class CrossEncoder : IReranker, IDisposable
         TokenBatches.Run(_model, inputs, _options.BatchSize, _options.MaxThreads,
             (states, _, index) => states[..hidden].CopyTo(cls.AsSpan(index * hidden, hidden)), ct);
         float[] logits = _model.Classify(cls, inputs.Count);
-        ModelOutputException.ThrowIfNotFinite(logits, "the cross-encoder", "score");
+        if (logits.Length > 0) ModelOutputException.ThrowIfNotFinite(logits, "the cross-encoder", "score");
         for (int i = 0; i < scores.Length; i++) scores[i] = Activate(logits[i]);
         return (scores, logits);
     }

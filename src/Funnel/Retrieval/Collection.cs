@@ -50,25 +50,21 @@ public sealed class CollectionFolderException(string message, Exception? inner =
 /// </summary>
 public sealed class Collection : IDisposable
 {
-    private const string LockFileName = "LOCK";
     private const int MaxOpenAttempts = 3;
 
     private readonly ReaderWriterLockSlim _state = new(LockRecursionPolicy.NoRecursion);
     private readonly SemaphoreSlim _writeGate = new(1, 1);
-    private readonly Dictionary<string, StoredDocument> _documents = new(StringComparer.Ordinal);
-    private readonly Dictionary<long, StoredDocument> _chunkOwners = [];
+    private readonly DocumentTable _table = new();
     private readonly FileStream? _writerLock;
     private IVectorIndex _vectors;
     private Bm25Index _bm25;
-    private WriteAheadLog? _wal;
-    private CollectionManifest _manifest;
-    private long _nextChunkId;
+    private readonly CollectionLog _log;
     private bool _disposed;
 
     private Collection(string folder, CollectionManifest manifest, FileStream? writerLock, IVectorIndex vectors, Bm25Index bm25)
     {
         Folder = folder;
-        _manifest = manifest;
+        _log = new CollectionLog(folder, manifest);
         _writerLock = writerLock;
         _vectors = vectors;
         _bm25 = bm25;
@@ -76,7 +72,7 @@ public sealed class Collection : IDisposable
 
     public string Folder { get; }
 
-    public CollectionManifest Manifest => Volatile.Read(ref _manifest);
+    public CollectionManifest Manifest => _log.Manifest;
 
     public ModelFingerprint BiEncoder => Manifest.BiEncoder;
 
@@ -88,16 +84,16 @@ public sealed class Collection : IDisposable
     /// <summary>A checkpoint is taken after a write once the log holds more than this many bytes.</summary>
     public long AutoCheckpointBytes { get; set; } = 256L << 20;
 
-    public int DocumentCount => WithReadLock(() => _documents.Count);
+    public int DocumentCount => WithReadLock(() => _table.DocumentCount);
 
-    public int ChunkCount => WithReadLock(() => _chunkOwners.Count);
+    public int ChunkCount => WithReadLock(() => _table.ChunkCount);
 
     /// <summary>Vectors in the vector index and documents in the BM25 index (they match <see cref="ChunkCount"/> and <see cref="DocumentCount"/>).</summary>
     internal (int Vectors, int Bm25Documents) IndexCounts() => WithReadLock(() => (_vectors.Count, _bm25.Count));
 
-    public static string GenerationFolder(string folder, long generation) => Path.Combine(folder, $"gen-{generation:D6}");
+    public static string GenerationFolder(string folder, long generation) => CollectionFolder.Generation(folder, generation);
 
-    public static string LogPath(string folder, long generation) => Path.Combine(folder, $"wal-{generation:D6}.log");
+    public static string LogPath(string folder, long generation) => CollectionFolder.Log(folder, generation);
 
     /// <summary>
     /// Creates an empty collection in <paramref name="folder"/> (created if needed; it must hold nothing else) for vectors of
@@ -119,7 +115,7 @@ public sealed class Collection : IDisposable
         chunking.Validate();
         if (File.Exists(Path.Combine(folder, CollectionManifest.FileName)))
             throw new CollectionFolderException($"'{folder}' already holds a collection");
-        if (Directory.Exists(folder) && Directory.EnumerateFileSystemEntries(folder).Any(entry => !IsCollectionFile(Path.GetFileName(entry))))
+        if (Directory.Exists(folder) && Directory.EnumerateFileSystemEntries(folder).Any(entry => !CollectionFolder.IsCollectionFile(Path.GetFileName(entry))))
             throw new CollectionFolderException($"'{folder}' is not empty; a new collection needs an empty or new folder");
         Directory.CreateDirectory(folder);
 
@@ -129,10 +125,10 @@ public sealed class Collection : IDisposable
             BiEncoder = biEncoder, Chunking = chunking, VectorIndex = options.VectorIndex, Bm25 = options.Bm25,
             Created = now, Updated = now,
         };
-        using (FileStream writerLock = AcquireWriterLock(folder))
+        using (FileStream writerLock = CollectionFolder.AcquireWriterLock(folder))
         using (IVectorIndex vectors = NewVectorIndex(manifest))
         {
-            WriteSnapshot(GenerationFolder(folder, 0), [], 0, vectors, new Bm25Index(options: options.Bm25));
+            CollectionFolder.WriteSnapshot(GenerationFolder(folder, 0), [], 0, vectors, new Bm25Index(options: options.Bm25));
             manifest.Write(folder);
         }
         return Open(folder);
@@ -173,7 +169,7 @@ public sealed class Collection : IDisposable
     {
         folder = Path.GetFullPath(folder);
         _ = CollectionManifest.Read(folder); // fail on a folder that is not a collection before touching it
-        FileStream? writerLock = readOnly ? null : AcquireWriterLock(folder);
+        FileStream? writerLock = readOnly ? null : CollectionFolder.AcquireWriterLock(folder);
         try
         {
             for (int attempt = 1; ; attempt++)
@@ -210,8 +206,8 @@ public sealed class Collection : IDisposable
         var collection = new Collection(folder, manifest, writerLock, vectors, Bm25Index.Load(Path.Combine(generation, "bm25.idx")));
         try
         {
-            collection._nextChunkId = nextChunkId;
-            foreach (StoredDocument stored in documents) collection.Track(stored);
+            collection._table.NextChunkId = nextChunkId;
+            foreach (StoredDocument stored in documents) collection._table.Add(stored);
 
             string logPath = LogPath(folder, manifest.Generation);
             string logName = Path.GetFileName(logPath);
@@ -248,8 +244,8 @@ public sealed class Collection : IDisposable
             if (salvage is not null) salvage.Scan = scan;
             else if (writerLock is not null)
             {
-                collection._wal = WriteAheadLog.OpenForAppend(logPath, manifest.Generation, scan, manifest.WalSequence);
-                RemoveLeftovers(folder, manifest.Generation);
+                collection._log.OpenForAppend(scan, manifest.WalSequence);
+                CollectionFolder.RemoveLeftovers(folder, manifest.Generation);
             }
             return collection;
         }
@@ -280,7 +276,7 @@ public sealed class Collection : IDisposable
     {
         folder = Path.GetFullPath(folder);
         CollectionManifest manifest = CollectionManifest.Read(folder);
-        FileStream writerLock = AcquireWriterLock(folder);
+        FileStream writerLock = CollectionFolder.AcquireWriterLock(folder);
         Collection? collection = null;
         try
         {
@@ -297,7 +293,7 @@ public sealed class Collection : IDisposable
             WalScan scan = salvage.Scan;
             // Sequence numbers only grow, even past batches that were lost.
             long last = Math.Max(manifest.WalSequence, salvage.Replayed.Concat(salvage.Dropped).DefaultIfEmpty(0).Max());
-            collection._wal = WriteAheadLog.OpenForAppend(logPath, manifest.Generation, scan with { LastSequence = last }, last);
+            collection._log.OpenForAppend(scan with { LastSequence = last }, last);
             collection.CheckpointLocked();
 
             var missing = new List<long>();
@@ -350,26 +346,16 @@ public sealed class Collection : IDisposable
             $"Use the same model, or {reindex}.");
     }
 
-    public Document? Get(string id) => WithReadLock(() => _documents.TryGetValue(id, out StoredDocument? s) ? s.Document : null);
+    public Document? Get(string id) => WithReadLock(() => _table.Find(id)?.Document);
 
     /// <summary>The text of one chunk of a document (or the whole text for chunk -1), or null when the document is absent.</summary>
-    public string? GetPassage(string id, int chunkIndex) => WithReadLock(() =>
-    {
-        if (!_documents.TryGetValue(id, out StoredDocument? s)) return null;
-        string text = s.Document.FullText;
-        if (chunkIndex < 0 || chunkIndex >= s.Chunks.Length) return text;
-        ChunkSpan span = s.Chunks[chunkIndex];
-        return text[span.Start..span.End];
-    });
+    public string? GetPassage(string id, int chunkIndex) => WithReadLock(() => _table.Passage(id, chunkIndex));
 
     /// <summary>True when a document with this id is stored with exactly this title, text and metadata.</summary>
-    public bool ContainsUnchanged(Document document) => WithReadLock(() =>
-        _documents.TryGetValue(document.Id, out StoredDocument? s) && s.Document.Title == document.Title && s.Document.Text == document.Text &&
-        s.Document.Metadata.Count == document.Metadata.Count &&
-        document.Metadata.All(kv => s.Document.Metadata.TryGetValue(kv.Key, out string? v) && v == kv.Value));
+    public bool ContainsUnchanged(Document document) => WithReadLock(() => _table.HoldsUnchanged(document));
 
     /// <summary>A snapshot of the ids of all documents, in no particular order.</summary>
-    public IReadOnlyList<string> DocumentIds() => WithReadLock(() => _documents.Keys.ToArray());
+    public IReadOnlyList<string> DocumentIds() => WithReadLock(() => _table.Ids.ToArray());
 
     /// <summary>
     /// Inserts or replaces documents as one batch: durable (fsynced to the log) and visible to searches when this returns.
@@ -380,24 +366,69 @@ public sealed class Collection : IDisposable
         ThrowIfNotWritable();
         int dimension = BiEncoder.Dimension;
         foreach (EmbeddedDocument d in documents) Validate(d, dimension);
-        if (documents.Count == 0) return _wal!.LastSequence;
+        if (documents.Count == 0) return _log.LastSequence;
         _writeGate.Wait();
         try
         {
-            var operations = new List<CollectionOperation>(documents.Count);
-            foreach (EmbeddedDocument d in documents)
-            {
-                long[] ids = new long[d.Chunks.Count];
-                for (int i = 0; i < ids.Length; i++) ids[i] = _nextChunkId++;
-                operations.Add(new UpsertOperation(new StoredDocument(d.Document, d.Chunks.ToArray(), ids), d.Vectors.ToArray()));
-            }
-            return Commit(operations);
+            return Commit(Operations(documents));
         }
         finally
         {
             _writeGate.Release();
         }
     }
+
+    /// <summary>
+    /// As <see cref="Upsert"/>, waiting for the writer gate asynchronously and writing on the thread pool. Cancellation stops it
+    /// only before the batch is logged: a batch that reached the log is applied and acknowledged.
+    /// </summary>
+    public async Task<long> UpsertAsync(IReadOnlyList<EmbeddedDocument> documents, CancellationToken ct = default)
+    {
+        ThrowIfNotWritable();
+        int dimension = BiEncoder.Dimension;
+        foreach (EmbeddedDocument d in documents) Validate(d, dimension);
+        if (documents.Count == 0) return _log.LastSequence;
+        await _writeGate.WaitAsync(ct).ConfigureAwait(false);
+        try
+        {
+            ct.ThrowIfCancellationRequested();
+            return await Task.Run(() => Commit(Operations(documents)), CancellationToken.None).ConfigureAwait(false);
+        }
+        finally
+        {
+            _writeGate.Release();
+        }
+    }
+
+    /// <summary>As <see cref="Delete"/>, waiting for the writer gate asynchronously; cancellation stops it only before the batch is logged.</summary>
+    public async Task<int> DeleteAsync(IReadOnlyCollection<string> ids, CancellationToken ct = default)
+    {
+        ThrowIfNotWritable();
+        await _writeGate.WaitAsync(ct).ConfigureAwait(false);
+        try
+        {
+            ct.ThrowIfCancellationRequested();
+            var operations = DeleteOperations(ids);
+            if (operations.Count > 0) await Task.Run(() => Commit(operations), CancellationToken.None).ConfigureAwait(false);
+            return operations.Count;
+        }
+        finally
+        {
+            _writeGate.Release();
+        }
+    }
+
+    /// <summary>The batch that stores <paramref name="documents"/> under new chunk ids (the caller holds the writer gate).</summary>
+    private List<CollectionOperation> Operations(IReadOnlyList<EmbeddedDocument> documents)
+    {
+        var operations = new List<CollectionOperation>(documents.Count);
+        foreach (EmbeddedDocument d in documents)
+            operations.Add(new UpsertOperation(new StoredDocument(d.Document, d.Chunks.ToArray(), _table.NewChunkIds(d.Chunks.Count)), d.Vectors.ToArray()));
+        return operations;
+    }
+
+    private List<CollectionOperation> DeleteOperations(IReadOnlyCollection<string> ids) =>
+        WithReadLock(() => ids.Distinct(StringComparer.Ordinal).Where(_table.Contains).Select(id => (CollectionOperation)new DeleteOperation(id)).ToList());
 
     /// <summary>Deletes the documents with these ids (absent ones are ignored) as one durable batch; returns how many were deleted.</summary>
     public int Delete(IReadOnlyCollection<string> ids)
@@ -406,8 +437,7 @@ public sealed class Collection : IDisposable
         _writeGate.Wait();
         try
         {
-            var operations = WithReadLock(() => ids.Distinct(StringComparer.Ordinal).Where(_documents.ContainsKey)
-                .Select(id => (CollectionOperation)new DeleteOperation(id)).ToList());
+            var operations = DeleteOperations(ids);
             if (operations.Count > 0) Commit(operations);
             return operations.Count;
         }
@@ -424,7 +454,7 @@ public sealed class Collection : IDisposable
         _writeGate.Wait();
         try
         {
-            if (_wal!.LastSequence != Manifest.WalSequence) CheckpointLocked();
+            if (_log.HasUncheckpointed) CheckpointLocked();
         }
         finally
         {
@@ -446,10 +476,10 @@ public sealed class Collection : IDisposable
         _writeGate.Wait(ct);
         try
         {
-            if (_wal!.LastSequence != Manifest.WalSequence) CheckpointLocked();
+            if (_log.HasUncheckpointed) CheckpointLocked();
             CollectionManifest current = Manifest;
             var manifest = current with { BiEncoder = biEncoder, Chunking = chunking };
-            List<Document> documents = WithReadLock(() => _documents.Values.Select(s => s.Document).ToList());
+            List<Document> documents = WithReadLock(() => _table.Documents.Select(s => s.Document).ToList());
             var rebuilt = new List<StoredDocument>(documents.Count);
             long nextChunkId = 0;
             IVectorIndex vectors = NewVectorIndex(manifest);
@@ -479,8 +509,8 @@ public sealed class Collection : IDisposable
                 }
 
                 long generation = current.Generation + 1;
-                WriteSnapshot(GenerationFolder(Folder, generation), rebuilt, nextChunkId, vectors, _bm25);
-                CommitGeneration(manifest with { Generation = generation, Counts = new(rebuilt.Count, (int)nextChunkId) });
+                CollectionFolder.WriteSnapshot(GenerationFolder(Folder, generation), rebuilt, nextChunkId, vectors, _bm25);
+                _log.Commit(manifest with { Generation = generation, Counts = new(rebuilt.Count, (int)nextChunkId) });
 
                 IVectorIndex old;
                 _state.EnterWriteLock();
@@ -488,10 +518,9 @@ public sealed class Collection : IDisposable
                 {
                     old = _vectors;
                     _vectors = vectors;
-                    _nextChunkId = nextChunkId;
-                    _documents.Clear();
-                    _chunkOwners.Clear();
-                    foreach (StoredDocument stored in rebuilt) Track(stored);
+                    _table.Clear();
+                    _table.NextChunkId = nextChunkId;
+                    foreach (StoredDocument stored in rebuilt) _table.Add(stored);
                 }
                 finally
                 {
@@ -521,10 +550,10 @@ public sealed class Collection : IDisposable
         _state.EnterReadLock();
         try
         {
-            int chunks = _chunkOwners.Count;
+            int chunks = _table.ChunkCount;
             if (chunks == 0) return [];
-            k = Math.Min(k, _documents.Count); // more than every document is every document (and no overflow below)
-            VectorFilter? vectorFilter = filter is null ? null : VectorFilter.Where(id => _chunkOwners.TryGetValue(id, out StoredDocument? s) && filter.Matches(s.Document.Metadata));
+            k = Math.Min(k, _table.DocumentCount); // more than every document is every document (and no overflow below)
+            VectorFilter? vectorFilter = _table.ChunkFilter(filter);
             // Several chunks of one document may crowd the top: widen the chunk search until k documents are found.
             for (int wanted = (int)Math.Min(chunks, Math.Max(2L * k, k + 16L)); ; wanted = (int)Math.Min(chunks, wanted * 4L))
             {
@@ -533,7 +562,7 @@ public sealed class Collection : IDisposable
                 var seen = new HashSet<string>(StringComparer.Ordinal);
                 foreach (VectorHit hit in hits)
                 {
-                    if (!_chunkOwners.TryGetValue(hit.Id, out StoredDocument? s) || !seen.Add(s.Document.Id)) continue;
+                    if (_table.OwnerOf(hit.Id) is not { } s || !seen.Add(s.Document.Id)) continue;
                     best.Add(new DocumentHit(s.Document.Id, hit.Score, Array.IndexOf(s.ChunkIds, hit.Id)));
                     if (best.Count == k) break;
                 }
@@ -553,8 +582,7 @@ public sealed class Collection : IDisposable
         _state.EnterReadLock();
         try
         {
-            Func<string, bool>? predicate = filter is null ? null : id => _documents.TryGetValue(id, out StoredDocument? s) && filter.Matches(s.Document.Metadata);
-            return _bm25.Search(query, Math.Min(k, Math.Max(1, _documents.Count)), predicate).Select(h => new DocumentHit(h.DocId, h.Score, -1)).ToList();
+            return _bm25.Search(query, Math.Min(k, Math.Max(1, _table.DocumentCount)), _table.DocumentFilter(filter)).Select(h => new DocumentHit(h.DocId, h.Score, -1)).ToList();
         }
         finally
         {
@@ -572,25 +600,11 @@ public sealed class Collection : IDisposable
     {
         if (_disposed) return;
         _disposed = true;
-        _wal?.Dispose();
+        _log.Dispose();
         _vectors.Dispose();
         _writerLock?.Dispose();
         _state.Dispose();
         _writeGate.Dispose();
-    }
-
-    private static FileStream AcquireWriterLock(string folder)
-    {
-        if (!Directory.Exists(folder)) throw new DirectoryNotFoundException($"collection folder '{folder}' does not exist");
-        try
-        {
-            // FileShare.None is an exclusive advisory lock (flock on Unix), released by the OS if the process dies.
-            return new FileStream(Path.Combine(folder, LockFileName), FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
-        }
-        catch (IOException e)
-        {
-            throw new CollectionFolderException($"collection '{folder}' is open for writing in another process; wait for it to finish", e);
-        }
     }
 
     private static void Validate(EmbeddedDocument d, int dimension)
@@ -609,33 +623,63 @@ public sealed class Collection : IDisposable
 
     private long Commit(List<CollectionOperation> operations)
     {
-        long sequence = _wal!.Append(RecordCodec.EncodeBatch(operations));
+        long sequence = _log.Append(operations);
         Apply(operations);
-        if (_wal.Length > AutoCheckpointBytes) CheckpointLocked();
+        if (_log.Length > AutoCheckpointBytes) CheckpointLocked();
         return sequence;
     }
 
-    /// <summary>Applies a batch to the in-memory state, in order, under the write lock; vectors go to the index as one parallel batch.</summary>
+    /// <summary>
+    /// Applies a batch to the in-memory state, in order. The slow parts happen before the write lock, while searches go on: BM25
+    /// analysis of the new texts, and inserting the vectors that survive the batch into the index (its reads take no lock, and
+    /// searches skip chunks no document owns yet). The write lock is held only to publish: the id maps, the BM25 postings and
+    /// the removal of replaced chunks. Writers are serialized by the caller (the write gate, or a single-threaded open).
+    /// </summary>
     private void Apply(List<CollectionOperation> operations)
     {
-        var pending = new Dictionary<long, float[]>();
+        var created = new HashSet<long>();
+        var survivors = new Dictionary<long, float[]>();
+        var latest = new Dictionary<string, long[]>(StringComparer.Ordinal); // a document's chunks as of this batch's last write to it
+        var upserts = new List<UpsertOperation>();
+        foreach (CollectionOperation operation in operations)
+            switch (operation)
+            {
+                case UpsertOperation upsert:
+                    string id = upsert.Stored.Document.Id;
+                    if (latest.TryGetValue(id, out long[]? replaced)) foreach (long chunk in replaced) survivors.Remove(chunk);
+                    latest[id] = upsert.Stored.ChunkIds;
+                    for (int i = 0; i < upsert.Vectors.Length; i++)
+                    {
+                        created.Add(upsert.Stored.ChunkIds[i]);
+                        survivors[upsert.Stored.ChunkIds[i]] = upsert.Vectors[i];
+                    }
+                    upserts.Add(upsert);
+                    break;
+                case DeleteOperation delete:
+                    if (latest.Remove(delete.DocumentId, out long[]? deleted)) foreach (long chunk in deleted) survivors.Remove(chunk);
+                    break;
+            }
+        var analyzed = new Bm25Index.AnalyzedText[upserts.Count];
+        Parallel.For(0, upserts.Count, i => analyzed[i] = _bm25.Analyze(upserts[i].Stored.Document.FullText));
+        if (survivors.Count > 0) _vectors.AddBatch(survivors.Select(p => new VectorRecord(p.Key, p.Value)).ToList());
+        created.ExceptWith(survivors.Keys); // chunks of this batch that never reached the index
+
         _state.EnterWriteLock();
         try
         {
+            int next = 0;
             foreach (CollectionOperation operation in operations)
                 switch (operation)
                 {
                     case UpsertOperation upsert:
-                        Untrack(upsert.Stored.Document.Id, pending);
-                        Track(upsert.Stored);
-                        for (int i = 0; i < upsert.Vectors.Length; i++) pending[upsert.Stored.ChunkIds[i]] = upsert.Vectors[i];
-                        _bm25.Add(upsert.Stored.Document.Id, upsert.Stored.Document.FullText);
+                        Untrack(upsert.Stored.Document.Id, created);
+                        _table.Add(upsert.Stored);
+                        _bm25.Add(upsert.Stored.Document.Id, analyzed[next++]);
                         break;
                     case DeleteOperation delete:
-                        Untrack(delete.DocumentId, pending);
+                        Untrack(delete.DocumentId, created);
                         break;
                 }
-            if (pending.Count > 0) _vectors.AddBatch(pending.Select(p => new VectorRecord(p.Key, p.Value)).ToList());
         }
         finally
         {
@@ -643,24 +687,12 @@ public sealed class Collection : IDisposable
         }
     }
 
-    private void Track(StoredDocument stored)
+    /// <param name="notIndexed">Chunk ids that are not in the vector index (replaced within their own batch).</param>
+    private void Untrack(string documentId, IReadOnlySet<long> notIndexed)
     {
-        _documents[stored.Document.Id] = stored;
-        foreach (long id in stored.ChunkIds)
-        {
-            _chunkOwners[id] = stored;
-            _nextChunkId = Math.Max(_nextChunkId, id + 1);
-        }
-    }
-
-    private void Untrack(string documentId, Dictionary<long, float[]> pending)
-    {
-        if (!_documents.Remove(documentId, out StoredDocument? old)) return;
+        if (_table.Remove(documentId) is not { } old) return;
         foreach (long id in old.ChunkIds)
-        {
-            _chunkOwners.Remove(id);
-            if (!pending.Remove(id)) _vectors.Remove(id);
-        }
+            if (!notIndexed.Contains(id)) _vectors.Remove(id);
         _bm25.Remove(documentId);
     }
 
@@ -668,45 +700,8 @@ public sealed class Collection : IDisposable
     {
         CollectionManifest current = Manifest;
         long generation = current.Generation + 1;
-        WriteSnapshot(GenerationFolder(Folder, generation), _documents.Values, _nextChunkId, _vectors, _bm25);
-        CommitGeneration(current with { Generation = generation, WalSequence = _wal!.LastSequence, Counts = new(_documents.Count, _chunkOwners.Count) });
-    }
-
-    /// <summary>Commits a written generation (the manifest rename is the commit point), then switches the log and drops the old generation.</summary>
-    private void CommitGeneration(CollectionManifest next)
-    {
-        next = next with { Updated = DateTimeOffset.UtcNow };
-        next.Write(Folder);
-        Volatile.Write(ref _manifest, next);
-        _wal!.Dispose();
-        _wal = WriteAheadLog.OpenForAppend(LogPath(Folder, next.Generation), next.Generation, default, next.WalSequence);
-        RemoveLeftovers(Folder, next.Generation);
-    }
-
-    private static void WriteSnapshot(string generationFolder, IReadOnlyCollection<StoredDocument> documents, long nextChunkId, IVectorIndex vectors, Bm25Index bm25)
-    {
-        if (Directory.Exists(generationFolder)) Directory.Delete(generationFolder, recursive: true); // an interrupted earlier attempt
-        Directory.CreateDirectory(generationFolder);
-        DocumentSnapshot.Write(Path.Combine(generationFolder, "documents.bin"), documents, nextChunkId);
-        vectors.Save(Path.Combine(generationFolder, "vectors.idx"));
-        bm25.Save(Path.Combine(generationFolder, "bm25.idx"));
-        DurableFile.SyncDirectory(Path.GetDirectoryName(generationFolder)!);
-    }
-
-    /// <summary>A name a collection folder may hold; a folder with only these and no manifest is a create that was interrupted.</summary>
-    private static bool IsCollectionFile(string name) =>
-        name == LockFileName || name.StartsWith("gen-", StringComparison.Ordinal) || name.StartsWith("wal-", StringComparison.Ordinal) ||
-        (name.StartsWith('.') && name.EndsWith(".tmp", StringComparison.Ordinal));
-
-    /// <summary>Deletes generations, logs and temp files other than the committed generation's (left by crashes or superseded).</summary>
-    private static void RemoveLeftovers(string folder, long generation)
-    {
-        string keepGeneration = Path.GetFileName(GenerationFolder(folder, generation)), keepLog = Path.GetFileName(LogPath(folder, generation));
-        foreach (string dir in Directory.EnumerateDirectories(folder, "gen-*"))
-            if (Path.GetFileName(dir) != keepGeneration) Directory.Delete(dir, recursive: true);
-        foreach (string file in Directory.EnumerateFiles(folder, "wal-*.log"))
-            if (Path.GetFileName(file) != keepLog) File.Delete(file);
-        foreach (string file in Directory.EnumerateFiles(folder, ".*.tmp")) File.Delete(file);
+        CollectionFolder.WriteSnapshot(GenerationFolder(Folder, generation), _table.Documents, _table.NextChunkId, _vectors, _bm25);
+        _log.Commit(current with { Generation = generation, WalSequence = _log.LastSequence, Counts = new(_table.DocumentCount, _table.ChunkCount) });
     }
 
     private static IVectorIndex NewVectorIndex(CollectionManifest manifest) => manifest.VectorIndex.Kind switch

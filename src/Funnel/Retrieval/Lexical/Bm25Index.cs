@@ -75,13 +75,29 @@ public sealed partial class Bm25Index
     public void Add(string docId, string text)
     {
         ArgumentNullException.ThrowIfNull(docId);
+        Add(docId, Analyze(text));
+    }
+
+    /// <summary>A text analyzed for <see cref="Add(string, AnalyzedText)"/>: its terms' frequencies and its length in terms.</summary>
+    internal sealed record AnalyzedText(Dictionary<string, int> Frequencies, int Length);
+
+    /// <summary>The expensive part of adding a document, which needs no lock: a caller (a collection) analyzes first and then
+    /// adds while it publishes.</summary>
+    internal AnalyzedText Analyze(string text)
+    {
         ArgumentNullException.ThrowIfNull(text);
         var terms = Analyzer.Analyze(text);
-        // Count term frequencies outside the lock: analysis is the expensive part.
         var frequencies = new Dictionary<string, int>(StringComparer.Ordinal);
         foreach (string term in terms)
             CollectionsMarshal.GetValueRefOrAddDefault(frequencies, term, out _)++;
+        return new AnalyzedText(frequencies, terms.Count);
+    }
 
+    /// <summary>Adds (or replaces) a document analyzed by <see cref="Analyze"/>.</summary>
+    internal void Add(string docId, AnalyzedText analyzed)
+    {
+        ArgumentNullException.ThrowIfNull(docId);
+        var (frequencies, length) = analyzed;
         _lock.EnterWriteLock();
         try
         {
@@ -102,10 +118,10 @@ public sealed partial class Bm25Index
                 termIds[n++] = termId;
             }
             _docIds.Add(docId);
-            _docLengths.Add(terms.Count);
+            _docLengths.Add(length);
             _docTerms.Add(termIds);
             _ordinals.Add(docId, ordinal);
-            _totalLength += terms.Count;
+            _totalLength += length;
         }
         finally
         {
