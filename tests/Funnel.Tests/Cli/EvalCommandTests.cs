@@ -40,8 +40,8 @@ public sealed class EvalCommandTests : IDisposable
         Assert.Contains("nDCG@5", stdout);
         Assert.Contains("rerank: 60 pairs", stdout);
         // Issue 11, defect 9: stderr is not a terminal here, and the rerank still reports its progress in plain lines.
-        Assert.Contains("bm25 search and rerank: 1/3 (33%)", stderr);
-        Assert.Contains("bm25 search and rerank: 3/3 (100%)", stderr);
+        Assert.Contains("reranking: 1/3 (33%)", stderr);
+        Assert.Contains("reranking: 3/3 (100%)", stderr);
         var run = Funnel.Evaluation.Run.ReadTrec(runFile);
         Assert.Equal("bm25.rerank", run.Tag);
         var set = TrecDlRerankSet.Load(TestPaths.SharedDataset("trec-dl-2019-passage"));
