@@ -10,7 +10,7 @@ namespace Funnel.Tests.Packaged;
 
 /// <summary>
 /// The packaged models' forward pass: needs ONNX weight import in <see cref="SentenceEncoder.Load"/> (branch onnx). The
-/// published all-MiniLM-L6-v2 values are those of /work/shared/ASSETS.md (an R sentence-transformers binding's test, 1e-6).
+/// published all-MiniLM-L6-v2 values are those of ../shared/ASSETS.md (an R sentence-transformers binding's test, 1e-6).
 /// </summary>
 public sealed class PackagedInferenceTests(MaterializedModels models) : IClassFixture<MaterializedModels>, IDisposable
 {
