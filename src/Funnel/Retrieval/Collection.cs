@@ -35,10 +35,10 @@ public sealed record CollectionRecoveryReport(int KeptBatches, IReadOnlyList<Sto
 }
 
 /// <summary>The collection's vectors come from another bi-encoder than the one offered.</summary>
-public sealed class BiEncoderMismatchException(string message) : InvalidOperationException(message);
+public sealed class BiEncoderMismatchException(string message) : FunnelException(FunnelErrorKind.Conflict, message);
 
 /// <summary>The folder cannot be used as asked: it holds something else, or another process is writing the collection.</summary>
-public sealed class CollectionFolderException(string message, Exception? inner = null) : IOException(message, inner);
+public sealed class CollectionFolderException(string message, Exception? inner = null) : FunnelException(FunnelErrorKind.Conflict, message, inner);
 
 /// <summary>
 /// A collection folder: documents, their chunks, a vector index (one vector per chunk) and a BM25 index (per document),
