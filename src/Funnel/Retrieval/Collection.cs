@@ -126,7 +126,7 @@ public sealed class Collection : IDisposable
             Created = now, Updated = now,
         };
         using (FileStream writerLock = CollectionFolder.AcquireWriterLock(folder))
-        using (IVectorIndex vectors = NewVectorIndex(manifest))
+        using (IVectorIndex vectors = manifest.VectorIndex.Create(manifest.BiEncoder.Dimension))
         {
             CollectionFolder.WriteSnapshot(GenerationFolder(folder, 0), [], 0, vectors, new Bm25Index(options: options.Bm25));
             manifest.Write(folder);
@@ -201,7 +201,7 @@ public sealed class Collection : IDisposable
     {
         string generation = GenerationFolder(folder, manifest.Generation);
         var (documents, nextChunkId) = DocumentSnapshot.Read(Path.Combine(generation, "documents.bin"));
-        IVectorIndex vectors = LoadVectorIndex(manifest, Path.Combine(generation, "vectors.idx"), mapped: writerLock is null);
+        IVectorIndex vectors = manifest.VectorIndex.Open(Path.Combine(generation, "vectors.idx"), mapped: writerLock is null);
         var collection = new Collection(folder, manifest, writerLock, vectors, Bm25Index.Load(Path.Combine(generation, "bm25.idx")));
         try
         {
@@ -401,7 +401,7 @@ public sealed class Collection : IDisposable
             List<Document> documents = WithReadLock(() => _table.Documents.Select(s => s.Document).ToList());
             var rebuilt = new List<StoredDocument>(documents.Count);
             long nextChunkId = 0;
-            IVectorIndex vectors = NewVectorIndex(manifest);
+            IVectorIndex vectors = manifest.VectorIndex.Create(manifest.BiEncoder.Dimension);
             try
             {
                 foreach (Document[] batch in documents.Chunk(batchSize))
@@ -622,24 +622,6 @@ public sealed class Collection : IDisposable
         CollectionFolder.WriteSnapshot(GenerationFolder(Folder, generation), _table.Documents, _table.NextChunkId, _vectors, _bm25);
         _log.Commit(current with { Generation = generation, WalSequence = _log.LastSequence, Counts = new(_table.DocumentCount, _table.ChunkCount) });
     }
-
-    private static IVectorIndex NewVectorIndex(CollectionManifest manifest) => manifest.VectorIndex.Kind switch
-    {
-        VectorIndexKind.Flat => new FlatIndex(manifest.BiEncoder.Dimension, manifest.VectorIndex.Metric),
-        _ => new HnswIndex(manifest.BiEncoder.Dimension, manifest.VectorIndex.Metric, manifest.VectorIndex.Hnsw),
-    };
-
-    /// <summary>
-    /// A read-only open memory-maps the index (copy-on-write: replaying the log still works) so that opening is cheap; a
-    /// writer loads it into memory, because it deletes superseded generations, which some systems refuse for mapped files.
-    /// </summary>
-    private static IVectorIndex LoadVectorIndex(CollectionManifest manifest, string path, bool mapped) => (manifest.VectorIndex.Kind, mapped) switch
-    {
-        (VectorIndexKind.Flat, true) => FlatIndex.Open(path),
-        (VectorIndexKind.Flat, false) => FlatIndex.Load(path),
-        (_, true) => HnswIndex.Open(path),
-        _ => HnswIndex.Load(path),
-    };
 
     private void ThrowIfNotWritable()
     {
