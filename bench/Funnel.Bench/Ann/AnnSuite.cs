@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Text.Json;
 using Funnel.Index;
+using Funnel.Numerics;
 
 namespace Funnel.Bench.Ann;
 

@@ -1,4 +1,4 @@
-namespace Funnel.Inference.Kernels;
+namespace Funnel.Numerics;
 
 /// <summary>
 /// The weight of a linear layer, W[N×K] in PyTorch's (out, in) layout, rearranged once at load

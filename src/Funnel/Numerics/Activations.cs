@@ -1,4 +1,4 @@
-namespace Funnel.Inference.Kernels;
+namespace Funnel.Numerics;
 
 /// <summary>Element-wise activations, each with its scalar definition.</summary>
 public static class Activations

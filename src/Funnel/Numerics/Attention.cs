@@ -2,7 +2,7 @@ using System.Buffers;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
 
-namespace Funnel.Inference.Kernels;
+namespace Funnel.Numerics;
 
 /// <summary>
 /// Multi-head self-attention for unpadded sequences: the encoder runs every sequence of a batch

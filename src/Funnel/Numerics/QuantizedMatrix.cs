@@ -1,4 +1,4 @@
-namespace Funnel.Inference.Kernels;
+namespace Funnel.Numerics;
 
 /// <summary>
 /// The weight of a linear layer, W[N×K], quantized once at load time to int8 with one symmetric

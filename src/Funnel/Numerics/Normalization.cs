@@ -1,6 +1,6 @@
 using System.Runtime.Intrinsics;
 
-namespace Funnel.Inference.Kernels;
+namespace Funnel.Numerics;
 
 /// <summary>Row-wise normalisations.</summary>
 public static class Normalization
