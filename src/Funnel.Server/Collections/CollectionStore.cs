@@ -7,7 +7,7 @@ namespace Funnel.Server.Collections;
 
 /// <summary>An open collection with what the service needs beside it: a write gate, and a count of the requests using it,
 /// so that deleting it waits for them instead of freeing memory a search still reads.</summary>
-public sealed class ServedCollection(string name, Collection collection) : IDisposable
+internal sealed class ServedCollection(string name, Collection collection) : IDisposable
 {
     private readonly Lock _usage = new();
     private readonly TaskCompletionSource _idle = new(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -56,7 +56,7 @@ public sealed class ServedCollection(string name, Collection collection) : IDisp
 }
 
 /// <summary>A request's use of a collection: it stays open (not disposed by a concurrent delete) until this is disposed.</summary>
-public readonly struct CollectionLease(ServedCollection collection) : IDisposable
+internal readonly struct CollectionLease(ServedCollection collection) : IDisposable
 {
     public ServedCollection Collection { get; } = collection;
 
@@ -67,7 +67,7 @@ public readonly struct CollectionLease(ServedCollection collection) : IDisposabl
 /// The collections under one folder (one sub-folder each), opened on first use and kept open (each holds its writer
 /// lock) until deleted or the service stops. Names are restricted so they are always a single safe path segment.
 /// </summary>
-public sealed partial class CollectionStore : IDisposable
+internal sealed partial class CollectionStore : IDisposable
 {
     private readonly string _root;
     private readonly SentenceEncoder? _biEncoder;

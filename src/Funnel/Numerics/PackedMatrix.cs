@@ -10,7 +10,7 @@ namespace Funnel.Numerics;
 /// each input feature p, the panel's weights W[j0 .. j0+31, p] side by side, so the micro-kernel
 /// reads two contiguous vectors per step along K. The last panel is zero-padded.
 /// </remarks>
-public sealed class PackedMatrix
+internal sealed class PackedMatrix
 {
     /// <summary>Output features per panel (two 16-float vectors).</summary>
     internal const int PanelWidth = 32;

@@ -5,7 +5,7 @@ namespace Funnel.Inference.Weights;
 /// <c>model.safetensors.index.json</c>. Looks tensors up by their checkpoint name with or without
 /// the <c>bert.</c> prefix that task heads add.
 /// </summary>
-public sealed class WeightFiles : IWeightSource
+internal sealed class WeightFiles : IWeightSource
 {
     public const string SingleFile = "model.safetensors";
     public const string IndexFile = ShardIndex.FileName;
