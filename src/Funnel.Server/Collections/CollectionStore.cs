@@ -5,8 +5,9 @@ using Funnel.Server.Http;
 
 namespace Funnel.Server.Collections;
 
-/// <summary>An open collection with what the service needs beside it: a write gate, and a count of the requests using it,
-/// so that deleting it waits for them instead of freeing memory a search still reads.</summary>
+/// <summary>An open collection with what the service needs beside it: a count of the requests using it, so that deleting it
+/// waits for them instead of freeing memory a search still reads. Writes need no gate here: the collection serializes them
+/// (and <see cref="Collection.AddAsync"/> checks for existing ids in the same step).</summary>
 internal sealed class ServedCollection(string name, Collection collection) : IDisposable
 {
     private readonly Lock _usage = new();
@@ -16,9 +17,6 @@ internal sealed class ServedCollection(string name, Collection collection) : IDi
 
     public string Name { get; } = name;
     public Collection Collection { get; } = collection;
-
-    /// <summary>Serializes writes, so that "add" can check for existing ids and write as one step.</summary>
-    public SemaphoreSlim WriteGate { get; } = new(1, 1);
 
     /// <summary>Counts a request in; false once the collection is closing.</summary>
     internal bool TryEnter()
@@ -48,11 +46,7 @@ internal sealed class ServedCollection(string name, Collection collection) : IDi
         return _idle.Task;
     }
 
-    public void Dispose()
-    {
-        Collection.Dispose();
-        WriteGate.Dispose();
-    }
+    public void Dispose() => Collection.Dispose();
 }
 
 /// <summary>A request's use of a collection: it stays open (not disposed by a concurrent delete) until this is disposed.</summary>

@@ -65,7 +65,7 @@ internal static class CollectionEndpoints
         {
             string id = DocumentId(http);
             using CollectionLease lease = Store(http).Use(name);
-            int deleted = await DeleteAsync(lease.Collection, [id], http.RequestAborted);
+            int deleted = await lease.Collection.Collection.DeleteAsync([id], http.RequestAborted);
             return deleted == 0 ? throw ApiException.NotFound($"collection '{name}' has no document '{id}'") : Results.NoContent();
         });
         app.MapPost("/collections/{name}/search", SearchAsync);
@@ -139,24 +139,27 @@ internal static class CollectionEndpoints
                 throw ApiException.Invalid($"documents[{i}].id", $"'documents[{i}].id' repeats the id \"{documents[i].Id}\" of documents[{seen[documents[i].Id]}]");
         BatchingEmbeddingGenerator embedder = http.RequestServices.GetRequiredService<ServedModels>().RequireEmbedder();
 
-        await served.WriteGate.WaitAsync(http.RequestAborted);
+        Collection collection = served.Collection;
+        // Checked before embedding to fail fast; AddAsync checks again, atomically with the write, for concurrent adds.
+        if (!upsert)
+            for (int i = 0; i < documents.Count; i++)
+                if (collection.Get(documents[i].Id) is not null) throw Exists(name, documents[i].Id, i);
+        var chunker = new DocumentEmbedder(embedder.Encoder, collection.Manifest.Chunking);
+        IReadOnlyList<EmbeddedDocument> embedded = await Task.Run(() => chunker.Embed(documents, http.RequestAborted), http.RequestAborted);
         try
         {
-            if (!upsert)
-                for (int i = 0; i < documents.Count; i++)
-                    if (served.Collection.Get(documents[i].Id) is not null)
-                        throw ApiException.Conflict($"collection '{name}' already has a document '{documents[i].Id}'; use PUT to replace it", $"documents[{i}].id");
-            var chunker = new DocumentEmbedder(embedder.Encoder, served.Collection.Manifest.Chunking);
-            IReadOnlyList<EmbeddedDocument> embedded = await Task.Run(() => chunker.Embed(documents, http.RequestAborted), http.RequestAborted);
-            // Upsert returns once the batch is fsynced to the write-ahead log: only then is the write acknowledged.
-            long sequence = await served.Collection.UpsertAsync(embedded, http.RequestAborted);
+            // The write returns once the batch is fsynced to the write-ahead log: only then is it acknowledged.
+            long sequence = upsert ? await collection.UpsertAsync(embedded, http.RequestAborted) : await collection.AddAsync(embedded, http.RequestAborted);
             return Results.Json(new DocumentsWritten(documents.Count, sequence), ApiJson.Options);
         }
-        finally
+        catch (DocumentExistsException exists)
         {
-            served.WriteGate.Release();
+            throw Exists(name, exists.DocumentId, exists.Index);
         }
     }
+
+    private static ApiException Exists(string name, string id, int index) =>
+        ApiException.Conflict($"collection '{name}' already has a document '{id}'; use PUT to replace it", $"documents[{index}].id");
 
     private static async Task<IResult> DeleteDocumentsAsync(HttpContext http, string name)
     {
@@ -165,20 +168,7 @@ internal static class CollectionEndpoints
         JsonBody body = await JsonBody.ReadAsync(http.Request, http.RequestAborted);
         IReadOnlyList<string> ids = body.RequiredStrings("ids");
         ModelEndpoints.CheckCount(ids.Count, "ids", http.RequestServices.GetRequiredService<ServerOptions>());
-        return Results.Json(new DocumentsDeleted(await DeleteAsync(served, ids, http.RequestAborted)), ApiJson.Options);
-    }
-
-    private static async Task<int> DeleteAsync(ServedCollection served, IReadOnlyCollection<string> ids, CancellationToken cancellationToken)
-    {
-        await served.WriteGate.WaitAsync(cancellationToken);
-        try
-        {
-            return await served.Collection.DeleteAsync(ids, cancellationToken);
-        }
-        finally
-        {
-            served.WriteGate.Release();
-        }
+        return Results.Json(new DocumentsDeleted(await served.Collection.DeleteAsync(ids, http.RequestAborted)), ApiJson.Options);
     }
 
     private static async Task<IResult> SearchAsync(HttpContext http, string name)

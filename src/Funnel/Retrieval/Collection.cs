@@ -37,6 +37,14 @@ public sealed record CollectionRecoveryReport(int KeptBatches, IReadOnlyList<Sto
 /// <summary>The collection's vectors come from another bi-encoder than the one offered.</summary>
 public sealed class BiEncoderMismatchException(string message) : FunnelException(FunnelErrorKind.Conflict, message);
 
+/// <summary>An add found a document with this id already stored (<see cref="Index"/>: its position in the batch); nothing was written.</summary>
+public sealed class DocumentExistsException(string documentId, int index, string message) : FunnelException(FunnelErrorKind.Conflict, message)
+{
+    public string DocumentId { get; } = documentId;
+
+    public int Index { get; } = index;
+}
+
 /// <summary>The folder cannot be used as asked: it holds something else, or another process is writing the collection.</summary>
 public sealed class CollectionFolderException(string message, Exception? inner = null) : FunnelException(FunnelErrorKind.Conflict, message, inner);
 
@@ -301,7 +309,16 @@ public sealed class Collection : IDisposable
     /// As <see cref="Upsert"/>, waiting for the writer gate asynchronously and writing on the thread pool. Cancellation stops it
     /// only before the batch is logged: a batch that reached the log is applied and acknowledged.
     /// </summary>
-    public async Task<long> UpsertAsync(IReadOnlyList<EmbeddedDocument> documents, CancellationToken ct = default)
+    public Task<long> UpsertAsync(IReadOnlyList<EmbeddedDocument> documents, CancellationToken ct = default) => WriteAsync(documents, addOnly: false, ct);
+
+    /// <summary>
+    /// As <see cref="UpsertAsync"/>, but only for new documents: when a document with one of these ids is stored, nothing is
+    /// written and <see cref="DocumentExistsException"/> names the first. The check and the write are one step under the
+    /// writer gate, so of concurrent adds of one id exactly one succeeds.
+    /// </summary>
+    public Task<long> AddAsync(IReadOnlyList<EmbeddedDocument> documents, CancellationToken ct = default) => WriteAsync(documents, addOnly: true, ct);
+
+    private async Task<long> WriteAsync(IReadOnlyList<EmbeddedDocument> documents, bool addOnly, CancellationToken ct)
     {
         ThrowIfNotWritable();
         int dimension = BiEncoder.Dimension;
@@ -311,6 +328,8 @@ public sealed class Collection : IDisposable
         try
         {
             ct.ThrowIfCancellationRequested();
+            if (addOnly && WithReadLock(() => documents.Select((d, i) => (d.Document.Id, i)).FirstOrDefault(d => _table.Contains(d.Id))) is { Id: { } id } taken)
+                throw new DocumentExistsException(id, taken.i, $"collection '{Path.GetFileName(Folder)}' already has a document '{id}'");
             return await Task.Run(() => Commit(Operations(documents)), CancellationToken.None).ConfigureAwait(false);
         }
         finally
