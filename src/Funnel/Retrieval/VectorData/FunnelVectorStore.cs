@@ -76,6 +76,16 @@ public sealed class FunnelVectorStore : VectorStore
         return Task.CompletedTask;
     }
 
+    /// <summary>
+    /// The store's open collection of this name, for Funnel's own API (a <see cref="SearchPipeline"/> with reranking, ingest
+    /// through <see cref="CollectionIndexer"/>): the same instance its VectorData collections use. Created (cosine HNSW,
+    /// <see cref="FunnelVectorStoreOptions.NewCollections"/>) when the folder has none.
+    /// </summary>
+    public Collection OpenCollection(string name) =>
+        GetOrCreate(CheckName(name), _biEncoder.GetService<SentenceEncoder>()
+            ?? throw new InvalidOperationException("the store's bi-encoder is not a Funnel SentenceEncoder (nor middleware around one), so it cannot create a collection"),
+            _options.NewCollections?.VectorIndex ?? new VectorIndexSettings());
+
     public override object? GetService(Type serviceType, object? serviceKey = null)
     {
         ArgumentNullException.ThrowIfNull(serviceType);
