@@ -148,7 +148,7 @@ internal static class AnnSuite
         using var anchor = new USearchAnchor(points[0].Length, int8, m, efc);
         double build = anchor.Build(points, threads);
         Console.WriteLine();
-        Console.WriteLine($"USearch {anchor.Version} ({(int8 ? "i8" : "f32")}, cos, connectivity {m}, expansion_add {efc}): build {build:F1} s on {threads} threads" +
+        Console.WriteLine($"USearch {anchor.Version} ({(int8 ? "i8, cos" : "f32, ip")}, connectivity {m}, expansion_add {efc}, SIMD {anchor.Acceleration}): build {build:F1} s on {threads} threads" +
             (funnelBuild is { } fb ? $" (Funnel {fb:F1} s: {build / fb:F2}× Funnel's time)" : "") +
             $"; {anchor.BytesPerVector(points.Length):F0} bytes/vector (Funnel {funnelBytes:F0})");
         Console.WriteLine("| efSearch | USearch recall@10 | USearch QPS 1 thread | USearch QPS 2 threads | Funnel QPS 1 thread at equal ef | Funnel QPS 1 thread at USearch's recall | Funnel / USearch at equal recall |");

@@ -19,10 +19,22 @@ internal sealed class USearchAnchor : IDisposable
 
     public USearchAnchor(int dimension, bool int8, int m, int efConstruction)
     {
-        _index = new USearchIndex(MetricKind.Cos, int8 ? ScalarKind.Int8 : ScalarKind.Float32, (ulong)dimension,
+        // Inner product on f32, as Funnel's index scores the unit vectors; i8 takes cosine, the metric USearch's i8 scaling is made for.
+        _index = new USearchIndex(int8 ? MetricKind.Cos : MetricKind.Ip, int8 ? ScalarKind.Int8 : ScalarKind.Float32, (ulong)dimension,
             connectivity: (ulong)m, expansionAdd: (ulong)efConstruction, expansionSearch: 64);
         _handle = (IntPtr)(typeof(USearchIndex).GetField("_index", BindingFlags.NonPublic | BindingFlags.Instance)?.GetValue(_index)
             ?? throw new InvalidOperationException("Cloud.Unum.USearch changed: USearchIndex has no _index handle field"));
+    }
+
+    /// <summary>The SIMD back end USearch picked for this metric and scalar (numkong's name for it).</summary>
+    public string Acceleration
+    {
+        get
+        {
+            IntPtr name = usearch_hardware_acceleration(_handle, out IntPtr error);
+            ThrowIfFailed(error);
+            return Marshal.PtrToStringAnsi(name) ?? "unknown";
+        }
     }
 
     public string Version => typeof(USearchIndex).Assembly.GetName().Version?.ToString() ?? "?";
@@ -72,4 +84,5 @@ internal sealed class USearchAnchor : IDisposable
     [DllImport(Library)] private static extern void usearch_reserve(IntPtr index, nuint capacity, out IntPtr error);
     [DllImport(Library)] private static extern void usearch_change_expansion_search(IntPtr index, nuint expansion, out IntPtr error);
     [DllImport(Library)] private static extern nuint usearch_memory_usage(IntPtr index, out IntPtr error);
+    [DllImport(Library)] private static extern IntPtr usearch_hardware_acceleration(IntPtr index, out IntPtr error);
 }
