@@ -56,6 +56,9 @@ public sealed class ClusterCollections
 
     public SentenceEncoder? BiEncoder => _biEncoder;
 
+    /// <summary>How long a replica or shard may take to answer a read before the next replica is asked.</summary>
+    public TimeSpan ReadTimeout { get; init; } = TimeSpan.FromSeconds(5);
+
     public async Task<ClusterLayout> CreateAsync(string name, ShardingOptions sharding, CollectionOptions options, CancellationToken ct = default)
     {
         CheckName(name);
@@ -184,17 +187,17 @@ public sealed class ClusterCollections
     {
         ClusterLayout layout = await LayoutAsync(name, ct);
         ShardMembers members = ShardMembers.Of(layout, layout.ShardOf(id));
-        ShardReaders readers = await _grains.GetGrain<IShardGrain>(members.Name).ReadersAsync(members).WaitAsync(ct);
+        ShardReaders readers = await ShardReads.ReadersAsync(_grains, members, ReadTimeout).WaitAsync(ct);
         foreach (string node in _load.LeastLoadedFirst(readers.Nodes))
         {
             try
             {
-                ShardDocument? d = await _grains.GetGrain<IShardReplicaGrain>(members.ReplicaKey(node)).GetAsync(id).WaitAsync(ct);
+                ShardDocument? d = await _grains.GetGrain<IShardReplicaGrain>(members.ReplicaKey(node)).GetAsync(id).WaitAsync(ReadTimeout, ct);
                 return d is null ? null : new Document(d.Id, d.Title, d.Text, d.Metadata);
             }
             catch (Exception e) when (e is not OperationCanceledException and not ClusterException { Problem: ClusterProblem.NotFound })
             {
-                await _grains.GetGrain<IShardGrain>(members.Name).ReportDownAsync(node);
+                ShardedRetriever.ReportDown(_grains, members, node);
             }
         }
         throw new ClusterException(ClusterProblem.Unavailable, $"shard {members.Name}, which holds document '{id}', has no replica in sync that answers");
@@ -204,8 +207,8 @@ public sealed class ClusterCollections
     public async Task<IRetriever> RetrieverAsync(string name, CancellationToken ct = default)
     {
         ClusterLayout layout = await LayoutAsync(name, ct);
-        return new CollectionRetriever(new ShardedRetriever(_grains, layout, null, _load),
-            _queryEncoder is null ? null : new ShardedRetriever(_grains, layout, _queryEncoder, _load));
+        return new CollectionRetriever(new ShardedRetriever(_grains, layout, null, _load, ReadTimeout),
+            _queryEncoder is null ? null : new ShardedRetriever(_grains, layout, _queryEncoder, _load, ReadTimeout));
     }
 
     /// <summary>query → scatter to the shards → gather the global top N → rerank once → top M.</summary>

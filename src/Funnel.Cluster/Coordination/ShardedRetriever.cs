@@ -21,10 +21,13 @@ internal sealed class ShardedRetriever : IRetriever
     private readonly ClusterLayout _layout;
     private readonly IEmbeddingGenerator<string, Embedding<float>>? _queryEncoder;
     private readonly ReplicaLoad _load;
+    private readonly TimeSpan _timeout;
 
     /// <param name="queryEncoder">Null: a BM25 retriever; else a dense one embedding with it.</param>
-    public ShardedRetriever(IGrainFactory grains, ClusterLayout layout, IEmbeddingGenerator<string, Embedding<float>>? queryEncoder, ReplicaLoad load)
+    /// <param name="timeout">How long a replica may take to answer before the next one is asked.</param>
+    public ShardedRetriever(IGrainFactory grains, ClusterLayout layout, IEmbeddingGenerator<string, Embedding<float>>? queryEncoder, ReplicaLoad load, TimeSpan timeout)
     {
+        _timeout = timeout;
         _grains = grains;
         _layout = layout;
         _queryEncoder = queryEncoder;
@@ -51,7 +54,7 @@ internal sealed class ShardedRetriever : IRetriever
 
         long scatterStart = Stopwatch.GetTimestamp();
         ShardReaders[] readers = await Task.WhenAll(Enumerable.Range(0, _layout.Shards)
-            .Select(s => _grains.GetGrain<IShardGrain>(ShardMembers.Of(_layout, s).Name).ReadersAsync(ShardMembers.Of(_layout, s)))).ConfigureAwait(false);
+            .Select(s => ShardReads.ReadersAsync(_grains, ShardMembers.Of(_layout, s), _timeout))).ConfigureAwait(false);
         var unsearched = new ConcurrentBag<string>();
         var perQuery = await Task.WhenAll(queries.Select((q, i) => SearchOneAsync(q, vectors?[i], readers, unsearched))).ConfigureAwait(false);
         TimeSpan scatter = Stopwatch.GetElapsedTime(scatterStart);
@@ -99,6 +102,10 @@ internal sealed class ShardedRetriever : IRetriever
             : Task.FromResult<ShardHit[]>([]))).ConfigureAwait(false);
     }
 
+    /// <summary>Tells the shard (one-way, without waiting: its node may be the one that is down).</summary>
+    internal static void ReportDown(IGrainFactory grains, ShardMembers members, string node) =>
+        _ = grains.GetGrain<IShardGrain>(members.Name).ReportDownAsync(node).ContinueWith(_ => { }, TaskScheduler.Default);
+
     private static string NodeOfReplica(IShardReplicaGrain replica) => Placement.NodePlacement.NodeOf(replica.GetPrimaryKeyString());
 
     /// <summary>Runs <paramref name="call"/> on the least loaded in-sync replica of shard <paramref name="shard"/>, falling back to
@@ -111,11 +118,11 @@ internal sealed class ShardedRetriever : IRetriever
             using var _ = _load.Enter(node);
             try
             {
-                return await call(_grains.GetGrain<IShardReplicaGrain>(members.ReplicaKey(node))).ConfigureAwait(false);
+                return await call(_grains.GetGrain<IShardReplicaGrain>(members.ReplicaKey(node))).WaitAsync(_timeout).ConfigureAwait(false);
             }
             catch (Exception e) when (e is not ClusterException { Problem: ClusterProblem.NotFound } && e is not OperationCanceledException)
             {
-                await _grains.GetGrain<IShardGrain>(members.Name).ReportDownAsync(node).ConfigureAwait(false);
+                ReportDown(_grains, members, node);
             }
         }
         unsearched.Add(members.Name);
