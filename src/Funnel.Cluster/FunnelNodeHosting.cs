@@ -1,8 +1,6 @@
-using System.Text.Json;
 using Funnel.Cluster.Grains;
 using Funnel.Cluster.Placement;
 using Funnel.Inference;
-using Funnel.Retrieval;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
@@ -37,24 +35,49 @@ internal sealed class JoinCheck(IOptions<FunnelNodeOptions> options, ILocalSiloD
     private async Task CheckAsync(CancellationToken ct)
     {
         FunnelNodeOptions mine = options.Value;
+        // A member at this node's own endpoint is its previous incarnation (a crash not yet noticed), not another node.
         var others = membership.CurrentSnapshot.Members.Values
-            .Where(m => m.Status == SiloStatus.Active && !m.SiloAddress.Equals(local.SiloAddress)).ToList();
+            .Where(m => m.Status == SiloStatus.Active && !m.SiloAddress.Endpoint.Equals(local.SiloAddress.Endpoint)).ToList();
         if (others.FirstOrDefault(m => m.Name == local.Name) is { } twin)
             throw new ClusterException(ClusterProblem.Conflict,
                 $"node name '{local.Name}' is taken by the node at {twin.SiloAddress.Endpoint}; give each node its own --node-name (replicas are placed on names)");
         foreach (ClusterMember other in others)
         {
-            NodeInfo theirs = await grains.GetGrain<INodeGrain>(other.Name).DescribeAsync().WaitAsync(TimeSpan.FromSeconds(30), ct);
+            if (await DescribeAsync(other.Name, ct) is not { } theirs)
+            {
+                log.LogWarning("Node {Node} did not answer the join check (it may be going down); not compared", other.Name);
+                continue;
+            }
             if (theirs.FunnelVersion != mine.FunnelVersion)
                 throw new ClusterException(ClusterProblem.Conflict,
                     $"cannot join the cluster: node '{theirs.Name}' runs Funnel {theirs.FunnelVersion}, this node {mine.FunnelVersion}; every node must run the same version");
-            ModelFingerprint? their = theirs.BiEncoderJson is null ? null : JsonSerializer.Deserialize<ModelFingerprint>(theirs.BiEncoderJson, CollectionManifest.Json);
+            ModelFingerprint? their = theirs.BiEncoderJson is null ? null : FunnelNodeOptions.ParseFingerprint(theirs.BiEncoderJson);
             if (their is null != mine.BiEncoder is null || their is not null && !their.IsCompatibleWith(mine.BiEncoder!))
                 throw new ClusterException(ClusterProblem.Conflict,
                     $"cannot join the cluster: node '{theirs.Name}' embeds with bi-encoder {Name(their)}, this node with {Name(mine.BiEncoder)}; " +
                     "their vectors are not comparable, so every node must serve the same bi-encoder");
         }
         log.LogInformation("Node {Node} joined a cluster of {Count} other node(s) running Funnel {Version}", local.Name, others.Count, mine.FunnelVersion);
+    }
+
+    /// <summary>A node's description, retried for a few seconds: a joining node's view of who is up settles after it joins.</summary>
+    private async Task<NodeInfo?> DescribeAsync(string node, CancellationToken ct)
+    {
+        for (int attempt = 1; ; attempt++)
+        {
+            try
+            {
+                return await grains.GetGrain<INodeGrain>(node).DescribeAsync().WaitAsync(TimeSpan.FromSeconds(10), ct);
+            }
+            catch (Exception e) when (e is ClusterException { Problem: ClusterProblem.Unavailable } or TimeoutException or SiloUnavailableException && attempt < 20)
+            {
+                await Task.Delay(500, ct);
+            }
+            catch (Exception e) when (e is ClusterException { Problem: ClusterProblem.Unavailable } or TimeoutException or SiloUnavailableException)
+            {
+                return null;
+            }
+        }
     }
 
     private static string Name(ModelFingerprint? f) =>

@@ -27,6 +27,11 @@ public sealed record FunnelNodeOptions
     public static string CurrentVersion { get; } =
         typeof(Collection).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion.Split('+')[0] ?? "0";
 
-    internal NodeInfo Describe(string name) =>
-        new(name, FunnelVersion, BiEncoder is null ? null : JsonSerializer.Serialize(BiEncoder, CollectionManifest.Json));
+    internal NodeInfo Describe(string name) => new(name, FunnelVersion, BiEncoder is null ? null : FingerprintJson(BiEncoder));
+
+    /// <summary>A bi-encoder's fingerprint as nodes exchange it (and a collection manifest records it).</summary>
+    public static string FingerprintJson(ModelFingerprint fingerprint) => JsonSerializer.Serialize(fingerprint, CollectionManifest.Json);
+
+    public static ModelFingerprint ParseFingerprint(string json) =>
+        JsonSerializer.Deserialize<ModelFingerprint>(json, CollectionManifest.Json) ?? throw new InvalidDataException("an empty bi-encoder fingerprint");
 }
