@@ -219,7 +219,7 @@ public sealed partial class CollectionStore : IDisposable
 
     private string Folder(string name) => Path.Combine(_root, name);
 
-    private static void CheckName(string name, string field)
+    internal static void CheckName(string name, string field)
     {
         if (!ValidName().IsMatch(name))
             throw ApiException.Invalid(field, $"{System.Text.Json.JsonSerializer.Serialize(name)} is not a valid collection name: use 1-64 ASCII letters, digits, '.', '_' or '-', starting with a letter or digit");
