@@ -46,6 +46,8 @@ public static class FunnelServer
             });
             // Per-request framework chatter would drown the service's own events; /metrics counts requests instead.
             builder.Logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
+            // Orleans logs every connection and membership gossip at Information; its warnings (a node down) still show.
+            builder.Logging.AddFilter("Orleans", LogLevel.Warning);
         }
 
         var metrics = new ServerMetrics();
