@@ -222,7 +222,7 @@ public sealed class CollectionStore : IDisposable
 
     private string Folder(string name) => Path.Combine(_root, name);
 
-    private static void CheckName(string name, string field)
+    internal static void CheckName(string name, string field)
     {
         if (!CollectionNames.IsValid(name))
             throw ApiException.Invalid(field, $"{System.Text.Json.JsonSerializer.Serialize(name)} is not a valid collection name: {CollectionNames.Rule}");
