@@ -1,4 +1,3 @@
-using System.Text.RegularExpressions;
 using Funnel.Inference;
 using Funnel.Retrieval;
 using Funnel.Server.Http;
@@ -61,7 +60,7 @@ internal readonly struct CollectionLease(ServedCollection collection) : IDisposa
 /// The collections under one folder (one sub-folder each), opened on first use and kept open (each holds its writer
 /// lock) until deleted or the service stops. Names are restricted so they are always a single safe path segment.
 /// </summary>
-internal sealed partial class CollectionStore : IDisposable
+internal sealed class CollectionStore : IDisposable
 {
     private readonly string _root;
     private readonly SentenceEncoder? _biEncoder;
@@ -84,7 +83,7 @@ internal sealed partial class CollectionStore : IDisposable
             .Where(dir => File.Exists(Path.Combine(dir, CollectionManifest.FileName)))
             .Select(Path.GetFileName)
             .OfType<string>()
-            .Where(name => ValidName().IsMatch(name))
+            .Where(CollectionNames.IsValid)
             .Order(StringComparer.Ordinal)];
 
     /// <summary>The open collection called <paramref name="name"/>, held open until the lease is disposed; 404 when there is none.</summary>
@@ -217,13 +216,9 @@ internal sealed partial class CollectionStore : IDisposable
 
     private string Folder(string name) => Path.Combine(_root, name);
 
-    private static void CheckName(string name, string field)
+    internal static void CheckName(string name, string field)
     {
-        if (!ValidName().IsMatch(name))
-            throw ApiException.Invalid(field, $"{System.Text.Json.JsonSerializer.Serialize(name)} is not a valid collection name: use 1-64 ASCII letters, digits, '.', '_' or '-', starting with a letter or digit");
+        if (!CollectionNames.IsValid(name))
+            throw ApiException.Invalid(field, $"{System.Text.Json.JsonSerializer.Serialize(name)} is not a valid collection name: {CollectionNames.Rule}");
     }
-
-    // \z, not $: $ also matches before a final newline, which let "docs\n" through.
-    [GeneratedRegex(@"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}\z")]
-    private static partial Regex ValidName();
 }

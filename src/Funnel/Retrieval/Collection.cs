@@ -514,19 +514,40 @@ public sealed class Collection : IDisposable
     }
 
     /// <summary>The <paramref name="k"/> best documents for <paramref name="query"/> by BM25 over title and text.</summary>
-    public IReadOnlyList<DocumentHit> SearchBm25(string query, int k, MetadataFilter? filter = null)
+    public IReadOnlyList<DocumentHit> SearchBm25(string query, int k, MetadataFilter? filter = null) => SearchBm25(query, k, filter, null);
+
+    /// <summary>As <see cref="SearchBm25(string, int, MetadataFilter?)"/>, scored with collection-wide <paramref name="statistics"/>
+    /// (this collection being one shard of a larger one; see <see cref="Bm25Statistics"/>).</summary>
+    public IReadOnlyList<DocumentHit> SearchBm25(string query, int k, MetadataFilter? filter, Bm25Statistics? statistics)
     {
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(k);
         _state.EnterReadLock();
         try
         {
-            return _bm25.Search(query, Math.Min(k, Math.Max(1, _table.DocumentCount)), _table.DocumentFilter(filter)).Select(h => new DocumentHit(h.DocId, h.Score, -1)).ToList();
+            return _bm25.Search(query, Math.Min(k, Math.Max(1, _table.DocumentCount)), _table.DocumentFilter(filter), statistics)
+                .Select(h => new DocumentHit(h.DocId, h.Score, -1)).ToList();
         }
         finally
         {
             _state.ExitReadLock();
         }
     }
+
+    /// <summary>This collection's BM25 statistics for the terms of <paramref name="query"/> (see <see cref="Bm25Index.Statistics"/>).</summary>
+    public Bm25Statistics Bm25Statistics(string query) => WithReadLock(() => _bm25.Statistics(query));
+
+    /// <summary>
+    /// A stored document as it was upserted: its chunks and their vectors (as the index keeps them: normalized for cosine), or
+    /// null when absent. What a replica of a shard copies to a peer that must catch up.
+    /// </summary>
+    public EmbeddedDocument? GetEmbedded(string id) => WithReadLock(() =>
+    {
+        if (_table.Find(id) is not { } stored) return null;
+        var vectors = new float[stored.ChunkIds.Length][];
+        for (int i = 0; i < vectors.Length; i++)
+            vectors[i] = _vectors.GetVector(stored.ChunkIds[i]) ?? throw new InvalidOperationException($"document '{id}': chunk {i} has no vector in the index");
+        return new EmbeddedDocument(stored.Document, stored.Chunks, vectors);
+    });
 
     private static string Describe(ModelFingerprint f) =>
         $"{f.Model} (weights sha256 {f.WeightsSha256[..Math.Min(12, f.WeightsSha256.Length)]}…, {f.Dimension} dims, {f.Pooling} pooling{(f.Normalize ? ", normalized" : "")}, {Prompts(f)}, {f.Precision.ToString().ToLowerInvariant()})";
