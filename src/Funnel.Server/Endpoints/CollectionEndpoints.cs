@@ -227,6 +227,7 @@ internal static class CollectionEndpoints
         };
         SearchResponse response = await pipeline.SearchAsync(query, searchOptions, http.RequestAborted);
         StageTimings t = response.Timings;
+        http.RequestServices.GetRequiredService<Metrics.ServerMetrics>().RecordSearch(t);
         var timings = new Timings(t.Embed.TotalMilliseconds, t.Retrieve.TotalMilliseconds, t.Fuse.TotalMilliseconds, t.Rerank.TotalMilliseconds, t.Total.TotalMilliseconds);
         string? fellBack = response.RerankSkipped;
         return Results.Json(new SearchBody(query, [.. response.Results.Select(Hit)], timings, fellBack is null ? null : false, fellBack), ApiJson.Options);
