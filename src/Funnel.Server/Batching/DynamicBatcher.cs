@@ -34,7 +34,7 @@ public sealed record BatcherOptions
 }
 
 /// <summary>The queue cannot take a request's items now; the client should retry after <see cref="ExpectedWait"/>.</summary>
-public sealed class QueueFullException(string message, int queued, int requested, int capacity, TimeSpan expectedWait) : Exception(message)
+public sealed class QueueFullException(string message, int queued, int requested, int capacity, TimeSpan expectedWait) : FunnelException(FunnelErrorKind.Overloaded, message)
 {
     public int Queued { get; } = queued;
     public int Requested { get; } = requested;
@@ -47,7 +47,7 @@ public sealed class QueueFullException(string message, int queued, int requested
 }
 
 /// <summary>A request's deadline cannot be met: its expected wait and run time exceed it, or it passed while queued.</summary>
-public sealed class DeadlineException(string message, TimeSpan expectedWait) : Exception(message)
+public sealed class DeadlineException(string message, TimeSpan expectedWait) : FunnelException(FunnelErrorKind.DeadlineUnmet, message)
 {
     /// <summary>How long the work queued now is expected to take.</summary>
     public TimeSpan ExpectedWait { get; } = expectedWait;

@@ -196,14 +196,18 @@ public sealed class CollectionStore : IDisposable
         {
             return open();
         }
-        catch (CollectionFolderException busy)
+        catch (FunnelException busy) when (busy.Kind == FunnelErrorKind.Conflict)
         {
             throw ApiException.Conflict(Public(busy.Message));
         }
-        catch (Exception e) when (e is CollectionCorruptException or InvalidDataException or IOException or UnauthorizedAccessException)
+        catch (Exception e) when (e is FunnelException { Kind: FunnelErrorKind.Corrupt } or InvalidDataException)
         {
-            throw new ApiException(StatusCodes.Status500InternalServerError, "Collection unavailable",
-                $"collection '{name}' cannot be opened: {Public(e.Message)}", "Backend");
+            throw new ApiException(FunnelErrorKind.Corrupt, $"collection '{name}' cannot be opened: {Public(e.Message)}", title: "Collection unavailable");
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            // The system refused (no permission, too many open files): not the data's fault, and perhaps passing.
+            throw new ApiException(FunnelErrorKind.Unavailable, $"collection '{name}' cannot be opened: {Public(e.Message)}", title: "Collection unavailable");
         }
     }
 

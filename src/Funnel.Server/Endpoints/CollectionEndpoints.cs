@@ -26,14 +26,14 @@ internal static class CollectionEndpoints
                     using CollectionLease lease = store.Use(name);
                     described.Add(Describe(lease.Collection));
                 }
-                catch (ApiException gone) when (gone.Status == StatusCodes.Status404NotFound)
+                catch (ApiException gone) when (gone.Kind == FunnelErrorKind.NotFound)
                 {
                     // Deleted between listing and describing.
                 }
-                catch (ApiException problem) when (problem.Status is StatusCodes.Status409Conflict or >= StatusCodes.Status500InternalServerError)
+                catch (ApiException problem) when (problem.Kind is FunnelErrorKind.Conflict or FunnelErrorKind.Corrupt or FunnelErrorKind.Unavailable)
                 {
                     // One collection that cannot be opened is listed as such; it must not hide the others.
-                    described.Add(new UnavailableCollectionBody(name, problem.Status == StatusCodes.Status409Conflict ? "busy" : "unavailable", problem.Detail));
+                    described.Add(new UnavailableCollectionBody(name, problem.Kind == FunnelErrorKind.Conflict ? "busy" : "unavailable", problem.Detail));
                 }
             }
             return Results.Json(new CollectionList([.. described]), ApiJson.Options);
