@@ -2,7 +2,7 @@
 //   dotnet run --project examples/Rerank -- <cross-encoder folder or Hub id> [k]
 // A cross-encoder folder to try it with (no download): random weights, so the order is arbitrary but the code path real,
 //   ./funnel model random --cross-encoder --like ../shared/models/ms-marco-MiniLM-L-6-v2 --out /tmp/cross
-// or a trained one: ./funnel train cross-encoder --base <model> --dataset <BEIR folder> --out /tmp/cross (see docs/training.md).
+// or a trained one: ./funnel train cross-encoder --base sentence-transformers/all-MiniLM-L6-v2 --dataset ../shared/datasets/stsbenchmark --out /tmp/cross (docs/training.md).
 using Funnel.Inference;
 
 if (args.Length == 0)
