@@ -1,3 +1,5 @@
+using Funnel.Cluster;
+using Funnel.Cluster.Coordination;
 using Funnel.Server.Collections;
 using Funnel.Server.Endpoints;
 using Funnel.Server.Http;
@@ -46,6 +48,8 @@ public static class FunnelServer
             });
             // Per-request framework chatter would drown the service's own events; /metrics counts requests instead.
             builder.Logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
+            // Orleans logs every connection and membership gossip at Information; its warnings (a node down) still show.
+            builder.Logging.AddFilter("Orleans", LogLevel.Warning);
         }
 
         var metrics = new ServerMetrics();
@@ -66,8 +70,13 @@ public static class FunnelServer
                 prometheus.ScrapeResponseCacheDurationMilliseconds = 0;
             }));
         builder.Services.AddSingleton(served);
-        CollectionStore? collections = options.CollectionsDirectory is { } root ? new CollectionStore(root, models.BiEncoder) : null;
+        CollectionStore? collections = options.Cluster is null && options.CollectionsDirectory is { } root ? new CollectionStore(root, models.BiEncoder) : null;
         if (collections is not null) builder.Services.AddSingleton(collections);
+        if (options.Cluster is { } cluster)
+        {
+            builder.UseFunnelCluster(cluster, models.BiEncoder?.Fingerprint);
+            builder.Services.AddSingleton(sp => new ClusterCollections(sp.GetRequiredService<Orleans.IGrainFactory>(), models.BiEncoder, served.Embedder));
+        }
         builder.Services.AddRouting();
         configure?.Invoke(builder);
 
@@ -82,13 +91,14 @@ public static class FunnelServer
 
         OperationsEndpoints.Map(app);
         ModelEndpoints.Map(app);
-        CollectionEndpoints.Map(app);
+        if (options.Cluster is null) CollectionEndpoints.Map(app);
+        else ClusterCollectionEndpoints.Map(app);
 
         app.Lifetime.ApplicationStarted.Register(() => app.Logger.LogInformation(
             "Serving bi-encoder {BiEncoder}, cross-encoder {CrossEncoder}, collections {Collections}; batches of at most {MaxBatchItems} inputs / {MaxBatchTokens} tokens, {MaxWaitMs} ms wait",
             served.Embedder is { } e ? $"{e.Id} (dim {e.Dimension}, {e.MaxInputTokens} tokens)" : "none",
             served.Reranker is { } r ? $"{r.Id} ({r.MaxInputTokens} tokens)" : "none",
-            options.CollectionsDirectory ?? "off", options.EmbedBatching.MaxBatchItems, options.EmbedBatching.MaxBatchCost,
+            options.Cluster is { } c ? $"cluster node {c.NodeName} ({c.DataDirectory})" : options.CollectionsDirectory ?? "off", options.EmbedBatching.MaxBatchItems, options.EmbedBatching.MaxBatchCost,
             options.EmbedBatching.MaxWait.TotalMilliseconds));
         // Models are built outside and handed in; their batchers must drain before the host lets go of them.
         app.Lifetime.ApplicationStopped.Register(() =>

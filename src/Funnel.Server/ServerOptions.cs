@@ -26,6 +26,10 @@ public sealed record ServerOptions
     /// <summary>Folder holding one sub-folder per collection; null disables the collection routes.</summary>
     public string? CollectionsDirectory { get; init; }
 
+    /// <summary>Join a cluster (<c>funnel serve --cluster</c>): the collection routes then serve sharded, replicated collections
+    /// kept on the cluster's nodes (<see cref="CollectionsDirectory"/> is unused). Null: one node, the default.</summary>
+    public Funnel.Cluster.FunnelClusterOptions? Cluster { get; init; }
+
     /// <summary>How long shutdown waits for accepted requests to finish.</summary>
     public TimeSpan ShutdownTimeout { get; init; } = TimeSpan.FromSeconds(30);
 
@@ -37,6 +41,7 @@ public sealed record ServerOptions
         if (MaxRequestBodyBytes < 1) throw new ArgumentOutOfRangeException(nameof(MaxRequestBodyBytes), MaxRequestBodyBytes, "must be positive");
         if (MaxInputsPerRequest < 1) throw new ArgumentOutOfRangeException(nameof(MaxInputsPerRequest), MaxInputsPerRequest, "must be positive");
         if (ApiKey is { Length: 0 }) throw new ArgumentException("an empty API key would let everyone in; omit it instead", nameof(ApiKey));
+        if (Cluster?.Problem() is { } cluster) throw new ArgumentException(cluster, nameof(Cluster));
         EmbedBatching.Validate();
         RerankBatching.Validate();
         if (MaxInputsPerRequest > EmbedBatching.MaxQueuedItems || MaxInputsPerRequest > RerankBatching.MaxQueuedItems)

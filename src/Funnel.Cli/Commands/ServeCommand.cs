@@ -39,9 +39,18 @@ internal static class ServeCommand
         var autoTruncate = new Option<bool>("--auto-truncate") { Description = "Truncate over-long inputs instead of answering 413 when a request does not say" };
         var threads = new Option<int>("--threads") { Description = "Threads per model forward pass", DefaultValueFactory = _ => Environment.ProcessorCount };
         Option<string?> precision = ModelOption.Precision();
+        var cluster = new Option<string?>("--cluster")
+        {
+            Description = "Join a cluster of Funnel nodes, membership in PostgreSQL (postgres:CONNECTION-STRING) or kept by a primary node (primary:HOST:SILO-PORT); " +
+                          "--collections is then this node's data folder. See docs/cluster.md",
+        };
+        var nodeName = new Option<string?>("--node-name") { Description = "This node's name in the cluster, the same across restarts (default: HOST-SILO-PORT)" };
+        var siloPort = new Option<int>("--silo-port") { Description = "Port the cluster's nodes talk on", DefaultValueFactory = _ => 11111 };
+        var gatewayPort = new Option<int>("--gateway-port") { Description = "Port Orleans clients connect to", DefaultValueFactory = _ => 30000 };
         var command = new Command("serve", "Run the HTTP service: embeddings and reranking (TEI, OpenAI and Cohere compatible), collections and search.")
         {
             collections, biEncoder, crossEncoder, urls, apiKey, maxBatchTokens, maxBatchSize, maxWait, maxQueue, maxQueueWait, maxInputs, maxBody, autoTruncate, threads, precision,
+            cluster, nodeName, siloPort, gatewayPort,
         };
         // Synchronous on purpose: the host handles SIGINT/SIGTERM itself and drains for up to ShutdownTimeout, which an
         // async System.CommandLine action would cut short after its own termination timeout.
@@ -67,6 +76,7 @@ internal static class ServeCommand
                 EmbedBatching = batching,
                 RerankBatching = batching,
                 CollectionsDirectory = parse.GetValue(collections) is { } dir ? Path.GetFullPath(dir) : null,
+                Cluster = ClusterOptions(parse.GetValue(cluster), parse.GetValue(nodeName), parse.GetValue(collections), parse.GetValue(siloPort), parse.GetValue(gatewayPort)),
             };
             string[] listen = ListenUrls(parse.GetValue(urls)!);
             string? cross = parse.GetValue(crossEncoder);
@@ -90,11 +100,37 @@ internal static class ServeCommand
             {
                 throw new UsageException($"cannot listen on {parse.GetValue(urls)}: {ex.Message}");
             }
+            catch (Exception ex) when (options.Cluster is not null && Innermost<Funnel.Cluster.ClusterException>(ex) is { } refused)
+            {
+                // Another Funnel version or bi-encoder, or a taken node name: the node does not join.
+                throw new UsageException(refused.Message);
+            }
             app.WaitForShutdown();
             app.DisposeAsync().AsTask().GetAwaiter().GetResult();
             return 0;
         }));
         return command;
+    }
+
+    /// <summary>The cluster to join, or null (one node); a usage error names the option at fault.</summary>
+    private static Funnel.Cluster.FunnelClusterOptions? ClusterOptions(string? membership, string? nodeName, string? data, int siloPort, int gatewayPort)
+    {
+        if (membership is null)
+            return nodeName is null ? null : throw new UsageException("--node-name applies to a cluster node: give --cluster too");
+        if (data is null) throw new UsageException("--cluster needs --collections DIR: the folder this node keeps its replicas in");
+        var options = new Funnel.Cluster.FunnelClusterOptions
+        {
+            Membership = membership, DataDirectory = Path.GetFullPath(data), SiloPort = siloPort, GatewayPort = gatewayPort,
+            NodeName = nodeName ?? $"{System.Net.Dns.GetHostName()}-{siloPort}",
+        };
+        return options.Problem() is { } problem ? throw new UsageException(problem) : options;
+    }
+
+    private static T? Innermost<T>(Exception? ex) where T : Exception
+    {
+        for (; ex is not null; ex = ex.InnerException)
+            if (ex is T found) return found;
+        return null;
     }
 
     private static string[] ListenUrls(string value)

@@ -4,9 +4,10 @@ using Funnel.Server.Http;
 
 namespace Funnel.Server.Collections;
 
-/// <summary>An open collection with what the service needs beside it: a write gate, and a count of the requests using it,
-/// so that deleting it waits for them instead of freeing memory a search still reads.</summary>
-public sealed class ServedCollection(string name, Collection collection) : IDisposable
+/// <summary>An open collection with what the service needs beside it: a count of the requests using it, so that deleting it
+/// waits for them instead of freeing memory a search still reads. Writes need no gate here: the collection serializes them
+/// (and <see cref="Collection.AddAsync"/> checks for existing ids in the same step).</summary>
+internal sealed class ServedCollection(string name, Collection collection) : IDisposable
 {
     private readonly Lock _usage = new();
     private readonly TaskCompletionSource _idle = new(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -15,9 +16,6 @@ public sealed class ServedCollection(string name, Collection collection) : IDisp
 
     public string Name { get; } = name;
     public Collection Collection { get; } = collection;
-
-    /// <summary>Serializes writes, so that "add" can check for existing ids and write as one step.</summary>
-    public SemaphoreSlim WriteGate { get; } = new(1, 1);
 
     /// <summary>Counts a request in; false once the collection is closing.</summary>
     internal bool TryEnter()
@@ -47,15 +45,11 @@ public sealed class ServedCollection(string name, Collection collection) : IDisp
         return _idle.Task;
     }
 
-    public void Dispose()
-    {
-        Collection.Dispose();
-        WriteGate.Dispose();
-    }
+    public void Dispose() => Collection.Dispose();
 }
 
 /// <summary>A request's use of a collection: it stays open (not disposed by a concurrent delete) until this is disposed.</summary>
-public readonly struct CollectionLease(ServedCollection collection) : IDisposable
+internal readonly struct CollectionLease(ServedCollection collection) : IDisposable
 {
     public ServedCollection Collection { get; } = collection;
 
@@ -66,7 +60,7 @@ public readonly struct CollectionLease(ServedCollection collection) : IDisposabl
 /// The collections under one folder (one sub-folder each), opened on first use and kept open (each holds its writer
 /// lock) until deleted or the service stops. Names are restricted so they are always a single safe path segment.
 /// </summary>
-public sealed class CollectionStore : IDisposable
+internal sealed class CollectionStore : IDisposable
 {
     private readonly string _root;
     private readonly SentenceEncoder? _biEncoder;
@@ -222,7 +216,7 @@ public sealed class CollectionStore : IDisposable
 
     private string Folder(string name) => Path.Combine(_root, name);
 
-    private static void CheckName(string name, string field)
+    internal static void CheckName(string name, string field)
     {
         if (!CollectionNames.IsValid(name))
             throw ApiException.Invalid(field, $"{System.Text.Json.JsonSerializer.Serialize(name)} is not a valid collection name: {CollectionNames.Rule}");

@@ -59,13 +59,13 @@ internal static class CollectionEndpoints
             using CollectionLease lease = Store(http).Use(name);
             Document document = lease.Collection.Collection.Get(id)
                 ?? throw ApiException.NotFound($"collection '{name}' has no document '{id}'");
-            return Results.Json(new DocumentBody(document.Id, document.Title, document.Text, document.Metadata), ApiJson.Options);
+            return DocumentResult(document);
         });
         app.MapDelete("/collections/{name}/documents/{**id}", async (HttpContext http, string name) =>
         {
             string id = DocumentId(http);
             using CollectionLease lease = Store(http).Use(name);
-            int deleted = await DeleteAsync(lease.Collection, [id], http.RequestAborted);
+            int deleted = await lease.Collection.Collection.DeleteAsync([id], http.RequestAborted);
             return deleted == 0 ? throw ApiException.NotFound($"collection '{name}' has no document '{id}'") : Results.NoContent();
         });
         app.MapPost("/collections/{name}/search", SearchAsync);
@@ -76,7 +76,7 @@ internal static class CollectionEndpoints
     /// <c>%2F</c> encoded (so "a%2Fb" would not find "a/b") and decoding its value again would turn a literal "%2F" into "/".
     /// Everything after <c>documents/</c> is the id, so "a/b" unencoded works too.
     /// </summary>
-    private static string DocumentId(HttpContext http)
+    internal static string DocumentId(HttpContext http)
     {
         string raw = http.Features.Get<Microsoft.AspNetCore.Http.Features.IHttpRequestFeature>()?.RawTarget ?? http.Request.Path.Value ?? "";
         if (raw.IndexOf('?') is var query and >= 0) raw = raw[..query];
@@ -94,8 +94,15 @@ internal static class CollectionEndpoints
         CollectionStore store = Store(http);
         JsonBody body = await JsonBody.ReadAsync(http.Request, http.RequestAborted);
         string name = body.RequiredString("name");
+        CollectionOptions options = ReadCollectionOptions(body, store.BiEncoder?.MaxDocumentTokens ?? 510);
+        using CollectionLease created = store.Create(name, options);
+        return Results.Json(Describe(created.Collection), ApiJson.Options, statusCode: StatusCodes.Status201Created);
+    }
+
+    /// <summary>A new collection's chunking and index settings from a create request (for a bi-encoder of <paramref name="window"/> wordpieces).</summary>
+    internal static CollectionOptions ReadCollectionOptions(JsonBody body, int window)
+    {
         string index = body.OptionalChoice("index", "hnsw", "flat") ?? "hnsw";
-        int window = store.BiEncoder?.MaxDocumentTokens ?? 510;
         ChunkingOptions defaults = Collection.DefaultChunking(window);
         int chunkTokens = body.OptionalInt("chunk_tokens", 1, window) ?? defaults.MaxTokens;
         int overlap = body.OptionalInt("chunk_overlap", 0, int.MaxValue) ?? Math.Min(defaults.OverlapTokens, chunkTokens / 2);
@@ -106,7 +113,7 @@ internal static class CollectionEndpoints
             throw ApiException.Invalid(field, $"'{field}': {problem.Message}");
         }
         var hnswDefaults = new HnswOptions();
-        var options = new CollectionOptions
+        return new CollectionOptions
         {
             Chunking = chunking,
             VectorIndex = new VectorIndexSettings
@@ -121,8 +128,6 @@ internal static class CollectionEndpoints
                 },
             },
         };
-        using CollectionLease created = store.Create(name, options);
-        return Results.Json(Describe(created.Collection), ApiJson.Options, statusCode: StatusCodes.Status201Created);
     }
 
     private static async Task<IResult> WriteAsync(HttpContext http, string name, bool upsert)
@@ -130,61 +135,55 @@ internal static class CollectionEndpoints
         using CollectionLease lease = Store(http).Use(name);
         ServedCollection served = lease.Collection;
         ServerOptions options = http.RequestServices.GetRequiredService<ServerOptions>();
-        JsonBody body = await JsonBody.ReadAsync(http.Request, http.RequestAborted);
-        IReadOnlyList<Document> documents = body.RequiredArray("documents", "documents", ReadDocument);
-        ModelEndpoints.CheckCount(documents.Count, "documents", options);
-        var seen = new Dictionary<string, int>(StringComparer.Ordinal);
-        for (int i = 0; i < documents.Count; i++)
-            if (!seen.TryAdd(documents[i].Id, i))
-                throw ApiException.Invalid($"documents[{i}].id", $"'documents[{i}].id' repeats the id \"{documents[i].Id}\" of documents[{seen[documents[i].Id]}]");
+        IReadOnlyList<Document> documents = ReadDocuments(await JsonBody.ReadAsync(http.Request, http.RequestAborted), options);
         BatchingEmbeddingGenerator embedder = http.RequestServices.GetRequiredService<ServedModels>().RequireEmbedder();
 
-        await served.WriteGate.WaitAsync(http.RequestAborted);
+        Collection collection = served.Collection;
+        // Checked before embedding to fail fast; AddAsync checks again, atomically with the write, for concurrent adds.
+        if (!upsert)
+            for (int i = 0; i < documents.Count; i++)
+                if (collection.Get(documents[i].Id) is not null) throw Exists(name, documents[i].Id, i);
+        var chunker = new DocumentEmbedder(embedder.Encoder, collection.Manifest.Chunking);
+        IReadOnlyList<EmbeddedDocument> embedded = await Task.Run(() => chunker.Embed(documents, http.RequestAborted), http.RequestAborted);
         try
         {
-            if (!upsert)
-                for (int i = 0; i < documents.Count; i++)
-                    if (served.Collection.Get(documents[i].Id) is not null)
-                        throw ApiException.Conflict($"collection '{name}' already has a document '{documents[i].Id}'; use PUT to replace it", $"documents[{i}].id");
-            var chunker = new DocumentEmbedder(embedder.Encoder, served.Collection.Manifest.Chunking);
-            IReadOnlyList<EmbeddedDocument> embedded = await Task.Run(() => chunker.Embed(documents, http.RequestAborted), http.RequestAborted);
-            // Upsert returns once the batch is fsynced to the write-ahead log: only then is the write acknowledged.
-            long sequence = await served.Collection.UpsertAsync(embedded, http.RequestAborted);
+            // The write returns once the batch is fsynced to the write-ahead log: only then is it acknowledged.
+            long sequence = upsert ? await collection.UpsertAsync(embedded, http.RequestAborted) : await collection.AddAsync(embedded, http.RequestAborted);
             return Results.Json(new DocumentsWritten(documents.Count, sequence), ApiJson.Options);
         }
-        finally
+        catch (DocumentExistsException exists)
         {
-            served.WriteGate.Release();
+            throw Exists(name, exists.DocumentId, exists.Index);
         }
     }
+
+    private static ApiException Exists(string name, string id, int index) =>
+        ApiException.Conflict($"collection '{name}' already has a document '{id}'; use PUT to replace it", $"documents[{index}].id");
 
     private static async Task<IResult> DeleteDocumentsAsync(HttpContext http, string name)
     {
         using CollectionLease lease = Store(http).Use(name);
         ServedCollection served = lease.Collection;
         JsonBody body = await JsonBody.ReadAsync(http.Request, http.RequestAborted);
-        IReadOnlyList<string> ids = body.RequiredStrings("ids");
-        ModelEndpoints.CheckCount(ids.Count, "ids", http.RequestServices.GetRequiredService<ServerOptions>());
-        return Results.Json(new DocumentsDeleted(await DeleteAsync(served, ids, http.RequestAborted)), ApiJson.Options);
-    }
-
-    private static async Task<int> DeleteAsync(ServedCollection served, IReadOnlyCollection<string> ids, CancellationToken cancellationToken)
-    {
-        await served.WriteGate.WaitAsync(cancellationToken);
-        try
-        {
-            return await served.Collection.DeleteAsync(ids, cancellationToken);
-        }
-        finally
-        {
-            served.WriteGate.Release();
-        }
+        IReadOnlyList<string> ids = ReadIds(body, http.RequestServices.GetRequiredService<ServerOptions>());
+        return Results.Json(new DocumentsDeleted(await served.Collection.DeleteAsync(ids, http.RequestAborted)), ApiJson.Options);
     }
 
     private static async Task<IResult> SearchAsync(HttpContext http, string name)
     {
         using CollectionLease lease = Store(http).Use(name);
         ServedCollection served = lease.Collection;
+        ServedModels models = http.RequestServices.GetRequiredService<ServedModels>();
+        var (query, searchOptions, reranker) = await ReadSearchAsync(http);
+        // The library's pipeline over the models' batchers, so concurrent searches, /embed and /rerank share their batches.
+        var pipeline = new SearchPipeline(served.Collection, models.Embedder, reranker);
+        SearchResponse response = await pipeline.SearchAsync(query, searchOptions, http.RequestAborted);
+        return Results.Json(SearchBodyOf(http, query, response), ApiJson.Options);
+    }
+
+    /// <summary>A search request: the query, its options, and the reranker when it reranks.</summary>
+    internal static async Task<(string Query, SearchOptions Options, BatchingReranker? Reranker)> ReadSearchAsync(HttpContext http)
+    {
         ServedModels models = http.RequestServices.GetRequiredService<ServedModels>();
         ServerOptions options = http.RequestServices.GetRequiredService<ServerOptions>();
         JsonBody body = await JsonBody.ReadAsync(http.Request, http.RequestAborted);
@@ -209,9 +208,6 @@ internal static class CollectionEndpoints
         if (retriever != Retriever.Bm25 && models.Embedder is null)
             throw ApiException.Invalid("retriever", $"{retriever.ToString().ToLowerInvariant()} retrieval needs a bi-encoder; this server has none (use \"bm25\", or start it with --bi-encoder)");
         BatchingReranker? reranker = rerank ? models.RequireReranker() : null;
-
-        // The library's pipeline over the models' batchers, so concurrent searches, /embed and /rerank share their batches.
-        var pipeline = new SearchPipeline(served.Collection, models.Embedder, reranker);
         var searchOptions = new SearchOptions
         {
             Retriever = retriever,
@@ -225,12 +221,40 @@ internal static class CollectionEndpoints
             // Asked for: the first stage's order, flagged, rather than no answer in time.
             RerankFallback = fallback,
         };
-        SearchResponse response = await pipeline.SearchAsync(query, searchOptions, http.RequestAborted);
+        return (query, searchOptions, reranker);
+    }
+
+    /// <summary>A search's answer (its stage times also go to /metrics); a sharded collection's adds its scatter and gather
+    /// times and the shards it could not search.</summary>
+    internal static object SearchBodyOf(HttpContext http, string query, SearchResponse response)
+    {
         StageTimings t = response.Timings;
         http.RequestServices.GetRequiredService<Metrics.ServerMetrics>().RecordSearch(t);
-        var timings = new Timings(t.Embed.TotalMilliseconds, t.Retrieve.TotalMilliseconds, t.Fuse.TotalMilliseconds, t.Rerank.TotalMilliseconds, t.Total.TotalMilliseconds);
+        bool sharded = t.Scatter > TimeSpan.Zero || response.Unsearched.Count > 0;
+        var timings = new Timings(t.Embed.TotalMilliseconds, t.Retrieve.TotalMilliseconds, t.Fuse.TotalMilliseconds, t.Rerank.TotalMilliseconds, t.Total.TotalMilliseconds,
+            sharded ? t.Scatter.TotalMilliseconds : null, sharded ? t.Gather.TotalMilliseconds : null);
         string? fellBack = response.RerankSkipped;
-        return Results.Json(new SearchBody(query, [.. response.Results.Select(Hit)], timings, fellBack is null ? null : false, fellBack), ApiJson.Options);
+        return new SearchBody(query, [.. response.Results.Select(Hit)], timings, fellBack is null ? null : false, fellBack, sharded ? [.. response.Unsearched] : null);
+    }
+
+    /// <summary>A delete request's ids, at most the request limit.</summary>
+    internal static IReadOnlyList<string> ReadIds(JsonBody body, ServerOptions options)
+    {
+        IReadOnlyList<string> ids = body.RequiredStrings("ids");
+        ModelEndpoints.CheckCount(ids.Count, "ids", options);
+        return ids;
+    }
+
+    /// <summary>A write request's documents: at most the request limit, each id once.</summary>
+    internal static IReadOnlyList<Document> ReadDocuments(JsonBody body, ServerOptions options)
+    {
+        IReadOnlyList<Document> documents = body.RequiredArray("documents", "documents", ReadDocument);
+        ModelEndpoints.CheckCount(documents.Count, "documents", options);
+        var seen = new Dictionary<string, int>(StringComparer.Ordinal);
+        for (int i = 0; i < documents.Count; i++)
+            if (!seen.TryAdd(documents[i].Id, i))
+                throw ApiException.Invalid($"documents[{i}].id", $"'documents[{i}].id' repeats the id \"{documents[i].Id}\" of documents[{seen[documents[i].Id]}]");
+        return documents;
     }
 
     private static Document ReadDocument(JsonElement element, string path)
@@ -249,20 +273,27 @@ internal static class CollectionEndpoints
         return new Document(id, title, text, metadata);
     }
 
+    internal static IResult DocumentResult(Document document) =>
+        Results.Json(new DocumentBody(document.Id, document.Title, document.Text, document.Metadata), ApiJson.Options);
+
     private static CollectionBody Describe(ServedCollection served)
     {
         Collection c = served.Collection;
         CollectionManifest manifest = c.Manifest;
-        Inference.ModelFingerprint bi = manifest.BiEncoder;
+        return new CollectionBody(served.Name, "ready", c.DocumentCount, c.ChunkCount, BiEncoderOf(manifest.BiEncoder),
+            manifest.VectorIndex.Kind.ToString().ToLowerInvariant(), manifest.Chunking.MaxTokens, manifest.Chunking.OverlapTokens,
+            manifest.Created, manifest.Updated);
+    }
+
+    /// <summary>A collection's bi-encoder as clients see it.</summary>
+    internal static object BiEncoderOf(Inference.ModelFingerprint bi)
+    {
         // A model folder is named, not located: the server's paths are not the client's business.
         string model = Path.IsPathRooted(bi.Model) ? Path.GetFileName(Path.TrimEndingDirectorySeparator(bi.Model)) : bi.Model;
         Inference.ModelSource? source = bi.Source is { Kind: Inference.ModelSourceKind.Folder } folder
             ? folder with { Id = Path.GetFileName(Path.TrimEndingDirectorySeparator(folder.Id)) }
             : bi.Source;
-        return new CollectionBody(served.Name, "ready", c.DocumentCount, c.ChunkCount,
-            new BiEncoderBody(model, source, bi.WeightsSha256, bi.Dimension, bi.Pooling, bi.Normalize, bi.QueryPrompt, bi.DocumentPrompt),
-            manifest.VectorIndex.Kind.ToString().ToLowerInvariant(), manifest.Chunking.MaxTokens, manifest.Chunking.OverlapTokens,
-            manifest.Created, manifest.Updated);
+        return new BiEncoderBody(model, source, bi.WeightsSha256, bi.Dimension, bi.Pooling, bi.Normalize, bi.QueryPrompt, bi.DocumentPrompt);
     }
 
     private static SearchHit Hit(SearchResult r) => new(r.Rank, r.DocumentId, r.Title, r.Passage, r.Metadata, r.Score,
@@ -278,7 +309,7 @@ internal static class CollectionEndpoints
     private sealed record BiEncoderBody(string Model, Inference.ModelSource? Source, string WeightsSha256, int Dimension, string Pooling, bool Normalize,
         string? QueryPrompt, string? DocumentPrompt);
 
-    private sealed record CollectionBody(string Name, string State, int Documents, int Chunks, BiEncoderBody BiEncoder, string VectorIndex,
+    private sealed record CollectionBody(string Name, string State, int Documents, int Chunks, object BiEncoder, string VectorIndex,
         int ChunkTokens, int ChunkOverlap, DateTimeOffset Created, DateTimeOffset Updated);
 
     private sealed record DocumentBody(string Id, string Title, string Text, IReadOnlyDictionary<string, string> Metadata);
@@ -290,8 +321,11 @@ internal static class CollectionEndpoints
     private sealed record SearchHit(int Rank, string Id, string Title, string Passage, IReadOnlyDictionary<string, string> Metadata,
         double Score, float? DenseScore, int? DenseRank, float? Bm25Score, int? Bm25Rank, double? FusedScore, float? RerankScore, float? RerankLogit);
 
-    private sealed record Timings(double Embed, double Retrieve, double Fuse, double Rerank, double Total);
+    /// <summary><see cref="Scatter"/> and <see cref="Gather"/> (parts of <see cref="Retrieve"/>) only for a sharded collection.</summary>
+    private sealed record Timings(double Embed, double Retrieve, double Fuse, double Rerank, double Total, double? Scatter = null, double? Gather = null);
 
-    /// <summary><see cref="Reranked"/> is false (with why) only when the rerank was skipped for <c>rerank_fallback</c>; absent otherwise.</summary>
-    private sealed record SearchBody(string Query, SearchHit[] Results, Timings TimingsMs, bool? Reranked = null, string? FallbackReason = null);
+    /// <summary><see cref="Reranked"/> is false (with why) only when the rerank was skipped for <c>rerank_fallback</c>; absent otherwise.
+    /// <see cref="UnsearchedShards"/> (a sharded collection's only) lists shards with no live replica: the results are from the others.</summary>
+    private sealed record SearchBody(string Query, SearchHit[] Results, Timings TimingsMs, bool? Reranked = null, string? FallbackReason = null,
+        string[]? UnsearchedShards = null);
 }

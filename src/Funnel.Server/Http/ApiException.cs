@@ -4,7 +4,7 @@ namespace Funnel.Server.Http;
 /// A request the service refuses, turned into an RFC 7807 problem by <see cref="ProblemMiddleware"/>, whose
 /// <see cref="ProblemMiddleware.Of"/> gives each <see cref="FunnelException.Kind"/> its status.
 /// </summary>
-public sealed class ApiException(FunnelErrorKind kind, string detail, string? field = null, string? title = null) : FunnelException(kind, detail)
+internal sealed class ApiException(FunnelErrorKind kind, string detail, string? field = null, string? title = null) : FunnelException(kind, detail)
 {
     public string Detail => Message;
 

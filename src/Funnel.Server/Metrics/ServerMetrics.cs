@@ -12,7 +12,7 @@ namespace Funnel.Server.Metrics;
 /// Each server has its own meter; its exporter reads only that one (<see cref="FunnelServer"/>), so servers sharing a
 /// process do not mix their series.
 /// </summary>
-public sealed class ServerMetrics : IDisposable
+internal sealed class ServerMetrics : IDisposable
 {
     public const string MeterName = "Funnel";
 

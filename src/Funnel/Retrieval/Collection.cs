@@ -37,6 +37,14 @@ public sealed record CollectionRecoveryReport(int KeptBatches, IReadOnlyList<Sto
 /// <summary>The collection's vectors come from another bi-encoder than the one offered.</summary>
 public sealed class BiEncoderMismatchException(string message) : FunnelException(FunnelErrorKind.Conflict, message);
 
+/// <summary>An add found a document with this id already stored (<see cref="Index"/>: its position in the batch); nothing was written.</summary>
+public sealed class DocumentExistsException(string documentId, int index, string message) : FunnelException(FunnelErrorKind.Conflict, message)
+{
+    public string DocumentId { get; } = documentId;
+
+    public int Index { get; } = index;
+}
+
 /// <summary>The folder cannot be used as asked: it holds something else, or another process is writing the collection.</summary>
 public sealed class CollectionFolderException(string message, Exception? inner = null) : FunnelException(FunnelErrorKind.Conflict, message, inner);
 
@@ -301,7 +309,16 @@ public sealed class Collection : IDisposable
     /// As <see cref="Upsert"/>, waiting for the writer gate asynchronously and writing on the thread pool. Cancellation stops it
     /// only before the batch is logged: a batch that reached the log is applied and acknowledged.
     /// </summary>
-    public async Task<long> UpsertAsync(IReadOnlyList<EmbeddedDocument> documents, CancellationToken ct = default)
+    public Task<long> UpsertAsync(IReadOnlyList<EmbeddedDocument> documents, CancellationToken ct = default) => WriteAsync(documents, addOnly: false, ct);
+
+    /// <summary>
+    /// As <see cref="UpsertAsync"/>, but only for new documents: when a document with one of these ids is stored, nothing is
+    /// written and <see cref="DocumentExistsException"/> names the first. The check and the write are one step under the
+    /// writer gate, so of concurrent adds of one id exactly one succeeds.
+    /// </summary>
+    public Task<long> AddAsync(IReadOnlyList<EmbeddedDocument> documents, CancellationToken ct = default) => WriteAsync(documents, addOnly: true, ct);
+
+    private async Task<long> WriteAsync(IReadOnlyList<EmbeddedDocument> documents, bool addOnly, CancellationToken ct)
     {
         ThrowIfNotWritable();
         int dimension = BiEncoder.Dimension;
@@ -311,6 +328,8 @@ public sealed class Collection : IDisposable
         try
         {
             ct.ThrowIfCancellationRequested();
+            if (addOnly && WithReadLock(() => documents.Select((d, i) => (d.Document.Id, i)).FirstOrDefault(d => _table.Contains(d.Id))) is { Id: { } id } taken)
+                throw new DocumentExistsException(id, taken.i, $"collection '{Path.GetFileName(Folder)}' already has a document '{id}'");
             return await Task.Run(() => Commit(Operations(documents)), CancellationToken.None).ConfigureAwait(false);
         }
         finally
@@ -495,19 +514,40 @@ public sealed class Collection : IDisposable
     }
 
     /// <summary>The <paramref name="k"/> best documents for <paramref name="query"/> by BM25 over title and text.</summary>
-    public IReadOnlyList<DocumentHit> SearchBm25(string query, int k, MetadataFilter? filter = null)
+    public IReadOnlyList<DocumentHit> SearchBm25(string query, int k, MetadataFilter? filter = null) => SearchBm25(query, k, filter, null);
+
+    /// <summary>As <see cref="SearchBm25(string, int, MetadataFilter?)"/>, scored with collection-wide <paramref name="statistics"/>
+    /// (this collection being one shard of a larger one; see <see cref="Bm25Statistics"/>).</summary>
+    public IReadOnlyList<DocumentHit> SearchBm25(string query, int k, MetadataFilter? filter, Bm25Statistics? statistics)
     {
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(k);
         _state.EnterReadLock();
         try
         {
-            return _bm25.Search(query, Math.Min(k, Math.Max(1, _table.DocumentCount)), _table.DocumentFilter(filter)).Select(h => new DocumentHit(h.DocId, h.Score, -1)).ToList();
+            return _bm25.Search(query, Math.Min(k, Math.Max(1, _table.DocumentCount)), _table.DocumentFilter(filter), statistics)
+                .Select(h => new DocumentHit(h.DocId, h.Score, -1)).ToList();
         }
         finally
         {
             _state.ExitReadLock();
         }
     }
+
+    /// <summary>This collection's BM25 statistics for the terms of <paramref name="query"/> (see <see cref="Bm25Index.Statistics"/>).</summary>
+    public Bm25Statistics Bm25Statistics(string query) => WithReadLock(() => _bm25.Statistics(query));
+
+    /// <summary>
+    /// A stored document as it was upserted: its chunks and their vectors (as the index keeps them: normalized for cosine), or
+    /// null when absent. What a replica of a shard copies to a peer that must catch up.
+    /// </summary>
+    public EmbeddedDocument? GetEmbedded(string id) => WithReadLock(() =>
+    {
+        if (_table.Find(id) is not { } stored) return null;
+        var vectors = new float[stored.ChunkIds.Length][];
+        for (int i = 0; i < vectors.Length; i++)
+            vectors[i] = _vectors.GetVector(stored.ChunkIds[i]) ?? throw new InvalidOperationException($"document '{id}': chunk {i} has no vector in the index");
+        return new EmbeddedDocument(stored.Document, stored.Chunks, vectors);
+    });
 
     private static string Describe(ModelFingerprint f) =>
         $"{f.Model} (weights sha256 {f.WeightsSha256[..Math.Min(12, f.WeightsSha256.Length)]}…, {f.Dimension} dims, {f.Pooling} pooling{(f.Normalize ? ", normalized" : "")}, {Prompts(f)}, {f.Precision.ToString().ToLowerInvariant()})";

@@ -84,6 +84,12 @@ public sealed record SearchResult(
 public sealed record StageTimings(TimeSpan Embed, TimeSpan Retrieve, TimeSpan Fuse, TimeSpan Rerank)
 {
     public TimeSpan Total => Embed + Retrieve + Fuse + Rerank;
+
+    /// <summary>Of <see cref="Retrieve"/>, a sharded collection's fan-out to its shards until the last answered (zero for one collection).</summary>
+    public TimeSpan Scatter { get; init; }
+
+    /// <summary>Of <see cref="Retrieve"/>, merging the shards' lists into one (zero for one collection).</summary>
+    public TimeSpan Gather { get; init; }
 }
 
 /// <summary>A search's results, its stage times, and how many first-stage candidates it had (and reranked, when it reranked).
@@ -91,6 +97,9 @@ public sealed record StageTimings(TimeSpan Embed, TimeSpan Retrieve, TimeSpan Fu
 public sealed record SearchResponse(string Query, IReadOnlyList<SearchResult> Results, StageTimings Timings, int Candidates = 0)
 {
     public string? RerankSkipped { get; init; }
+
+    /// <summary>Shards of a sharded collection that had no live replica: the results are from the others (never silently partial).</summary>
+    public IReadOnlyList<string> Unsearched { get; init; } = [];
 }
 
 /// <summary>
@@ -170,7 +179,8 @@ public sealed class SearchPipeline
                 throw new InvalidOperationException($"the retriever returned {batch.Candidates.Count} candidate lists for {slice.Length} queries");
             // A batch's stage times are shared out evenly between its queries.
             TimeSpan wall = Stopwatch.GetElapsedTime(start), search = wall - batch.Embed - batch.Fuse;
-            var shared = (Embed: batch.Embed / slice.Length, Retrieve: (search > TimeSpan.Zero ? search : batch.Search) / slice.Length, Fuse: batch.Fuse / slice.Length);
+            var shared = (Embed: batch.Embed / slice.Length, Retrieve: (search > TimeSpan.Zero ? search : batch.Search) / slice.Length, Fuse: batch.Fuse / slice.Length,
+                Scatter: batch.Scatter / slice.Length, Gather: batch.Gather / slice.Length);
             for (int i = 0; i < slice.Length; i++)
             {
                 var (id, text, options) = (slice[i].Id, slice[i].Text, slice[i].Options);
@@ -178,8 +188,8 @@ public sealed class SearchPipeline
                 IReadOnlyList<Candidate> candidates = batch.Candidates[i];
                 if (candidates.Count > options.Candidates) candidates = [.. candidates.Take(options.Candidates)];
                 var (results, skipped) = await RankAsync(text, candidates, options, options.Timeout - Stopwatch.GetElapsedTime(start), ct).ConfigureAwait(false);
-                var timings = new StageTimings(shared.Embed, shared.Retrieve, shared.Fuse, Stopwatch.GetElapsedTime(rerankStart));
-                yield return (id, new SearchResponse(text, results, timings, candidates.Count) { RerankSkipped = skipped });
+                var timings = new StageTimings(shared.Embed, shared.Retrieve, shared.Fuse, Stopwatch.GetElapsedTime(rerankStart)) { Scatter = shared.Scatter, Gather = shared.Gather };
+                yield return (id, new SearchResponse(text, results, timings, candidates.Count) { RerankSkipped = skipped, Unsearched = batch.Unsearched });
             }
         }
     }

@@ -17,6 +17,29 @@ public sealed record Bm25Options(float K1 = 0.9f, float B = 0.4f)
 public readonly record struct Bm25Hit(string DocId, float Score);
 
 /// <summary>
+/// What BM25 scores against: live documents, their total length in terms, and the document frequencies of some terms (a
+/// query's). An index scores with its own by default; a shard of a larger collection scores with the collection-wide sums
+/// (<see cref="Sum"/>), so that its scores equal those of one index holding every document.
+/// </summary>
+public sealed record Bm25Statistics(int DocumentCount, long TotalLength, IReadOnlyDictionary<string, int> DocumentFrequencies)
+{
+    /// <summary>The statistics of the union of disjoint indexes: counts, lengths and frequencies add up.</summary>
+    public static Bm25Statistics Sum(IEnumerable<Bm25Statistics> parts)
+    {
+        int documents = 0;
+        long length = 0;
+        var frequencies = new Dictionary<string, int>(StringComparer.Ordinal);
+        foreach (Bm25Statistics part in parts)
+        {
+            documents += part.DocumentCount;
+            length += part.TotalLength;
+            foreach (var (term, df) in part.DocumentFrequencies) CollectionsMarshal.GetValueRefOrAddDefault(frequencies, term, out _) += df;
+        }
+        return new Bm25Statistics(documents, length, frequencies);
+    }
+}
+
+/// <summary>
 /// An in-memory inverted index scored with BM25 as Lucene's <c>BM25Similarity</c> defines it:
 /// score(d, q) = Σ_t qtf(t) · idf(t) · tf / (tf + k1 · (1 − b + b · |d| / avgdl)), with
 /// idf(t) = ln(1 + (N − df + 0.5) / (df + 0.5)), N and df over live documents and |d| the number of analyzed
@@ -185,7 +208,14 @@ public sealed partial class Bm25Index
     /// The <paramref name="k"/> best live documents for <paramref name="query"/> (analyzed like the documents),
     /// best first; only documents that contain at least one query term and that <paramref name="filter"/> accepts.
     /// </summary>
-    public IReadOnlyList<Bm25Hit> Search(string query, int k, Func<string, bool>? filter = null)
+    public IReadOnlyList<Bm25Hit> Search(string query, int k, Func<string, bool>? filter = null) => Search(query, k, filter, null);
+
+    /// <summary>
+    /// As <see cref="Search(string, int, Func{string, bool}?)"/>, scoring with <paramref name="statistics"/> (collection-wide
+    /// document count, length and the query terms' document frequencies, e.g. summed over shards) in place of this index's own;
+    /// null scores with this index's.
+    /// </summary>
+    public IReadOnlyList<Bm25Hit> Search(string query, int k, Func<string, bool>? filter, Bm25Statistics? statistics)
     {
         ArgumentNullException.ThrowIfNull(query);
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(k);
@@ -193,7 +223,7 @@ public sealed partial class Bm25Index
         _lock.EnterReadLock();
         try
         {
-            return SearchLocked(queryTerms, k, filter);
+            return SearchLocked(queryTerms, k, filter, statistics);
         }
         finally
         {
@@ -201,21 +231,43 @@ public sealed partial class Bm25Index
         }
     }
 
-    private Bm25Hit[] SearchLocked(List<string> queryTerms, int k, Func<string, bool>? filter)
+    /// <summary>This index's statistics for the terms of <paramref name="query"/> (analyzed like the documents): what a
+    /// shard contributes to a collection-wide <see cref="Bm25Statistics.Sum"/>.</summary>
+    public Bm25Statistics Statistics(string query)
     {
-        int live = _ordinals.Count;
-        if (live == 0 || queryTerms.Count == 0) return [];
+        ArgumentNullException.ThrowIfNull(query);
+        var queryTerms = Analyzer.Analyze(query);
+        _lock.EnterReadLock();
+        try
+        {
+            var frequencies = new Dictionary<string, int>(StringComparer.Ordinal);
+            foreach (string term in queryTerms)
+                frequencies[term] = _termIds.TryGetValue(term, out int termId) ? _postings[termId].LiveCount : 0;
+            return new Bm25Statistics(_ordinals.Count, _totalLength, frequencies);
+        }
+        finally
+        {
+            _lock.ExitReadLock();
+        }
+    }
+
+    private Bm25Hit[] SearchLocked(List<string> queryTerms, int k, Func<string, bool>? filter, Bm25Statistics? statistics)
+    {
+        if (_ordinals.Count == 0 || queryTerms.Count == 0) return [];
+        int live = statistics?.DocumentCount ?? _ordinals.Count;
+        long totalLength = statistics?.TotalLength ?? _totalLength;
 
         var weights = new Dictionary<int, float>();
         foreach (string term in queryTerms)
         {
             if (!_termIds.TryGetValue(term, out int termId) || _postings[termId].LiveCount == 0) continue;
-            CollectionsMarshal.GetValueRefOrAddDefault(weights, termId, out _) += Idf(_postings[termId].LiveCount, live);
+            int df = statistics is not null && statistics.DocumentFrequencies.TryGetValue(term, out int global) ? global : _postings[termId].LiveCount;
+            CollectionsMarshal.GetValueRefOrAddDefault(weights, termId, out _) += Idf(df, live);
         }
         if (weights.Count == 0) return [];
 
         float k1 = Options.K1, b = Options.B;
-        float lengthScale = (float)(k1 * b / ((double)_totalLength / live));
+        float lengthScale = (float)(k1 * b / ((double)totalLength / live));
         float lengthBase = k1 * (1 - b);
         int ordinals = _docIds.Count;
         float[] scores = _accumulators.Rent(ordinals);

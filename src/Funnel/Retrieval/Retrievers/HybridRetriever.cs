@@ -38,6 +38,7 @@ public sealed class HybridRetriever(IRetriever dense, IRetriever lexical) : IRet
                 })
                 .ToList();
         }
-        return new RetrievalBatch(fused, first.Embed + second.Embed, first.Search + second.Search, first.Fuse + second.Fuse + Stopwatch.GetElapsedTime(start));
+        return new RetrievalBatch(fused, first.Embed + second.Embed, first.Search + second.Search, first.Fuse + second.Fuse + Stopwatch.GetElapsedTime(start))
+            .WithFanOutOf(first).WithFanOutOf(second);
     }
 }

@@ -18,7 +18,26 @@ public interface IRetriever
 public sealed record RetrievalQuery(string Id, string Text, SearchOptions Options);
 
 /// <summary>What a retriever found for a batch, with the time it spent embedding the queries, searching, and fusing lists.</summary>
-public sealed record RetrievalBatch(IReadOnlyList<IReadOnlyList<Candidate>> Candidates, TimeSpan Embed, TimeSpan Search, TimeSpan Fuse);
+public sealed record RetrievalBatch(IReadOnlyList<IReadOnlyList<Candidate>> Candidates, TimeSpan Embed, TimeSpan Search, TimeSpan Fuse)
+{
+    /// <summary>Of <see cref="Search"/>, a sharded retriever's fan-out: sending to the shards until the last answered (scatter)
+    /// and merging their lists (gather).</summary>
+    public TimeSpan Scatter { get; init; }
+
+    /// <inheritdoc cref="Scatter"/>
+    public TimeSpan Gather { get; init; }
+
+    /// <summary>Parts of the corpus that could not be searched (a sharded collection's shards with no live replica): the
+    /// candidates come from the rest. Empty when everything was searched.</summary>
+    public IReadOnlyList<string> Unsearched { get; init; } = [];
+
+    /// <summary>This batch's fan-out times and unsearched parts added to <paramref name="other"/>'s (a retriever combining two).</summary>
+    public RetrievalBatch WithFanOutOf(RetrievalBatch other) => this with
+    {
+        Scatter = Scatter + other.Scatter, Gather = Gather + other.Gather,
+        Unsearched = [.. Unsearched.Union(other.Unsearched, StringComparer.Ordinal).Order(StringComparer.Ordinal)],
+    };
+}
 
 /// <summary>
 /// A first-stage hit: the document, the score it is ranked by, and what each retriever that found it said (1-based ranks).

@@ -1,0 +1,375 @@
+using System.Buffers;
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+
+namespace Funnel.Numerics;
+
+/// <summary>
+/// Dynamically quantized linear layers: y = epilogue(x · Wᵀ + bias) with W int8 per output channel
+/// (<see cref="QuantizedMatrix"/>) and x quantized per token (row) on every call to u8 with its own
+/// scale and zero point: x ≈ sₓ · (qₓ − z). Products are summed exactly in int32 and turned back into
+/// fp32 once per output, sₓ·s_w·(Σ qₓ·q_w − z·Σ q_w), before the fp32 epilogue (bias, GELU, residual).
+/// </summary>
+/// <remarks>
+/// .NET 10 exposes <c>vpdpbusd</c> only as <see cref="AvxVnni"/> (VEX, the separate AVX-VNNI CPUID bit)
+/// and not at all for 512-bit registers, so on AVX-512 VNNI machines without AVX-VNNI (AMD Zen 4/5) the
+/// kernel widens both operands to 16 bits and multiplies pairs with <c>vpmaddwd</c>: 32 exact
+/// multiply-adds per instruction into int32, twice the lanes of an fp32 FMA. (<c>vpmaddubsw</c> would
+/// give 64 per instruction but saturates its 16-bit pair sums at u8×s8 ranges, and needs a second
+/// multiply to widen, so it is no faster and is not exact.)
+/// </remarks>
+internal static class QuantizedMatMul
+{
+    /// <summary>Whether the SIMD kernel runs here (else the scalar twin, with the same results, slowly).</summary>
+    public static bool IsAccelerated => Avx512BW.IsSupported || Avx2.IsSupported;
+
+    /// <summary>Rows per micro-tile: 8 with AVX-512 (16 zmm accumulators), 6 with AVX2 (12 of 16 ymm registers).</summary>
+    internal static int TileRows => Avx512BW.IsSupported ? 8 : 6;
+
+    private const int MaxTileRows = 8;
+
+    /// <summary>Bytes of quantized activations kept hot in L2 while every weight panel passes them.</summary>
+    private const int RowBlockBytes = 128 * 1024;
+
+    /// <summary>
+    /// y[m×N] = epilogue(x[m×K] · Wᵀ + bias), as <see cref="MatMul.Linear"/> but with int8 weights and
+    /// per-row u8 activations. <paramref name="residual"/> is read only for <see cref="Epilogue.Residual"/>
+    /// and may alias <paramref name="y"/>.
+    /// </summary>
+    public static unsafe void Linear(ReadOnlySpan<float> x, int m, QuantizedMatrix w, ReadOnlySpan<float> bias, Span<float> y,
+        Epilogue epilogue = Epilogue.None, ReadOnlySpan<float> residual = default, int maxThreads = 1)
+    {
+        int n = w.N, k = w.K;
+        MatMul.ValidateLinear(x.Length, m, n, k, bias.Length, y.Length, epilogue, residual.Length, maxThreads);
+        if (m == 0) return;
+        if (!IsAccelerated)
+        {
+            LinearReference(x, m, w, bias, y, epilogue, residual);
+            return;
+        }
+        int lda = 2 * w.KPairs;
+        short[] qx = ArrayPool<short>.Shared.Rent(m * lda);
+        float[] scales = ArrayPool<float>.Shared.Rent(m);
+        int[] zeroPoints = ArrayPool<int>.Shared.Rent(m);
+        try
+        {
+            fixed (float* px = x, py = y, pb = bias, pr = residual, ps = scales)
+            fixed (short* pq = qx)
+            fixed (sbyte* pw = w.Data)
+            fixed (float* pws = w.Scales)
+            fixed (int* pz = zeroPoints, pcs = w.ColumnSums)
+            {
+                int quantizeChunk = WorkSplit.ChunkSize(m, maxThreads, 1, 64);
+                WorkSplit.Run(new QuantizeJob(px, k, m, pq, lda, ps, pz, quantizeChunk), (m + quantizeChunk - 1) / quantizeChunk, maxThreads);
+
+                var output = new GemmOutput(py, n, pb, epilogue == Epilogue.Residual ? pr : null, epilogue);
+                var a = new QuantizedRows(pq, lda, ps, pz);
+                var b = new QuantizedWeights(pw, w.KPairs, pws, pcs, n);
+                int panels = w.Panels, blockRows = BlockRows(lda);
+                bool byRows = maxThreads == 1 || m >= 2 * maxThreads * TileRows || panels < maxThreads;
+                int chunk = byRows ? WorkSplit.ChunkSize(m, maxThreads, TileRows, blockRows) : 1;
+                int items = byRows ? (m + chunk - 1) / chunk : panels;
+                WorkSplit.Run(new LinearJob(a, b, m, output, byRows, chunk, blockRows), items, maxThreads);
+            }
+        }
+        finally
+        {
+            ArrayPool<short>.Shared.Return(qx);
+            ArrayPool<float>.Shared.Return(scales);
+            ArrayPool<int>.Shared.Return(zeroPoints);
+        }
+    }
+
+    private static int BlockRows(int lda) => Math.Clamp(RowBlockBytes / (sizeof(short) * lda) / TileRows * TileRows, TileRows, 32 * TileRows);
+
+    /// <summary>Per-row activations after quantization: qₓ (u8 values in 16-bit lanes, row stride lda), sₓ and z.</summary>
+    private readonly unsafe struct QuantizedRows(short* q, int lda, float* scales, int* zeroPoints)
+    {
+        public short* Q => q;
+        public int Lda => lda;
+        public float* Scales => scales;
+        public int* ZeroPoints => zeroPoints;
+    }
+
+    private readonly unsafe struct QuantizedWeights(sbyte* q, int kPairs, float* scales, int* columnSums, int n)
+    {
+        public sbyte* Q => q;
+        public int KPairs => kPairs;
+        public float* Scales => scales;
+        public int* ColumnSums => columnSums;
+        public int N => n;
+    }
+
+    private readonly unsafe struct QuantizeJob(float* x, int k, int m, short* q, int lda, float* scales, int* zeroPoints, int chunk) : IWorkItems
+    {
+        public void Run(int item)
+        {
+            for (int i = item * chunk, end = Math.Min(m, (item + 1) * chunk); i < end; i++)
+            {
+                (scales[i], zeroPoints[i]) = QuantizeRow(new ReadOnlySpan<float>(x + (nint)i * k, k), new Span<short>(q + (nint)i * lda, lda));
+            }
+        }
+    }
+
+    private readonly unsafe struct LinearJob(QuantizedRows a, QuantizedWeights b, int m, GemmOutput output, bool byRows, int chunk, int blockRows)
+        : IWorkItems
+    {
+        public void Run(int item)
+        {
+            if (byRows) Multiply(a, item * chunk, Math.Min(m, (item + 1) * chunk), b, 0, PackedMatrix.PanelCount(b.N), blockRows, output);
+            else Multiply(a, 0, m, b, item, item + 1, blockRows, output);
+        }
+    }
+
+    /// <summary>
+    /// The u8 range of one row: min and max widened to include 0 (so 0 is exact, as padding and ReLU-like
+    /// zeros need), 255 steps between them. A row of zeros gets scale 1 and zero point 0.
+    /// </summary>
+    internal static (float Scale, int ZeroPoint) Range(float min, float max)
+    {
+        min = Math.Min(min, 0);
+        max = Math.Max(max, 0);
+        float scale = (max - min) / 255f;
+        if (!(scale > 0)) return (scale == 0 ? 1 : scale, 0);
+        return (scale, Math.Clamp((int)MathF.Round(-min / scale), 0, 255));
+    }
+
+    /// <summary>Quantizes one row: q = clamp(round(x/s) + z, 0, 255); q's pad (odd K) is zeroed.</summary>
+    internal static (float Scale, int ZeroPoint) QuantizeRow(ReadOnlySpan<float> x, Span<short> q)
+    {
+        if (!Vector512.IsHardwareAccelerated || !Avx512F.IsSupported) return QuantizeRowReference(x, q);
+        var (scale, zeroPoint) = Range(System.Numerics.Tensors.TensorPrimitives.Min(x), System.Numerics.Tensors.TensorPrimitives.Max(x));
+        float inverse = 1 / scale;
+        Vector512<float> inv = Vector512.Create(inverse);
+        Vector512<int> zp = Vector512.Create(zeroPoint), lo = Vector512<int>.Zero, hi = Vector512.Create(255);
+        int p = 0;
+        for (; p + 16 <= x.Length; p += 16)
+        {
+            // Rounds to nearest even, as MathF.Round in the scalar twin.
+            Vector512<int> v = Avx512F.ConvertToVector512Int32(Vector512.Create(x.Slice(p, 16)) * inv) + zp;
+            Avx512F.ConvertToVector256Int16(Vector512.Min(Vector512.Max(v, lo), hi)).CopyTo(q.Slice(p, 16));
+        }
+        for (; p < x.Length; p++) q[p] = QuantizeValue(x[p], inverse, zeroPoint);
+        q[x.Length..].Clear();
+        return (scale, zeroPoint);
+    }
+
+    /// <summary>The scalar twin of <see cref="QuantizeRow"/>.</summary>
+    internal static (float Scale, int ZeroPoint) QuantizeRowReference(ReadOnlySpan<float> x, Span<short> q)
+    {
+        float min = float.PositiveInfinity, max = float.NegativeInfinity;
+        foreach (float v in x)
+        {
+            min = float.IsNaN(v) ? v : Math.Min(min, v);
+            max = float.IsNaN(v) ? v : Math.Max(max, v);
+        }
+        var (scale, zeroPoint) = Range(min, max);
+        float inverse = 1 / scale;
+        for (int p = 0; p < x.Length; p++) q[p] = QuantizeValue(x[p], inverse, zeroPoint);
+        q[x.Length..].Clear();
+        return (scale, zeroPoint);
+    }
+
+    private static short QuantizeValue(float x, float inverse, int zeroPoint) => (short)Math.Clamp((int)MathF.Round(x * inverse) + zeroPoint, 0, 255);
+
+    /// <summary>The dequantized, epilogued sum the kernel writes for one output, from its exact int32 sum.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static float Dequantize(int sum, int zeroPoint, int columnSum, float rowScale, float columnScale) =>
+        (float)(sum - zeroPoint * columnSum) * (rowScale * columnScale);
+
+    /// <summary>
+    /// The scalar twin: the same quantization and the same integer sums, one product at a time, then the
+    /// same fp32 dequantization and epilogue, so it agrees with <see cref="Linear"/> bit for bit.
+    /// </summary>
+    internal static void LinearReference(ReadOnlySpan<float> x, int m, QuantizedMatrix w, ReadOnlySpan<float> bias, Span<float> y,
+        Epilogue epilogue, ReadOnlySpan<float> residual)
+    {
+        int n = w.N, k = w.K;
+        var q = new short[2 * w.KPairs];
+        for (int i = 0; i < m; i++)
+        {
+            var (scale, zeroPoint) = QuantizeRowReference(x.Slice(i * k, k), q);
+            for (int j = 0; j < n; j++)
+            {
+                int sum = 0;
+                for (int p = 0; p < k; p++) sum += q[p] * w[j, p];
+                float v = Dequantize(sum, zeroPoint, w.ColumnSums[j], scale, w.Scale(j));
+                if (!bias.IsEmpty) v += bias[j];
+                v = epilogue switch
+                {
+                    Epilogue.Gelu => VectorMath.Gelu(v),
+                    Epilogue.Residual => v + residual[i * n + j],
+                    _ => v,
+                };
+                y[i * n + j] = v;
+            }
+        }
+    }
+
+    /// <summary>
+    /// Rows [rowBegin, rowEnd) × panels [panelBegin, panelEnd), single-threaded: blocks of rows sized for
+    /// L2, each swept against the panels; an 8×32 int32 tile per micro-kernel call, dequantized and
+    /// epilogued on its way out.
+    /// </summary>
+    [SkipLocalsInit]
+    private static unsafe void Multiply(in QuantizedRows a, int rowBegin, int rowEnd, in QuantizedWeights b, int panelBegin, int panelEnd,
+        int blockRows, in GemmOutput output)
+    {
+        int panelStride = b.KPairs * 2 * PackedMatrix.PanelWidth;
+        int tileRows = TileRows;
+        int* sums = stackalloc int[MaxTileRows * PackedMatrix.PanelWidth];
+        float* tile = stackalloc float[PackedMatrix.PanelWidth];
+        for (int i0 = rowBegin; i0 < rowEnd; i0 += blockRows)
+        {
+            int i1 = Math.Min(i0 + blockRows, rowEnd);
+            for (int panel = panelBegin; panel < panelEnd; panel++)
+            {
+                sbyte* bp = b.Q + (nint)panel * panelStride;
+                int col = panel * PackedMatrix.PanelWidth, cols = Math.Min(PackedMatrix.PanelWidth, b.N - col);
+                float* ws = b.Scales + col;
+                int* cs = b.ColumnSums + col;
+                for (int i = i0; i < i1; i += tileRows)
+                {
+                    int rows = Math.Min(tileRows, i1 - i);
+                    if (Avx512BW.IsSupported) Kernel8x32(a.Q + (nint)i * a.Lda, a.Lda, rows, b.KPairs, bp, sums);
+                    else Kernel6x32(a.Q + (nint)i * a.Lda, a.Lda, rows, b.KPairs, bp, sums);
+                    for (int r = 0; r < rows; r++)
+                    {
+                        DequantizeTileRow(sums + r * PackedMatrix.PanelWidth, a.ZeroPoints[i + r], a.Scales[i + r], cs, ws, tile);
+                        output.Store(i + r, col, tile, cols);
+                    }
+                }
+            }
+        }
+    }
+
+    /// <summary>32 sums of one row to fp32: (sum − z·Σq_w) · (sₓ·s_w), lane for lane as <see cref="Dequantize"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static unsafe void DequantizeTileRow(int* sums, int zeroPoint, float rowScale, int* columnSums, float* columnScales, float* tile)
+    {
+        if (Vector512.IsHardwareAccelerated)
+        {
+            Vector512<int> zp = Vector512.Create(zeroPoint);
+            Vector512<float> scale = Vector512.Create(rowScale);
+            for (int c = 0; c < PackedMatrix.PanelWidth; c += 16)
+                (Vector512.ConvertToSingle(Vector512.Load(sums + c) - zp * Vector512.Load(columnSums + c)) * (scale * Vector512.Load(columnScales + c))).Store(tile + c);
+            return;
+        }
+        Vector256<int> zp8 = Vector256.Create(zeroPoint);
+        Vector256<float> scale8 = Vector256.Create(rowScale);
+        for (int c = 0; c < PackedMatrix.PanelWidth; c += 8)
+            (Vector256.ConvertToSingle(Vector256.Load(sums + c) - zp8 * Vector256.Load(columnSums + c)) * (scale8 * Vector256.Load(columnScales + c))).Store(tile + c);
+    }
+
+    /// <summary>
+    /// rows (≤ 8) × 32 columns of exact int32 sums over all K pairs into <paramref name="c"/> (row stride 32).
+    /// Missing rows alias the first and are not stored, as in the fp32 kernel.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
+    private static unsafe void Kernel8x32(short* a, int lda, int rows, int kPairs, sbyte* b, int* c)
+    {
+        int* a0 = (int*)a;
+        int* a1 = (int*)(rows > 1 ? a + lda : a);
+        int* a2 = (int*)(rows > 2 ? a + 2 * lda : a);
+        int* a3 = (int*)(rows > 3 ? a + 3 * lda : a);
+        int* a4 = (int*)(rows > 4 ? a + 4 * lda : a);
+        int* a5 = (int*)(rows > 5 ? a + 5 * lda : a);
+        int* a6 = (int*)(rows > 6 ? a + 6 * lda : a);
+        int* a7 = (int*)(rows > 7 ? a + 7 * lda : a);
+        Vector512<int> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default,
+            c30 = default, c31 = default, c40 = default, c41 = default, c50 = default, c51 = default,
+            c60 = default, c61 = default, c70 = default, c71 = default;
+        for (int p = 0; p < kPairs; p++, b += 2 * PackedMatrix.PanelWidth)
+        {
+            // One K pair of 32 output features, widened to 16 bits: lane j holds (q[j, 2p], q[j, 2p+1]).
+            Vector512<short> b0 = Avx512BW.ConvertToVector512Int16(Vector256.Load(b));
+            Vector512<short> b1 = Avx512BW.ConvertToVector512Int16(Vector256.Load(b + 32));
+            // Each row's pair (qₓ[2p], qₓ[2p+1]) broadcast to every lane.
+            Vector512<short> v = Vector512.Create(a0[p]).AsInt16();
+            c00 += Avx512BW.MultiplyAddAdjacent(v, b0);
+            c01 += Avx512BW.MultiplyAddAdjacent(v, b1);
+            v = Vector512.Create(a1[p]).AsInt16();
+            c10 += Avx512BW.MultiplyAddAdjacent(v, b0);
+            c11 += Avx512BW.MultiplyAddAdjacent(v, b1);
+            v = Vector512.Create(a2[p]).AsInt16();
+            c20 += Avx512BW.MultiplyAddAdjacent(v, b0);
+            c21 += Avx512BW.MultiplyAddAdjacent(v, b1);
+            v = Vector512.Create(a3[p]).AsInt16();
+            c30 += Avx512BW.MultiplyAddAdjacent(v, b0);
+            c31 += Avx512BW.MultiplyAddAdjacent(v, b1);
+            v = Vector512.Create(a4[p]).AsInt16();
+            c40 += Avx512BW.MultiplyAddAdjacent(v, b0);
+            c41 += Avx512BW.MultiplyAddAdjacent(v, b1);
+            v = Vector512.Create(a5[p]).AsInt16();
+            c50 += Avx512BW.MultiplyAddAdjacent(v, b0);
+            c51 += Avx512BW.MultiplyAddAdjacent(v, b1);
+            v = Vector512.Create(a6[p]).AsInt16();
+            c60 += Avx512BW.MultiplyAddAdjacent(v, b0);
+            c61 += Avx512BW.MultiplyAddAdjacent(v, b1);
+            v = Vector512.Create(a7[p]).AsInt16();
+            c70 += Avx512BW.MultiplyAddAdjacent(v, b0);
+            c71 += Avx512BW.MultiplyAddAdjacent(v, b1);
+        }
+        c00.Store(c);
+        c01.Store(c + 16);
+        if (rows > 1) { c10.Store(c + 32); c11.Store(c + 48); }
+        if (rows > 2) { c20.Store(c + 64); c21.Store(c + 80); }
+        if (rows > 3) { c30.Store(c + 96); c31.Store(c + 112); }
+        if (rows > 4) { c40.Store(c + 128); c41.Store(c + 144); }
+        if (rows > 5) { c50.Store(c + 160); c51.Store(c + 176); }
+        if (rows > 6) { c60.Store(c + 192); c61.Store(c + 208); }
+        if (rows > 7) { c70.Store(c + 224); c71.Store(c + 240); }
+    }
+    /// <summary>The AVX2 micro-kernel: rows (≤ 6) × 32 columns as two passes over 16 columns each (12 ymm accumulators).</summary>
+    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
+    private static unsafe void Kernel6x32(short* a, int lda, int rows, int kPairs, sbyte* b, int* c)
+    {
+        Kernel6x16(a, lda, rows, kPairs, b, c);
+        Kernel6x16(a, lda, rows, kPairs, b + 32, c + 16);
+    }
+
+    /// <summary>16 of a panel's 32 columns: per K pair, bytes [0, 32) of the pair's 64 hold these columns' weights.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static unsafe void Kernel6x16(short* a, int lda, int rows, int kPairs, sbyte* b, int* c)
+    {
+        int* a0 = (int*)a;
+        int* a1 = (int*)(rows > 1 ? a + lda : a);
+        int* a2 = (int*)(rows > 2 ? a + 2 * lda : a);
+        int* a3 = (int*)(rows > 3 ? a + 3 * lda : a);
+        int* a4 = (int*)(rows > 4 ? a + 4 * lda : a);
+        int* a5 = (int*)(rows > 5 ? a + 5 * lda : a);
+        Vector256<int> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default,
+            c30 = default, c31 = default, c40 = default, c41 = default, c50 = default, c51 = default;
+        for (int p = 0; p < kPairs; p++, b += 2 * PackedMatrix.PanelWidth)
+        {
+            Vector256<short> b0 = Avx2.ConvertToVector256Int16(Vector128.Load(b));
+            Vector256<short> b1 = Avx2.ConvertToVector256Int16(Vector128.Load(b + 16));
+            Vector256<short> v = Vector256.Create(a0[p]).AsInt16();
+            c00 += Avx2.MultiplyAddAdjacent(v, b0);
+            c01 += Avx2.MultiplyAddAdjacent(v, b1);
+            v = Vector256.Create(a1[p]).AsInt16();
+            c10 += Avx2.MultiplyAddAdjacent(v, b0);
+            c11 += Avx2.MultiplyAddAdjacent(v, b1);
+            v = Vector256.Create(a2[p]).AsInt16();
+            c20 += Avx2.MultiplyAddAdjacent(v, b0);
+            c21 += Avx2.MultiplyAddAdjacent(v, b1);
+            v = Vector256.Create(a3[p]).AsInt16();
+            c30 += Avx2.MultiplyAddAdjacent(v, b0);
+            c31 += Avx2.MultiplyAddAdjacent(v, b1);
+            v = Vector256.Create(a4[p]).AsInt16();
+            c40 += Avx2.MultiplyAddAdjacent(v, b0);
+            c41 += Avx2.MultiplyAddAdjacent(v, b1);
+            v = Vector256.Create(a5[p]).AsInt16();
+            c50 += Avx2.MultiplyAddAdjacent(v, b0);
+            c51 += Avx2.MultiplyAddAdjacent(v, b1);
+        }
+        c00.Store(c);
+        c01.Store(c + 8);
+        if (rows > 1) { c10.Store(c + 32); c11.Store(c + 40); }
+        if (rows > 2) { c20.Store(c + 64); c21.Store(c + 72); }
+        if (rows > 3) { c30.Store(c + 96); c31.Store(c + 104); }
+        if (rows > 4) { c40.Store(c + 128); c41.Store(c + 136); }
+        if (rows > 5) { c50.Store(c + 160); c51.Store(c + 168); }
+    }
+}
