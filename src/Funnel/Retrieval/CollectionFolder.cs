@@ -8,7 +8,7 @@ namespace Funnel.Retrieval;
 /// <summary>
 /// A collection folder's layout and its writer lock: <c>manifest.json</c>, the generation folders <c>gen-NNNNNN</c> (each a
 /// checkpoint's snapshots), the write-ahead logs <c>wal-NNNNNN.log</c> and <c>LOCK</c>; writing a generation, and removing what
-/// crashes or superseded checkpoints left. See README "Collection format".
+/// crashes or superseded checkpoints left. See docs/file-formats.md, "Collection format".
 /// </summary>
 internal static class CollectionFolder
 {
