@@ -207,10 +207,8 @@ public sealed class Collection : IDisposable
     /// </summary>
     private static Collection Load(string folder, CollectionManifest manifest, FileStream? writerLock, LogSalvage? salvage = null)
     {
-        string generation = GenerationFolder(folder, manifest.Generation);
-        var (documents, nextChunkId) = DocumentSnapshot.Read(Path.Combine(generation, "documents.bin"));
-        IVectorIndex vectors = manifest.VectorIndex.Open(Path.Combine(generation, "vectors.idx"), mapped: writerLock is null);
-        var collection = new Collection(folder, manifest, writerLock, vectors, Bm25Index.Load(Path.Combine(generation, "bm25.idx")));
+        var (documents, nextChunkId, vectors, bm25) = CollectionFolder.ReadSnapshot(GenerationFolder(folder, manifest.Generation), manifest.VectorIndex, mapped: writerLock is null);
+        var collection = new Collection(folder, manifest, writerLock, vectors, bm25);
         try
         {
             collection._table.NextChunkId = nextChunkId;
