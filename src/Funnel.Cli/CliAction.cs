@@ -1,14 +1,17 @@
 using System.CommandLine;
-using Funnel.Inference;
-using Funnel.Inference.Hub;
 
 namespace Funnel.Cli;
 
-/// <summary>Runs a command body, turning the user's mistakes into one clear line on stderr and
-/// exit code 2 instead of a stack trace.</summary>
+/// <summary>Runs a command body, turning failures into one clear line on stderr and an exit code (<see cref="ExitCode"/>)
+/// instead of a stack trace.</summary>
 internal static class CliAction
 {
     public const int UsageError = 2;
+
+    /// <summary>Something that should have worked failed (the system refused, the hub could not be reached, training diverged).</summary>
+    public const int Failed = 1;
+
+    public const int Cancelled = 130;
 
     public static async Task<int> RunAsync(ParseResult parse, Func<TextWriter, Task<int>> body)
     {
@@ -17,32 +20,46 @@ internal static class CliAction
         {
             return await body(parse.InvocationConfiguration.Output);
         }
-        catch (Exception ex) when (ex is UsageException or ModelFormatException or ArgumentException or FileNotFoundException or DirectoryNotFoundException
-                                       or InvalidDataException or NotSupportedException
-                                       or FormatException or Retrieval.BiEncoderMismatchException or Retrieval.CollectionFolderException or Retrieval.CollectionCorruptException
-                                       or ModelOutputException
-                                       or HubException { Kind: HubErrorKind.InvalidArgument or HubErrorKind.NotFound or HubErrorKind.NotCached })
-        {
-            error.WriteLine($"error: {Describe(ex)}");
-            return UsageError;
-        }
-        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
-        {
-            // The system refused (disk full, no permission): say so without a stack trace.
-            error.WriteLine($"error: {ex.Message}");
-            return 1;
-        }
-        catch (HubException ex)
-        {
-            error.WriteLine($"error: {ex.Message}");
-            return 1;
-        }
         catch (OperationCanceledException)
         {
             error.WriteLine("cancelled");
-            return 130;
+            return Cancelled;
+        }
+        catch (Exception ex) when (KindOf(ex) is { } kind)
+        {
+            error.WriteLine($"error: {Describe(ex)}");
+            return ExitCode(kind);
         }
     }
+
+    /// <summary>
+    /// The exit code of each kind of failure, the one place the CLI decides it: 2 when the user's input or the state of their
+    /// files must change (README's usage error), 1 when something that should have worked failed and retrying may help.
+    /// </summary>
+    public static int ExitCode(FunnelErrorKind kind) => kind switch
+    {
+        FunnelErrorKind.InvalidInput or FunnelErrorKind.TooLarge or FunnelErrorKind.NotFound or FunnelErrorKind.Conflict or FunnelErrorKind.Corrupt
+            or FunnelErrorKind.InvalidModelOutput or FunnelErrorKind.Unsupported => UsageError,
+        FunnelErrorKind.Diverged or FunnelErrorKind.Overloaded or FunnelErrorKind.DeadlineUnmet or FunnelErrorKind.Unavailable
+            or FunnelErrorKind.Unauthorized => Failed,
+        _ => throw new ArgumentOutOfRangeException(nameof(kind), kind, "no exit code for this kind of failure"),
+    };
+
+    /// <summary>
+    /// The kind of a failure: Funnel's exceptions say it; the framework's exceptions the library throws for a bad argument or
+    /// file are classified here; null for anything else (a bug, which keeps its stack trace).
+    /// </summary>
+    internal static FunnelErrorKind? KindOf(Exception ex) => ex switch
+    {
+        FunnelException funnel => funnel.Kind,
+        ArgumentException or FormatException => FunnelErrorKind.InvalidInput,
+        FileNotFoundException or DirectoryNotFoundException => FunnelErrorKind.NotFound,
+        InvalidDataException => FunnelErrorKind.Corrupt,
+        NotSupportedException => FunnelErrorKind.Unsupported,
+        // The system refused (disk full, no permission).
+        IOException or UnauthorizedAccessException => FunnelErrorKind.Unavailable,
+        _ => null,
+    };
 
     /// <summary>Library options by the command-line option that sets them, so that a refused value names what the user typed.</summary>
     private static readonly Dictionary<string, string> OptionOf = new(StringComparer.Ordinal)

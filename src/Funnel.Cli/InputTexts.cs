@@ -3,7 +3,7 @@ using System.Text.Json;
 namespace Funnel.Cli;
 
 /// <summary>A mistake in what the user gave the command: printed without a stack trace, exit code 2.</summary>
-internal sealed class UsageException(string message) : Exception(message);
+internal sealed class UsageException(string message) : FunnelException(FunnelErrorKind.InvalidInput, message);
 
 /// <summary>
 /// The texts a command works on: its positional arguments, or the lines of <c>--input FILE</c>

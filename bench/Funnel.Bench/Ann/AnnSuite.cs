@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Text.Json;
 using Funnel.Index;
+using Funnel.Numerics;
 
 namespace Funnel.Bench.Ann;
 
@@ -11,7 +12,7 @@ namespace Funnel.Bench.Ann;
 /// </summary>
 internal static class AnnSuite
 {
-    public const string Help = "ANN recall/QPS: ann [--data fiori|synthetic] [--n 100000] [--dim 384] [--queries 1000] [--m 16] [--efc 200] [--ef 10,20,40,80,160] [--threads 2] [--repeat 3] [--quant none|int8] [--save PATH | --load PATH] [--hnswlib bench/hnswlib]";
+    public const string Help = "ANN recall/QPS: ann [--data fiori|synthetic|nfcorpus] [--usearch true] [--n 100000] [--dim 384] [--queries 1000] [--m 16] [--efc 200] [--ef 10,20,40,80,160] [--threads 2] [--repeat 3] [--quant none|int8] [--save PATH | --load PATH] [--hnswlib bench/hnswlib]";
 
     public static int Run(string[] args)
     {
@@ -28,15 +29,21 @@ internal static class AnnSuite
         string? save = BenchArgs.Get(args, "--save", "") is { Length: > 0 } s ? s : null;
         string? load = BenchArgs.Get(args, "--load", "") is { Length: > 0 } l ? l : null;
         string? hnswlib = BenchArgs.Get(args, "--hnswlib", "") is { Length: > 0 } h ? h : null;
+        bool usearch = BenchArgs.Get(args, "--usearch", "true") == "true";
+        string shared = BenchArgs.Get(args, "--shared", Path.Combine(AppContext.BaseDirectory, "../../../../../../shared"));
 
         float[][] points, queries;
         long[][]? truth = null;
         bool selfExcluded = false;
         if (data == "fiori")
         {
-            (points, truth) = LoadFiori(BenchArgs.Get(args, "--shared", Path.Combine(AppContext.BaseDirectory, "../../../../../../shared")));
+            (points, truth) = LoadFiori(shared);
             queries = points;
             selfExcluded = true;
+        }
+        else if (data == "nfcorpus")
+        {
+            (points, queries) = NfCorpusVectors.Load(shared);
         }
         else
         {
@@ -64,6 +71,7 @@ internal static class AnnSuite
         if (hnswlib is not null) RunHnswlib(hnswlib, points, queries, truth, m, efc, efs, selfExcluded);
 
         HnswIndex index;
+        double? buildSeconds = null;
         if (load is not null)
         {
             sw.Restart();
@@ -80,6 +88,7 @@ internal static class AnnSuite
             sw.Restart();
             index.AddBatch(records, threads);
             double build = sw.Elapsed.TotalSeconds;
+            buildSeconds = build;
             buildCpu = Process.GetCurrentProcess().TotalProcessorTime - buildCpu;
             Console.WriteLine($"HNSW build: {build:F1} s on {threads} threads ({buildCpu.TotalSeconds:F1} CPU-seconds)");
         }
@@ -96,6 +105,7 @@ internal static class AnnSuite
 
         Console.WriteLine("| efSearch | recall@10 | QPS 1 thread | QPS per CPU-second | QPS 2 threads | speed-up vs exact |");
         Console.WriteLine("|---:|---:|---:|---:|---:|---:|");
+        var curve = new List<SweepPoint>();
         foreach (int ef in efs)
         {
             index.EfSearch = ef;
@@ -119,8 +129,70 @@ internal static class AnnSuite
             var trimmed = found.Select((h, i) => (IReadOnlyList<VectorHit>)(selfExcluded ? h.Where(x => x.Id != i) : h).Take(k).ToList()).ToList();
             double recall = Recall(truth, trimmed);
             Console.WriteLine($"| {ef} | {recall:F4} | {Median(qps1):N0} | {Median(qpsCpu):N0} | {Median(qps2):N0} | {Median(qps1) / exactQps:N0}x |");
+            curve.Add(new SweepPoint(ef, recall, Median(qps1), Median(qps2)));
         }
+        if (usearch)
+            CompareWithUSearch(points, queries, truth, kq, k, selfExcluded, m, efc, efs, threads, repeat, quant == VectorQuantization.Int8,
+                curve, buildSeconds, mem.BytesPerVector);
         return 0;
+    }
+
+    private sealed record SweepPoint(int Ef, double Recall, double Qps1, double Qps2);
+
+    /// <summary>
+    /// USearch on the same data, M, efConstruction, threads and quantization: build time, bytes per vector, and per efSearch its
+    /// recall and QPS beside Funnel's QPS at the same recall (interpolated on Funnel's curve, log-QPS linear in recall).
+    /// </summary>
+    private static void CompareWithUSearch(float[][] points, float[][] queries, long[][] truth, int kq, int k, bool selfExcluded, int m, int efc,
+        int[] efs, int threads, int repeat, bool int8, List<SweepPoint> funnel, double? funnelBuild, double funnelBytes)
+    {
+        using var anchor = new USearchAnchor(points[0].Length, int8, m, efc);
+        double build = anchor.Build(points, threads);
+        Console.WriteLine();
+        Console.WriteLine($"USearch {anchor.Version} ({(int8 ? "i8, cos" : "f32, ip")}, connectivity {m}, expansion_add {efc}, SIMD {anchor.Acceleration}): build {build:F1} s on {threads} threads" +
+            (funnelBuild is { } fb ? $" (Funnel {fb:F1} s: {build / fb:F2}× Funnel's time)" : "") +
+            $"; {anchor.BytesPerVector(points.Length):F0} bytes/vector (Funnel {funnelBytes:F0})");
+        Console.WriteLine("| efSearch | USearch recall@10 | USearch QPS 1 thread | USearch QPS 2 threads | Funnel QPS 1 thread at equal ef | Funnel QPS 1 thread at USearch's recall | Funnel / USearch at equal recall |");
+        Console.WriteLine("|---:|---:|---:|---:|---:|---:|---:|");
+        var sw = new Stopwatch();
+        foreach (int ef in efs)
+        {
+            anchor.EfSearch = ef;
+            foreach (var q in queries) anchor.Search(q, kq); // warm-up
+            var qps1 = new double[repeat];
+            var qps2 = new double[repeat];
+            var found = new long[queries.Length][];
+            for (int r = 0; r < repeat; r++)
+            {
+                sw.Restart();
+                for (int i = 0; i < queries.Length; i++) found[i] = anchor.Search(queries[i], kq);
+                qps1[r] = queries.Length / sw.Elapsed.TotalSeconds;
+                sw.Restart();
+                Parallel.For(0, queries.Length, new ParallelOptions { MaxDegreeOfParallelism = 2 }, i => anchor.Search(queries[i], kq));
+                qps2[r] = queries.Length / sw.Elapsed.TotalSeconds;
+            }
+            var trimmed = found.Select((ids, i) => (IReadOnlyList<VectorHit>)(selfExcluded ? ids.Where(id => id != i) : ids).Take(k)
+                .Select(id => new VectorHit(id, 0)).ToList()).ToList();
+            double recall = Recall(truth, trimmed);
+            double? atRecall = QpsAtRecall(funnel, recall);
+            string equalEf = funnel.FirstOrDefault(p => p.Ef == ef) is { } same ? same.Qps1.ToString("N0") : "–";
+            Console.WriteLine($"| {ef} | {recall:F4} | {Median(qps1):N0} | {Median(qps2):N0} | {equalEf} | " +
+                $"{(atRecall is { } a ? a.ToString("N0") : "outside Funnel's sweep")} | {(atRecall is { } b ? $"{b / Median(qps1):F2}×" : "–")} |");
+        }
+    }
+
+    /// <summary>Funnel's 1-thread QPS at <paramref name="recall"/> on its measured curve, or null outside it.</summary>
+    private static double? QpsAtRecall(List<SweepPoint> curve, double recall)
+    {
+        var sorted = curve.OrderBy(p => p.Recall).ToList();
+        for (int i = 0; i + 1 < sorted.Count; i++)
+        {
+            var (lo, hi) = (sorted[i], sorted[i + 1]);
+            if (recall < lo.Recall || recall > hi.Recall) continue;
+            double t = hi.Recall == lo.Recall ? 0 : (recall - lo.Recall) / (hi.Recall - lo.Recall);
+            return Math.Exp(Math.Log(lo.Qps1) + t * (Math.Log(hi.Qps1) - Math.Log(lo.Qps1)));
+        }
+        return sorted.Count > 0 && Math.Abs(sorted[^1].Recall - recall) < 1e-9 ? sorted[^1].Qps1 : null;
     }
 
     /// <summary>Runs hnswlib (npm hnswlib-node, built from source) on the same data as a live anchor.</summary>

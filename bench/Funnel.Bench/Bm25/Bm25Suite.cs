@@ -11,7 +11,7 @@ namespace Funnel.Bench.Bm25;
 /// </summary>
 internal static class Bm25Suite
 {
-    public const string Help = "BM25 index/query: bm25 [--shared ../shared] [--scale 1] [--k 1000] [--reference true]";
+    public const string Help = "BM25 index/query: bm25 [--shared ../shared] [--scale 1] [--k 1000] [--reference true] [--lucene true]";
 
     public static int Run(string[] args)
     {
@@ -19,10 +19,12 @@ internal static class Bm25Suite
         int scale = int.Parse(BenchArgs.Get(args, "--scale", "1"));
         int k = int.Parse(BenchArgs.Get(args, "--k", "1000"));
         bool reference = BenchArgs.Get(args, "--reference", "true") == "true";
+        bool lucene = BenchArgs.Get(args, "--lucene", "true") == "true";
 
         using var dataset = BeirDataset.Open(Path.Combine(shared, "datasets", "beir-nfcorpus", "nfcorpus.zip"));
         var corpus = dataset.ReadCorpusAsync().ToBlockingEnumerable().Select(d => (d.Id, Text: d.FullText)).ToList();
-        var queries = dataset.ReadQueriesAsync().GetAwaiter().GetResult().Select(q => q.Text).ToList();
+        var beirQueries = dataset.ReadQueriesAsync().GetAwaiter().GetResult();
+        var queries = beirQueries.Select(q => q.Text).ToList();
         long chars = corpus.Sum(d => (long)d.Text.Length) * scale;
         Console.WriteLine($"machine: {Environment.ProcessorCount} cores, .NET {Environment.Version}; NFCorpus × {scale} = {corpus.Count * scale:N0} docs " +
             $"({chars / 1e6:F1} M chars), {queries.Count:N0} queries, k = {k}");
@@ -72,6 +74,8 @@ internal static class Bm25Suite
         Console.WriteLine("| engine | QPS 1 thread | p50 ms | p95 ms | p99 ms | QPS all cores |");
         Console.WriteLine("|---|---:|---:|---:|---:|---:|");
         Console.WriteLine(Row("Bm25Index (term-at-a-time)", latencies, parallelQps));
+        if (lucene)
+            CompareWithLucene(dataset, beirQueries, corpus, scale, k, index, indexSeconds, indexCpu, latencies, parallelQps, ours);
 
         if (reference)
         {
@@ -93,6 +97,59 @@ internal static class Bm25Suite
     }
 
     private static TimeSpan CpuTime() => Process.GetCurrentProcess().TotalProcessorTime;
+
+    /// <summary>
+    /// Lucene.Net on the same documents and queries: indexing rate, query latency, its top-10 agreement with Funnel, and (on the
+    /// unreplicated corpus) both engines' NFCorpus test nDCG@10 under BEIR's protocol.
+    /// </summary>
+    private static void CompareWithLucene(BeirDataset dataset, IReadOnlyList<BeirQuery> queries, List<(string Id, string Text)> corpus, int scale, int k,
+        Bm25Index funnel, double funnelIndexSeconds, double funnelIndexCpu, double[] funnelLatencies, double funnelParallelQps, IReadOnlyList<Bm25Hit>[] funnelHits)
+    {
+        using var lucene = new LuceneBm25();
+        var clock = Stopwatch.StartNew();
+        TimeSpan cpu = CpuTime();
+        lucene.Index(Enumerable.Range(0, scale).SelectMany(copy => corpus.Select(d => (copy == 0 ? d.Id : $"{d.Id}#{copy}", d.Text))));
+        double indexSeconds = clock.Elapsed.TotalSeconds, indexCpu = (CpuTime() - cpu).TotalSeconds;
+
+        foreach (var q in queries.Take(50)) lucene.Search(q.Text, k); // warm-up
+        var latencies = new double[queries.Count];
+        var hits = new IReadOnlyList<(string Id, float Score)>[queries.Count];
+        for (int i = 0; i < queries.Count; i++)
+        {
+            long start = Stopwatch.GetTimestamp();
+            hits[i] = lucene.Search(queries[i].Text, k);
+            latencies[i] = Stopwatch.GetElapsedTime(start).TotalMilliseconds;
+        }
+        clock.Restart();
+        Parallel.For(0, queries.Count, i => lucene.Search(queries[i].Text, k));
+        double parallelQps = queries.Count / clock.Elapsed.TotalSeconds;
+        Console.WriteLine(Row("Lucene.Net 4.8 BM25Similarity", latencies, parallelQps));
+
+        int sameTop10 = Enumerable.Range(0, queries.Count).Count(i => hits[i].Take(10).Select(h => h.Id).SequenceEqual(funnelHits[i].Take(10).Select(h => h.DocId)));
+        Console.WriteLine();
+        Console.WriteLine($"| BM25 anchor | Funnel Bm25Index | Lucene.Net 4.8 | Funnel / Lucene |");
+        Console.WriteLine("|---|---:|---:|---:|");
+        Console.WriteLine($"| indexing docs/s (wall) | {funnel.Count / funnelIndexSeconds:N0} | {lucene.Count / indexSeconds:N0} | {indexSeconds / funnelIndexSeconds:F2}× |");
+        Console.WriteLine($"| indexing docs per CPU-second | {funnel.Count / funnelIndexCpu:N0} | {lucene.Count / indexCpu:N0} | {indexCpu / funnelIndexCpu:F2}× |");
+        Console.WriteLine($"| QPS, 1 thread, top {k} | {1000 / funnelLatencies.Average():N0} | {1000 / latencies.Average():N0} | {latencies.Average() / funnelLatencies.Average():F2}× |");
+        Console.WriteLine($"| QPS, all cores | {funnelParallelQps:N0} | {parallelQps:N0} | {funnelParallelQps / parallelQps:F2}× |");
+        Console.WriteLine($"| queries with the same top 10 | {sameTop10:N0} / {queries.Count:N0} | | |");
+        if (scale == 1)
+        {
+            // BEIR's protocol, as `funnel eval` runs it: the judged test queries, the query's own id dropped from its ranking.
+            var qrels = dataset.ReadQrels("test");
+            Run funnelRun = new("funnel"), luceneRun = new("lucene");
+            for (int i = 0; i < queries.Count; i++)
+            {
+                if (qrels[queries[i].Id] is null) continue;
+                funnelRun.Add(queries[i].Id, funnelHits[i].Select(h => new ScoredDocument(h.DocId, h.Score)));
+                luceneRun.Add(queries[i].Id, hits[i].Select(h => new ScoredDocument(h.Id, h.Score)));
+            }
+            var options = new EvaluationOptions(IgnoreIdenticalIds: true);
+            double Ndcg(Run run) => Metrics.Evaluate(qrels, run, [Measure.NdcgAt(10)], options).Mean(Measure.NdcgAt(10));
+            Console.WriteLine($"| NFCorpus test nDCG@10 ({qrels.QueryIds.Count} queries) | {Ndcg(funnelRun):F4} | {Ndcg(luceneRun):F4} | Pyserini flat: 0.322 |");
+        }
+    }
 
     private static string Row(string name, double[] ms, double parallelQps)
     {

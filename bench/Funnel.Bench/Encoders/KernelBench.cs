@@ -1,5 +1,5 @@
 using System.Diagnostics;
-using Funnel.Inference.Kernels;
+using Funnel.Numerics;
 
 namespace Funnel.Bench.Encoders;
 

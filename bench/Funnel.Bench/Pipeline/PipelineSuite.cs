@@ -6,13 +6,15 @@ using Funnel.Retrieval;
 namespace Funnel.Bench.Pipeline;
 
 /// <summary>
-/// End to end on BEIR NFCorpus with random-weight MiniLM-L6 models (SeededCheckpoint; the rankings are meaningless, the work
-/// is real): indexing throughput into a fresh collection, then per-stage query latency (p50/p95) for dense, bm25 and hybrid
-/// first stages, and hybrid with cross-encoder reranking of the top 20 and top 100.
+/// End to end on BEIR NFCorpus: indexing throughput into a fresh collection, then per-stage query latency (p50/p95) for dense,
+/// bm25 and hybrid first stages, and hybrid with cross-encoder reranking of the top 20 and top 100. The models are random-weight
+/// MiniLM-L6s (SeededCheckpoint; the rankings are meaningless, the work is real) unless <c>--bi-encoder</c> / <c>--cross-encoder</c>
+/// name real ones; <c>--precision</c> applies to both and <c>--rerank-tokens</c> caps the cross-encoder's pairs, so the
+/// RAG-budget row (embed, hybrid retrieval, rerank of 20 pairs of at most 128 tokens) can be measured as deployed.
 /// </summary>
 internal static class PipelineSuite
 {
-    public const string Help = "collection + pipeline on NFCorpus: pipeline [--dataset nfcorpus.zip] [--queries 200] [--rerank-queries 20] [--batch-size 64] [--index hnsw|flat]";
+    public const string Help = "collection + pipeline on NFCorpus: pipeline [--dataset nfcorpus.zip] [--queries 200] [--rerank-queries 20] [--batch-size 64] [--index hnsw|flat] [--bi-encoder seeded|ID|DIR] [--cross-encoder seeded|DIR] [--precision fp32|int8] [--rerank-tokens N]";
 
     public static int Run(string[] args)
     {
@@ -22,15 +24,26 @@ internal static class PipelineSuite
         int rerankQueries = int.Parse(BenchArgs.Get(args, "--rerank-queries", "20"));
         int batchSize = int.Parse(BenchArgs.Get(args, "--batch-size", "64"));
         var kind = BenchArgs.Get(args, "--index", "hnsw") == "flat" ? VectorIndexKind.Flat : VectorIndexKind.Hnsw;
-        // The same seeded MiniLM-L6 checkpoints as the encoders suite, cached under .cache/bench.
-        string bi = paths.SeededModel("minilm-bi", "all-MiniLM-L6-v2", 1, crossEncoder: false);
-        string cross = paths.SeededModel("minilm-ce", "ms-marco-MiniLM-L-6-v2", 2, crossEncoder: true);
+        var precision = BenchArgs.Get(args, "--precision", "fp32") switch
+        {
+            "fp32" => InferencePrecision.Fp32,
+            "int8" => InferencePrecision.Int8,
+            var other => throw new FormatException($"--precision expects fp32 or int8, got '{other}'"),
+        };
+        int? rerankTokens = BenchArgs.Get(args, "--rerank-tokens", "") is { Length: > 0 } t ? int.Parse(t) : null;
+        // By default the same seeded MiniLM-L6 checkpoints as the encoders suite, cached under .cache/bench.
+        string biName = BenchArgs.Get(args, "--bi-encoder", "seeded"), crossName = BenchArgs.Get(args, "--cross-encoder", "seeded");
+        string bi = biName == "seeded" ? paths.SeededModel("minilm-bi", "all-MiniLM-L6-v2", 1, crossEncoder: false)
+            : Directory.Exists(biName) ? biName : Encoders.BenchPaths.ResolveModel(biName);
+        string cross = crossName == "seeded" ? paths.SeededModel("minilm-ce", "ms-marco-MiniLM-L-6-v2", 2, crossEncoder: true) : crossName;
         string folder = Path.Combine(paths.Cache, "bench", "nfcorpus-collection");
         if (Directory.Exists(folder)) Directory.Delete(folder, recursive: true);
-        using var biEncoder = SentenceEncoder.Load(bi);
-        using var crossEncoder = CrossEncoder.Load(cross);
+        using var biEncoder = SentenceEncoder.Load(bi, new EncoderOptions { Precision = precision });
+        using var crossEncoder = CrossEncoder.Load(cross, new EncoderOptions { Precision = precision, MaxSequenceLength = rerankTokens });
         Console.WriteLine($"machine: {Environment.ProcessorCount} cores, {System.Runtime.InteropServices.RuntimeInformation.OSArchitecture}, .NET {Environment.Version}; " +
-                          $"models: random-weight MiniLM-L6 bi-encoder (max {biEncoder.MaxSequenceLength} tokens) and cross-encoder (max {crossEncoder.MaxSequenceLength}); index {kind}; batch {batchSize}");
+                          $"bi-encoder {(biName == "seeded" ? "random-weight MiniLM-L6" : biName)} (max {biEncoder.MaxSequenceLength} tokens), " +
+                          $"cross-encoder {(crossName == "seeded" ? "random-weight MiniLM-L6" : crossName)} (max {crossEncoder.MaxSequenceLength} tokens); " +
+                          $"{precision.ToString().ToLowerInvariant()}; index {kind}; batch {batchSize}");
 
         // Indexing.
         long before = GC.GetTotalAllocatedBytes();

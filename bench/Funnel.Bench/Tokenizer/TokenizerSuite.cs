@@ -54,6 +54,7 @@ internal static class TokenizerSuite
             ("STS-B sentences", StsSentences(paths.Shared)),
         };
 
+        var anchors = new TokenizerAnchors(modelDir);
         Console.WriteLine($"machine: {Environment.ProcessorCount} cores; model {modelDir}; no truncation, no padding; {seconds:F0} s per measurement");
         Console.WriteLine($"{"corpus",-20} {"impl",-28} {"threads",7} {"tokens/s",12} {"MB/s",8} {"p50 µs",8} {"p99 µs",8} {"alloc B/text",13}");
         foreach (var (name, texts) in corpora)
@@ -76,8 +77,39 @@ internal static class TokenizerSuite
                 string check = reference.Tokens == tokens ? "" : $"  (token count differs: {reference.Tokens:N0} vs ours {tokens:N0})";
                 Console.WriteLine($"{name,-20} {"HF tokenizers " + reference.Version,-28} {1,7} {reference.Tokens * rate,12:N0} {bytes * rate / 1e6,8:F1}{check}");
             }
+            foreach (var (anchor, encode) in anchors.Implementations)
+            {
+                var (tokensPerSecond, bytesPerSecond) = TokenizerAnchors.Throughput(encode, texts, bytes, seconds);
+                Console.WriteLine($"{name,-20} {anchor,-28} {1,7} {tokensPerSecond,12:N0} {bytesPerSecond / 1e6,8:F1}");
+            }
         }
+        PrintAgreement(paths.Repo, tokenizer, anchors);
         return 0;
+    }
+
+    /// <summary>How many HF fixture encodings each implementation reproduces id for id, and the first text each gets wrong.</summary>
+    private static void PrintAgreement(string repo, BertTokenizer funnel, TokenizerAnchors anchors)
+    {
+        var cases = TokenizerAnchors.FixtureCases(repo);
+        Console.WriteLine();
+        Console.WriteLine($"| implementation | HF fixture encodings reproduced (single texts, untruncated) | first mismatch |");
+        Console.WriteLine("|---|---:|---|");
+        var all = new List<(string, Func<string, int[]>)> { ("Funnel BertTokenizer", text => funnel.Encode(text, int.MaxValue).InputIds.ToArray()) };
+        all.AddRange(anchors.Implementations);
+        foreach (var (name, encode) in all)
+        {
+            int same = 0;
+            string? first = null;
+            foreach (var (text, ids) in cases)
+            {
+                int[] ours;
+                try { ours = encode(text); }
+                catch (Exception e) when (e is ArgumentException or InvalidOperationException) { ours = []; }
+                if (ours.AsSpan().SequenceEqual(ids)) same++;
+                else first ??= JsonSerializer.Serialize(text.Length > 40 ? text[..40] + "…" : text);
+            }
+            Console.WriteLine($"| {name} | {same:N0} / {cases.Count:N0} ({100.0 * same / cases.Count:F1} %) | {first ?? "none"} |");
+        }
     }
 
     /// <summary>Passes over all texts per second, with <paramref name="threads"/> threads sharing one tokenizer.</summary>

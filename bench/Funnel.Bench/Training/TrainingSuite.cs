@@ -110,12 +110,12 @@ internal static class TrainingSuite
             foreach (var (n, k) in new[] { (1152, 384), (384, 384), (1536, 384), (384, 1536) })
             {
                 float[] x = Random(m * k), w = Random(n * k), dy = Random(m * n), y = new float[m * n], dx = new float[m * k], dw = new float[n * k];
-                var packed = Inference.Kernels.PackedMatrix.Pack(w, n, k);
-                var transposed = Inference.Kernels.MatMulGradients.PackTransposed(w, n, k);
+                var packed = Numerics.PackedMatrix.Pack(w, n, k);
+                var transposed = Numerics.MatMulGradients.PackTransposed(w, n, k);
                 double flops = 2.0 * m * n * k;
-                double forward = Time(() => Inference.Kernels.MatMul.Linear(x, m, packed, [], y, maxThreads: threads), threads == 1);
-                double input = Time(() => Inference.Kernels.MatMul.Linear(dy, m, transposed, [], dx, maxThreads: threads), threads == 1);
-                double weight = Time(() => Inference.Kernels.MatMulGradients.AccumulateWeightGradient(dy, x, m, n, k, dw, threads), threads == 1);
+                double forward = Time(() => Numerics.MatMul.Linear(x, m, packed, [], y, maxThreads: threads), threads == 1);
+                double input = Time(() => Numerics.MatMul.Linear(dy, m, transposed, [], dx, maxThreads: threads), threads == 1);
+                double weight = Time(() => Numerics.MatMulGradients.AccumulateWeightGradient(dy, x, m, n, k, dw, threads), threads == 1);
                 Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"| {m} | {n} × {k} | {flops / forward / 1e9:F0} | {flops / input / 1e9:F0} | {flops / weight / 1e9:F0} |"));
             }
         return 0;

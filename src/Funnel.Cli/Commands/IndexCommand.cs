@@ -64,7 +64,7 @@ internal static class IndexCommand
                 catch (OperationCanceledException)
                 {
                     parse.InvocationConfiguration.Error.WriteLine($"stopped: {CollectionCommandLine.Describe(last)}; the collection is consistent, run the same command again to finish");
-                    return 130;
+                    return CliAction.Cancelled;
                 }
                 output.WriteLine($"{target.Folder}: {CollectionCommandLine.Describe(last)}; collection holds {target.DocumentCount:N0} documents, {target.ChunkCount:N0} chunks");
                 return 0;

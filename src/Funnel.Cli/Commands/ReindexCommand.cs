@@ -34,7 +34,7 @@ internal static class ReindexCommand
             catch (OperationCanceledException)
             {
                 parse.InvocationConfiguration.Error.WriteLine("stopped: the collection is unchanged (still on its previous bi-encoder)");
-                return 130;
+                return CliAction.Cancelled;
             }
         }));
         return command;

@@ -28,7 +28,7 @@ internal static class TokenizeCommand
             string first = parse.GetRequiredValue(text);
             string? second = parse.GetValue(pair);
             int length = parse.GetValue(maxLength) ?? tokenizer.ModelMaxLength ?? 512;
-            int specials = second is null ? tokenizer.PostProcessor.SingleSpecialCount : tokenizer.PostProcessor.PairSpecialCount;
+            int specials = tokenizer.SpecialTokenCount(pair: second is not null);
             if (length < specials)
                 throw new ArgumentException($"--max-length {length} leaves no room: the {(second is null ? "single" : "pair")} template alone adds {specials} special tokens");
             Encoding encoding = second is null ? tokenizer.Encode(first, length) : tokenizer.EncodePair(first, second, length);

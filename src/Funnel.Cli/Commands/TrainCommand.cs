@@ -80,14 +80,7 @@ internal static class TrainCommand
             TextWriter notes = parse.InvocationConfiguration.Error;
             ModelKind modelKind = parse.GetValue(kind) == "bi-encoder" ? ModelKind.BiEncoder : ModelKind.CrossEncoder;
             string outDir = parse.GetValue(output)!;
-            try
-            {
-                Trainer.EnsureOutputFolderIsARun(outDir); // before any data is read or mined
-            }
-            catch (OutputFolderException e)
-            {
-                throw new UsageException(e.Message);
-            }
+            Trainer.EnsureOutputFolderIsARun(outDir); // before any data is read or mined
             int threadCount = parse.GetValue(threads);
             if (threadCount < 1) throw new UsageException($"--threads must be at least 1 (got {threadCount})");
             string baseDir = await ModelFolders.ResolveAsync(parse.GetValue(baseModel)!, "base", notes, ct);
@@ -146,20 +139,8 @@ internal static class TrainCommand
                     Dropout = !parse.GetValue(noDropout), NoDuplicates = parse.GetValue(noDuplicates), Seed = parse.GetValue(seed),
                 },
             };
-            TrainingResult result;
-            try
-            {
-                result = await RunWithProgressAsync(job, stderr, parse.InvocationConfiguration.Error, ct);
-            }
-            catch (OutputFolderException e)
-            {
-                throw new UsageException(e.Message);
-            }
-            catch (TrainingDivergedException e)
-            {
-                parse.InvocationConfiguration.Error.WriteLine($"error: {e.Message}");
-                return 1;
-            }
+            // A diverged run (TrainingDivergedException) exits 1 through CliAction: the checkpoint keeps the last good step.
+            TrainingResult result = await RunWithProgressAsync(job, stderr, parse.InvocationConfiguration.Error, ct);
             PrintSummary(result, stdout);
             if (tester != null)
                 stdout.WriteLine(string.Create(CultureInfo.InvariantCulture, $"test: {tester.Metric} = {tester.Evaluate(outDir, modelKind, threadCount, ct):F4}"));

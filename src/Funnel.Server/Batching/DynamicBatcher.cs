@@ -34,7 +34,7 @@ public sealed record BatcherOptions
 }
 
 /// <summary>The queue cannot take a request's items now; the client should retry after <see cref="ExpectedWait"/>.</summary>
-public sealed class QueueFullException(string message, int queued, int requested, int capacity, TimeSpan expectedWait) : Exception(message)
+internal sealed class QueueFullException(string message, int queued, int requested, int capacity, TimeSpan expectedWait) : FunnelException(FunnelErrorKind.Overloaded, message)
 {
     public int Queued { get; } = queued;
     public int Requested { get; } = requested;
@@ -47,14 +47,14 @@ public sealed class QueueFullException(string message, int queued, int requested
 }
 
 /// <summary>A request's deadline cannot be met: its expected wait and run time exceed it, or it passed while queued.</summary>
-public sealed class DeadlineException(string message, TimeSpan expectedWait) : Exception(message)
+internal sealed class DeadlineException(string message, TimeSpan expectedWait) : FunnelException(FunnelErrorKind.DeadlineUnmet, message)
 {
     /// <summary>How long the work queued now is expected to take.</summary>
     public TimeSpan ExpectedWait { get; } = expectedWait;
 }
 
 /// <summary>What one executed batch looked like, for metrics.</summary>
-public readonly record struct BatchReport(int Items, int Cost, int Requests, TimeSpan OldestWait, TimeSpan Duration, bool Failed);
+internal readonly record struct BatchReport(int Items, int Cost, int Requests, TimeSpan OldestWait, TimeSpan Duration, bool Failed);
 
 /// <summary>
 /// Coalesces the items of concurrent requests into batches bounded by item count and cost (tokens),
@@ -62,7 +62,7 @@ public readonly record struct BatchReport(int Items, int Cost, int Requests, Tim
 /// A batch runs as soon as it is full or its oldest item has waited <see cref="BatcherOptions.MaxWait"/>; under
 /// load items have already waited that long, so the worker never idles while work is queued.
 /// </summary>
-public sealed class DynamicBatcher<TItem, TResult> : IAsyncDisposable
+internal sealed class DynamicBatcher<TItem, TResult> : IAsyncDisposable
 {
     /// <summary>Runs one batch; must return one result per item, in order.</summary>
     public delegate TResult[] BatchFunction(IReadOnlyList<TItem> items);

@@ -5,7 +5,7 @@ namespace Funnel.Server.Batching;
 /// batches (weight <see cref="Weight"/> for the newest), so it follows a change of load or machine within a few batches.
 /// Unknown (null) until a batch has been measured. Thread-safe.
 /// </summary>
-public sealed class ThroughputEstimate
+internal sealed class ThroughputEstimate
 {
     /// <summary>The newest batch's weight in the average.</summary>
     public const double Weight = 0.2;

@@ -1,13 +1,13 @@
-using System.Text.RegularExpressions;
 using Funnel.Inference;
 using Funnel.Retrieval;
 using Funnel.Server.Http;
 
 namespace Funnel.Server.Collections;
 
-/// <summary>An open collection with what the service needs beside it: a write gate, and a count of the requests using it,
-/// so that deleting it waits for them instead of freeing memory a search still reads.</summary>
-public sealed class ServedCollection(string name, Collection collection) : IDisposable
+/// <summary>An open collection with what the service needs beside it: a count of the requests using it, so that deleting it
+/// waits for them instead of freeing memory a search still reads. Writes need no gate here: the collection serializes them
+/// (and <see cref="Collection.AddAsync"/> checks for existing ids in the same step).</summary>
+internal sealed class ServedCollection(string name, Collection collection) : IDisposable
 {
     private readonly Lock _usage = new();
     private readonly TaskCompletionSource _idle = new(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -16,9 +16,6 @@ public sealed class ServedCollection(string name, Collection collection) : IDisp
 
     public string Name { get; } = name;
     public Collection Collection { get; } = collection;
-
-    /// <summary>Serializes writes, so that "add" can check for existing ids and write as one step.</summary>
-    public SemaphoreSlim WriteGate { get; } = new(1, 1);
 
     /// <summary>Counts a request in; false once the collection is closing.</summary>
     internal bool TryEnter()
@@ -48,15 +45,11 @@ public sealed class ServedCollection(string name, Collection collection) : IDisp
         return _idle.Task;
     }
 
-    public void Dispose()
-    {
-        Collection.Dispose();
-        WriteGate.Dispose();
-    }
+    public void Dispose() => Collection.Dispose();
 }
 
 /// <summary>A request's use of a collection: it stays open (not disposed by a concurrent delete) until this is disposed.</summary>
-public readonly struct CollectionLease(ServedCollection collection) : IDisposable
+internal readonly struct CollectionLease(ServedCollection collection) : IDisposable
 {
     public ServedCollection Collection { get; } = collection;
 
@@ -67,7 +60,7 @@ public readonly struct CollectionLease(ServedCollection collection) : IDisposabl
 /// The collections under one folder (one sub-folder each), opened on first use and kept open (each holds its writer
 /// lock) until deleted or the service stops. Names are restricted so they are always a single safe path segment.
 /// </summary>
-public sealed partial class CollectionStore : IDisposable
+internal sealed class CollectionStore : IDisposable
 {
     private readonly string _root;
     private readonly SentenceEncoder? _biEncoder;
@@ -90,7 +83,7 @@ public sealed partial class CollectionStore : IDisposable
             .Where(dir => File.Exists(Path.Combine(dir, CollectionManifest.FileName)))
             .Select(Path.GetFileName)
             .OfType<string>()
-            .Where(name => ValidName().IsMatch(name))
+            .Where(CollectionNames.IsValid)
             .Order(StringComparer.Ordinal)];
 
     /// <summary>The open collection called <paramref name="name"/>, held open until the lease is disposed; 404 when there is none.</summary>
@@ -197,14 +190,18 @@ public sealed partial class CollectionStore : IDisposable
         {
             return open();
         }
-        catch (CollectionFolderException busy)
+        catch (FunnelException busy) when (busy.Kind == FunnelErrorKind.Conflict)
         {
             throw ApiException.Conflict(Public(busy.Message));
         }
-        catch (Exception e) when (e is CollectionCorruptException or InvalidDataException or IOException or UnauthorizedAccessException)
+        catch (Exception e) when (e is FunnelException { Kind: FunnelErrorKind.Corrupt } or InvalidDataException)
         {
-            throw new ApiException(StatusCodes.Status500InternalServerError, "Collection unavailable",
-                $"collection '{name}' cannot be opened: {Public(e.Message)}", "Backend");
+            throw new ApiException(FunnelErrorKind.Corrupt, $"collection '{name}' cannot be opened: {Public(e.Message)}", title: "Collection unavailable");
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            // The system refused (no permission, too many open files): not the data's fault, and perhaps passing.
+            throw new ApiException(FunnelErrorKind.Unavailable, $"collection '{name}' cannot be opened: {Public(e.Message)}", title: "Collection unavailable");
         }
     }
 
@@ -221,11 +218,7 @@ public sealed partial class CollectionStore : IDisposable
 
     internal static void CheckName(string name, string field)
     {
-        if (!ValidName().IsMatch(name))
-            throw ApiException.Invalid(field, $"{System.Text.Json.JsonSerializer.Serialize(name)} is not a valid collection name: use 1-64 ASCII letters, digits, '.', '_' or '-', starting with a letter or digit");
+        if (!CollectionNames.IsValid(name))
+            throw ApiException.Invalid(field, $"{System.Text.Json.JsonSerializer.Serialize(name)} is not a valid collection name: {CollectionNames.Rule}");
     }
-
-    // \z, not $: $ also matches before a final newline, which let "docs\n" through.
-    [GeneratedRegex(@"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}\z")]
-    private static partial Regex ValidName();
 }

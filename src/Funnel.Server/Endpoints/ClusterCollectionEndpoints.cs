@@ -119,7 +119,7 @@ internal static class ClusterCollectionEndpoints
                 ClusterProblem.Invalid => ApiException.Invalid(e.Field ?? "", e.Message),
                 ClusterProblem.NotFound => ApiException.NotFound(e.Message),
                 ClusterProblem.Conflict => ApiException.Conflict(e.Message, e.Field),
-                _ => new ApiException(StatusCodes.Status503ServiceUnavailable, "Shard unavailable", e.Message, "Unhealthy") { RetryAfterSeconds = 5 },
+                _ => new ApiException(FunnelErrorKind.Unavailable, e.Message, title: "Shard unavailable") { RetryAfterSeconds = 5 },
             };
         }
     }

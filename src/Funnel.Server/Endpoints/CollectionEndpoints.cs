@@ -26,14 +26,14 @@ internal static class CollectionEndpoints
                     using CollectionLease lease = store.Use(name);
                     described.Add(Describe(lease.Collection));
                 }
-                catch (ApiException gone) when (gone.Status == StatusCodes.Status404NotFound)
+                catch (ApiException gone) when (gone.Kind == FunnelErrorKind.NotFound)
                 {
                     // Deleted between listing and describing.
                 }
-                catch (ApiException problem) when (problem.Status is StatusCodes.Status409Conflict or >= StatusCodes.Status500InternalServerError)
+                catch (ApiException problem) when (problem.Kind is FunnelErrorKind.Conflict or FunnelErrorKind.Corrupt or FunnelErrorKind.Unavailable)
                 {
                     // One collection that cannot be opened is listed as such; it must not hide the others.
-                    described.Add(new UnavailableCollectionBody(name, problem.Status == StatusCodes.Status409Conflict ? "busy" : "unavailable", problem.Detail));
+                    described.Add(new UnavailableCollectionBody(name, problem.Kind == FunnelErrorKind.Conflict ? "busy" : "unavailable", problem.Detail));
                 }
             }
             return Results.Json(new CollectionList([.. described]), ApiJson.Options);
@@ -65,7 +65,7 @@ internal static class CollectionEndpoints
         {
             string id = DocumentId(http);
             using CollectionLease lease = Store(http).Use(name);
-            int deleted = await DeleteAsync(lease.Collection, [id], http.RequestAborted);
+            int deleted = await lease.Collection.Collection.DeleteAsync([id], http.RequestAborted);
             return deleted == 0 ? throw ApiException.NotFound($"collection '{name}' has no document '{id}'") : Results.NoContent();
         });
         app.MapPost("/collections/{name}/search", SearchAsync);
@@ -138,24 +138,27 @@ internal static class CollectionEndpoints
         IReadOnlyList<Document> documents = ReadDocuments(await JsonBody.ReadAsync(http.Request, http.RequestAborted), options);
         BatchingEmbeddingGenerator embedder = http.RequestServices.GetRequiredService<ServedModels>().RequireEmbedder();
 
-        await served.WriteGate.WaitAsync(http.RequestAborted);
+        Collection collection = served.Collection;
+        // Checked before embedding to fail fast; AddAsync checks again, atomically with the write, for concurrent adds.
+        if (!upsert)
+            for (int i = 0; i < documents.Count; i++)
+                if (collection.Get(documents[i].Id) is not null) throw Exists(name, documents[i].Id, i);
+        var chunker = new DocumentEmbedder(embedder.Encoder, collection.Manifest.Chunking);
+        IReadOnlyList<EmbeddedDocument> embedded = await Task.Run(() => chunker.Embed(documents, http.RequestAborted), http.RequestAborted);
         try
         {
-            if (!upsert)
-                for (int i = 0; i < documents.Count; i++)
-                    if (served.Collection.Get(documents[i].Id) is not null)
-                        throw ApiException.Conflict($"collection '{name}' already has a document '{documents[i].Id}'; use PUT to replace it", $"documents[{i}].id");
-            var chunker = new DocumentEmbedder(embedder.Encoder, served.Collection.Manifest.Chunking);
-            IReadOnlyList<EmbeddedDocument> embedded = await Task.Run(() => chunker.Embed(documents, http.RequestAborted), http.RequestAborted);
-            // Upsert returns once the batch is fsynced to the write-ahead log: only then is the write acknowledged.
-            long sequence = await served.Collection.UpsertAsync(embedded, http.RequestAborted);
+            // The write returns once the batch is fsynced to the write-ahead log: only then is it acknowledged.
+            long sequence = upsert ? await collection.UpsertAsync(embedded, http.RequestAborted) : await collection.AddAsync(embedded, http.RequestAborted);
             return Results.Json(new DocumentsWritten(documents.Count, sequence), ApiJson.Options);
         }
-        finally
+        catch (DocumentExistsException exists)
         {
-            served.WriteGate.Release();
+            throw Exists(name, exists.DocumentId, exists.Index);
         }
     }
+
+    private static ApiException Exists(string name, string id, int index) =>
+        ApiException.Conflict($"collection '{name}' already has a document '{id}'; use PUT to replace it", $"documents[{index}].id");
 
     private static async Task<IResult> DeleteDocumentsAsync(HttpContext http, string name)
     {
@@ -163,20 +166,7 @@ internal static class CollectionEndpoints
         ServedCollection served = lease.Collection;
         JsonBody body = await JsonBody.ReadAsync(http.Request, http.RequestAborted);
         IReadOnlyList<string> ids = ReadIds(body, http.RequestServices.GetRequiredService<ServerOptions>());
-        return Results.Json(new DocumentsDeleted(await DeleteAsync(served, ids, http.RequestAborted)), ApiJson.Options);
-    }
-
-    private static async Task<int> DeleteAsync(ServedCollection served, IReadOnlyCollection<string> ids, CancellationToken cancellationToken)
-    {
-        await served.WriteGate.WaitAsync(cancellationToken);
-        try
-        {
-            return await served.Collection.DeleteAsync(ids, cancellationToken);
-        }
-        finally
-        {
-            served.WriteGate.Release();
-        }
+        return Results.Json(new DocumentsDeleted(await served.Collection.DeleteAsync(ids, http.RequestAborted)), ApiJson.Options);
     }
 
     private static async Task<IResult> SearchAsync(HttpContext http, string name)

@@ -6,7 +6,7 @@ namespace Funnel.Server.Http;
 /// A request's JSON object with typed, validating accessors: each failure is an <see cref="ApiException"/> that
 /// names the field (as a JSON path such as <c>documents[2].text</c>) and what was expected.
 /// </summary>
-public sealed class JsonBody
+internal sealed class JsonBody
 {
     private readonly JsonElement _root;
     private readonly string _prefix;

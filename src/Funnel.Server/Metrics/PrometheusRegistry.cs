@@ -8,7 +8,7 @@ namespace Funnel.Server.Metrics;
 /// A small registry of counters, gauges and histograms rendered in the Prometheus text exposition format
 /// (version 0.0.4). Each metric family has fixed label names; a series is created on first use.
 /// </summary>
-public sealed class PrometheusRegistry
+internal sealed class PrometheusRegistry
 {
     private readonly List<MetricFamily> _families = [];
 
@@ -50,7 +50,7 @@ public sealed class PrometheusRegistry
 }
 
 /// <summary>One metric name with its help text, type and label names.</summary>
-public abstract class MetricFamily
+internal abstract class MetricFamily
 {
     private protected MetricFamily(string name, string help, string[] labelNames)
     {
@@ -139,7 +139,7 @@ public abstract class MetricFamily
 }
 
 /// <summary>A monotonically increasing count per label set.</summary>
-public sealed class Counter : MetricFamily
+internal sealed class Counter : MetricFamily
 {
     private readonly ConcurrentDictionary<LabelSet, Cell> _series = new();
 
@@ -184,7 +184,7 @@ public sealed class Counter : MetricFamily
 }
 
 /// <summary>A value read at scrape time per label set.</summary>
-public sealed class Gauge : MetricFamily
+internal sealed class Gauge : MetricFamily
 {
     private readonly ConcurrentDictionary<LabelSet, Func<double>> _series = new();
 
@@ -207,7 +207,7 @@ public sealed class Gauge : MetricFamily
 }
 
 /// <summary>Observations counted into cumulative buckets, with their sum and count, per label set.</summary>
-public sealed class Histogram : MetricFamily
+internal sealed class Histogram : MetricFamily
 {
     private readonly double[] _bounds;
     private readonly ConcurrentDictionary<LabelSet, Cell> _series = new();

@@ -3,7 +3,7 @@ using Funnel.Server.Batching;
 namespace Funnel.Server.Metrics;
 
 /// <summary>The service's metrics, served at <c>GET /metrics</c>.</summary>
-public sealed class ServerMetrics
+internal sealed class ServerMetrics
 {
     private static readonly double[] LatencyBuckets = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
     private static readonly double[] SizeBuckets = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512];

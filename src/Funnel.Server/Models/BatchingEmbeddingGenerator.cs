@@ -13,7 +13,7 @@ namespace Funnel.Server.Models;
 /// request then normalises its own as the model's module would. Prompts are prepended before tokenizing, so requests with
 /// different prompts share batches too, and a prompt's tokens count toward the input's length as in sentence-transformers.
 /// </summary>
-public sealed class BatchingEmbeddingGenerator : IEmbeddingGenerator<string, Embedding<float>>, IAsyncDisposable
+internal sealed class BatchingEmbeddingGenerator : IEmbeddingGenerator<string, Embedding<float>>, IAsyncDisposable
 {
     private readonly BatchedModel<float[]> _model;
 

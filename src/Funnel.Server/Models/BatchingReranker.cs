@@ -9,7 +9,7 @@ namespace Funnel.Server.Models;
 /// searches). Pairs are tokenized once, on the request's thread; batches compute logits, and each request applies the model's
 /// activation: the same scores and logits as <see cref="CrossEncoder.ScoreAsync"/>.
 /// </summary>
-public sealed class BatchingReranker : IReranker, IAsyncDisposable
+internal sealed class BatchingReranker : IReranker, IAsyncDisposable
 {
     private readonly BatchedModel<float> _model;
 

@@ -4,7 +4,7 @@ using Funnel.Server.Metrics;
 namespace Funnel.Server.Models;
 
 /// <summary>The batched models of a running service; either may be absent.</summary>
-public sealed class ServedModels : IAsyncDisposable
+internal sealed class ServedModels : IAsyncDisposable
 {
     public ServedModels(ServerModels models, ServerOptions options, ServerMetrics metrics)
     {

@@ -2,7 +2,7 @@ namespace Funnel.Evaluation;
 
 /// <summary>Malformed input in a dataset, qrels or run file; the message names the file and (when known) the line.</summary>
 public sealed class DatasetFormatException(string file, long line, string problem)
-    : FormatException(line > 0 ? $"{file}, line {line}: {problem}" : $"{file}: {problem}")
+    : FunnelException(FunnelErrorKind.InvalidInput, line > 0 ? $"{file}, line {line}: {problem}" : $"{file}: {problem}")
 {
     public string File { get; } = file;
 

@@ -63,11 +63,10 @@ internal static class IndexFile
             BinaryPrimitives.WriteInt64LittleEndian(s[(104 + 16 * i)..], sections[i].Length);
             offset = AlignUp(offset + sections[i].Length);
         }
-        var hash = new XxHash64();
         DurableFile.WriteAtomic(full, fs =>
         {
             fs.Write(header, 0, 16);
-            using var hashing = new HashingStream(fs, hash, start: 16);
+            using var hashing = new HashingStream(fs, start: 16);
             hashing.Write(header, 16, HeaderBytes - 16);
             long position = HeaderBytes;
             foreach (var (length, write) in sections)
@@ -79,7 +78,7 @@ internal static class IndexFile
                 position = padded;
             }
             Span<byte> checksum = stackalloc byte[8];
-            BinaryPrimitives.WriteUInt64LittleEndian(checksum, hash.GetCurrentHashAsUInt64());
+            BinaryPrimitives.WriteUInt64LittleEndian(checksum, hashing.Checksum);
             fs.Position = 8;
             fs.Write(checksum);
         });
@@ -150,29 +149,6 @@ internal static class IndexFile
     {
         if (sections[(int)section].Length != expected)
             throw Corrupt(path, $"section {section} is {sections[(int)section].Length} bytes, expected {expected}");
-    }
-
-    /// <summary>Forwards writes to a stream while hashing them.</summary>
-    private sealed class HashingStream(Stream inner, NonCryptographicHashAlgorithm hash, long start) : Stream
-    {
-        private long _position = start;
-        public override bool CanRead => false;
-        public override bool CanSeek => false;
-        public override bool CanWrite => true;
-        public override long Length => _position;
-        public override long Position { get => _position; set => throw new NotSupportedException(); }
-        public override void Flush() => inner.Flush();
-        public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
-        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-        public override void SetLength(long value) => throw new NotSupportedException();
-        public override void Write(byte[] buffer, int offset, int count) => Write(buffer.AsSpan(offset, count));
-        public override void Write(ReadOnlySpan<byte> buffer)
-        {
-            hash.Append(buffer);
-            inner.Write(buffer);
-            _position += buffer.Length;
-        }
-        protected override void Dispose(bool disposing) { }
     }
 }
 

@@ -36,7 +36,7 @@ public abstract class VectorIndex : IVectorIndex
     /// <inheritdoc/>
     public int Dimension => Storage.Dimension;
 
-    /// <inheritdoc/>
+    /// <summary>How vectors are compared.</summary>
     public DistanceMetric Metric => Storage.Metric;
 
     /// <summary>Vector storage of this index.</summary>
@@ -45,22 +45,22 @@ public abstract class VectorIndex : IVectorIndex
     /// <inheritdoc/>
     public int Count => Storage.LiveCount;
 
-    /// <inheritdoc/>
+    /// <summary>True when the id is present.</summary>
     public bool Contains(long id) => Storage.TryGetSlot(id, out _);
 
-    /// <inheritdoc/>
+    /// <summary>A copy of the stored vector (normalised for <see cref="DistanceMetric.Cosine"/>), or null when absent.</summary>
     public float[]? GetVector(long id) => Storage.ReadVector(id);
 
-    /// <inheritdoc/>
+    /// <summary>The id's metadata, or null when absent or none was given.</summary>
     public IReadOnlyDictionary<string, string>? GetMetadata(long id) => Storage.TryGetSlot(id, out int slot) ? Storage.MetadataOf(slot) : null;
 
-    /// <inheritdoc/>
+    /// <summary>A snapshot of the live ids.</summary>
     public IReadOnlyList<long> GetIds() => Storage.Ids();
 
-    /// <inheritdoc/>
+    /// <summary>Where the memory goes.</summary>
     public abstract IndexMemoryReport Memory { get; }
 
-    /// <inheritdoc/>
+    /// <summary>Inserts the vector, or replaces the vector and metadata of an existing id.</summary>
     public void Upsert(long id, ReadOnlySpan<float> vector, IReadOnlyDictionary<string, string>? metadata = null)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
@@ -128,7 +128,7 @@ public abstract class VectorIndex : IVectorIndex
     /// <summary>Searches with the query bound from <c>scratch.Query</c>; <paramref name="efSearch"/> 0 means the default.</summary>
     private protected abstract List<VectorHit> SearchPrepared(SearchScratch scratch, in QueryRef q, int k, VectorFilter? filter, bool parallel, int efSearch);
 
-    /// <inheritdoc/>
+    /// <summary><see cref="Search(ReadOnlySpan{float}, int, VectorFilter?, int)"/> for many queries in parallel on up to <paramref name="maxThreads"/> threads (0 = all cores).</summary>
     public IReadOnlyList<VectorHit>[] SearchBatch(IReadOnlyList<float[]> queries, int k, VectorFilter? filter = null, int maxThreads = 0, CancellationToken ct = default)
     {
         ArgumentNullException.ThrowIfNull(queries);

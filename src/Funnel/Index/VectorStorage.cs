@@ -1,6 +1,7 @@
 using System.Numerics.Tensors;
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics.X86;
+using Funnel.Numerics;
 
 namespace Funnel.Index;
 

@@ -1,6 +1,6 @@
 using System.Buffers;
 using System.Numerics.Tensors;
-using Funnel.Inference.Kernels;
+using Funnel.Numerics;
 using Funnel.Inference.Weights;
 
 namespace Funnel.Inference;

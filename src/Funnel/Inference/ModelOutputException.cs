@@ -4,7 +4,7 @@ namespace Funnel.Inference;
 /// A model produced NaN or ±∞ for an input (weights that overflow float32 on it, say). The output is refused rather than
 /// passed on, because a non-finite vector or score silently poisons everything downstream (indexes, rankings, JSON).
 /// </summary>
-public sealed class ModelOutputException(string message) : Exception(message)
+public sealed class ModelOutputException(string message) : FunnelException(FunnelErrorKind.InvalidModelOutput, message)
 {
     /// <summary>Throws unless every value of one input's output is finite.</summary>
     internal static void ThrowIfNotFinite(ReadOnlySpan<float> values, string model, string what)

@@ -14,7 +14,8 @@ public enum ModelUnavailableReason
 /// after <see cref="RetryAfter"/>; <see cref="Retrieval.SearchPipeline"/> can fall back to first-stage results instead
 /// (<see cref="Retrieval.SearchOptions.RerankFallback"/>).
 /// </summary>
-public sealed class ModelUnavailableException(string message, ModelUnavailableReason reason, TimeSpan retryAfter) : Exception(message)
+public sealed class ModelUnavailableException(string message, ModelUnavailableReason reason, TimeSpan retryAfter)
+    : FunnelException(reason == ModelUnavailableReason.Overloaded ? FunnelErrorKind.Overloaded : FunnelErrorKind.DeadlineUnmet, message)
 {
     public ModelUnavailableReason Reason { get; } = reason;
 

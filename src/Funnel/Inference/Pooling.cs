@@ -55,14 +55,7 @@ internal static class Pooling
             if (m == PoolingMode.Mean) TensorPrimitives.Divide(dst, length, dst);
             else if (m == PoolingMode.MeanSqrtLen) TensorPrimitives.Divide(dst, MathF.Sqrt(length), dst);
         }
-        if (normalize) Normalize(output);
-    }
-
-    /// <summary>The Normalize module: scales to unit L2 norm as torch's F.normalize does (dividing by max(norm, 1e-12)).</summary>
-    public static void Normalize(Span<float> vector)
-    {
-        float norm = TensorPrimitives.Norm(vector);
-        TensorPrimitives.Divide(vector, MathF.Max(norm, 1e-12f), vector);
+        if (normalize) Numerics.VectorMath.Normalize(output); // the Normalize module
     }
 
     /// <summary>Reads <c>1_Pooling/config.json</c>-style settings.</summary>

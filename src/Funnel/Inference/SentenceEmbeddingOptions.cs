@@ -127,7 +127,7 @@ public sealed record SentenceEmbeddingOptions
 
 /// <summary>An input is longer than the model's window and truncation was not allowed.</summary>
 public sealed class InputTooLongException(int index, int tokens, int maxTokens)
-    : ArgumentException($"input {index} is {tokens} tokens long, more than the model's window of {maxTokens}")
+    : FunnelException(FunnelErrorKind.TooLarge, $"input {index} is {tokens} tokens long, more than the model's window of {maxTokens}")
 {
     /// <summary>The input's position in the caller's list.</summary>
     public int Index { get; } = index;

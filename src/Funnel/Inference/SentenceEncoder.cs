@@ -163,9 +163,9 @@ public sealed class SentenceEncoder : IEmbeddingGenerator<string, Embedding<floa
     /// <summary>As <see cref="EncodePooled(IReadOnlyList{string}, CancellationToken)"/>, after the prompt <paramref name="promptName"/> (none when null).</summary>
     public float[][] EncodePooled(IReadOnlyList<string> texts, string? promptName, CancellationToken ct = default) => EncodeTexts(texts, promptName, normalize: false, ct);
 
-    /// <summary>The Normalize module on its own (torch's F.normalize): what <see cref="Encode(IReadOnlyList{string}, CancellationToken)"/>
+    /// <summary>The Normalize module on its own (as torch's F.normalize for every real vector; see <see cref="Numerics.VectorMath.Normalize"/>): what <see cref="Encode(IReadOnlyList{string}, CancellationToken)"/>
     /// applies after pooling when <see cref="Normalize"/> is set.</summary>
-    public static void NormalizeInPlace(Span<float> vector) => Inference.Pooling.Normalize(vector);
+    public static void NormalizeInPlace(Span<float> vector) => Numerics.VectorMath.Normalize(vector);
 
     private float[][] EncodeTexts(IReadOnlyList<string> texts, string? promptName, bool normalize, CancellationToken ct)
     {

@@ -35,10 +35,18 @@ public sealed record CollectionRecoveryReport(int KeptBatches, IReadOnlyList<Sto
 }
 
 /// <summary>The collection's vectors come from another bi-encoder than the one offered.</summary>
-public sealed class BiEncoderMismatchException(string message) : InvalidOperationException(message);
+public sealed class BiEncoderMismatchException(string message) : FunnelException(FunnelErrorKind.Conflict, message);
+
+/// <summary>An add found a document with this id already stored (<see cref="Index"/>: its position in the batch); nothing was written.</summary>
+public sealed class DocumentExistsException(string documentId, int index, string message) : FunnelException(FunnelErrorKind.Conflict, message)
+{
+    public string DocumentId { get; } = documentId;
+
+    public int Index { get; } = index;
+}
 
 /// <summary>The folder cannot be used as asked: it holds something else, or another process is writing the collection.</summary>
-public sealed class CollectionFolderException(string message, Exception? inner = null) : IOException(message, inner);
+public sealed class CollectionFolderException(string message, Exception? inner = null) : FunnelException(FunnelErrorKind.Conflict, message, inner);
 
 /// <summary>
 /// A collection folder: documents, their chunks, a vector index (one vector per chunk) and a BM25 index (per document),
@@ -126,7 +134,7 @@ public sealed class Collection : IDisposable
             Created = now, Updated = now,
         };
         using (FileStream writerLock = CollectionFolder.AcquireWriterLock(folder))
-        using (IVectorIndex vectors = NewVectorIndex(manifest))
+        using (IVectorIndex vectors = manifest.VectorIndex.Create(manifest.BiEncoder.Dimension))
         {
             CollectionFolder.WriteSnapshot(GenerationFolder(folder, 0), [], 0, vectors, new Bm25Index(options: options.Bm25));
             manifest.Write(folder);
@@ -194,57 +202,24 @@ public sealed class Collection : IDisposable
     }
 
     /// <summary>
-    /// Loads the committed generation and replays its log. Without <paramref name="salvage"/> any damage other than a torn
-    /// tail throws <see cref="CollectionCorruptException"/> before anything is changed; with it (<see cref="Recover"/>) intact
-    /// batches are kept, the rest is recorded in <paramref name="salvage"/>, and the log is left for the caller to replace.
+    /// Loads the committed generation and replays its log (<see cref="CollectionLog.Replay"/>: without <paramref name="salvage"/>
+    /// any damage other than a torn tail throws before anything is changed; with it the log is left for the caller to replace).
     /// </summary>
-    private static Collection Load(string folder, CollectionManifest manifest, FileStream? writerLock, Salvage? salvage = null)
+    private static Collection Load(string folder, CollectionManifest manifest, FileStream? writerLock, LogSalvage? salvage = null)
     {
         string generation = GenerationFolder(folder, manifest.Generation);
         var (documents, nextChunkId) = DocumentSnapshot.Read(Path.Combine(generation, "documents.bin"));
-        IVectorIndex vectors = LoadVectorIndex(manifest, Path.Combine(generation, "vectors.idx"), mapped: writerLock is null);
+        IVectorIndex vectors = manifest.VectorIndex.Open(Path.Combine(generation, "vectors.idx"), mapped: writerLock is null);
         var collection = new Collection(folder, manifest, writerLock, vectors, Bm25Index.Load(Path.Combine(generation, "bm25.idx")));
         try
         {
             collection._table.NextChunkId = nextChunkId;
             foreach (StoredDocument stored in documents) collection._table.Add(stored);
-
-            string logPath = LogPath(folder, manifest.Generation);
-            string logName = Path.GetFileName(logPath);
-            int replayed = 0;
-            bool seen = false;
-            WalScan scan = WriteAheadLog.Scan(logPath, manifest.Generation, (sequence, payload) =>
-            {
-                // A log holds exactly the batches after its generation's snapshot, so its first record follows walSequence
-                // (unless recovery skipped a damaged first record).
-                bool first = !seen;
-                seen = true;
-                if (first && sequence != manifest.WalSequence + 1 && salvage?.Damage.Count is null or 0)
-                {
-                    string problem = $"{CollectionManifest.FileName} says its snapshot holds batches up to {manifest.WalSequence}, but {logName} starts at batch {sequence}";
-                    if (salvage is null)
-                        throw new CollectionCorruptException(Path.Combine(folder, CollectionManifest.FileName), null,
-                            $"collection is corrupt: {problem}, so batches would be skipped. Nothing was changed; `funnel collection recover` replays every intact batch of the log.");
-                    salvage.ManifestProblem = problem;
-                }
-                List<CollectionOperation> batch = RecordCodec.DecodeBatch(payload);
-                if (Unappliable(batch, manifest.BiEncoder.Dimension) is { } reason)
-                {
-                    if (salvage is null)
-                        throw new CollectionCorruptException(logPath, null,
-                            $"{logName}: batch {sequence} cannot be applied ({reason}). Nothing was changed; `funnel collection recover` keeps the other batches and reports this one.");
-                    salvage.Dropped.Add(sequence);
-                    return;
-                }
-                collection.Apply(batch);
-                salvage?.Replayed.Add(sequence);
-                replayed++;
-            }, salvage?.Damage);
+            (WalScan scan, int replayed) = collection._log.Replay(collection.Apply, salvage);
             collection.Recovery = new RecoveryInfo(replayed, scan.TornBytes);
-            if (salvage is not null) salvage.Scan = scan;
-            else if (writerLock is not null)
+            if (salvage is null && writerLock is not null)
             {
-                collection._log.OpenForAppend(scan, manifest.WalSequence);
+                collection._log.OpenForAppend(scan);
                 CollectionFolder.RemoveLeftovers(folder, manifest.Generation);
             }
             return collection;
@@ -254,16 +229,6 @@ public sealed class Collection : IDisposable
             collection._vectors.Dispose();
             throw;
         }
-    }
-
-    /// <summary>What a salvaging load kept and lost.</summary>
-    private sealed class Salvage
-    {
-        public List<WalDamage> Damage { get; } = [];
-        public List<long> Replayed { get; } = [];
-        public List<long> Dropped { get; } = [];
-        public string? ManifestProblem { get; set; }
-        public WalScan Scan { get; set; }
     }
 
     /// <summary>
@@ -280,55 +245,17 @@ public sealed class Collection : IDisposable
         Collection? collection = null;
         try
         {
-            var salvage = new Salvage();
+            var salvage = new LogSalvage();
             collection = Load(folder, manifest, writerLock, salvage);
-            string logPath = LogPath(folder, manifest.Generation);
-            bool damaged = salvage.Damage.Count > 0 || salvage.Dropped.Count > 0 || salvage.ManifestProblem is not null;
-            string? copy = null;
-            if (damaged)
-            {
-                copy = Path.Combine(folder, $"damaged-{Path.GetFileNameWithoutExtension(logPath)}-{DateTime.UtcNow:yyyyMMddHHmmss}.log");
-                File.Copy(logPath, copy, overwrite: true);
-            }
-            WalScan scan = salvage.Scan;
-            // Sequence numbers only grow, even past batches that were lost.
-            long last = Math.Max(manifest.WalSequence, salvage.Replayed.Concat(salvage.Dropped).DefaultIfEmpty(0).Max());
-            collection._log.OpenForAppend(scan with { LastSequence = last }, last);
+            string? copy = collection._log.ResumeAfter(salvage);
             collection.CheckpointLocked();
-
-            var missing = new List<long>();
-            long expected = manifest.WalSequence + 1;
-            foreach (long sequence in salvage.Replayed.Concat(salvage.Dropped).Order())
-            {
-                for (long s = expected; s < sequence; s++) missing.Add(s);
-                expected = Math.Max(expected, sequence + 1);
-            }
-            return new CollectionRecoveryReport(salvage.Replayed.Count, salvage.Damage, missing, salvage.Dropped, scan.TornBytes,
-                salvage.ManifestProblem, copy, collection.DocumentCount);
+            return salvage.Report(manifest.WalSequence, copy, collection.DocumentCount);
         }
         finally
         {
             if (collection is not null) collection.Dispose();
             else writerLock.Dispose();
         }
-    }
-
-    /// <summary>Why a logged batch cannot be applied (a vector of the wrong size or with NaN/∞, as logs written before
-    /// upserts checked them may hold), or null.</summary>
-    private static string? Unappliable(List<CollectionOperation> batch, int dimension)
-    {
-        foreach (CollectionOperation operation in batch)
-            if (operation is UpsertOperation upsert)
-                foreach (float[] v in upsert.Vectors)
-                    if (VectorProblem(v, dimension) is { } problem) return $"document '{upsert.Stored.Document.Id}': {problem}";
-        return null;
-    }
-
-    private static string? VectorProblem(float[] v, int dimension)
-    {
-        if (v.Length != dimension) return $"a vector has {v.Length} dimensions, the collection {dimension}";
-        int bad = Array.FindIndex(v, x => !float.IsFinite(x));
-        return bad < 0 ? null : $"a vector holds {v[bad]} at dimension {bad}; vectors must be finite";
     }
 
     /// <summary>Throws <see cref="BiEncoderMismatchException"/> unless <paramref name="biEncoder"/> makes the vectors this collection holds.</summary>
@@ -382,7 +309,16 @@ public sealed class Collection : IDisposable
     /// As <see cref="Upsert"/>, waiting for the writer gate asynchronously and writing on the thread pool. Cancellation stops it
     /// only before the batch is logged: a batch that reached the log is applied and acknowledged.
     /// </summary>
-    public async Task<long> UpsertAsync(IReadOnlyList<EmbeddedDocument> documents, CancellationToken ct = default)
+    public Task<long> UpsertAsync(IReadOnlyList<EmbeddedDocument> documents, CancellationToken ct = default) => WriteAsync(documents, addOnly: false, ct);
+
+    /// <summary>
+    /// As <see cref="UpsertAsync"/>, but only for new documents: when a document with one of these ids is stored, nothing is
+    /// written and <see cref="DocumentExistsException"/> names the first. The check and the write are one step under the
+    /// writer gate, so of concurrent adds of one id exactly one succeeds.
+    /// </summary>
+    public Task<long> AddAsync(IReadOnlyList<EmbeddedDocument> documents, CancellationToken ct = default) => WriteAsync(documents, addOnly: true, ct);
+
+    private async Task<long> WriteAsync(IReadOnlyList<EmbeddedDocument> documents, bool addOnly, CancellationToken ct)
     {
         ThrowIfNotWritable();
         int dimension = BiEncoder.Dimension;
@@ -392,6 +328,8 @@ public sealed class Collection : IDisposable
         try
         {
             ct.ThrowIfCancellationRequested();
+            if (addOnly && WithReadLock(() => documents.Select((d, i) => (d.Document.Id, i)).FirstOrDefault(d => _table.Contains(d.Id))) is { Id: { } id } taken)
+                throw new DocumentExistsException(id, taken.i, $"collection '{Path.GetFileName(Folder)}' already has a document '{id}'");
             return await Task.Run(() => Commit(Operations(documents)), CancellationToken.None).ConfigureAwait(false);
         }
         finally
@@ -482,7 +420,7 @@ public sealed class Collection : IDisposable
             List<Document> documents = WithReadLock(() => _table.Documents.Select(s => s.Document).ToList());
             var rebuilt = new List<StoredDocument>(documents.Count);
             long nextChunkId = 0;
-            IVectorIndex vectors = NewVectorIndex(manifest);
+            IVectorIndex vectors = manifest.VectorIndex.Create(manifest.BiEncoder.Dimension);
             try
             {
                 foreach (Document[] batch in documents.Chunk(batchSize))
@@ -639,7 +577,7 @@ public sealed class Collection : IDisposable
             if (c.Start < 0 || c.End < c.Start || c.End > length) throw new ArgumentException($"document '{id}': chunk {c} is outside its text of {length} chars");
         // Checked before the batch is logged: a logged batch that cannot be applied would make every later open fail.
         foreach (float[] v in d.Vectors)
-            if (VectorProblem(v, dimension) is { } problem) throw new ArgumentException($"document '{id}': {problem}");
+            if (UpsertOperation.VectorProblem(v, dimension) is { } problem) throw new ArgumentException($"document '{id}': {problem}");
     }
 
     private long Commit(List<CollectionOperation> operations)
@@ -724,24 +662,6 @@ public sealed class Collection : IDisposable
         CollectionFolder.WriteSnapshot(GenerationFolder(Folder, generation), _table.Documents, _table.NextChunkId, _vectors, _bm25);
         _log.Commit(current with { Generation = generation, WalSequence = _log.LastSequence, Counts = new(_table.DocumentCount, _table.ChunkCount) });
     }
-
-    private static IVectorIndex NewVectorIndex(CollectionManifest manifest) => manifest.VectorIndex.Kind switch
-    {
-        VectorIndexKind.Flat => new FlatIndex(manifest.BiEncoder.Dimension, manifest.VectorIndex.Metric),
-        _ => new HnswIndex(manifest.BiEncoder.Dimension, manifest.VectorIndex.Metric, manifest.VectorIndex.Hnsw),
-    };
-
-    /// <summary>
-    /// A read-only open memory-maps the index (copy-on-write: replaying the log still works) so that opening is cheap; a
-    /// writer loads it into memory, because it deletes superseded generations, which some systems refuse for mapped files.
-    /// </summary>
-    private static IVectorIndex LoadVectorIndex(CollectionManifest manifest, string path, bool mapped) => (manifest.VectorIndex.Kind, mapped) switch
-    {
-        (VectorIndexKind.Flat, true) => FlatIndex.Open(path),
-        (VectorIndexKind.Flat, false) => FlatIndex.Load(path),
-        (_, true) => HnswIndex.Open(path),
-        _ => HnswIndex.Load(path),
-    };
 
     private void ThrowIfNotWritable()
     {

@@ -83,6 +83,26 @@ public sealed record VectorIndexSettings
 
     /// <summary>Graph parameters when <see cref="Kind"/> is <see cref="VectorIndexKind.Hnsw"/>.</summary>
     public HnswOptions Hnsw { get; init; } = new();
+
+    /// <summary>A new, empty index of vectors of <paramref name="dimension"/> as these settings say: the collection's one factory.</summary>
+    internal IVectorIndex Create(int dimension) => Kind switch
+    {
+        VectorIndexKind.Flat => new FlatIndex(dimension, Metric),
+        _ => new HnswIndex(dimension, Metric, Hnsw),
+    };
+
+    /// <summary>
+    /// Opens a saved index of these settings' kind (a file of another kind is refused as corrupt). <paramref name="mapped"/>
+    /// memory-maps it (copy-on-write: replaying a log into it still works) so that opening is cheap; otherwise it is loaded
+    /// into memory, as a writer needs: it deletes superseded generations, which some systems refuse for mapped files.
+    /// </summary>
+    internal IVectorIndex Open(string path, bool mapped) => (Kind, mapped) switch
+    {
+        (VectorIndexKind.Flat, true) => FlatIndex.Open(path),
+        (VectorIndexKind.Flat, false) => FlatIndex.Load(path),
+        (_, true) => HnswIndex.Open(path),
+        _ => HnswIndex.Load(path),
+    };
 }
 
 public sealed record CollectionCounts(int Documents, int Chunks);

@@ -9,7 +9,7 @@ namespace Funnel.Tokenization;
 /// code point and records, for each output char, the span of the input it came from (HF's alignments,
 /// in UTF-16 units).
 /// </summary>
-public sealed record BertNormalizer(bool CleanText = true, bool HandleChineseChars = true, bool? StripAccents = null, bool Lowercase = true)
+internal sealed record BertNormalizer(bool CleanText = true, bool HandleChineseChars = true, bool? StripAccents = null, bool Lowercase = true)
 {
     // Canonical decompositions have at most 4 code points and case mappings at most 3.
     private const int MaxExpansion = 4;

@@ -66,8 +66,11 @@ public sealed class BertTokenizer
     public int SepId { get; }
     public int UnkId { get; }
     public int VocabSize { get; }
-    public BertNormalizer Normalizer { get; }
-    public PostProcessor PostProcessor { get; }
+    internal BertNormalizer Normalizer { get; }
+    internal PostProcessor PostProcessor { get; }
+
+    /// <summary>The special tokens ([CLS], [SEP]) the template adds to one text or to a pair (Hugging Face's <c>num_special_tokens_to_add</c>).</summary>
+    public int SpecialTokenCount(bool pair) => pair ? PostProcessor.PairSpecialCount : PostProcessor.SingleSpecialCount;
 
     /// <summary>The truncation section of tokenizer.json, if any (Encode's maxLength always applies; this sets strategy and side).</summary>
     public TruncationOptions? ConfiguredTruncation { get; }

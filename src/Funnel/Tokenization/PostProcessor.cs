@@ -4,7 +4,7 @@ namespace Funnel.Tokenization;
 /// HF's <c>TemplateProcessing</c> (BERT: <c>[CLS] $A [SEP]</c> and <c>[CLS] $A [SEP] $B:1 [SEP]:1</c>):
 /// which special ids go where and the token type of every part.
 /// </summary>
-public sealed class PostProcessor
+internal sealed class PostProcessor
 {
     /// <summary>One part of a template: either special token ids, or sequence A (0) / B (1).</summary>
     public readonly record struct Piece(int[]? SpecialIds, int Sequence, int TypeId);

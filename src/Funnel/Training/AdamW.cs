@@ -1,5 +1,5 @@
 using System.Runtime.Intrinsics;
-using Funnel.Inference.Kernels;
+using Funnel.Numerics;
 
 namespace Funnel.Training;
 

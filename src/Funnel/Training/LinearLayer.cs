@@ -1,4 +1,4 @@
-using Funnel.Inference.Kernels;
+using Funnel.Numerics;
 
 namespace Funnel.Training;
 

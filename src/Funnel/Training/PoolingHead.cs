@@ -40,7 +40,7 @@ internal sealed class PoolingHead(PoolingMode mode, bool normalize, int hidden) 
             Span<float> v = embeddings.Slice(s * Dimension, Dimension);
             Pooling.Pool(states.Slice(batch.Offsets[s] * hidden, batch.Lengths[s] * hidden), batch.Lengths[s], hidden, Mode, false, v);
             norms[s] = TensorPrimitives.Norm(v);
-            if (Normalize) Pooling.Normalize(v);
+            if (Normalize) Numerics.VectorMath.Normalize(v);
         }
     }
 
@@ -55,17 +55,13 @@ internal sealed class PoolingHead(PoolingMode mode, bool normalize, int hidden) 
             dEmbeddings.Slice(s * Dimension, Dimension).CopyTo(d);
             if (Normalize)
             {
-                // y = x/max(‖x‖, ε): dx = (dy − y·(y·dy))/‖x‖ (the clamp's branch has a plain 1/ε).
+                // y = x/‖x‖: dx = (dy − y·(y·dy))/‖x‖. A zero vector is left as it is (VectorMath.Normalize), so there dx = dy.
                 ReadOnlySpan<float> y = embeddings.Slice(s * Dimension, Dimension);
-                if (norms[s] > 1e-12f)
+                if (norms[s] > 0 && float.IsFinite(norms[s]))
                 {
                     float dot = TensorPrimitives.Dot(y, d);
                     TensorPrimitives.MultiplyAdd(y, -dot, d, d);
                     TensorPrimitives.Divide(d, norms[s], d);
-                }
-                else
-                {
-                    TensorPrimitives.Divide(d, 1e-12f, d);
                 }
             }
             int start = batch.Offsets[s], length = batch.Lengths[s], at = 0;

@@ -1,6 +1,6 @@
 using System.Numerics.Tensors;
 using Funnel.Inference;
-using Funnel.Inference.Kernels;
+using Funnel.Numerics;
 
 namespace Funnel.Training;
 

@@ -126,7 +126,7 @@ public sealed record TrainingResult(int Steps, double? LastLoss, string? Metric,
     TimeSpan Elapsed, long Tokens, long Sequences, double ForwardFlops, long PeakMemoryBytes);
 
 /// <summary>The run stopped because the loss (or the gradient) stopped being a finite number; the checkpoint holds the last good step.</summary>
-public sealed class TrainingDivergedException(string message) : Exception(message);
+public sealed class TrainingDivergedException(string message) : FunnelException(FunnelErrorKind.Diverged, message);
 
 /// <summary>The output folder exists and is not an earlier run of this job.</summary>
-public sealed class OutputFolderException(string message) : Exception(message);
+public sealed class OutputFolderException(string message) : FunnelException(FunnelErrorKind.Conflict, message);

@@ -109,9 +109,9 @@ internal sealed class TrainingModel(ModelKind kind, BertConfig config, Trainable
     }
 
     /// <summary>Refreshes the packed weights after an optimizer step, one layer per work item.</summary>
-    public void Repack(int threads = 1) => Inference.Kernels.WorkSplit.Run(new RepackJob(_linears), _linears.Length, threads);
+    public void Repack(int threads = 1) => Numerics.WorkSplit.Run(new RepackJob(_linears), _linears.Length, threads);
 
-    private readonly struct RepackJob(LinearLayer[] linears) : Inference.Kernels.IWorkItems
+    private readonly struct RepackJob(LinearLayer[] linears) : Numerics.IWorkItems
     {
         public void Run(int item) => linears[item].Repack();
     }

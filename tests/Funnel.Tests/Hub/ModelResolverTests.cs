@@ -236,7 +236,7 @@ public sealed class ModelResolverTests : IAsyncLifetime
 
         var error = await Assert.ThrowsAsync<HubException>(() => Resolver().ResolveAsync(RepoId));
 
-        Assert.Equal(HubErrorKind.Integrity, error.Kind);
+        Assert.Equal(HubErrorKind.Integrity, error.Reason);
         Assert.Contains("model.safetensors", error.Message, StringComparison.Ordinal);
         Assert.Contains(FakeHub.Sha256(Weights), error.Message, StringComparison.Ordinal);
         string repoFolder = Path.Combine(CacheDirectory, "models--sentence-transformers--tiny-test");
@@ -256,7 +256,7 @@ public sealed class ModelResolverTests : IAsyncLifetime
         var noRevision = await Assert.ThrowsAsync<HubException>(() => Resolver().ResolveAsync(RepoId + "@v9"));
         var noFile = await Assert.ThrowsAsync<HubException>(() => Resolver().ResolveAsync(RepoId));
 
-        Assert.Equal((HubErrorKind.NotFound, HubErrorKind.NotFound, HubErrorKind.NotFound), (noModel.Kind, noRevision.Kind, noFile.Kind));
+        Assert.Equal((HubErrorKind.NotFound, HubErrorKind.NotFound, HubErrorKind.NotFound), (noModel.Reason, noRevision.Reason, noFile.Reason));
         Assert.Contains("'nobody/nothing'", noModel.Message, StringComparison.Ordinal);
         Assert.Contains("'v9'", noRevision.Message, StringComparison.Ordinal);
         Assert.Contains("'modules.json'", noFile.Message, StringComparison.Ordinal);
@@ -268,7 +268,7 @@ public sealed class ModelResolverTests : IAsyncLifetime
         _hub.AddRepo(RepoId, token: "hf_secret").Commit(ModelFiles);
 
         var error = await Assert.ThrowsAsync<HubException>(() => Resolver().ResolveAsync(RepoId));
-        Assert.Equal(HubErrorKind.Unauthorized, error.Kind);
+        Assert.Equal(HubErrorKind.Unauthorized, error.Reason);
         Assert.Contains("HF_TOKEN", error.Message, StringComparison.Ordinal);
 
         string folder = await Resolver(Options() with { Token = "hf_secret" }).ResolveAsync(RepoId);
@@ -284,7 +284,7 @@ public sealed class ModelResolverTests : IAsyncLifetime
 
         var error = await Assert.ThrowsAsync<HubException>(() => Resolver().ResolveAsync(RepoId));
 
-        Assert.Equal(HubErrorKind.Unauthorized, error.Kind);
+        Assert.Equal(HubErrorKind.Unauthorized, error.Reason);
         Assert.Contains("gated", error.Message, StringComparison.Ordinal);
         Assert.Contains(_hub.Endpoint + RepoId, error.Message, StringComparison.Ordinal);
     }
@@ -296,7 +296,7 @@ public sealed class ModelResolverTests : IAsyncLifetime
         HubOptions offline = Options() with { Offline = true };
 
         var missing = await Assert.ThrowsAsync<HubException>(() => Resolver(offline).ResolveAsync(RepoId));
-        Assert.Equal(HubErrorKind.NotCached, missing.Kind);
+        Assert.Equal(HubErrorKind.NotCached, missing.Reason);
         Assert.Contains("HF_HUB_OFFLINE", missing.Message, StringComparison.Ordinal);
         Assert.Contains(RepoId, missing.Message, StringComparison.Ordinal);
         Assert.Empty(_hub.Requests);
@@ -328,7 +328,7 @@ public sealed class ModelResolverTests : IAsyncLifetime
 
         var error = await Assert.ThrowsAsync<HubException>(() => Resolver(Options() with { Endpoint = endpoint }).ResolveAsync(RepoId));
 
-        Assert.Equal(HubErrorKind.Network, error.Kind);
+        Assert.Equal(HubErrorKind.Network, error.Reason);
         Assert.Contains($"{endpoint}api/models/{RepoId}/revision/main", error.Message, StringComparison.Ordinal);
         Assert.Contains("after 3 attempts", error.Message, StringComparison.Ordinal);
     }
@@ -340,7 +340,7 @@ public sealed class ModelResolverTests : IAsyncLifetime
 
         var error = await Assert.ThrowsAsync<HubException>(() => Resolver().ResolveAsync(RepoId));
 
-        Assert.Equal(HubErrorKind.Unsupported, error.Kind);
+        Assert.Equal(HubErrorKind.Unsupported, error.Reason);
         Assert.Contains("did not answer with JSON", error.Message, StringComparison.Ordinal);
         Assert.Contains($"is HF_ENDPOINT ({_hub.Endpoint}) a Hugging Face Hub?", error.Message, StringComparison.Ordinal);
     }
@@ -397,7 +397,7 @@ public sealed class ModelResolverTests : IAsyncLifetime
 
         var error = await Assert.ThrowsAsync<HubException>(() => Resolver().ResolveAsync(RepoId));
 
-        Assert.Equal(HubErrorKind.Unsupported, error.Kind);
+        Assert.Equal(HubErrorKind.Unsupported, error.Reason);
         Assert.Contains("no safetensors", error.Message, StringComparison.Ordinal);
         Assert.Contains("no ONNX export (model.onnx or onnx/model.onnx)", error.Message, StringComparison.Ordinal);
         Assert.Contains("pytorch_model.bin", error.Message, StringComparison.Ordinal);
@@ -435,9 +435,9 @@ public sealed class ModelResolverTests : IAsyncLifetime
         var file = await Assert.ThrowsAsync<HubException>(() => Resolver().ResolveAsync(Path.Combine(_root, "a-file")));
         var neither = await Assert.ThrowsAsync<HubException>(() => Resolver().ResolveAsync(Path.Combine(_root, "missing", "model")));
 
-        Assert.Equal(HubErrorKind.InvalidArgument, file.Kind);
+        Assert.Equal(HubErrorKind.InvalidArgument, file.Reason);
         Assert.Contains("is a file", file.Message, StringComparison.Ordinal);
-        Assert.Equal(HubErrorKind.InvalidArgument, neither.Kind);
+        Assert.Equal(HubErrorKind.InvalidArgument, neither.Reason);
         Assert.Contains("neither an existing folder nor a Hub model id", neither.Message, StringComparison.Ordinal);
         Assert.Empty(_hub.Requests);
     }

@@ -18,7 +18,7 @@ public class HnswMutationTests
         return index;
     }
 
-    private static double Recall(IVectorIndex index, float[]?[] data, Func<long, bool>? keep = null, VectorFilter? filter = null)
+    private static double Recall(VectorIndex index, float[]?[] data, Func<long, bool>? keep = null, VectorFilter? filter = null)
     {
         var dense = data.Select(v => v!).ToArray();
         var truth = Queries.Select(q => IndexTestData.BruteForce(dense, q, 10, DistanceMetric.Cosine, keep)).ToList();

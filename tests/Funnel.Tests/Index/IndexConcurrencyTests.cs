@@ -16,7 +16,7 @@ public class IndexConcurrencyTests
     [Theory, MemberData(nameof(Kinds))]
     public async Task HammerFromSeveralThreads(string kind)
     {
-        using IVectorIndex index = kind == "hnsw"
+        using VectorIndex index = kind == "hnsw"
             ? new HnswIndex(Dim, DistanceMetric.Cosine, new HnswOptions { M = 8, EfConstruction = 40, EfSearch = 32 })
             : new FlatIndex(Dim);
         const int initial = 1000, total = 3000;

@@ -31,7 +31,7 @@ public class IndexPersistenceTests
             using var opened = HnswIndex.Open(path);
             using var loaded = VectorIndex.Load(path);
             var filter = VectorFilter.MetadataEquals("lang", "en");
-            foreach (var candidate in new IVectorIndex[] { opened, loaded })
+            foreach (var candidate in new VectorIndex[] { opened, loaded })
             {
                 Assert.Equal(index.Count, candidate.Count);
                 Assert.Equal(index.GetIds().Order(), candidate.GetIds().Order());

@@ -61,4 +61,32 @@ public sealed class CollectionPublishTests : IDisposable
             Assert.Null(c.Get("late"));
         }
     }
+
+    [Fact]
+    public async Task OfConcurrentAddsOfOneIdExactlyOneIsWrittenAndARefusedBatchWritesNothing()
+    {
+        using (Collection c = Collection.Create(_dir, Vectors, new CollectionOptions { Chunking = new ChunkingOptions { MaxTokens = 32, OverlapTokens = 4 } }))
+        {
+            const int writers = 8;
+            using var start = new Barrier(writers);
+            Task<long>[] adds = [.. Enumerable.Range(0, writers).Select(w => Task.Run(() =>
+            {
+                start.SignalAndWait();
+                return c.AddAsync([Doc($"own-{w}", "own", w % Dim), Doc("shared", $"writer {w}", w % Dim)]);
+            }))];
+            var outcomes = new List<Exception?>();
+            foreach (Task<long> add in adds)
+                try { await add; outcomes.Add(null); }
+                catch (DocumentExistsException e) { outcomes.Add(e); }
+            Assert.Single(outcomes, o => o is null);
+            Assert.All(outcomes.OfType<DocumentExistsException>(), e => Assert.Equal(("shared", 1), (e.DocumentId, e.Index)));
+            // The refused batches wrote nothing, not even their own new document.
+            Assert.Equal(2, c.DocumentCount);
+            int winner = outcomes.FindIndex(o => o is null);
+            Assert.NotNull(c.Get($"own-{winner}"));
+            Assert.Equal($"writer {winner}", c.Get("shared")!.Text);
+        }
+        using Collection reopened = Collection.Open(_dir);
+        Assert.Equal(2, reopened.DocumentCount);
+    }
 }

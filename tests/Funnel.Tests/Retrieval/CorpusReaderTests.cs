@@ -64,7 +64,7 @@ public sealed class CorpusReaderTests : IDisposable
         File.WriteAllText(Path.Combine(_dir, "corpus.jsonl"), """{"_id": "d1", "title": "", "text": "x"}""" + "\n");
         Assert.Single(await ReadAll(_dir));
         string empty = Directory.CreateDirectory(Path.Combine(_dir, "empty")).FullName;
-        var e = await Assert.ThrowsAnyAsync<FormatException>(() => ReadAll(empty));
+        var e = await Assert.ThrowsAsync<Funnel.Evaluation.DatasetFormatException>(() => ReadAll(empty));
         Assert.Contains("corpus.jsonl", e.Message);
         await Assert.ThrowsAsync<FileNotFoundException>(() => ReadAll(Path.Combine(_dir, "missing.jsonl")));
     }

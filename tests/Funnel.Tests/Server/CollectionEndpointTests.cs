@@ -72,6 +72,18 @@ public sealed class CollectionEndpointTests(SmallModels models) : IAsyncLifetime
     }
 
     [Fact]
+    public async Task OfConcurrentAddsOfOneIdOneIsWrittenAndTheOthersAre409()
+    {
+        Assert.Equal(HttpStatusCode.Created, (await _server.Client.PostAsync("/collections", new { name = "race", index = "flat" })).Status);
+        Reply[] replies = await Task.WhenAll(Enumerable.Range(0, 8).Select(w =>
+            _server.Client.PostAsync("/collections/race/documents", new { documents = new[] { new { id = "same", text = $"writer {w} about rivers" } } })));
+        Assert.Single(replies, r => r.Status == HttpStatusCode.OK);
+        Assert.All(replies.Where(r => r.Status != HttpStatusCode.OK), r => Http.AssertProblem(r, HttpStatusCode.Conflict, "documents[0].id", "PUT"));
+        JsonElement described = (await _server.Client.GetReplyAsync("/collections/race")).Json;
+        Assert.Equal(1, described.GetProperty("documents").GetInt32());
+    }
+
+    [Fact]
     public async Task AddUpsertReadAndDeleteDocuments()
     {
         await CreateWithCorpusAsync("docs");

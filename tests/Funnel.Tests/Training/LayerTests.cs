@@ -1,6 +1,6 @@
 using Funnel.Inference;
-using Funnel.Inference.Kernels;
-using Funnel.Tests.Inference.Kernels;
+using Funnel.Numerics;
+using Funnel.Tests.Numerics;
 using Funnel.Training;
 
 namespace Funnel.Tests.Training;

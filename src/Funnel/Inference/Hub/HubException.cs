@@ -22,11 +22,23 @@ public enum HubErrorKind
 }
 
 /// <summary>A model could not be resolved to a local folder.</summary>
-public sealed class HubException(HubErrorKind kind, string message, Exception? innerException = null, HttpStatusCode? statusCode = null)
-    : Exception(message, innerException)
+public sealed class HubException(HubErrorKind reason, string message, Exception? innerException = null, HttpStatusCode? statusCode = null)
+    : FunnelException(KindOf(reason), message, innerException)
 {
-    public HubErrorKind Kind { get; } = kind;
+    /// <summary>What went wrong, in the hub's terms (<see cref="FunnelException.Kind"/> is the general kind).</summary>
+    public HubErrorKind Reason { get; } = reason;
 
     /// <summary>The HTTP status that caused the error, when there was one.</summary>
     public HttpStatusCode? StatusCode { get; } = statusCode;
+
+    // A download that fails its checksum is the transfer's fault, not the user's: retrying may help.
+    private static FunnelErrorKind KindOf(HubErrorKind reason) => reason switch
+    {
+        HubErrorKind.InvalidArgument => FunnelErrorKind.InvalidInput,
+        HubErrorKind.NotFound or HubErrorKind.NotCached => FunnelErrorKind.NotFound,
+        HubErrorKind.Unauthorized => FunnelErrorKind.Unauthorized,
+        HubErrorKind.Network or HubErrorKind.Integrity => FunnelErrorKind.Unavailable,
+        HubErrorKind.Unsupported => FunnelErrorKind.Unsupported,
+        _ => throw new ArgumentOutOfRangeException(nameof(reason), reason, null),
+    };
 }

@@ -1,4 +1,3 @@
-using System.Text.Json;
 using Funnel.Inference.Weights;
 
 namespace Funnel.Inference.Hub;
@@ -12,7 +11,7 @@ namespace Funnel.Inference.Hub;
 internal static class ModelFiles
 {
     public const string Weights = "model.safetensors";
-    public const string WeightsIndex = "model.safetensors.index.json";
+    public const string WeightsIndex = ShardIndex.FileName;
 
     /// <summary>The ONNX exports Funnel loads when there are no safetensors, in order of preference (as <see cref="ModelWeights"/>).</summary>
     public static readonly IReadOnlyList<string> OnnxWeights = [ModelWeights.OnnxFile, ModelWeights.OnnxSubfolderFile];
@@ -42,28 +41,17 @@ internal static class ModelFiles
         return selected;
     }
 
-    /// <summary>The shard files named by a <c>model.safetensors.index.json</c>, in order, each once.</summary>
+    /// <summary>The shard files named by a <c>model.safetensors.index.json</c> (<see cref="ShardIndex"/>); an index the loader
+    /// would refuse makes the repository one Funnel cannot use.</summary>
     public static IReadOnlyList<string> ShardsOf(string indexPath)
     {
         try
         {
-            using JsonDocument document = JsonDocument.Parse(File.ReadAllBytes(indexPath));
-            if (!document.RootElement.TryGetProperty("weight_map", out JsonElement map) || map.ValueKind != JsonValueKind.Object)
-                throw new HubException(HubErrorKind.Unsupported, $"{indexPath}: expected an object \"weight_map\" (tensor name -> shard file)");
-            var shards = new SortedSet<string>(StringComparer.Ordinal);
-            foreach (JsonProperty tensor in map.EnumerateObject())
-            {
-                string? shard = tensor.Value.ValueKind == JsonValueKind.String ? tensor.Value.GetString() : null;
-                if (shard is null || !IsSafeRelativePath(shard) || !shard.EndsWith(".safetensors", StringComparison.Ordinal))
-                    throw new HubException(HubErrorKind.Unsupported, $"{indexPath}: weight_map[\"{tensor.Name}\"] must name a .safetensors file inside the repository, got {tensor.Value}");
-                shards.Add(shard);
-            }
-            if (shards.Count == 0) throw new HubException(HubErrorKind.Unsupported, $"{indexPath}: weight_map is empty");
-            return [.. shards];
+            return ShardIndex.ShardNames(indexPath);
         }
-        catch (JsonException e)
+        catch (ModelFormatException e)
         {
-            throw new HubException(HubErrorKind.Unsupported, $"{indexPath}: not valid JSON (line {e.LineNumber + 1}): {e.Message}", e);
+            throw new HubException(HubErrorKind.Unsupported, e.Message, e);
         }
     }
 

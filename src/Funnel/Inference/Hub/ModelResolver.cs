@@ -76,7 +76,7 @@ public sealed class ModelResolver : IDisposable
         {
             return await DownloadAsync(id, cache, progress, ct);
         }
-        catch (HubException e) when (e.Kind == HubErrorKind.Network && UsableCopy(cache, id) is { } cached)
+        catch (HubException e) when (e.Reason == HubErrorKind.Network && UsableCopy(cache, id) is { } cached)
         {
             // As huggingface_hub does: the Hub is unreachable, and the cache has a usable copy.
             return cached;

@@ -5,7 +5,7 @@ namespace Funnel.Inference.Weights;
 
 /// <summary>One tensor's entry in a safetensors header. <see cref="DType"/> is the header's
 /// spelling (e.g. "F32", "I64"); offsets are absolute file offsets.</summary>
-public sealed record TensorEntry(string Name, string DType, long[] Shape, long Offset, long ByteLength)
+internal sealed record TensorEntry(string Name, string DType, long[] Shape, long Offset, long ByteLength)
 {
     public long ElementCount => Shape.Aggregate(1L, (a, d) => a * d);
 
@@ -17,7 +17,7 @@ public sealed record TensorEntry(string Name, string DType, long[] Shape, long O
 /// of name → {dtype, shape, data_offsets}, then the raw little-endian data. Tensors are read
 /// straight from the mapping, so the file is never copied into managed memory as a whole.
 /// </summary>
-public sealed class SafeTensorsFile : IDisposable
+internal sealed class SafeTensorsFile : IDisposable
 {
     private const long MaxHeaderBytes = 100L << 20;
     private readonly MappedFile _file;

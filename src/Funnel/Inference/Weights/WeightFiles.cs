@@ -1,5 +1,3 @@
-using System.Text.Json;
-
 namespace Funnel.Inference.Weights;
 
 /// <summary>
@@ -7,10 +5,10 @@ namespace Funnel.Inference.Weights;
 /// <c>model.safetensors.index.json</c>. Looks tensors up by their checkpoint name with or without
 /// the <c>bert.</c> prefix that task heads add.
 /// </summary>
-public sealed class WeightFiles : IWeightSource
+internal sealed class WeightFiles : IWeightSource
 {
     public const string SingleFile = "model.safetensors";
-    public const string IndexFile = "model.safetensors.index.json";
+    public const string IndexFile = ShardIndex.FileName;
 
     private readonly List<SafeTensorsFile> _files;
     private readonly Dictionary<string, (SafeTensorsFile File, TensorEntry Entry)> _byName;
@@ -35,7 +33,7 @@ public sealed class WeightFiles : IWeightSource
         var files = new List<SafeTensorsFile>();
         try
         {
-            foreach (string shard in ShardNames(index))
+            foreach (string shard in ShardIndex.ShardNames(index))
             {
                 string path = Path.Combine(modelDir, shard);
                 if (!File.Exists(path)) throw new ModelFormatException($"{index}: shard '{shard}' is listed but {path} does not exist");
@@ -47,29 +45,6 @@ public sealed class WeightFiles : IWeightSource
         {
             foreach (SafeTensorsFile f in files) f.Dispose();
             throw;
-        }
-    }
-
-    private static IEnumerable<string> ShardNames(string indexPath)
-    {
-        try
-        {
-            using var doc = JsonDocument.Parse(File.ReadAllBytes(indexPath));
-            if (!doc.RootElement.TryGetProperty("weight_map", out JsonElement map) || map.ValueKind != JsonValueKind.Object)
-                throw new ModelFormatException($"{indexPath}: expected an object field \"weight_map\" (tensor name → shard file)");
-            var names = new SortedSet<string>(StringComparer.Ordinal);
-            foreach (JsonProperty p in map.EnumerateObject())
-            {
-                string? shard = p.Value.ValueKind == JsonValueKind.String ? p.Value.GetString() : null;
-                if (string.IsNullOrEmpty(shard) || shard.Contains('/') || shard.Contains('\\') || shard.Contains(".."))
-                    throw new ModelFormatException($"{indexPath}: weight_map[\"{p.Name}\"] must be a shard file name in the same folder");
-                names.Add(shard);
-            }
-            return names;
-        }
-        catch (JsonException ex)
-        {
-            throw new ModelFormatException($"{indexPath}: invalid JSON: {ex.Message}", ex);
         }
     }
 

@@ -65,9 +65,7 @@ public sealed partial class Bm25Index
                     }
                 }
             }
-            Span<byte> checksum = stackalloc byte[8];
-            BinaryPrimitives.WriteUInt64LittleEndian(checksum, hashing.Hash.GetCurrentHashAsUInt64());
-            stream.Write(checksum);
+            hashing.WriteChecksum();
         }
         finally
         {
@@ -162,29 +160,5 @@ public sealed partial class Bm25Index
         {
             throw new InvalidDataException($"BM25 index '{source}' is malformed ({e.Message})", e);
         }
-    }
-
-    /// <summary>Passes writes through to a stream while hashing them.</summary>
-    private sealed class HashingStream(Stream inner) : Stream
-    {
-        public XxHash64 Hash { get; } = new();
-
-        public override void Write(byte[] buffer, int offset, int count) => Write(buffer.AsSpan(offset, count));
-
-        public override void Write(ReadOnlySpan<byte> buffer)
-        {
-            Hash.Append(buffer);
-            inner.Write(buffer);
-        }
-
-        public override void Flush() => inner.Flush();
-        public override bool CanRead => false;
-        public override bool CanSeek => false;
-        public override bool CanWrite => true;
-        public override long Length => throw new NotSupportedException();
-        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
-        public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
-        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-        public override void SetLength(long value) => throw new NotSupportedException();
     }
 }

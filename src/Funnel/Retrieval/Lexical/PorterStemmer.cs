@@ -5,7 +5,7 @@ namespace Funnel.Retrieval.Lexical;
 /// reference C version with its two documented departures ("bli"→"ble", "logi"→"log") and no stemming of words
 /// of one or two characters. Input is expected lower-case; any character other than a–z counts as a consonant.
 /// </summary>
-public static class PorterStemmer
+internal static class PorterStemmer
 {
     /// <summary>The stem of <paramref name="word"/> (the word itself when nothing applies).</summary>
     public static string Stem(string word)

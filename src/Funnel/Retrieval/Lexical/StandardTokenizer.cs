@@ -12,7 +12,7 @@ namespace Funnel.Retrieval.Lexical;
 /// the word they follow; Han ideographs and Hiragana are one token per character. Punctuation, symbols and
 /// whitespace separate words and are dropped. Tokens longer than <see cref="MaxTokenLength"/> are split.
 /// </summary>
-public static class StandardTokenizer
+internal static class StandardTokenizer
 {
     /// <summary>Lucene's default maximum token length.</summary>
     public const int MaxTokenLength = 255;

@@ -7,7 +7,16 @@ internal sealed record StoredDocument(Document Document, ChunkSpan[] Chunks, lon
 internal abstract record CollectionOperation;
 
 /// <summary>Insert or replace a document; carries the chunk vectors so that replaying the log never re-runs the encoder.</summary>
-internal sealed record UpsertOperation(StoredDocument Stored, float[][] Vectors) : CollectionOperation;
+internal sealed record UpsertOperation(StoredDocument Stored, float[][] Vectors) : CollectionOperation
+{
+    /// <summary>Why a vector cannot go into a collection of vectors of <paramref name="dimension"/> (wrong size, NaN or ±∞), or null.</summary>
+    public static string? VectorProblem(float[] v, int dimension)
+    {
+        if (v.Length != dimension) return $"a vector has {v.Length} dimensions, the collection {dimension}";
+        int bad = Array.FindIndex(v, x => !float.IsFinite(x));
+        return bad < 0 ? null : $"a vector holds {v[bad]} at dimension {bad}; vectors must be finite";
+    }
+}
 
 internal sealed record DeleteOperation(string DocumentId) : CollectionOperation;
 

@@ -1,5 +1,3 @@
-using System.Buffers.Binary;
-using System.IO.Hashing;
 using Funnel.IO;
 
 namespace Funnel.Retrieval.Storage;
@@ -25,9 +23,7 @@ internal static class DocumentSnapshot
                 writer.Write7BitEncodedInt64(nextChunkId);
                 foreach (StoredDocument stored in documents) RecordCodec.WriteStored(writer, stored);
             }
-            Span<byte> hash = stackalloc byte[8];
-            BinaryPrimitives.WriteUInt64LittleEndian(hash, hashing.Hash.GetCurrentHashAsUInt64());
-            stream.Write(hash);
+            hashing.WriteChecksum();
         });
 
     public static (List<StoredDocument> Documents, long NextChunkId) Read(string path)
@@ -46,9 +42,7 @@ internal static class DocumentSnapshot
             var documents = new List<StoredDocument>(count);
             for (int i = 0; i < count; i++) documents.Add(RecordCodec.ReadStored(reader));
             if (hashing.Position != file.Length - 8) throw Corrupt(path, "trailing bytes after the documents");
-            Span<byte> stored = stackalloc byte[8];
-            file.ReadExactly(stored);
-            if (BinaryPrimitives.ReadUInt64LittleEndian(stored) != hashing.Hash.GetCurrentHashAsUInt64()) throw Corrupt(path, "checksum mismatch");
+            if (!hashing.ReadChecksumMatches()) throw Corrupt(path, "checksum mismatch");
             return (documents, nextChunkId);
         }
         catch (Exception e) when (e is EndOfStreamException or FormatException or ArgumentOutOfRangeException or OverflowException)
@@ -59,37 +53,4 @@ internal static class DocumentSnapshot
 
     private static InvalidDataException Corrupt(string path, string why) => new($"document snapshot '{path}' is corrupt: {why}");
 
-    /// <summary>Passes bytes through to an inner stream (up to an optional limit when reading) and hashes them on the way.</summary>
-    private sealed class HashingStream(Stream inner, long limit = long.MaxValue) : Stream
-    {
-        private long _position;
-        public XxHash64 Hash { get; } = new();
-        public override bool CanRead => inner.CanRead;
-        public override bool CanSeek => false;
-        public override bool CanWrite => inner.CanWrite;
-        public override long Length => throw new NotSupportedException();
-        public override long Position { get => _position; set => throw new NotSupportedException(); }
-        public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
-
-        public override int Read(Span<byte> buffer)
-        {
-            int n = inner.Read(buffer[..(int)Math.Min(buffer.Length, limit - _position)]);
-            Hash.Append(buffer[..n]);
-            _position += n;
-            return n;
-        }
-
-        public override void Write(byte[] buffer, int offset, int count) => Write(buffer.AsSpan(offset, count));
-
-        public override void Write(ReadOnlySpan<byte> buffer)
-        {
-            inner.Write(buffer);
-            Hash.Append(buffer);
-            _position += buffer.Length;
-        }
-
-        public override void Flush() => inner.Flush();
-        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-        public override void SetLength(long value) => throw new NotSupportedException();
-    }
 }

@@ -1,8 +1,9 @@
-using Funnel.Index;
+using Funnel.Numerics;
+using Funnel.Tests.Index;
 
-namespace Funnel.Tests.Index;
+namespace Funnel.Tests.Numerics;
 
-public class VectorMathTests
+public class DistanceKernelTests
 {
     public static TheoryData<int> Lengths => [0, 1, 3, 7, 8, 15, 16, 17, 31, 33, 63, 64, 65, 100, 127, 128, 129, 383, 384, 385, 1031];
 
@@ -44,6 +45,34 @@ public class VectorMathTests
         var v = new float[] { 3, 4 };
         VectorMath.Normalize(v);
         Assert.Equal([0.6f, 0.8f], v);
+    }
+
+    [Fact]
+    public void NormalizeMakesUnitVectorsAndLeavesZeroAsItIs()
+    {
+        var zero = new float[8];
+        VectorMath.Normalize(zero);
+        Assert.All(zero, x => Assert.Equal(0f, x)); // not NaN
+        // Norm 5e-15, below F.normalize's 1e-12 clamp (which would give [0.003, 0.004]): still a unit vector.
+        var tiny = new float[] { 3e-15f, 4e-15f };
+        VectorMath.Normalize(tiny);
+        Assert.Equal(0.6f, tiny[0], 1e-6f);
+        Assert.Equal(0.8f, tiny[1], 1e-6f);
+        var rng = new Random(7);
+        float[] v = IndexTestData.Gaussian(rng, 384, 1);
+        VectorMath.Normalize(v);
+        Assert.Equal(1.0, Math.Sqrt(v.Sum(x => (double)x * x)), 1e-6);
+    }
+
+    [Fact]
+    public void TheEncodersNormalizeAndACosineIndexStoreTheSameBits()
+    {
+        float[] raw = IndexTestData.Gaussian(new Random(11), 384, 1);
+        float[] encoded = raw.ToArray();
+        Funnel.Inference.SentenceEncoder.NormalizeInPlace(encoded);
+        using var index = new Funnel.Index.FlatIndex(384, Funnel.Index.DistanceMetric.Cosine);
+        index.Upsert(1, raw);
+        Assert.Equal(encoded, index.GetVector(1));
     }
 
     [Fact]

@@ -2,14 +2,16 @@ using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
 
-namespace Funnel.Index;
+namespace Funnel.Numerics;
 
 /// <summary>
-/// Distance kernels for the vector indexes: float dot product, squared L2 distance and int8 dot
-/// product. Each vector kernel has a scalar reference beside it (<c>...Reference</c>) that the tests
-/// compare against; the vector paths use four independent accumulators so the adds pipeline.
+/// Distance kernels for the vector indexes: float dot product, squared L2 distance and int8 dot product, on pointers (the
+/// indexes' rows) with span forms for everyone else. Each vector kernel has a scalar reference beside it (<c>...Reference</c>)
+/// that the tests compare against; the vector paths use four independent accumulators so the adds pipeline. They are written
+/// out rather than <see cref="System.Numerics.Tensors.TensorPrimitives"/> calls because the index calls them per candidate
+/// on raw row pointers, and their summation order is part of the index's results.
 /// </summary>
-public static class VectorMath
+internal static partial class VectorMath
 {
     /// <summary>Σ aᵢ·bᵢ.</summary>
     public static unsafe float Dot(ReadOnlySpan<float> a, ReadOnlySpan<float> b)
@@ -173,10 +175,17 @@ public static class VectorMath
         return r;
     }
 
-    /// <summary>Scales <paramref name="v"/> to unit L2 norm in place; a zero vector is left as is.</summary>
+    /// <summary>
+    /// Scales <paramref name="v"/> to unit L2 norm in place: the one normalisation of Funnel, for the encoders' Normalize
+    /// module and for vectors a cosine index stores, so that both give the same bits. A zero vector (and one whose norm is
+    /// not a finite float) is left as it is, because no scale makes it a unit vector. torch's <c>F.normalize</c>, which
+    /// sentence-transformers uses, divides by <c>max(norm, 1e-12)</c>: the same result for zero and for every norm of at
+    /// least 1e-12, which covers every real model's output; below that it leaves a vector shorter than 1, which a cosine
+    /// index would score too low, so Funnel divides by the norm itself.
+    /// </summary>
     public static void Normalize(Span<float> v)
     {
-        float norm = MathF.Sqrt(Dot(v, v));
+        float norm = System.Numerics.Tensors.TensorPrimitives.Norm(v);
         if (norm > 0 && float.IsFinite(norm)) System.Numerics.Tensors.TensorPrimitives.Divide(v, norm, v);
     }
 }

@@ -1,4 +1,4 @@
-namespace Funnel.Inference.Kernels;
+namespace Funnel.Numerics;
 
 /// <summary>
 /// The weight of a linear layer, W[N×K], quantized once at load time to int8 with one symmetric
@@ -11,7 +11,7 @@ namespace Funnel.Inference.Kernels;
 /// (q[j, 2t], q[j, 2t+1]) side by side, 64 bytes, which the kernel widens to 16-bit and multiplies
 /// pairwise (<c>vpmaddwd</c>). An odd K and the last panel are zero-padded, so the pad adds nothing.
 /// </remarks>
-public sealed class QuantizedMatrix
+internal sealed class QuantizedMatrix
 {
     internal const int PanelWidth = PackedMatrix.PanelWidth;
 

@@ -1,7 +1,7 @@
-namespace Funnel.Inference.Kernels;
+namespace Funnel.Numerics;
 
 /// <summary>Element-wise activations, each with its scalar definition.</summary>
-public static class Activations
+internal static class Activations
 {
     /// <summary>Exact GELU, x·Φ(x) = 0.5·x·(1 + erf(x/√2)), as BERT's "gelu".</summary>
     internal static float GeluReference(float x) => (float)(0.5 * x * (1.0 + Erf(x / Math.Sqrt(2.0))));

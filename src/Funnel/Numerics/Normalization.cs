@@ -1,9 +1,9 @@
 using System.Runtime.Intrinsics;
 
-namespace Funnel.Inference.Kernels;
+namespace Funnel.Numerics;
 
 /// <summary>Row-wise normalisations.</summary>
-public static class Normalization
+internal static class Normalization
 {
     /// <summary>In place, for each of <paramref name="rows"/> rows of width gamma.Length:
     /// x = (x − mean) / √(var + eps) · gamma + beta, with the biased variance as torch.nn.LayerNorm.

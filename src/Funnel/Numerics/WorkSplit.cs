@@ -1,6 +1,6 @@
 using System.Runtime.CompilerServices;
 
-namespace Funnel.Inference.Kernels;
+namespace Funnel.Numerics;
 
 /// <summary>A kernel's work cut into independent numbered items.</summary>
 internal interface IWorkItems

@@ -3,7 +3,7 @@ using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
 
-namespace Funnel.Inference.Kernels;
+namespace Funnel.Numerics;
 
 /// <summary>
 /// Dynamically quantized linear layers: y = epilogue(x · Wᵀ + bias) with W int8 per output channel
@@ -19,7 +19,7 @@ namespace Funnel.Inference.Kernels;
 /// give 64 per instruction but saturates its 16-bit pair sums at u8×s8 ranges, and needs a second
 /// multiply to widen, so it is no faster and is not exact.)
 /// </remarks>
-public static class QuantizedMatMul
+internal static class QuantizedMatMul
 {
     /// <summary>Whether the SIMD kernel runs here (else the scalar twin, with the same results, slowly).</summary>
     public static bool IsAccelerated => Avx512BW.IsSupported || Avx2.IsSupported;

@@ -4,7 +4,7 @@ using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
 
-namespace Funnel.Inference.Kernels;
+namespace Funnel.Numerics;
 
 /// <summary>
 /// The products a linear layer y = x·Wᵀ + b needs in its backward pass, beside <see cref="MatMul"/>'s
@@ -12,7 +12,7 @@ namespace Funnel.Inference.Kernels;
 /// dW += dYᵀ·X on the same micro-kernel, dY transposed chunk by chunk and X packed into panels. Every output element is summed
 /// by one thread in a fixed order, so results do not depend on the thread count.
 /// </summary>
-public static class MatMulGradients
+internal static class MatMulGradients
 {
     /// <summary>Wᵀ for W given row-major as [n × k]: a <see cref="PackedMatrix"/> with N = k and K = n, so
     /// that <c>MatMul.Linear(dY, m, PackTransposed(W, n, k), [], dX)</c> gives dX[m×k] = dY[m×n]·W.</summary>

@@ -1,4 +1,4 @@
-namespace Funnel.Inference.Kernels;
+namespace Funnel.Numerics;
 
 /// <summary>
 /// The weight of a linear layer, W[N×K] in PyTorch's (out, in) layout, rearranged once at load
@@ -10,7 +10,7 @@ namespace Funnel.Inference.Kernels;
 /// each input feature p, the panel's weights W[j0 .. j0+31, p] side by side, so the micro-kernel
 /// reads two contiguous vectors per step along K. The last panel is zero-padded.
 /// </remarks>
-public sealed class PackedMatrix
+internal sealed class PackedMatrix
 {
     /// <summary>Output features per panel (two 16-float vectors).</summary>
     internal const int PanelWidth = 32;

@@ -2,7 +2,7 @@ using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
 
-namespace Funnel.Inference.Kernels;
+namespace Funnel.Numerics;
 
 /// <summary>
 /// Vectorised exp, erf and GELU for the kernels' epilogues and softmax. Each has the scalar
@@ -10,7 +10,7 @@ namespace Funnel.Inference.Kernels;
 /// they agree. The Vector512 and Vector256 bodies are the same formula at two widths, as in
 /// TensorPrimitives; the scalar forms are used for tails.
 /// </summary>
-internal static class VectorMath
+internal static partial class VectorMath
 {
     // exp: x = n·ln2 + r with |r| ≤ ln2/2, exp(r) by Cephes' degree-6 expf polynomial, 2ⁿ by
     // building the exponent bits. The clamp keeps n in [-126, 127] so 2ⁿ stays a normal float.

@@ -1,6 +1,6 @@
-using Funnel.Inference.Kernels;
+using Funnel.Numerics;
 
-namespace Funnel.Tests.Inference.Kernels;
+namespace Funnel.Tests.Numerics;
 
 public class MatMulGradientsTests
 {

@@ -1,7 +1,7 @@
 using System.Runtime.Intrinsics;
-using Funnel.Inference.Kernels;
+using Funnel.Numerics;
 
-namespace Funnel.Tests.Inference.Kernels;
+namespace Funnel.Tests.Numerics;
 
 public class VectorMathTests
 {

@@ -2,13 +2,13 @@ using System.Buffers;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
 
-namespace Funnel.Inference.Kernels;
+namespace Funnel.Numerics;
 
 /// <summary>
 /// Multi-head self-attention for unpadded sequences: the encoder runs every sequence of a batch
 /// at its own length, so no padding position is ever computed or masked.
 /// </summary>
-public static class Attention
+internal static class Attention
 {
     /// <summary>
     /// <paramref name="qkv"/> is [seqLen × 3·hidden] with Q, K, V side by side in each row (as the

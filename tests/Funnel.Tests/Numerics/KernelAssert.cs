@@ -1,4 +1,4 @@
-namespace Funnel.Tests.Inference.Kernels;
+namespace Funnel.Tests.Numerics;
 
 internal static class KernelAssert
 {

@@ -2,10 +2,10 @@ using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
 
-namespace Funnel.Inference.Kernels;
+namespace Funnel.Numerics;
 
 /// <summary>What a linear layer does to its output after the bias, fused into the matrix kernel.</summary>
-public enum Epilogue
+internal enum Epilogue
 {
     /// <summary>y = x·Wᵀ + b</summary>
     None,
@@ -16,7 +16,7 @@ public enum Epilogue
 }
 
 /// <summary>Dense matrix products for transformer layers. Row-major throughout.</summary>
-public static class MatMul
+internal static class MatMul
 {
     /// <summary>
     /// y[m×N] = epilogue(x[m×K] · Wᵀ + bias). <paramref name="residual"/> is read only for
