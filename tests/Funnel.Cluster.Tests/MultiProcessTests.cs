@@ -104,18 +104,22 @@ public sealed class MultiProcessTests(ClusterModels fixture) : IClassFixture<Clu
         });
         await Task.Delay(1000);
         _nodes["n2"].Process.Kill(); // SIGKILL
+        int before = searches.Count;
         await writer;
+        // At least ten searches after the kill (a loaded machine may be slow), within half a minute.
+        for (var waited = Stopwatch.StartNew(); searches.Count < before + 10 && waited.Elapsed < TimeSpan.FromSeconds(30);) await Task.Delay(100);
         stop.Cancel();
         await reader;
 
-        Assert.True(searches.Count > 10, $"{searches.Count} searches");
+        Assert.True(searches.Count >= before + 10, $"{searches.Count - before} searches after the kill");
         if (searches.Any(s => s.GetProperty("unsearched_shards").GetArrayLength() > 0))
         {
             string described = await _http.GetStringAsync($"{n3}/collections/docs");
             Assert.Fail($"{searches.Count(s => s.GetProperty("unsearched_shards").GetArrayLength() > 0)} of {searches.Count} searches missed shards; now {described}");
         }
         Assert.NotEmpty(refusals);
-        Assert.All(refusals, r => Assert.Matches("shard docs/[01]", r));
+        // Shards 0 and 1 lost a replica; any shard whose grain was on n2 is unreachable until it moves. Each 503 names its shard.
+        Assert.All(refusals, r => Assert.Matches(@"shard docs/\d", r));
         Assert.True(acknowledged.Count > 20, "writes to the shard without a replica on n2 went on");
         foreach (string id in acknowledged)
             Assert.Equal(HttpStatusCode.OK, (await _http.GetAsync($"{n3}/collections/docs/documents/{Uri.EscapeDataString(id)}")).StatusCode);
