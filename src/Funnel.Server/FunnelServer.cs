@@ -7,6 +7,8 @@ using Funnel.Server.Metrics;
 using Funnel.Server.Models;
 using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
+using OpenTelemetry.Exporter;
+using OpenTelemetry.Metrics;
 
 namespace Funnel.Server;
 
@@ -54,6 +56,19 @@ public static class FunnelServer
         var served = new ServedModels(models, options, metrics);
         builder.Services.AddSingleton(options);
         builder.Services.AddSingleton(metrics);
+        builder.Services.AddOpenTelemetry().WithMetrics(meters => meters
+            .AddMeter(ServerMetrics.MeterName)
+            // Another server in this process has a meter of the same name: export this server's only.
+            .AddView(instrument => instrument.Meter.Name == ServerMetrics.MeterName && !ReferenceEquals(instrument.Meter, metrics.Meter) ? MetricStreamConfiguration.Drop : null)
+            .AddPrometheusExporter(prometheus =>
+            {
+                // The names are Prometheus names already (and those dashboards and README use): no suffixes, no scope labels.
+                prometheus.TranslationStrategy = PrometheusAspNetCoreTranslationStrategy.NoTranslation;
+                prometheus.ScopeInfoEnabled = false;
+                prometheus.TargetInfoEnabled = false;
+                // Overload is watched through queue depth and wait: a scrape must see them now, not 300 ms ago.
+                prometheus.ScrapeResponseCacheDurationMilliseconds = 0;
+            }));
         builder.Services.AddSingleton(served);
         CollectionStore? collections = options.Cluster is null && options.CollectionsDirectory is { } root ? new CollectionStore(root, models.BiEncoder) : null;
         if (collections is not null) builder.Services.AddSingleton(collections);
@@ -71,6 +86,8 @@ public static class FunnelServer
         app.UseMiddleware<RequestMetricsMiddleware>();
         app.UseMiddleware<ProblemMiddleware>();
         app.UseMiddleware<ApiKeyMiddleware>();
+        // GET only, as the OpenAPI document says (the exporter maps every method).
+        app.MapPrometheusScrapingEndpoint("/metrics").WithMetadata(new HttpMethodMetadata([HttpMethods.Get]));
 
         OperationsEndpoints.Map(app);
         ModelEndpoints.Map(app);
@@ -88,6 +105,7 @@ public static class FunnelServer
         {
             served.DisposeAsync().AsTask().GetAwaiter().GetResult();
             collections?.Dispose();
+            metrics.Dispose();
         });
         return app;
     }

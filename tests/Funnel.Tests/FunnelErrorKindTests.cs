@@ -51,6 +51,9 @@ public sealed class FunnelErrorKindTests
         { new HubException(HubErrorKind.Network, "unreachable"), 1, 503 },
         { new HubException(HubErrorKind.Integrity, "sha mismatch"), 1, 503 },
         { new HubException(HubErrorKind.Unauthorized, "gated"), 1, 401 },
+        // The one change: a repository without loadable weights exited 1 (any other HubException); it is the user's pick to
+        // change, as a model folder Funnel cannot load (ModelFormatException) always was, so now 2.
+        { new HubException(HubErrorKind.Unsupported, "no safetensors and no ONNX export"), 2, 400 },
         { ApiException.Malformed("not JSON"), 2, 400 },
         { ApiException.NotFound("no collection"), 2, 404 },
         { ApiException.Unauthorized("no key"), 1, 401 },

@@ -81,7 +81,7 @@ internal static class ClusterCollectionEndpoints
             ClusterCollections cluster = Cluster(http);
             var (query, options, reranker) = await CollectionEndpoints.ReadSearchAsync(http);
             SearchResponse response = await cluster.SearchAsync(name, query, options, reranker, http.RequestAborted);
-            return Results.Json(CollectionEndpoints.SearchBodyOf(query, response), ApiJson.Options);
+            return Results.Json(CollectionEndpoints.SearchBodyOf(http, query, response), ApiJson.Options);
         }));
         app.MapGet("/collections/{name}/shards/{shard}", (HttpContext http, string name, string shard) => Run(async () =>
             Results.Json(Shard(await Cluster(http).ShardStatusAsync(name, ShardNumber(shard), http.RequestAborted)), ApiJson.Options)));

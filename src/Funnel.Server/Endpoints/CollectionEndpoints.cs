@@ -178,7 +178,7 @@ internal static class CollectionEndpoints
         // The library's pipeline over the models' batchers, so concurrent searches, /embed and /rerank share their batches.
         var pipeline = new SearchPipeline(served.Collection, models.Embedder, reranker);
         SearchResponse response = await pipeline.SearchAsync(query, searchOptions, http.RequestAborted);
-        return Results.Json(SearchBodyOf(query, response), ApiJson.Options);
+        return Results.Json(SearchBodyOf(http, query, response), ApiJson.Options);
     }
 
     /// <summary>A search request: the query, its options, and the reranker when it reranks.</summary>
@@ -224,10 +224,12 @@ internal static class CollectionEndpoints
         return (query, searchOptions, reranker);
     }
 
-    /// <summary>A search's answer; a sharded collection's adds its scatter and gather times and the shards it could not search.</summary>
-    internal static object SearchBodyOf(string query, SearchResponse response)
+    /// <summary>A search's answer (its stage times also go to /metrics); a sharded collection's adds its scatter and gather
+    /// times and the shards it could not search.</summary>
+    internal static object SearchBodyOf(HttpContext http, string query, SearchResponse response)
     {
         StageTimings t = response.Timings;
+        http.RequestServices.GetRequiredService<Metrics.ServerMetrics>().RecordSearch(t);
         bool sharded = t.Scatter > TimeSpan.Zero || response.Unsearched.Count > 0;
         var timings = new Timings(t.Embed.TotalMilliseconds, t.Retrieve.TotalMilliseconds, t.Fuse.TotalMilliseconds, t.Rerank.TotalMilliseconds, t.Total.TotalMilliseconds,
             sharded ? t.Scatter.TotalMilliseconds : null, sharded ? t.Gather.TotalMilliseconds : null);

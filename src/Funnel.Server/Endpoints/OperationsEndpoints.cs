@@ -1,10 +1,9 @@
 using System.Reflection;
-using Funnel.Server.Metrics;
 using Funnel.Server.Models;
 
 namespace Funnel.Server.Endpoints;
 
-/// <summary><c>/health</c>, <c>/info</c>, <c>/metrics</c> and <c>/openapi.json</c>.</summary>
+/// <summary><c>/health</c>, <c>/info</c> and <c>/openapi.json</c> (<c>/metrics</c> is OpenTelemetry's Prometheus exporter, see <see cref="FunnelServer"/>).</summary>
 internal static class OperationsEndpoints
 {
     public static readonly string Version =
@@ -14,8 +13,6 @@ internal static class OperationsEndpoints
     {
         app.MapGet("/health", () => Results.Json(new { status = "ok" }, Http.ApiJson.Options));
         app.MapGet("/info", (ServedModels models, ServerOptions options) => Results.Json(Info(models, options), Http.ApiJson.Options));
-        app.MapGet("/metrics", (ServerMetrics metrics) =>
-            Results.Text(metrics.Registry.Render(), "text/plain; version=0.0.4; charset=utf-8"));
         app.MapGet("/openapi.json", () => Results.Stream(OpenApiDocument(), "application/json"));
     }
 

@@ -20,8 +20,7 @@ internal sealed class RequestMetricsMiddleware(RequestDelegate next, ServerMetri
             string method = route == "unmatched" && !HttpMethods.IsGet(context.Request.Method) && !HttpMethods.IsPost(context.Request.Method)
                 ? "other" // arbitrary methods on unknown paths must not grow the series without bound
                 : context.Request.Method;
-            metrics.Requests.Increment(1, route, method, context.Response.StatusCode.ToString(System.Globalization.CultureInfo.InvariantCulture));
-            metrics.RequestDuration.Observe(Stopwatch.GetElapsedTime(start).TotalSeconds, route, method);
+            metrics.RecordRequest(route, method, context.Response.StatusCode, Stopwatch.GetElapsedTime(start));
         }
     }
 }

@@ -22,9 +22,7 @@ internal sealed class BatchedModel<TResult> : IAsyncDisposable
         Id = id;
         _metrics = metrics;
         _batcher = new DynamicBatcher<TokenSequence, TResult>(run, batching, report => metrics.RecordBatch(id, report), $"batcher:{id}", time);
-        metrics.QueueDepth.Track(() => _batcher.QueuedItems, id);
-        metrics.ExpectedQueueWait.Track(() => _batcher.ExpectedWait.TotalSeconds, id);
-        metrics.Throughput.Track(() => _batcher.Throughput.CostPerSecond ?? 0, id);
+        metrics.TrackQueue(id, () => _batcher.QueuedItems, () => _batcher.ExpectedWait.TotalSeconds, () => _batcher.Throughput.CostPerSecond ?? 0);
     }
 
     public string Id { get; }
@@ -59,22 +57,21 @@ internal sealed class BatchedModel<TResult> : IAsyncDisposable
         }
         catch (QueueFullException full)
         {
-            _metrics.Rejections.Increment(1, Id, "overloaded");
+            _metrics.RecordRejection(Id, "overloaded");
             throw new ModelUnavailableException($"{Id}: {full.Message}; retry after the Retry-After seconds", ModelUnavailableReason.Overloaded, full.ExpectedWait);
         }
         catch (DeadlineException late)
         {
-            _metrics.Rejections.Increment(1, Id, "deadline");
+            _metrics.RecordRejection(Id, "deadline");
             throw new ModelUnavailableException($"{Id}: {late.Message}", ModelUnavailableReason.DeadlineUnmet, late.ExpectedWait);
         }
         catch (OperationCanceledException) when (timeout is { IsCancellationRequested: true } && !cancellationToken.IsCancellationRequested)
         {
-            _metrics.Rejections.Increment(1, Id, "deadline");
+            _metrics.RecordRejection(Id, "deadline");
             throw new ModelUnavailableException($"{Id}: the request's {deadline!.Value.TotalMilliseconds:F0} ms passed while it waited for the model",
                 ModelUnavailableReason.DeadlineUnmet, _batcher.ExpectedWait);
         }
-        _metrics.Inputs.Increment(inputs.Count, Id);
-        _metrics.Tokens.Increment(total, Id);
+        _metrics.RecordAccepted(Id, inputs.Count, total);
         return (results, total);
     }
 

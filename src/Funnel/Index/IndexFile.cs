@@ -6,7 +6,7 @@ using Funnel.IO;
 namespace Funnel.Index;
 
 /// <summary>
-/// The on-disk layout shared by both indexes (see README "Index file format"): a 192-byte little-endian header,
+/// The on-disk layout shared by both indexes (see docs/file-formats.md, "Index file format"): a 192-byte little-endian header,
 /// then 64-byte-aligned sections (rows, full-precision floats, upper-layer links, metadata). Bytes 8..16 hold
 /// XxHash64 of every byte from 16 to the end, so any truncation or flipped byte is caught before the data is
 /// trusted. Rows are stored exactly as in memory so <see cref="MappedFile"/> can serve them in place.

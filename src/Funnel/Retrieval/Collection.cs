@@ -52,7 +52,7 @@ public sealed class CollectionFolderException(string message, Exception? inner =
 /// A collection folder: documents, their chunks, a vector index (one vector per chunk) and a BM25 index (per document),
 /// kept consistent and crash-safe. Changes go to a write-ahead log (fsynced before they are acknowledged) and are applied in
 /// memory; checkpoints write all snapshots into a new generation folder and commit it by rewriting <c>manifest.json</c>
-/// atomically. Opening loads the committed generation and replays the log's intact records. See README "Collection format".
+/// atomically. Opening loads the committed generation and replays the log's intact records. See docs/file-formats.md, "Collection format".
 /// <para>One writer (a process holding the folder's <c>LOCK</c>) at a time; any number of concurrent searches. A read-only
 /// open sees the state as of its opening.</para>
 /// </summary>
@@ -207,10 +207,8 @@ public sealed class Collection : IDisposable
     /// </summary>
     private static Collection Load(string folder, CollectionManifest manifest, FileStream? writerLock, LogSalvage? salvage = null)
     {
-        string generation = GenerationFolder(folder, manifest.Generation);
-        var (documents, nextChunkId) = DocumentSnapshot.Read(Path.Combine(generation, "documents.bin"));
-        IVectorIndex vectors = manifest.VectorIndex.Open(Path.Combine(generation, "vectors.idx"), mapped: writerLock is null);
-        var collection = new Collection(folder, manifest, writerLock, vectors, Bm25Index.Load(Path.Combine(generation, "bm25.idx")));
+        var (documents, nextChunkId, vectors, bm25) = CollectionFolder.ReadSnapshot(GenerationFolder(folder, manifest.Generation), manifest.VectorIndex, mapped: writerLock is null);
+        var collection = new Collection(folder, manifest, writerLock, vectors, bm25);
         try
         {
             collection._table.NextChunkId = nextChunkId;

@@ -8,11 +8,11 @@ namespace Funnel.Retrieval;
 /// <summary>
 /// A collection folder's layout and its writer lock: <c>manifest.json</c>, the generation folders <c>gen-NNNNNN</c> (each a
 /// checkpoint's snapshots), the write-ahead logs <c>wal-NNNNNN.log</c> and <c>LOCK</c>; writing a generation, and removing what
-/// crashes or superseded checkpoints left. See README "Collection format".
+/// crashes or superseded checkpoints left. See docs/file-formats.md, "Collection format".
 /// </summary>
 internal static class CollectionFolder
 {
-    private const string LockFileName = "LOCK";
+    private const string LockFileName = "LOCK", DocumentsFileName = "documents.bin", VectorsFileName = "vectors.idx", Bm25FileName = "bm25.idx";
 
     public static string Generation(string folder, long generation) => Path.Combine(folder, $"gen-{generation:D6}");
 
@@ -36,10 +36,28 @@ internal static class CollectionFolder
     {
         if (Directory.Exists(generationFolder)) Directory.Delete(generationFolder, recursive: true); // an interrupted earlier attempt
         Directory.CreateDirectory(generationFolder);
-        DocumentSnapshot.Write(Path.Combine(generationFolder, "documents.bin"), documents, nextChunkId);
-        vectors.Save(Path.Combine(generationFolder, "vectors.idx"));
-        bm25.Save(Path.Combine(generationFolder, "bm25.idx"));
+        DocumentSnapshot.Write(Path.Combine(generationFolder, DocumentsFileName), documents, nextChunkId);
+        vectors.Save(Path.Combine(generationFolder, VectorsFileName));
+        bm25.Save(Path.Combine(generationFolder, Bm25FileName));
         DurableFile.SyncDirectory(Path.GetDirectoryName(generationFolder)!);
+    }
+
+    /// <summary>Reads what <see cref="WriteSnapshot"/> wrote: the documents, the next chunk id, and the two indexes (the vector
+    /// index as <paramref name="settings"/> says, memory-mapped when <paramref name="mapped"/>).</summary>
+    public static (List<StoredDocument> Documents, long NextChunkId, IVectorIndex Vectors, Bm25Index Bm25) ReadSnapshot(
+        string generationFolder, VectorIndexSettings settings, bool mapped)
+    {
+        var (documents, nextChunkId) = DocumentSnapshot.Read(Path.Combine(generationFolder, DocumentsFileName));
+        IVectorIndex vectors = settings.Open(Path.Combine(generationFolder, VectorsFileName), mapped);
+        try
+        {
+            return (documents, nextChunkId, vectors, Bm25Index.Load(Path.Combine(generationFolder, Bm25FileName)));
+        }
+        catch
+        {
+            vectors.Dispose();
+            throw;
+        }
     }
 
     /// <summary>A name a collection folder may hold; a folder with only these and no manifest is a create that was interrupted.</summary>

@@ -230,4 +230,31 @@ public sealed class VectorDataTests : IClassFixture<SmallModels>, IDisposable
         Assert.Empty(found); // no document has Reviewed=false stored: Funnel does not invent defaults
         Assert.Equal(30, (await passages.SearchAsync("fish oil", 40, new VectorSearchOptions<Passage> { Filter = p => p.Half == wanted }).ToListAsync()).Count);
     }
+
+    [Fact]
+    public async Task ADynamicCollectionStoresDictionariesByTheirDefinition()
+    {
+        using FunnelVectorStore store = Store(Path.Combine(_root, "dynamic"));
+        var definition = new VectorStoreCollectionDefinition
+        {
+            Properties =
+            [
+                new VectorStoreKeyProperty("Key", typeof(string)),
+                new VectorStoreDataProperty("Body", typeof(string)) { IsFullTextIndexed = true },
+                new VectorStoreDataProperty("Pages", typeof(int)),
+                new VectorStoreVectorProperty("Vector", typeof(string), 32),
+            ],
+        };
+        var notes = store.GetDynamicCollection("notes", definition);
+        await notes.EnsureCollectionExistsAsync();
+        await notes.UpsertAsync([
+            new Dictionary<string, object?> { ["Key"] = "fish", ["Body"] = "Fish oil and omega-3 fatty acids.", ["Pages"] = 12, ["Vector"] = "Fish oil and omega-3 fatty acids." },
+            new Dictionary<string, object?> { ["Key"] = "tea", ["Body"] = "Green tea and catechins.", ["Pages"] = 3, ["Vector"] = "Green tea and catechins." },
+        ]);
+        Dictionary<string, object?> fish = (await notes.GetAsync("fish"))!;
+        Assert.Equal(("Fish oil and omega-3 fatty acids.", 12), ((string)fish["Body"]!, (int)fish["Pages"]!));
+        var hits = await notes.SearchAsync("Green tea and catechins.", 2, new VectorSearchOptions<Dictionary<string, object?>> { Filter = r => (int)r["Pages"]! == 3 }).ToListAsync();
+        Assert.Equal("tea", Assert.Single(hits).Record["Key"]);
+        Assert.Equal(1.0, hits[0].Score!.Value, 4); // the same text embeds to the same vector
+    }
 }

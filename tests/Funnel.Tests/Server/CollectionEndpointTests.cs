@@ -223,6 +223,12 @@ public sealed class CollectionEndpointTests(SmallModels models) : IAsyncLifetime
         }
         JsonElement timings = reply.Json.GetProperty("timings_ms");
         Assert.True(timings.GetProperty("total").GetDouble() >= timings.GetProperty("rerank").GetDouble());
+
+        // Each stage's time goes to /metrics too (this server searched once).
+        string metrics = (await _server.Client.GetReplyAsync("/metrics")).Text;
+        foreach (string stage in new[] { "embed", "retrieve", "fuse", "rerank" })
+            Assert.Equal(1, Http.Metric(metrics, $"funnel_search_stage_duration_seconds_count{{stage=\"{stage}\"}}"));
+        Assert.Equal(timings.GetProperty("rerank").GetDouble() / 1000, Http.Metric(metrics, "funnel_search_stage_duration_seconds_sum{stage=\"rerank\"}"), 1e-6);
     }
 
     [Theory]

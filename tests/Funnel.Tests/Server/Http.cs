@@ -29,12 +29,28 @@ internal static class Http
     private static async Task<Reply> ReadAsync(HttpResponseMessage response) =>
         new(response.StatusCode, response.Content.Headers.ContentType?.MediaType, await response.Content.ReadAsStringAsync(), response);
 
-    /// <summary>The value of one exposition line, e.g. <c>funnel_batch_size_count{model="x"}</c>.</summary>
+    /// <summary>
+    /// The value of one exposition series, e.g. <c>funnel_batch_size_count{model="x"}</c>: the same name and label set, in any
+    /// label order (the exporter sorts them), with any timestamp after the value ignored.
+    /// </summary>
     public static double Metric(string exposition, string series)
     {
-        string? line = exposition.Split('\n').SingleOrDefault(l => l.StartsWith(series + " ", StringComparison.Ordinal));
-        Assert.True(line is not null, $"no series {series} in:\n{exposition}");
-        return double.Parse(line[(series.Length + 1)..], CultureInfo.InvariantCulture);
+        var wanted = Series(series);
+        var values = exposition.Split('\n').Where(l => l.Length > 0 && l[0] != '#')
+            .Select(l => (Series: Series(l[..SeriesEnd(l)]), Value: l[(SeriesEnd(l) + 1)..].Split(' ')[0]))
+            .Where(s => s.Series.Name == wanted.Name && s.Series.Labels.SetEquals(wanted.Labels)).ToList();
+        Assert.True(values.Count == 1, $"{values.Count} series {series} in:\n{exposition}");
+        return double.Parse(values[0].Value, CultureInfo.InvariantCulture);
+    }
+
+    private static int SeriesEnd(string line) => line.IndexOf('}') is >= 0 and var brace ? brace + 1 : line.IndexOf(' ');
+
+    private static (string Name, HashSet<string> Labels) Series(string series)
+    {
+        int brace = series.IndexOf('{');
+        if (brace < 0) return (series, []);
+        var labels = System.Text.RegularExpressions.Regex.Matches(series[brace..], "[A-Za-z_][A-Za-z0-9_]*=\"(?:[^\"\\\\]|\\\\.)*\"").Select(m => m.Value);
+        return (series[..brace], [.. labels]);
     }
 
     /// <summary>Polls <c>/metrics</c> until <paramref name="model"/>'s batch queue holds <paramref name="depth"/> items.</summary>

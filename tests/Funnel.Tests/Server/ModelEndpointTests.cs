@@ -193,8 +193,8 @@ public sealed class ModelEndpointTests(SmallModels models) : IAsyncLifetime
         Assert.Equal(HttpStatusCode.OK, metrics.Status);
         Assert.Equal("text/plain", metrics.ContentType);
         Assert.Contains("# TYPE funnel_batch_size histogram", metrics.Text);
-        Assert.Contains("funnel_inputs_total{model=\"test/bi-small\"} 3", metrics.Text);
-        Assert.Contains("funnel_http_requests_total{route=\"/embed\",method=\"POST\",status=\"200\"} 1", metrics.Text);
-        Assert.Contains("funnel_batch_queue_depth{model=\"test/cross-small\"} 0", metrics.Text);
+        Assert.Equal(3, Http.Metric(metrics.Text, "funnel_inputs_total{model=\"test/bi-small\"}"));
+        Assert.Equal(1, Http.Metric(metrics.Text, "funnel_http_requests_total{route=\"/embed\",method=\"POST\",status=\"200\"}"));
+        Assert.Equal(0, Http.Metric(metrics.Text, "funnel_batch_queue_depth{model=\"test/cross-small\"}"));
     }
 }

@@ -5,15 +5,15 @@ using Funnel.Server;
 
 namespace Funnel.Tests.Server;
 
-/// <summary>README's "Collections" curl session, run as written against a real server: every call succeeds, and the
+/// <summary>The HTTP API doc's "Collections" curl session (docs/http-api.md), run as written against a real server: every call succeeds, and the
 /// filtered search finds the document (issue 11, defect 9: the example's PUT dropped the metadata the filter needs).</summary>
 [Collection(ServerCollection.Name)]
 public sealed partial class ReadmeExampleTests(SmallModels models)
 {
     private static IEnumerable<(HttpMethod Method, string Path, string? Body)> ReadmeCalls()
     {
-        string readme = File.ReadAllText(Path.Combine(TestPaths.RepoRoot, "README.md"));
-        int section = readme.IndexOf("\n### Collections\n", StringComparison.Ordinal);
+        string readme = File.ReadAllText(Path.Combine(TestPaths.RepoRoot, "docs", "http-api.md"));
+        int section = readme.IndexOf("\n## Collections\n", StringComparison.Ordinal);
         int start = readme.IndexOf("```sh\n", section, StringComparison.Ordinal) + 6;
         string block = readme[start..readme.IndexOf("```", start, StringComparison.Ordinal)].Replace("\\\n", " ");
         foreach (string line in block.Split('\n').Where(l => l.StartsWith("curl ", StringComparison.Ordinal)))
