@@ -18,6 +18,7 @@ public static class Program
         ["pipeline"] = (Pipeline.PipelineSuite.Help, Pipeline.PipelineSuite.Run),
         ["ingest-search"] = (Collections.IngestSearchSuite.Help, Collections.IngestSearchSuite.Run),
         ["training"] = (Training.TrainingSuite.Help, Training.TrainingSuite.Run),
+        ["cluster"] = (Cluster.ClusterSuite.Help, Cluster.ClusterSuite.Run),
     };
 
     public static int Main(string[] args)

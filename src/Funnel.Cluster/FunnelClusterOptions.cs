@@ -11,8 +11,8 @@ namespace Funnel.Cluster;
 
 /// <summary>
 /// How <c>funnel serve --cluster</c> joins a cluster: this node's name and data folder, its Orleans ports, and where
-/// membership lives: a PostgreSQL database (Orleans' ADO.NET clustering, whose tables must exist: see docs/cluster.md),
-/// or, for trying it out on one machine, the endpoint of a primary node
+/// membership lives: Redis (Orleans' Redis clustering), a PostgreSQL database (Orleans' ADO.NET clustering, whose tables
+/// must exist: see docs/cluster.md), or, for trying it out on one machine, the endpoint of a primary node
 /// (Orleans' development clustering, no failover of that node).
 /// </summary>
 public sealed record FunnelClusterOptions
@@ -20,7 +20,8 @@ public sealed record FunnelClusterOptions
     public required string NodeName { get; init; }
     public required string DataDirectory { get; init; }
 
-    /// <summary><c>postgres:CONNECTION-STRING</c>, or <c>primary:HOST:PORT</c> (the silo port of the node that keeps membership; itself included).</summary>
+    /// <summary><c>redis:HOST:PORT</c> (a StackExchange.Redis configuration), <c>postgres:CONNECTION-STRING</c>, or
+    /// <c>primary:HOST:PORT</c> (the silo port of the node that keeps membership; itself included).</summary>
     public required string Membership { get; init; }
 
     public int SiloPort { get; init; } = 11111;
@@ -32,6 +33,7 @@ public sealed record FunnelClusterOptions
     /// <summary>Nodes with the same cluster id form one cluster (several clusters may share a database).</summary>
     public string ClusterId { get; init; } = "funnel";
 
+    public const string RedisPrefix = "redis:";
     public const string PostgresPrefix = "postgres:";
     public const string PrimaryPrefix = "primary:";
 
@@ -42,6 +44,18 @@ public sealed record FunnelClusterOptions
             return $"--node-name \"{NodeName}\" must be non-empty, without '@' or '/'";
         if (SiloPort is < 1 or > 65535 || GatewayPort is < 1 or > 65535 || SiloPort == GatewayPort)
             return $"--silo-port ({SiloPort}) and --gateway-port ({GatewayPort}) must be different ports between 1 and 65535";
+        if (Membership.StartsWith(RedisPrefix, StringComparison.Ordinal))
+        {
+            try
+            {
+                _ = StackExchange.Redis.ConfigurationOptions.Parse(Membership[RedisPrefix.Length..]);
+                return Membership.Length > RedisPrefix.Length ? null : "--cluster redis: needs HOST:PORT, e.g. redis:127.0.0.1:6379";
+            }
+            catch (ArgumentException e)
+            {
+                return $"--cluster: the Redis configuration is invalid: {e.Message}";
+            }
+        }
         if (Membership.StartsWith(PostgresPrefix, StringComparison.Ordinal))
         {
             try
@@ -57,7 +71,7 @@ public sealed record FunnelClusterOptions
         if (Membership.StartsWith(PrimaryPrefix, StringComparison.Ordinal))
             return IPEndPoint.TryParse(Membership[PrimaryPrefix.Length..], out var endpoint) && endpoint.Port > 0 ? null
                 : $"--cluster primary:{Membership[PrimaryPrefix.Length..]}: expected primary:HOST:PORT, e.g. primary:127.0.0.1:11111";
-        return $"--cluster \"{Membership}\": expected postgres:CONNECTION-STRING (e.g. postgres:Host=127.0.0.1;Port=5432;Database=funnel;Username=funnel) or primary:HOST:PORT";
+        return $"--cluster \"{Membership}\": expected redis:HOST:PORT, postgres:CONNECTION-STRING (e.g. postgres:Host=127.0.0.1;Port=5432;Database=funnel;Username=funnel) or primary:HOST:PORT";
     }
 }
 
@@ -76,7 +90,9 @@ public static class FunnelClusterHosting
             });
             silo.Configure<SiloOptions>(o => o.SiloName = cluster.NodeName);
             silo.ConfigureEndpoints(cluster.AdvertisedAddress, cluster.SiloPort, cluster.GatewayPort, listenOnAnyHostAddress: false);
-            if (cluster.Membership.StartsWith(FunnelClusterOptions.PostgresPrefix, StringComparison.Ordinal))
+            if (cluster.Membership.StartsWith(FunnelClusterOptions.RedisPrefix, StringComparison.Ordinal))
+                silo.UseRedisClustering(cluster.Membership[FunnelClusterOptions.RedisPrefix.Length..]);
+            else if (cluster.Membership.StartsWith(FunnelClusterOptions.PostgresPrefix, StringComparison.Ordinal))
             {
                 // Orleans finds the ADO.NET provider by its invariant name.
                 DbProviderFactories.RegisterFactory("Npgsql", NpgsqlFactory.Instance);

@@ -44,7 +44,7 @@ public sealed class TestNodes : IAsyncDisposable
         builder.AddClientBuilderConfigurator<ClientConfigurator>();
         TestCluster cluster = builder.Build();
         await cluster.DeployAsync();
-        return new TestNodes(cluster, root, new ClusterCollections(cluster.Client, biEncoder) { ReadTimeout = TimeSpan.FromSeconds(3) });
+        return new TestNodes(cluster, root, new ClusterCollections(cluster.Client, biEncoder) { ReadTimeout = TimeSpan.FromSeconds(10) });
     }
 
     private readonly List<SiloHandle> _restarted = [];
@@ -93,7 +93,7 @@ public sealed class TestNodes : IAsyncDisposable
                 node.DataDirectory = Path.Combine(config["Funnel:DataRoot"]!, name);
                 node.BiEncoder = FunnelNodeOptions.ParseFingerprint(config[$"Funnel:BiEncoderOf:{name}"] ?? config["Funnel:BiEncoder"]!);
                 node.FunnelVersion = config[$"Funnel:VersionOf:{name}"] ?? FunnelNodeOptions.CurrentVersion;
-                node.ReplicaTimeout = TimeSpan.FromSeconds(3);
+                node.ReplicaTimeout = TimeSpan.FromSeconds(10);
             });
             silo.Configure<ClusterMembershipOptions>(o =>
             {
@@ -103,14 +103,14 @@ public sealed class TestNodes : IAsyncDisposable
                 o.TableRefreshTimeout = TimeSpan.FromSeconds(1);
                 o.IAmAliveTablePublishTimeout = TimeSpan.FromSeconds(1);
             });
-            silo.Configure<SiloMessagingOptions>(o => o.ResponseTimeout = TimeSpan.FromSeconds(10));
+            silo.Configure<SiloMessagingOptions>(o => o.ResponseTimeout = TimeSpan.FromSeconds(20));
         }
     }
 
     private sealed class ClientConfigurator : IClientBuilderConfigurator
     {
         public void Configure(IConfiguration configuration, IClientBuilder client) =>
-            client.Configure<ClientMessagingOptions>(o => o.ResponseTimeout = TimeSpan.FromSeconds(10));
+            client.Configure<ClientMessagingOptions>(o => o.ResponseTimeout = TimeSpan.FromSeconds(20));
     }
 }
 

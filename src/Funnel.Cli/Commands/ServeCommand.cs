@@ -41,7 +41,7 @@ internal static class ServeCommand
         Option<string?> precision = ModelOption.Precision();
         var cluster = new Option<string?>("--cluster")
         {
-            Description = "Join a cluster of Funnel nodes, membership in PostgreSQL (postgres:CONNECTION-STRING) or kept by a primary node (primary:HOST:SILO-PORT); " +
+            Description = "Join a cluster of Funnel nodes, membership in Redis (redis:HOST:PORT), PostgreSQL (postgres:CONNECTION-STRING) or kept by a primary node (primary:HOST:SILO-PORT); " +
                           "--collections is then this node's data folder. See docs/cluster.md",
         };
         var nodeName = new Option<string?>("--node-name") { Description = "This node's name in the cluster, the same across restarts (default: HOST-SILO-PORT)" };

@@ -74,11 +74,22 @@ public sealed class ClusterCollections
         return layout;
     }
 
-    /// <summary>Every collection some node that is up knows, by name.</summary>
+    /// <summary>Every collection some node that is up knows, by name (every node keeps every layout, so one that just died
+    /// and is not yet known to be down is skipped).</summary>
     public async Task<IReadOnlyList<ClusterLayout>> ListAsync(CancellationToken ct = default)
     {
         string[] nodes = await ClusterNodes.ActiveAsync(_grains).WaitAsync(ct);
-        var known = await Task.WhenAll(nodes.Select(n => _grains.GetGrain<INodeGrain>(n).LayoutsAsync())).WaitAsync(ct);
+        var known = await Task.WhenAll(nodes.Select(async n =>
+        {
+            try
+            {
+                return await _grains.GetGrain<INodeGrain>(n).LayoutsAsync().WaitAsync(ReadTimeout, ct);
+            }
+            catch (Exception e) when (e is Orleans.Runtime.OrleansException or TimeoutException or ClusterException { Problem: ClusterProblem.Unavailable })
+            {
+                return [];
+            }
+        }));
         return [.. known.SelectMany(l => l).DistinctBy(l => l.Name).OrderBy(l => l.Name, StringComparer.Ordinal)];
     }
 
@@ -107,7 +118,7 @@ public sealed class ClusterCollections
     {
         ClusterLayout layout = await LayoutAsync(name, ct);
         ShardMembers members = ShardMembers.Of(layout, CheckShard(layout, shard));
-        await _grains.GetGrain<IShardGrain>(members.Name).RepairAsync(members).WaitAsync(ct);
+        await OnShardAsync(members, async s => { await s.RepairAsync(members); return 0; }).WaitAsync(ct);
         return await ShardStatusAsync(layout, shard);
     }
 
@@ -135,7 +146,7 @@ public sealed class ClusterCollections
             var existing = await Task.WhenAll(byShard.Select(async g =>
             {
                 ShardMembers members = ShardMembers.Of(layout, g.Key);
-                return await _grains.GetGrain<IShardGrain>(members.Name).ExistingAsync(members, [.. g.Value.Select(x => x.d.Id)]);
+                return await OnShardAsync(members, shard => shard.ExistingAsync(members, [.. g.Value.Select(x => x.d.Id)]));
             })).WaitAsync(ct);
             if (existing.SelectMany(e => e).FirstOrDefault() is { } taken)
             {
@@ -166,7 +177,7 @@ public sealed class ClusterCollections
             ShardMembers members = ShardMembers.Of(layout, w.Key);
             try
             {
-                return (members.Name, Ack: await _grains.GetGrain<IShardGrain>(members.Name).WriteAsync(members, w.Value), Error: (ClusterException?)null);
+                return (members.Name, Ack: await OnShardAsync(members, shard => shard.WriteAsync(members, w.Value)), Error: (ClusterException?)null);
             }
             catch (ClusterException e)
             {
@@ -218,7 +229,44 @@ public sealed class ClusterCollections
     private async Task<ShardStatus> ShardStatusAsync(ClusterLayout layout, int shard)
     {
         ShardMembers members = ShardMembers.Of(layout, shard);
-        return new ShardStatus(shard, members.Name, await _grains.GetGrain<IShardGrain>(members.Name).StatusAsync(members));
+        try
+        {
+            return new ShardStatus(shard, members.Name, await OnShardAsync(members, s => s.StatusAsync(members)));
+        }
+        catch (ClusterException e) when (e.Problem == ClusterProblem.Unavailable)
+        {
+            // The shard's grain is moving off a node that died: its replicas say where they stand (none counts as in sync).
+            var replicas = await Task.WhenAll(members.Nodes.Select(async node =>
+            {
+                try
+                {
+                    var position = await _grains.GetGrain<IShardReplicaGrain>(members.ReplicaKey(node)).PositionAsync().WaitAsync(ReadTimeout);
+                    return new ReplicaStatus(node, "unknown", position);
+                }
+                catch (Exception)
+                {
+                    return new ReplicaStatus(node, "down", null);
+                }
+            }));
+            return new ShardStatus(shard, members.Name, replicas);
+        }
+    }
+
+    /// <summary>
+    /// A call to a shard's grain. When it cannot be reached (its node died and it has not moved yet, or it timed out) the
+    /// caller gets <see cref="ClusterProblem.Unavailable"/> naming the shard: a write may or may not have been applied then.
+    /// </summary>
+    private async Task<T> OnShardAsync<T>(ShardMembers members, Func<IShardGrain, Task<T>> call)
+    {
+        try
+        {
+            return await call(_grains.GetGrain<IShardGrain>(members.Name));
+        }
+        catch (Exception e) when (e is Orleans.Runtime.OrleansException or TimeoutException)
+        {
+            throw new ClusterException(ClusterProblem.Unavailable,
+                $"shard {members.Name} could not be reached ({e.GetType().Name}: {e.Message}); a write is not acknowledged and may or may not be applied. Retry it (writes by id are idempotent).");
+        }
     }
 
     private static int CheckShard(ClusterLayout layout, int shard) => shard >= 0 && shard < layout.Shards ? shard

@@ -87,7 +87,8 @@ internal sealed class ShardedRetriever : IRetriever
             return await Task.WhenAll(Enumerable.Range(0, _layout.Shards).Select(s =>
                 OnReplicaAsync(s, readers[s], unsearched, replica => replica.SearchDenseAsync(vector, shardQuery), []))).ConfigureAwait(false);
 
-        // BM25: one replica per shard answers both phases, so its statistics and its scores are of the same state.
+        // BM25: the replica that gave a shard's statistics scores it too (the same state); should it fail in between, another
+        // in-sync replica holds the same documents.
         var chosen = new (IShardReplicaGrain Replica, string Node)?[_layout.Shards];
         ShardBm25Statistics?[] parts = await Task.WhenAll(Enumerable.Range(0, _layout.Shards).Select(s =>
             OnReplicaAsync<ShardBm25Statistics?>(s, readers[s], unsearched, async replica =>
@@ -98,7 +99,8 @@ internal sealed class ShardedRetriever : IRetriever
             }, null))).ConfigureAwait(false);
         var total = ShardBm25Statistics.Of(Retrieval.Lexical.Bm25Statistics.Sum(parts.OfType<ShardBm25Statistics>().Select(p => p.ToStatistics())));
         return await Task.WhenAll(Enumerable.Range(0, _layout.Shards).Select(s => chosen[s] is { } c
-            ? OnReplicaAsync(s, new ShardReaders([c.Node], readers[s].Sequence), unsearched, replica => replica.SearchBm25Async(query.Text, shardQuery, total), [])
+            ? OnReplicaAsync(s, new ShardReaders([c.Node, .. readers[s].Nodes.Where(n => n != c.Node)], readers[s].Sequence), unsearched,
+                replica => replica.SearchBm25Async(query.Text, shardQuery, total), [], inOrder: true)
             : Task.FromResult<ShardHit[]>([]))).ConfigureAwait(false);
     }
 
@@ -110,10 +112,12 @@ internal sealed class ShardedRetriever : IRetriever
 
     /// <summary>Runs <paramref name="call"/> on the least loaded in-sync replica of shard <paramref name="shard"/>, falling back to
     /// the next one when a replica fails (and telling the shard); <paramref name="none"/> when none could answer.</summary>
-    private async Task<T> OnReplicaAsync<T>(int shard, ShardReaders readers, ConcurrentBag<string> unsearched, Func<IShardReplicaGrain, Task<T>> call, T none)
+    /// <param name="inOrder">Try the replicas in the order given rather than least loaded first.</param>
+    private async Task<T> OnReplicaAsync<T>(int shard, ShardReaders readers, ConcurrentBag<string> unsearched, Func<IShardReplicaGrain, Task<T>> call, T none,
+        bool inOrder = false)
     {
         ShardMembers members = ShardMembers.Of(_layout, shard);
-        foreach (string node in _load.LeastLoadedFirst(readers.Nodes))
+        foreach (string node in inOrder ? readers.Nodes : _load.LeastLoadedFirst(readers.Nodes))
         {
             using var _ = _load.Enter(node);
             try

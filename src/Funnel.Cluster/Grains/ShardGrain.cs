@@ -57,7 +57,6 @@ internal sealed class ShardGrain(IOptions<FunnelNodeOptions> options, ILogger<Sh
         string[] acked = [.. results.Where(r => r.Deleted is not null).Select(r => r.node)];
         if (acked.Length < members.WriteQuorum)
         {
-            if (_inSync.Count == 0) Forget();
             throw new ClusterException(ClusterProblem.Unavailable,
                 $"shard {members.Name}: {acked.Length} of {members.WriteQuorum} required replicas made the write durable ({string.Join(", ", acked)}); " +
                 "it is not acknowledged and may be applied on some replicas. Retry it (writes by id are idempotent).");
@@ -110,16 +109,21 @@ internal sealed class ShardGrain(IOptions<FunnelNodeOptions> options, ILogger<Sh
     public async Task RepairAsync(ShardMembers members)
     {
         await LearnAsync(members);
-        if (_inSync.Count == 0 || _inSync.Count == members.Nodes.Length) return;
-        string source = _inSync.First();
+        if (_inSync.Count == members.Nodes.Length) return;
         foreach (string node in members.Nodes.Where(n => !_inSync.Contains(n)))
         {
             ReplicaPosition? position = await TryPositionAsync(members, node);
             if (position is null) continue;
             try
             {
-                if (position.Sequence != _position!.Sequence || position.BatchId != _position.BatchId)
-                    await CopyAsync(members, source, node);
+                // A replica that only missed reads (reported down by a coordinator, or slow) holds the shard's last batch: it
+                // comes back as it is. Any other needs a copy from an in-sync peer.
+                bool current = position.Sequence == _position!.Sequence && position.BatchId == _position.BatchId;
+                if (!current)
+                {
+                    if (_inSync.Count == 0) continue;
+                    await CopyAsync(members, _inSync.First(), node);
+                }
                 _inSync.Add(node);
                 log.LogInformation("Shard {Shard}: replica on {Node} caught up at batch {Sequence}", members.Name, node, _position!.Sequence);
             }
@@ -142,14 +146,22 @@ internal sealed class ShardGrain(IOptions<FunnelNodeOptions> options, ILogger<Sh
 
     private async Task RepairTickAsync(CancellationToken cancellationToken)
     {
-        if (_members is { } members && _position is not null && _inSync.Count < members.Nodes.Length) await RepairAsync(members);
+        if (_members is not { } members || _inSync.Count == members.Nodes.Length) return;
+        try
+        {
+            await RepairAsync(members);
+        }
+        catch (ClusterException e)
+        {
+            log.LogWarning("Shard {Shard}: {Problem}", members.Name, e.Message);
+        }
     }
 
-    /// <summary>Learns the shard's position once per activation (and again after every replica fell out of sync).</summary>
+    /// <summary>Learns the shard's position once per activation, and again whenever no replica is in sync.</summary>
     private Task LearnAsync(ShardMembers members)
     {
         _members = members;
-        if (_position is not null) return Task.CompletedTask;
+        if (_position is not null && _inSync.Count > 0) return Task.CompletedTask;
         return _learning ??= Learn(members);
 
         async Task Learn(ShardMembers m)
@@ -176,12 +188,6 @@ internal sealed class ShardGrain(IOptions<FunnelNodeOptions> options, ILogger<Sh
                 _learning = null;
             }
         }
-    }
-
-    private void Forget()
-    {
-        _position = null;
-        _inSync.Clear();
     }
 
     private async Task<ReplicaPosition?> TryPositionAsync(ShardMembers members, string node)
