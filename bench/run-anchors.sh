@@ -11,6 +11,7 @@ set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$here"
 quick=false
+suites="${SUITES:-encoders peer tokenizer bm25 ann pipeline embed}"
 [[ "${1:-}" == "--quick" ]] && quick=true
 max_load="${MAX_LOAD:-1.5}"
 load="$(cut -d' ' -f1 /proc/loadavg)"
@@ -34,7 +35,6 @@ trap 'rm -f "$tmp"' EXIT
   echo "Every ratio below is against its anchor measured in this same run. Suites run: $suites."
 } > "$tmp"
 
-suites="${SUITES:-encoders peer tokenizer bm25 ann pipeline embed}"
 suite() {
   local key="$1" title="$2"; shift 2
   [[ " $suites " == *" $key "* ]] || return 0
