@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Text.Json;
 using MlBertTokenizer = Microsoft.ML.Tokenizers.BertTokenizer;
 using MlBertOptions = Microsoft.ML.Tokenizers.BertOptions;
@@ -30,21 +29,6 @@ internal sealed class TokenizerAnchors
         // Its buffers are reused by the next call, so the ids are copied out.
         ("FastBertTokenizer 1.2.6", text => Array.ConvertAll(_fast.Encode(text, Untruncated).InputIds.ToArray(), id => (int)id)),
     ];
-
-    /// <summary>Tokens per second over all texts on one thread (one warm-up pass, then passes for <paramref name="seconds"/>).</summary>
-    public static (double TokensPerSecond, double BytesPerSecond) Throughput(Func<string, int[]> encode, string[] texts, long bytes, double seconds)
-    {
-        long tokens = texts.Sum(t => (long)encode(t).Length);
-        var clock = Stopwatch.StartNew();
-        int passes = 0;
-        while (clock.Elapsed.TotalSeconds < seconds)
-        {
-            foreach (string text in texts) encode(text);
-            passes++;
-        }
-        double rate = passes / clock.Elapsed.TotalSeconds;
-        return (tokens * rate, bytes * rate);
-    }
 
     /// <summary>
     /// The single-text cases of the HF fixture (Fixtures/tokenizer/hf-encodings.json, variant all-MiniLM-L6-v2) that the
