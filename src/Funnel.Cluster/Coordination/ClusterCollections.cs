@@ -56,8 +56,14 @@ public sealed class ClusterCollections
 
     public SentenceEncoder? BiEncoder => _biEncoder;
 
-    /// <summary>How long a replica or shard may take to answer a read before the next replica is asked.</summary>
+    /// <summary>How long a replica or shard may take to answer a read before it counts as failed.</summary>
     public TimeSpan ReadTimeout { get; init; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>How long a read waits for one replica before it asks the next one too (a hedged request); the first answer
+    /// wins. Well above a shard's search time, so that only reads stuck on a failing node or connection are doubled.</summary>
+    public TimeSpan HedgeAfter { get; init; } = TimeSpan.FromSeconds(1);
+
+    private ReadPolicy Reads => new(ReadTimeout, HedgeAfter);
 
     public async Task<ClusterLayout> CreateAsync(string name, ShardingOptions sharding, CollectionOptions options, CancellationToken ct = default)
     {
@@ -198,19 +204,9 @@ public sealed class ClusterCollections
     {
         ClusterLayout layout = await LayoutAsync(name, ct);
         ShardMembers members = ShardMembers.Of(layout, layout.ShardOf(id));
-        ShardReaders readers = await ShardReads.ReadersAsync(_grains, members, ReadTimeout).WaitAsync(ct);
-        foreach (string node in _load.LeastLoadedFirst(readers.Nodes))
-        {
-            try
-            {
-                ShardDocument? d = await _grains.GetGrain<IShardReplicaGrain>(members.ReplicaKey(node)).GetAsync(id).WaitAsync(ReadTimeout, ct);
-                return d is null ? null : new Document(d.Id, d.Title, d.Text, d.Metadata);
-            }
-            catch (Exception e) when (e is not OperationCanceledException and not ClusterException { Problem: ClusterProblem.NotFound })
-            {
-                ShardedRetriever.ReportDown(_grains, members, node);
-            }
-        }
+        ShardReaders readers = await ShardReads.ReadersAsync(_grains, members, _load, Reads).WaitAsync(ct);
+        var (answered, d) = await ShardReads.OnReplicaAsync(_grains, members, _load.LeastLoadedFirst(readers.Nodes), _load, Reads, r => r.GetAsync(id), ct);
+        if (answered) return d is null ? null : new Document(d.Id, d.Title, d.Text, d.Metadata);
         throw new ClusterException(ClusterProblem.Unavailable, $"shard {members.Name}, which holds document '{id}', has no replica in sync that answers");
     }
 
@@ -218,8 +214,8 @@ public sealed class ClusterCollections
     public async Task<IRetriever> RetrieverAsync(string name, CancellationToken ct = default)
     {
         ClusterLayout layout = await LayoutAsync(name, ct);
-        return new CollectionRetriever(new ShardedRetriever(_grains, layout, null, _load, ReadTimeout),
-            _queryEncoder is null ? null : new ShardedRetriever(_grains, layout, _queryEncoder, _load, ReadTimeout));
+        return new CollectionRetriever(new ShardedRetriever(_grains, layout, null, _load, Reads),
+            _queryEncoder is null ? null : new ShardedRetriever(_grains, layout, _queryEncoder, _load, Reads));
     }
 
     /// <summary>query → scatter to the shards → gather the global top N → rerank once → top M.</summary>

@@ -21,13 +21,12 @@ internal sealed class ShardedRetriever : IRetriever
     private readonly ClusterLayout _layout;
     private readonly IEmbeddingGenerator<string, Embedding<float>>? _queryEncoder;
     private readonly ReplicaLoad _load;
-    private readonly TimeSpan _timeout;
+    private readonly ReadPolicy _policy;
 
     /// <param name="queryEncoder">Null: a BM25 retriever; else a dense one embedding with it.</param>
-    /// <param name="timeout">How long a replica may take to answer before the next one is asked.</param>
-    public ShardedRetriever(IGrainFactory grains, ClusterLayout layout, IEmbeddingGenerator<string, Embedding<float>>? queryEncoder, ReplicaLoad load, TimeSpan timeout)
+    public ShardedRetriever(IGrainFactory grains, ClusterLayout layout, IEmbeddingGenerator<string, Embedding<float>>? queryEncoder, ReplicaLoad load, ReadPolicy policy)
     {
-        _timeout = timeout;
+        _policy = policy;
         _grains = grains;
         _layout = layout;
         _queryEncoder = queryEncoder;
@@ -54,7 +53,7 @@ internal sealed class ShardedRetriever : IRetriever
 
         long scatterStart = Stopwatch.GetTimestamp();
         ShardReaders[] readers = await Task.WhenAll(Enumerable.Range(0, _layout.Shards)
-            .Select(s => ShardReads.ReadersAsync(_grains, ShardMembers.Of(_layout, s), _timeout))).ConfigureAwait(false);
+            .Select(s => ShardReads.ReadersAsync(_grains, ShardMembers.Of(_layout, s), _load, _policy))).ConfigureAwait(false);
         var unsearched = new ConcurrentBag<string>();
         var perQuery = await Task.WhenAll(queries.Select((q, i) => SearchOneAsync(q, vectors?[i], readers, unsearched))).ConfigureAwait(false);
         TimeSpan scatter = Stopwatch.GetElapsedTime(scatterStart);
@@ -104,31 +103,18 @@ internal sealed class ShardedRetriever : IRetriever
             : Task.FromResult<ShardHit[]>([]))).ConfigureAwait(false);
     }
 
-    /// <summary>Tells the shard (one-way, without waiting: its node may be the one that is down).</summary>
-    internal static void ReportDown(IGrainFactory grains, ShardMembers members, string node) =>
-        _ = grains.GetGrain<IShardGrain>(members.Name).ReportDownAsync(node).ContinueWith(_ => { }, TaskScheduler.Default);
-
     private static string NodeOfReplica(IShardReplicaGrain replica) => Placement.NodePlacement.NodeOf(replica.GetPrimaryKeyString());
 
     /// <summary>Runs <paramref name="call"/> on the least loaded in-sync replica of shard <paramref name="shard"/>, falling back to
-    /// the next one when a replica fails (and telling the shard); <paramref name="none"/> when none could answer.</summary>
+    /// the others (<see cref="ShardReads.OnReplicaAsync"/>); <paramref name="none"/> when none could answer, which is recorded.</summary>
     /// <param name="inOrder">Try the replicas in the order given rather than least loaded first.</param>
     private async Task<T> OnReplicaAsync<T>(int shard, ShardReaders readers, ConcurrentBag<string> unsearched, Func<IShardReplicaGrain, Task<T>> call, T none,
         bool inOrder = false)
     {
         ShardMembers members = ShardMembers.Of(_layout, shard);
-        foreach (string node in inOrder ? readers.Nodes : _load.LeastLoadedFirst(readers.Nodes))
-        {
-            using var _ = _load.Enter(node);
-            try
-            {
-                return await call(_grains.GetGrain<IShardReplicaGrain>(members.ReplicaKey(node))).WaitAsync(_timeout).ConfigureAwait(false);
-            }
-            catch (Exception e) when (e is not ClusterException { Problem: ClusterProblem.NotFound } && e is not OperationCanceledException)
-            {
-                ReportDown(_grains, members, node);
-            }
-        }
+        var (answered, value) = await ShardReads.OnReplicaAsync(_grains, members, inOrder ? readers.Nodes : _load.LeastLoadedFirst(readers.Nodes),
+            _load, _policy, call).ConfigureAwait(false);
+        if (answered) return value;
         unsearched.Add(members.Name);
         return none;
     }
