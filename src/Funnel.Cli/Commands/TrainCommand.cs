@@ -61,6 +61,7 @@ internal static class TrainCommand
         var mineModel = new Option<string?>("--mine-model") { Description = "Bi-encoder that ranks dense negatives (default --base when it is a bi-encoder)" };
         var teacher = new Option<string?>("--teacher") { Description = "MarginMSELoss: a cross-encoder whose score margins are the labels" };
         var noDropout = new Option<bool>("--no-dropout") { Description = "Train without dropout" };
+        var bothOrders = new Option<bool>("--both-orders") { Description = "Also train each (sentence1, sentence2) pair in the other order, for a symmetric cross-encoder score (training_stsbenchmark does)" };
         var noDuplicates = new Option<bool>("--no-duplicates") { Description = "Batches without repeated texts (sentence-transformers' NO_DUPLICATES sampler; for MultipleNegativesRankingLoss)" };
         var seed = new Option<int>("--seed") { Description = "Seed of shuffling, dropout, sampling and new weights", DefaultValueFactory = _ => 42 };
         var threads = new Option<int>("--threads") { Description = "Threads to use", DefaultValueFactory = _ => Environment.ProcessorCount };
@@ -71,7 +72,7 @@ internal static class TrainCommand
         {
             kind, baseModel, output, train, dataset, split, evalDataset, evalSplit, testSplit, evalSteps, evalMaxQueries, evalCandidates, evalTop, evalBiEncoder,
             loss, epochs, maxSteps, batch, lr, warmup, weightDecay, maxGradNorm, accumulation, miniBatch, maxLength, scale, posWeight, inBatch,
-            negatives, negativeSources, negativeRange, negativeMargin, negativeRelative, negativeSampling, mineModel, teacher, noDropout, noDuplicates, seed, threads,
+            negatives, negativeSources, negativeRange, negativeMargin, negativeRelative, negativeSampling, mineModel, teacher, noDropout, bothOrders, noDuplicates, seed, threads,
             saveSteps, resume,
         };
         command.SetAction((parse, ct) => CliAction.RunAsync(parse, async stdout =>
@@ -96,6 +97,7 @@ internal static class TrainCommand
             else if (StsBenchmark.IsStsBenchmark(datasetPath!)) data = TrainingDatasets.StsBenchmark(datasetPath!, parse.GetValue(split)!);
             else if (BeirDataset.IsBeir(datasetPath!)) data = (retrieval = await TrainingDatasets.BeirAsync(datasetPath!, parse.GetValue(split)!, ct)).Pairs;
             else throw new UsageException($"--dataset {datasetPath}: not a BEIR folder or zip, nor the STS benchmark folder (sts-*.csv)");
+            if (parse.GetValue(bothOrders)) data = data.WithBothOrders();
 
             if (parse.GetValue(negatives) is int count)
             {

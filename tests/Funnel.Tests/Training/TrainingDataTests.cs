@@ -82,6 +82,20 @@ public sealed class TrainingDataTests : IDisposable
     }
 
     [Fact]
+    public void BothOrdersFollowEachPairWithItsSwapAndRefuseOtherShapes()
+    {
+        TrainingData d = TrainingData.ReadFile(File_("pairs.csv", "sentence1,sentence2,score\na,b,0.5\nc,d,1\n")).WithBothOrders();
+        Assert.Equal([["a", "b"], ["b", "a"], ["c", "d"], ["d", "c"]], d.Examples.Select(e => e.Texts.ToArray()));
+        Assert.Equal([0.5f, 0.5f, 1f, 1f], d.Examples.Select(e => e.Labels[0]));
+        Assert.Equal(["sentence1", "sentence2"], d.TextColumns);
+
+        var triplets = TrainingData.ReadFile(File_("triplets.jsonl", """{"anchor": "q", "positive": "p", "negative": "n"}"""));
+        var error = Assert.Throws<DatasetFormatException>(triplets.WithBothOrders);
+        Assert.Contains("triplets.jsonl", error.Message);
+        Assert.Contains("anchor, positive, negative", error.Message);
+    }
+
+    [Fact]
     public void TheStsBenchmarkScoresAreDividedByFive()
     {
         TrainingData dev = TrainingDatasets.StsBenchmark(TestPaths.SharedDataset("stsbenchmark"), "dev");

@@ -48,6 +48,26 @@ public sealed class TrainingData
         };
     }
 
+    /// <summary>
+    /// Each two-text row followed by the same row with its texts swapped (same labels). A cross-encoder reads the pair as
+    /// one sequence, so its score depends on the order; sentence-transformers' <c>training_stsbenchmark</c> trains on both
+    /// orders to learn a symmetric similarity (and so sees twice the rows per epoch).
+    /// </summary>
+    /// <exception cref="DatasetFormatException">A row does not hold exactly two texts.</exception>
+    public TrainingData WithBothOrders()
+    {
+        if (TextColumns.Count != 2)
+            throw new DatasetFormatException(Source, 0, $"both orders need rows of two texts; the text columns are {string.Join(", ", TextColumns)}");
+        var rows = new List<TrainingExample>(Examples.Count * 2);
+        foreach (TrainingExample e in Examples)
+        {
+            if (e.Texts.Count != 2) throw new DatasetFormatException(Source, e.Line, $"both orders need two texts; this row has {e.Texts.Count}");
+            rows.Add(e);
+            rows.Add(e with { Texts = [e.Texts[1], e.Texts[0]] });
+        }
+        return new TrainingData(Source, TextColumns, LabelColumn, rows);
+    }
+
     /// <summary>Writes the rows as JSON Lines that <see cref="ReadFile"/> reads back (a run keeps its mined data this way).</summary>
     public void WriteJsonLines(string path) => Funnel.IO.DurableFile.WriteAtomic(path, stream =>
     {
