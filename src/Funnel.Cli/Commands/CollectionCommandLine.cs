@@ -27,6 +27,20 @@ internal static class CollectionCommandLine
     };
 
     /// <summary><c>--precision</c> of the collection commands, whose default is the collection's own.</summary>
+    public static Option<double> RerankWeightOption() => new("--rerank-weight")
+    {
+        Description = "With --rerank: how much the cross-encoder decides the order, 0–1. 1: its order; below 1, its ranking (weight w) and the first stage's (1 − w) fused by reciprocal rank.",
+        DefaultValueFactory = _ => new SearchOptions().RerankWeight,
+    };
+
+    /// <summary>The <see cref="RerankWeightOption"/>'s value, checked: a usage error names the option.</summary>
+    public static double RerankWeight(ParseResult parse, Option<double> option)
+    {
+        double weight = parse.GetValue(option);
+        if (!(weight is >= 0 and <= 1)) throw new UsageException($"--rerank-weight must be between 0 and 1 (got {weight.ToString(System.Globalization.CultureInfo.InvariantCulture)})");
+        return weight;
+    }
+
     public static Option<string?> PrecisionOption() => ModelOption.Precision("the collection's; fp32 for a new collection");
 
     /// <summary>

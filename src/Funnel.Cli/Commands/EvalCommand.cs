@@ -21,11 +21,11 @@ internal static class EvalCommand
 {
     /// <param name="Exact">dense/hybrid: BEIR's exact search over one vector per document instead of a collection.</param>
     /// <param name="Log">Where model loading says which models it uses (stderr).</param>
-    private sealed record Settings(string Dataset, string Split, string Retriever, bool Exact, string? Rerank, string? BiEncoder, string? Collection, int? Ef, int? Top, int? K,
+    private sealed record Settings(string Dataset, string Split, string Retriever, bool Exact, string? Rerank, double RerankWeight, string? BiEncoder, string? Collection, int? Ef, int? Top, int? K,
         string? RunFile, int? RelevanceLevel, IReadOnlyList<Measure> Measures, int? MaxQueries, EncoderOptions Encoder, TextWriter Log);
 
     /// <summary>What one evaluation did: the numbers the table and the JSON report.</summary>
-    private sealed record Report(string Dataset, string Split, string FirstStage, string? Rerank, int Candidates, int Kept, int RelevanceLevel,
+    private sealed record Report(string Dataset, string Split, string FirstStage, string? Rerank, double RerankWeight, int Candidates, int Kept, int RelevanceLevel,
         EvaluationResult Result, string RunFile, IReadOnlyList<(string Stage, string Detail, TimeSpan Elapsed)> Stages);
 
     public static Command Create()
@@ -38,6 +38,7 @@ internal static class EvalCommand
         var retriever = new Option<string>("--retriever") { Description = "First stage: bm25, dense or hybrid (RRF of both); a TREC DL folder always uses its shipped BM25 candidates", DefaultValueFactory = _ => "bm25" };
         retriever.AcceptOnlyFromAmong("bm25", "dense", "hybrid");
         var rerank = new Option<string?>("--rerank") { Description = "Cross-encoder (folder or Hub id; none is packaged) that reranks the top N" };
+        Option<double> rerankWeight = CollectionCommandLine.RerankWeightOption();
         var biEncoder = new Option<string?>("--bi-encoder")
         {
             Description = $"Bi-encoder (folder, packaged id or Hub id) for dense and hybrid; default: the --collection's, else {PackagedModels.DefaultBiEncoder.Id} (packaged)",
@@ -60,12 +61,12 @@ internal static class EvalCommand
         Option<string?> precision = ModelOption.Precision();
         var command = new Command("eval", "Evaluate retrieval (and reranking) on a BEIR or TREC DL dataset; writes a TREC run file.")
         {
-            dataset, split, retriever, exact, rerank, biEncoder, collection, ef, top, k, runFile, relevance, measures, maxQueries, batch, threads, json, precision,
+            dataset, split, retriever, exact, rerank, rerankWeight, biEncoder, collection, ef, top, k, runFile, relevance, measures, maxQueries, batch, threads, json, precision,
         };
         command.SetAction((parse, ct) => CliAction.RunAsync(parse, async output =>
         {
             var settings = new Settings(parse.GetValue(dataset)!, parse.GetValue(split)!, parse.GetValue(retriever)!, parse.GetValue(exact), parse.GetValue(rerank),
-                parse.GetValue(biEncoder), parse.GetValue(collection), parse.GetValue(ef), parse.GetValue(top), parse.GetValue(k), parse.GetValue(runFile), parse.GetValue(relevance), ParseMeasures(parse.GetValue(measures)),
+                CollectionCommandLine.RerankWeight(parse, rerankWeight), parse.GetValue(biEncoder), parse.GetValue(collection), parse.GetValue(ef), parse.GetValue(top), parse.GetValue(k), parse.GetValue(runFile), parse.GetValue(relevance), ParseMeasures(parse.GetValue(measures)),
                 parse.GetValue(maxQueries), new EncoderOptions
                 {
                     BatchSize = parse.GetValue(batch), MaxThreads = parse.GetValue(threads),
@@ -74,7 +75,7 @@ internal static class EvalCommand
                 parse.InvocationConfiguration.Error);
             if (StsBenchmark.IsStsBenchmark(settings.Dataset))
             {
-                Option[] retrievalOnly = [retriever, exact, rerank, collection, ef, top, k, runFile, relevance, measures, maxQueries];
+                Option[] retrievalOnly = [retriever, exact, rerank, rerankWeight, collection, ef, top, k, runFile, relevance, measures, maxQueries];
                 if (retrievalOnly.FirstOrDefault(o => parse.GetResult(o) is { Implicit: false }) is { } given)
                     throw new UsageException($"{given.Name} is for retrieval datasets (BEIR, TREC DL); an STS benchmark reports the Spearman and Pearson correlation of cosine similarities");
                 StsReport sts = await EvaluateStsAsync(settings, ct);
@@ -115,6 +116,7 @@ internal static class EvalCommand
             throw new UsageException($"--run-file '{run}' is a folder; give the path of the run file to write (e.g. {Path.Combine(run, "nfcorpus.test.trec")})");
         if (s.Ef is < 1) throw new UsageException($"--ef must be at least 1 (got {s.Ef})");
         if (s.Ef != null && (s.Retriever == "bm25" || s.Exact)) throw new UsageException("--ef is for --retriever dense or hybrid through a collection (HNSW)");
+        if (s.RerankWeight != 1 && s.Rerank is null) throw new UsageException("--rerank-weight blends a cross-encoder's order with the first stage's: give the cross-encoder with --rerank");
         if (s.Top is < 1) throw new UsageException($"--top must be at least 1 (got {s.Top})");
         if (s.K is < 1) throw new UsageException($"--k must be at least 1 (got {s.K})");
         if (s.MaxQueries is < 1) throw new UsageException($"--max-queries must be at least 1 (got {s.MaxQueries})");
@@ -140,7 +142,7 @@ internal static class EvalCommand
         var stages = new List<(string, string, TimeSpan)> { ("load", $"{queries.Count} judged queries × {shipped} BM25 candidates", clock.Elapsed) };
         using CrossEncoder? reranker = await LoadCrossEncoderAsync(s, stages, ct);
         var pipeline = new SearchPipeline(new ShippedCandidates(queries), reranker);
-        var options = new SearchOptions { Candidates = candidates, Results = kept, Rerank = reranker != null };
+        var options = new SearchOptions { Candidates = candidates, Results = kept, Rerank = reranker != null, RerankWeight = s.RerankWeight };
         Run run = await SearchAllAsync(stderr, pipeline, [.. queries.Select(q => (q.Id, q.Text, options))], "bm25", stages, ct);
         return Conclude(s, set.Name, "dl", $"bm25 (shipped) top {candidates}", run, candidates, kept, set.Qrels.Restrict(queries.Select(q => q.Id)),
             new EvaluationOptions(s.RelevanceLevel ?? TrecDlRerankSet.RelevanceThreshold), stages);
@@ -206,7 +208,7 @@ internal static class EvalCommand
         int kept = Math.Min(s.K ?? candidates, candidates);
         using CrossEncoder? reranker = await LoadCrossEncoderAsync(s, stages, ct);
         var pipeline = new SearchPipeline(retriever, reranker);
-        var options = new SearchOptions { Candidates = candidates, Results = kept, Rerank = reranker != null };
+        var options = new SearchOptions { Candidates = candidates, Results = kept, Rerank = reranker != null, RerankWeight = s.RerankWeight };
         Run run = await SearchAllAsync(stderr, pipeline, BeirSearches(queries, options), s.Exact ? $"{s.Retriever}.exact" : s.Retriever, stages, ct);
         string firstStage = s.Exact ? $"{s.Retriever} (exact: one vector per document) top {candidates}" : $"bm25 top {candidates}";
         return Conclude(s, dataset.Name, s.Split, firstStage, run, candidates, kept, qrels, BeirEvaluation(s), stages);
@@ -218,13 +220,14 @@ internal static class EvalCommand
 
     /// <summary>
     /// Every query through the one search pipeline (the library's, the CLI's and the service's), into a run tagged
-    /// <paramref name="firstStage"/> (".rerank" added when the pipeline reranks); the stages say where the time went.
+    /// <paramref name="firstStage"/> (".rerank" added when the pipeline reranks, "-wW" when it blends); the stages say where the time went.
     /// </summary>
     private static async Task<Run> SearchAllAsync(IAnsiConsole stderr, SearchPipeline pipeline, IReadOnlyList<(string Id, string Text, SearchOptions Options)> searches,
         string firstStage, List<(string, string, TimeSpan)> stages, CancellationToken ct)
     {
         bool reranking = pipeline.Reranker != null;
-        var run = new Run(reranking ? $"{firstStage}.rerank" : firstStage);
+        double weight = searches.Count > 0 ? searches[0].Options.RerankWeight : 1;
+        var run = new Run(reranking ? $"{firstStage}.rerank{(weight < 1 ? string.Create(CultureInfo.InvariantCulture, $"-w{weight:0.###}") : "")}" : firstStage);
         TimeSpan embed = default, retrieve = default, fuse = default, rerank = default;
         long pairs = 0;
         await WithProgressAsync(stderr, reranking ? "reranking" : $"{firstStage} search", searches.Count, async progress =>
@@ -354,7 +357,7 @@ internal static class EvalCommand
         string runFile = s.RunFile ?? Path.Combine("runs", $"{name}.{split}.{run.Tag}.trec");
         run.WriteTrec(runFile);
         var result = Metrics.Evaluate(qrels, run, s.Measures, evaluation);
-        return new Report(name, split, firstStage, s.Rerank, depth, kept, evaluation.RelevanceThreshold, result, Path.GetFullPath(runFile), stages);
+        return new Report(name, split, firstStage, s.Rerank, s.RerankWeight, depth, kept, evaluation.RelevanceThreshold, result, Path.GetFullPath(runFile), stages);
     }
 
     /// <summary>Runs <paramref name="work"/> under a Spectre progress bar on stderr; when stderr is not a terminal (a log, CI),
@@ -425,10 +428,13 @@ internal static class EvalCommand
         }
     }
 
+    private static string Blend(double weight) =>
+        weight < 1 ? string.Create(CultureInfo.InvariantCulture, $" blended with the first stage by reciprocal rank (rerank weight {weight:0.###})") : "";
+
     private static void PrintTable(Report r, TextWriter output)
     {
         var console = AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(output) });
-        string stages = r.Rerank != null ? $"{r.FirstStage} → rerank with {r.Rerank} → top {r.Kept}" : $"{r.FirstStage}, run keeps {r.Kept}";
+        string stages = r.Rerank != null ? $"{r.FirstStage} → rerank with {r.Rerank}{Blend(r.RerankWeight)} → top {r.Kept}" : $"{r.FirstStage}, run keeps {r.Kept}";
         console.MarkupLineInterpolated($"[bold]{r.Dataset}[/] ({r.Split}): {stages}");
         var table = new Table()
             .AddColumn("measure")
@@ -449,6 +455,7 @@ internal static class EvalCommand
         ["split"] = r.Split,
         ["firstStage"] = r.FirstStage,
         ["rerank"] = r.Rerank,
+        ["rerankWeight"] = r.Rerank is null ? null : r.RerankWeight,
         ["candidates"] = r.Candidates,
         ["kept"] = r.Kept,
         ["queries"] = r.Result.QueryCount,

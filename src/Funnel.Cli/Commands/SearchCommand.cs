@@ -18,7 +18,8 @@ internal static class SearchCommand
         var rerank = new Option<string?>("--rerank") { Description = "Cross-encoder model folder or Hub id (none is packaged); reranks the top N. Without it, first-stage order." };
         var top = new Option<int>("--top", "-n") { Description = "N: candidates from the first stage.", DefaultValueFactory = _ => new SearchOptions().Candidates };
         var k = new Option<int>("--k", "-k") { Description = "M: results to print.", DefaultValueFactory = _ => new SearchOptions().Results };
-        var rrfK = new Option<int>("--rrf-k") { Description = "k of reciprocal rank fusion (hybrid).", DefaultValueFactory = _ => ReciprocalRankFusion.DefaultK };
+        var rrfK = new Option<int>("--rrf-k") { Description = "k of reciprocal rank fusion (hybrid, and the rerank blend).", DefaultValueFactory = _ => ReciprocalRankFusion.DefaultK };
+        Option<double> rerankWeight = CollectionCommandLine.RerankWeightOption();
         var filter = new Option<string[]>("--filter") { Description = "key=value metadata filter; repeat to require several.", AllowMultipleArgumentsPerToken = false };
         var json = new Option<bool>("--json") { Description = "Print JSON instead of a table." };
         var ef = new Option<int?>("--ef") { Description = "HNSW candidate list size for this search (default: the collection's --ef-search); larger is more exact and slower." };
@@ -26,7 +27,7 @@ internal static class SearchCommand
         Option<string?> precision = CollectionCommandLine.PrecisionOption();
         var command = new Command("search", "Search a collection: first stage, then optional cross-encoder rerank.")
         {
-            collection, query, retriever, biEncoder, rerank, top, k, rrfK, filter, json, ef, precision,
+            collection, query, retriever, biEncoder, rerank, rerankWeight, top, k, rrfK, filter, json, ef, precision,
         };
         command.SetAction((parse, ct) => CliAction.RunAsync(parse, async output =>
         {
@@ -38,6 +39,7 @@ internal static class SearchCommand
                 Candidates = parse.GetValue(top),
                 Results = parse.GetValue(k),
                 RrfK = parse.GetValue(rrfK),
+                RerankWeight = CollectionCommandLine.RerankWeight(parse, rerankWeight),
                 Filter = parse.GetValue(filter) is { Length: > 0 } terms ? MetadataFilter.Parse(terms) : null,
                 EfSearch = parse.GetValue(ef),
             };
@@ -75,7 +77,7 @@ internal static class SearchCommand
         },
         results = r.Results.Select(x => new
         {
-            rank = x.Rank, id = x.DocumentId, title = x.Title, score = x.Score, rerankScore = x.RerankScore, rerankLogit = x.RerankLogit, fusedScore = x.FusedScore,
+            rank = x.Rank, id = x.DocumentId, title = x.Title, score = x.Score, blendScore = x.BlendScore, rerankScore = x.RerankScore, rerankLogit = x.RerankLogit, fusedScore = x.FusedScore,
             denseScore = x.DenseScore, denseRank = x.DenseRank, bm25Score = x.Bm25Score, bm25Rank = x.Bm25Rank,
             metadata = x.Metadata.Count > 0 ? x.Metadata : null, passage = x.Passage,
         }),
@@ -86,6 +88,7 @@ internal static class SearchCommand
         // Only the score columns some result has (a bm25 search has no dense or fused column), so the text gets the room.
         (string Header, Func<SearchResult, string?> Cell)[] scores =
         [
+            ("blend", x => x.BlendScore?.ToString("F4")),
             ("rerank", x => x.RerankScore?.ToString("F3")),
             ("fused", x => x.FusedScore?.ToString("F4")),
             ("dense (rank)", x => x.DenseScore is { } d ? $"{d:F3} ({x.DenseRank})" : null),

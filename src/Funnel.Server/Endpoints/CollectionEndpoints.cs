@@ -200,6 +200,7 @@ internal static class CollectionEndpoints
         int rrfK = body.OptionalInt("rrf_k", 0, 100_000) ?? ReciprocalRankFusion.DefaultK;
         int? efSearch = body.OptionalInt("ef_search", 1, 100_000);
         bool rerank = body.OptionalBool("rerank", models.Reranker is not null);
+        double rerankWeight = body.OptionalDouble("rerank_weight", 0, 1) ?? 1;
         TimeSpan? timeout = ModelEndpoints.ReadTimeout(body);
         // Without a deadline there is nothing to fall back from; with one, the client may prefer first-stage results to a 503.
         bool fallback = body.OptionalBool("rerank_fallback", false);
@@ -215,6 +216,7 @@ internal static class CollectionEndpoints
             Results = topK,
             Rerank = reranker is not null,
             RrfK = rrfK,
+            RerankWeight = rerankWeight,
             Filter = filter is null ? null : new MetadataFilter(filter),
             EfSearch = efSearch,
             Timeout = timeout,
@@ -297,7 +299,7 @@ internal static class CollectionEndpoints
     }
 
     private static SearchHit Hit(SearchResult r) => new(r.Rank, r.DocumentId, r.Title, r.Passage, r.Metadata, r.Score,
-        r.DenseScore, r.DenseRank, r.Bm25Score, r.Bm25Rank, r.FusedScore, r.RerankScore, r.RerankLogit);
+        r.DenseScore, r.DenseRank, r.Bm25Score, r.Bm25Rank, r.FusedScore, r.RerankScore, r.RerankLogit, r.BlendScore);
 
     /// <summary>Each entry a <see cref="CollectionBody"/> or, for one that cannot be opened, an <see cref="UnavailableCollectionBody"/>.</summary>
     private sealed record CollectionList(object[] Collections);
@@ -319,7 +321,8 @@ internal static class CollectionEndpoints
     private sealed record DocumentsDeleted(int Deleted);
 
     private sealed record SearchHit(int Rank, string Id, string Title, string Passage, IReadOnlyDictionary<string, string> Metadata,
-        double Score, float? DenseScore, int? DenseRank, float? Bm25Score, int? Bm25Rank, double? FusedScore, float? RerankScore, float? RerankLogit);
+        double Score, float? DenseScore, int? DenseRank, float? Bm25Score, int? Bm25Rank, double? FusedScore, float? RerankScore, float? RerankLogit,
+        double? BlendScore);
 
     /// <summary><see cref="Scatter"/> and <see cref="Gather"/> (parts of <see cref="Retrieve"/>) only for a sharded collection.</summary>
     private sealed record Timings(double Embed, double Retrieve, double Fuse, double Rerank, double Total, double? Scatter = null, double? Gather = null);

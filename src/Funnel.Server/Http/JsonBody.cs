@@ -86,6 +86,17 @@ internal sealed class JsonBody
         return (int)number;
     }
 
+    public double? OptionalDouble(string field, double min, double max)
+    {
+        if (!TryGet(field, out JsonElement value)) return null;
+        if (value.ValueKind != JsonValueKind.Number || !value.TryGetDouble(out double number) || !double.IsFinite(number))
+            throw WrongType(field, "a number", value);
+        if (number < min || number > max)
+            throw ApiException.Invalid(Path(field), string.Create(System.Globalization.CultureInfo.InvariantCulture,
+                $"'{Path(field)}' must be between {min} and {max}, got {number}"));
+        return number;
+    }
+
     /// <summary>One of <paramref name="allowed"/> (case-insensitive), or null when absent.</summary>
     public string? OptionalChoice(string field, params string[] allowed)
     {

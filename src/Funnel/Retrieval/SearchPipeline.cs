@@ -23,8 +23,17 @@ public sealed record SearchOptions
     /// <summary>Rerank the candidates (when the pipeline has a reranker).</summary>
     public bool Rerank { get; init; } = true;
 
-    /// <summary>The k of reciprocal rank fusion.</summary>
+    /// <summary>The k of reciprocal rank fusion (hybrid search, and the rerank blend of <see cref="RerankWeight"/>).</summary>
     public int RrfK { get; init; } = ReciprocalRankFusion.DefaultK;
+
+    /// <summary>
+    /// How much the reranker decides the order, in [0, 1]. 1 (the default): the reranker's order, as sentence-transformers'
+    /// retrieve-and-rerank. Below 1, the reranker's ranking (weight w) and the first stage's (weight 1 − w) are fused by
+    /// reciprocal rank (k = <see cref="RrfK"/>), as Elasticsearch's rescorer weighs its query against the rescore query, but
+    /// on ranks, which need no calibration between a retriever's scores and a cross-encoder's. A reranker trained on little
+    /// data can then add to a strong first stage instead of replacing it. Pick w on a dev split (<c>funnel eval --split dev</c>).
+    /// </summary>
+    public double RerankWeight { get; init; } = 1.0;
 
     public MetadataFilter? Filter { get; init; }
 
@@ -53,6 +62,7 @@ public sealed record SearchOptions
         if (Candidates < 1) throw new ArgumentOutOfRangeException(nameof(Candidates), Candidates, "the number of candidates (N) must be at least 1");
         if (Results < 1) throw new ArgumentOutOfRangeException(nameof(Results), Results, "the number of results (M) must be at least 1");
         if (RrfK < 0) throw new ArgumentOutOfRangeException(nameof(RrfK), RrfK, "the RRF k must be ≥ 0");
+        if (!(RerankWeight is >= 0 and <= 1)) throw new ArgumentOutOfRangeException(nameof(RerankWeight), RerankWeight, "the rerank weight must be between 0 and 1");
         if (!Enum.IsDefined(Retriever)) throw new ArgumentOutOfRangeException(nameof(Retriever), Retriever, "unknown retriever");
     }
 }
@@ -60,23 +70,28 @@ public sealed record SearchOptions
 /// <summary>
 /// One result. First-stage scores and 1-based ranks are set for the retrievers that found the document; <see cref="FusedScore"/>
 /// for hybrid; when reranked, <see cref="RerankScore"/> (after the model's activation, as sentence-transformers'
-/// <c>CrossEncoder.predict</c> gives it: what results are ordered by) and <see cref="RerankLogit"/> (before it).
+/// <c>CrossEncoder.predict</c> gives it: what results are ordered by) and <see cref="RerankLogit"/> (before it); with a
+/// <see cref="SearchOptions.RerankWeight"/> below 1, <see cref="BlendScore"/> orders them instead.
 /// <see cref="Passage"/> is the text the reranker saw (the best chunk for dense hits, else the whole document).
 /// </summary>
 public sealed record SearchResult(
     int Rank, string DocumentId, string Title, string Passage, IReadOnlyDictionary<string, string> Metadata,
     float? DenseScore, int? DenseRank, float? Bm25Score, int? Bm25Rank, double? FusedScore, float? RerankScore, float? RerankLogit = null)
 {
-    /// <summary>The score the results are ordered by: rerank, else the first stage's.</summary>
-    public double Score => RerankScore ?? FirstStageScore;
+    /// <summary>The score the results are ordered by: the rerank blend, else the rerank, else the first stage's.</summary>
+    public double Score => BlendScore ?? RerankScore ?? FirstStageScore;
 
     /// <summary>The first stage's score: fused, else the single retriever's.</summary>
     public double FirstStageScore { get; init; }
 
-    internal static SearchResult Of(Candidate c, int rank, float? rerankScore = null, float? rerankLogit = null) =>
+    /// <summary>With <see cref="SearchOptions.RerankWeight"/> below 1: w / (k + rerank rank) + (1 − w) / (k + first-stage rank).</summary>
+    public double? BlendScore { get; init; }
+
+    internal static SearchResult Of(Candidate c, int rank, float? rerankScore = null, float? rerankLogit = null, double? blendScore = null) =>
         new(rank, c.DocumentId, c.Title, c.Passage, c.Metadata, c.DenseScore, c.DenseRank, c.Bm25Score, c.Bm25Rank, c.FusedScore, rerankScore, rerankLogit)
         {
             FirstStageScore = c.Score,
+            BlendScore = blendScore,
         };
 }
 
@@ -105,8 +120,9 @@ public sealed record SearchResponse(string Query, IReadOnlyList<SearchResult> Re
 /// <summary>
 /// query → first stage (any <see cref="IRetriever"/>) → top N → rerank (any <see cref="IReranker"/>) → top M. The one pipeline
 /// behind the library, <c>funnel search</c>, <c>funnel eval</c> and the service's collection search, so all of them rank the
-/// same way: by the reranker's activation score in <see cref="ScoreOrder"/> (ties keep first-stage order), else in first-stage
-/// order. Thread-safe: any number of concurrent searches.
+/// same way: by the reranker's activation score in <see cref="ScoreOrder"/> (ties keep first-stage order), or by its blend
+/// with the first stage (<see cref="SearchOptions.RerankWeight"/>), else in first-stage order. Thread-safe: any number of
+/// concurrent searches.
 /// </summary>
 public sealed class SearchPipeline
 {
@@ -226,6 +242,18 @@ public sealed class SearchPipeline
         if (scores.Scores.Length != candidates.Count || scores.Logits.Length != candidates.Count)
             throw new InvalidOperationException($"the reranker returned {scores.Scores.Length} scores for {candidates.Count} candidates");
         int[] order = ScoreOrder.BestFirst(scores.Scores);
+        if (options.RerankWeight < 1)
+        {
+            // Candidates arrive in first-stage order, so index i is first-stage rank i + 1.
+            var blended = ReciprocalRankFusion.Fuse<int>([order, [.. Enumerable.Range(0, candidates.Count)]], options.RrfK,
+                [options.RerankWeight, 1 - options.RerankWeight]);
+            for (int i = 0; i < kept; i++)
+            {
+                int c = blended[i].Key;
+                results[i] = SearchResult.Of(candidates[c], i + 1, scores.Scores[c], scores.Logits[c], blended[i].Score);
+            }
+            return (results, null);
+        }
         for (int i = 0; i < kept; i++)
             results[i] = SearchResult.Of(candidates[order[i]], i + 1, scores.Scores[order[i]], scores.Logits[order[i]]);
         return (results, null);

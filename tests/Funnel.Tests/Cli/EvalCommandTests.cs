@@ -54,6 +54,30 @@ public sealed class EvalCommandTests : IDisposable
     }
 
     [Fact]
+    public void TrecDl_RerankWeightZeroKeepsTheShippedOrderAndNeedsACrossEncoder()
+    {
+        string dataset = TestPaths.SharedDataset("trec-dl-2019-passage");
+        var (noModel, _, noModelError) = Run("eval", "-d", dataset, "--rerank-weight", "0.5");
+        Assert.Equal(2, noModel);
+        Assert.Contains("--rerank-weight blends a cross-encoder's order with the first stage's: give the cross-encoder with --rerank", noModelError);
+        var (outOfRange, _, outOfRangeError) = Run("eval", "-d", dataset, "--rerank-weight", "1.5", "--rerank", "any");
+        Assert.Equal(2, outOfRange);
+        Assert.Contains("--rerank-weight must be between 0 and 1 (got 1.5)", outOfRangeError);
+
+        string model = Path.Combine(_temp, "ce");
+        Assert.Equal(0, Run("model", "random", "--like", TestPaths.SharedModel("ms-marco-MiniLM-L-6-v2"), "--out", model, "--arch", "small", "--cross-encoder").Code);
+        string runFile = Path.Combine(_temp, "blend.trec");
+        var (code, stdout, stderr) = Run("eval", "-d", dataset, "--rerank", model, "--rerank-weight", "0", "--max-queries", "2", "--top", "10",
+            "--run-file", runFile, "--json");
+        Assert.True(code == 0, stderr);
+        Assert.Equal(0.0, JsonDocument.Parse(stdout).RootElement.GetProperty("rerankWeight").GetDouble());
+        var run = Funnel.Evaluation.Run.ReadTrec(runFile);
+        Assert.Equal("bm25.rerank-w0", run.Tag);
+        foreach (var query in TrecDlRerankSet.Load(dataset).Queries.Take(2))
+            Assert.Equal(query.Candidates.Take(10).Select(c => c.DocId), run.Ranking(query.Id).Select(d => d.DocId));
+    }
+
+    [Fact]
     public void Beir_Bm25OnATinyCorpus_MatchesHandComputedMetrics()
     {
         string dir = WriteBeir(

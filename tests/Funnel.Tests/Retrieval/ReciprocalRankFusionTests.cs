@@ -34,6 +34,30 @@ public class ReciprocalRankFusionTests
     }
 
     [Fact]
+    public void WeightsScaleEachRankingsContribution()
+    {
+        // k = 0, weights 0.75 and 0.25: a = 0.75/1 + 0.25/2 = 0.875; b = 0.75/2 + 0.25/1 = 0.625.
+        var fused = ReciprocalRankFusion.Fuse<string>([["a", "b"], ["b", "a"]], k: 0, weights: [0.75, 0.25]);
+        Assert.Equal(["a", "b"], fused.Select(f => f.Key));
+        Assert.Equal(0.875, fused[0].Score, 15);
+        Assert.Equal(0.625, fused[1].Score, 15);
+        // A weight of 0 leaves the other ranking's order, whatever the first says.
+        Assert.Equal(["b", "a", "c"], ReciprocalRankFusion.Fuse<string>([["a", "c", "b"], ["b", "a", "c"]], weights: [0, 1]).Select(f => f.Key));
+        // Weights of 1 are the unweighted fusion.
+        IReadOnlyList<IReadOnlyList<string>> lists = [["a", "b", "c"], ["b", "c", "d"]];
+        Assert.Equal(ReciprocalRankFusion.Fuse(lists), ReciprocalRankFusion.Fuse(lists, weights: [1, 1]));
+    }
+
+    [Fact]
+    public void BadWeightsAreRefused()
+    {
+        IReadOnlyList<IReadOnlyList<string>> lists = [["a"], ["b"]];
+        Assert.Contains("1 weights for 2 rankings", Assert.Throws<ArgumentException>(() => ReciprocalRankFusion.Fuse(lists, weights: [1])).Message);
+        Assert.Throws<ArgumentOutOfRangeException>(() => ReciprocalRankFusion.Fuse(lists, weights: [1, -0.5]));
+        Assert.Throws<ArgumentOutOfRangeException>(() => ReciprocalRankFusion.Fuse(lists, weights: [double.NaN, 1]));
+    }
+
+    [Fact]
     public void EmptyInputsGiveAnEmptyRanking()
     {
         Assert.Empty(ReciprocalRankFusion.Fuse<int>([]));

@@ -124,6 +124,35 @@ public sealed class SearchPipelineTests : IClassFixture<SmallModels>, IDisposabl
     }
 
     [Fact]
+    public void ARerankWeightBelowOneBlendsBothStagesByReciprocalRank()
+    {
+        const string query = "statin use and breast cancer";
+        var options = new SearchOptions { Retriever = Retriever.Bm25, Candidates = 4, Results = 4, RrfK = 0 };
+        string[] first = [.. Pipeline(rerank: false).Search(query, options).Results.Select(r => r.DocumentId)];
+        // The reranker reverses the first stage: candidate i gets score i, so rerank rank 4 − i against first-stage rank i + 1.
+        var reversing = new SearchPipeline(_collection, null, new FixedReranker(i => i));
+        Assert.Equal(first.Reverse(), reversing.Search(query, options).Results.Select(r => r.DocumentId));
+        Assert.All(reversing.Search(query, options).Results, r => Assert.Null(r.BlendScore));
+
+        // w = 0.75, k = 0: 0.75 / (4 − i) + 0.25 / (i + 1) = 0.4375, 0.375, 0.4583, 0.8125 for i = 0…3. The first stage's
+        // top candidate climbs over the one the reranker put third.
+        SearchResult[] blended = [.. reversing.Search(query, options with { RerankWeight = 0.75 }).Results];
+        Assert.Equal([first[3], first[2], first[0], first[1]], blended.Select(r => r.DocumentId));
+        Assert.Equal([0.8125, 0.75 / 2 + 0.25 / 3, 0.4375, 0.375], blended.Select(r => r.BlendScore!.Value));
+        Assert.All(blended, r => Assert.Equal(r.BlendScore!.Value, r.Score));
+        Assert.Equal([3f, 2f, 0f, 1f], blended.Select(r => r.RerankScore!.Value)); // the rerank scores are still reported
+        Assert.Equal([1, 2, 3, 4], blended.Select(r => r.Rank));
+
+        // w = 0: the first stage's order, with the reranker's scores beside it.
+        SearchResult[] firstOnly = [.. reversing.Search(query, options with { RerankWeight = 0 }).Results];
+        Assert.Equal(first, firstOnly.Select(r => r.DocumentId));
+        Assert.Equal([0f, 1f, 2f, 3f], firstOnly.Select(r => r.RerankScore!.Value));
+
+        foreach (double bad in new[] { -0.1, 1.5, double.NaN })
+            Assert.Equal("RerankWeight", Assert.Throws<ArgumentOutOfRangeException>(() => reversing.Search(query, options with { RerankWeight = bad })).ParamName);
+    }
+
+    [Fact]
     public void RerankScoreIsTheActivationAndTheLogitIsReportedBesideIt()
     {
         const string query = "statin use and breast cancer";

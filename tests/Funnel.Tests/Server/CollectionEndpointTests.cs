@@ -180,12 +180,13 @@ public sealed class CollectionEndpointTests(SmallModels models) : IAsyncLifetime
     [InlineData("bm25", true)]
     [InlineData("hybrid", true)]
     [InlineData("hybrid", false)]
-    public async Task SearchMatchesThePipelineCalledDirectly(string retriever, bool rerank)
+    [InlineData("hybrid", true, 0.5)]
+    public async Task SearchMatchesThePipelineCalledDirectly(string retriever, bool rerank, double rerankWeight = 1)
     {
         await CreateWithCorpusAsync("docs");
         const string query = "How many people live in Berlin?";
         Reply reply = await _server.Client.PostAsync("/collections/docs/search",
-            new { query, retriever, candidates = 5, top_k = 3, rerank, filter = new { lang = "en" }, ef_search = 40 });
+            new { query, retriever, candidates = 5, top_k = 3, rerank, rerank_weight = rerankWeight, filter = new { lang = "en" }, ef_search = 40 });
         Assert.Equal(HttpStatusCode.OK, reply.Status);
         JsonElement[] hits = [.. reply.Json.GetProperty("results").EnumerateArray()];
 
@@ -197,6 +198,7 @@ public sealed class CollectionEndpointTests(SmallModels models) : IAsyncLifetime
             Candidates = 5,
             Results = 3,
             Rerank = rerank,
+            RerankWeight = rerankWeight,
             EfSearch = 40,
             Filter = new MetadataFilter([KeyValuePair.Create("lang", "en")]),
         });
@@ -214,6 +216,8 @@ public sealed class CollectionEndpointTests(SmallModels models) : IAsyncLifetime
                 // Bit for bit: the route runs the library's pipeline, over the batchers.
                 Assert.Equal(want.RerankScore!.Value, hits[i].GetProperty("rerank_score").GetSingle());
                 Assert.Equal(want.RerankLogit!.Value, hits[i].GetProperty("rerank_logit").GetSingle());
+                Assert.Equal(rerankWeight < 1, hits[i].TryGetProperty("blend_score", out JsonElement blend));
+                if (rerankWeight < 1) Assert.Equal(want.BlendScore!.Value, blend.GetDouble());
             }
             else
             {
@@ -244,6 +248,8 @@ public sealed class CollectionEndpointTests(SmallModels models) : IAsyncLifetime
     [InlineData("/collections/docs/search", "{\"query\": \"q\", \"retriever\": \"semantic\"}", "retriever", "\"dense\", \"bm25\", \"hybrid\"")]
     [InlineData("/collections/docs/search", "{\"query\": \"q\", \"candidates\": 0}", "candidates", "between 1 and")]
     [InlineData("/collections/docs/search", "{\"query\": \"q\", \"ef_search\": 0}", "ef_search", "between 1 and")]
+    [InlineData("/collections/docs/search", "{\"query\": \"q\", \"rerank_weight\": 1.5}", "rerank_weight", "between 0 and 1, got 1.5")]
+    [InlineData("/collections/docs/search", "{\"query\": \"q\", \"rerank_weight\": \"half\"}", "rerank_weight", "a number")]
     [InlineData("/collections/docs/search", "{\"query\": \"q\", \"filter\": \"lang=en\"}", "filter", "an object")]
     [InlineData("/collections/docs/search", "{\"retriever\": \"bm25\"}", "query", "required")]
     public async Task InvalidRequestsNameTheField(string path, string body, string field, string mentions)
