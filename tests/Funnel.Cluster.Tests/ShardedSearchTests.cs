@@ -47,6 +47,13 @@ public sealed class ShardedSearchTests(ClusterModels fixture) : IClassFixture<Cl
                     Assert.Equal(Summary(expected), Summary(actual));
                     Assert.True(actual.Timings.Scatter > TimeSpan.Zero, "the scatter is timed");
                 }
+
+        // A cancelled search stops at the shard reads (BM25 embeds nothing, so nothing else would see the token).
+        IRetriever sharded = await cluster.RetrieverAsync("docs");
+        using var cancelled = new CancellationTokenSource();
+        await cancelled.CancelAsync();
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() =>
+            sharded.RetrieveAsync([new RetrievalQuery("q", Queries[0], new SearchOptions { Retriever = Retriever.Bm25 })], cancelled.Token));
     }
 
     private static List<string> Summary(SearchResponse r) =>

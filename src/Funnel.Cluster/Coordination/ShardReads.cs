@@ -103,9 +103,9 @@ internal static class ShardReads
                 }
                 TimeSpan? until = NextAskAt() - now;
                 if (running.Count == 0 && until is null) return (false, default!);
-                Task done = until is null
-                    ? await Task.WhenAny(running.Keys)
-                    : await Task.WhenAny([.. running.Keys, Task.Delay(until.Value < TimeSpan.Zero ? TimeSpan.Zero : until.Value, wake.Token)]);
+                // The delay is also what a cancelled read wakes on: replicas do not see the token.
+                TimeSpan delay = until is null ? Timeout.InfiniteTimeSpan : until.Value < TimeSpan.Zero ? TimeSpan.Zero : until.Value;
+                Task done = await Task.WhenAny([.. running.Keys, Task.Delay(delay, wake.Token)]);
                 ct.ThrowIfCancellationRequested();
                 if (done is not Task<T> answer) continue; // time to ask another
                 string node = running[answer];

@@ -53,9 +53,9 @@ internal sealed class ShardedRetriever : IRetriever
 
         long scatterStart = Stopwatch.GetTimestamp();
         ShardReaders[] readers = await Task.WhenAll(Enumerable.Range(0, _layout.Shards)
-            .Select(s => ShardReads.ReadersAsync(_grains, ShardMembers.Of(_layout, s), _load, _policy))).ConfigureAwait(false);
+            .Select(s => ShardReads.ReadersAsync(_grains, ShardMembers.Of(_layout, s), _load, _policy))).WaitAsync(cancellationToken).ConfigureAwait(false);
         var unsearched = new ConcurrentBag<string>();
-        var perQuery = await Task.WhenAll(queries.Select((q, i) => SearchOneAsync(q, vectors?[i], readers, unsearched))).ConfigureAwait(false);
+        var perQuery = await Task.WhenAll(queries.Select((q, i) => SearchOneAsync(q, vectors?[i], readers, unsearched, cancellationToken))).ConfigureAwait(false);
         TimeSpan scatter = Stopwatch.GetElapsedTime(scatterStart);
 
         long gatherStart = Stopwatch.GetTimestamp();
@@ -79,12 +79,13 @@ internal sealed class ShardedRetriever : IRetriever
     }
 
     /// <summary>One query on every shard: each shard's hits (empty for a shard nobody could answer for, which is recorded).</summary>
-    private async Task<ShardHit[][]> SearchOneAsync(RetrievalQuery query, float[]? vector, ShardReaders[] readers, ConcurrentBag<string> unsearched)
+    private async Task<ShardHit[][]> SearchOneAsync(RetrievalQuery query, float[]? vector, ShardReaders[] readers, ConcurrentBag<string> unsearched,
+        CancellationToken ct)
     {
         ShardQuery shardQuery = ShardQuery.Of(query.Options);
         if (vector is not null)
             return await Task.WhenAll(Enumerable.Range(0, _layout.Shards).Select(s =>
-                OnReplicaAsync(s, readers[s], unsearched, replica => replica.SearchDenseAsync(vector, shardQuery), []))).ConfigureAwait(false);
+                OnReplicaAsync(s, readers[s], unsearched, replica => replica.SearchDenseAsync(vector, shardQuery), [], ct))).ConfigureAwait(false);
 
         // BM25: the replica that gave a shard's statistics scores it too (the same state); should it fail in between, another
         // in-sync replica holds the same documents.
@@ -95,11 +96,11 @@ internal sealed class ShardedRetriever : IRetriever
                 ShardBm25Statistics statistics = await replica.Bm25StatisticsAsync(query.Text);
                 chosen[s] = (replica, NodeOfReplica(replica));
                 return statistics;
-            }, null))).ConfigureAwait(false);
+            }, null, ct))).ConfigureAwait(false);
         var total = ShardBm25Statistics.Of(Retrieval.Lexical.Bm25Statistics.Sum(parts.OfType<ShardBm25Statistics>().Select(p => p.ToStatistics())));
         return await Task.WhenAll(Enumerable.Range(0, _layout.Shards).Select(s => chosen[s] is { } c
             ? OnReplicaAsync(s, new ShardReaders([c.Node, .. readers[s].Nodes.Where(n => n != c.Node)], readers[s].Sequence), unsearched,
-                replica => replica.SearchBm25Async(query.Text, shardQuery, total), [], inOrder: true)
+                replica => replica.SearchBm25Async(query.Text, shardQuery, total), [], ct, inOrder: true)
             : Task.FromResult<ShardHit[]>([]))).ConfigureAwait(false);
     }
 
@@ -109,11 +110,11 @@ internal sealed class ShardedRetriever : IRetriever
     /// the others (<see cref="ShardReads.OnReplicaAsync"/>); <paramref name="none"/> when none could answer, which is recorded.</summary>
     /// <param name="inOrder">Try the replicas in the order given rather than least loaded first.</param>
     private async Task<T> OnReplicaAsync<T>(int shard, ShardReaders readers, ConcurrentBag<string> unsearched, Func<IShardReplicaGrain, Task<T>> call, T none,
-        bool inOrder = false)
+        CancellationToken ct, bool inOrder = false)
     {
         ShardMembers members = ShardMembers.Of(_layout, shard);
         var (answered, value) = await ShardReads.OnReplicaAsync(_grains, members, inOrder ? readers.Nodes : _load.LeastLoadedFirst(readers.Nodes),
-            _load, _policy, call).ConfigureAwait(false);
+            _load, _policy, call, ct).ConfigureAwait(false);
         if (answered) return value;
         unsearched.Add(members.Name);
         return none;
