@@ -328,7 +328,7 @@ internal static class EvalCommand
         var options = new SearchOptions
         {
             Retriever = s.Retriever == "dense" ? Retriever.Dense : Retriever.Hybrid, Candidates = candidates, Results = kept, Rerank = reranker != null,
-            EfSearch = s.Ef,
+            RerankWeight = s.RerankWeight, EfSearch = s.Ef,
         };
         Run run = await SearchAllAsync(stderr, pipeline, BeirSearches(queries, options), s.Retriever, stages, ct);
         return Conclude(s, dataset.Name, s.Split, $"{s.Retriever} top {candidates}", run, candidates, kept, qrels, BeirEvaluation(s), stages);

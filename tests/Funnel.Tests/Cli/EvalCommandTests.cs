@@ -175,6 +175,33 @@ public sealed class EvalCommandTests : IDisposable
         Assert.Equal(0.75, Metric(stdout, "Recall@100").GetDouble(), 12);
     }
 
+    /// <summary>Every BEIR first stage passes the rerank weight on: at 0 the reranked run keeps the first stage's order.</summary>
+    [Theory]
+    [InlineData("bm25")]
+    [InlineData("hybrid")]
+    [InlineData("dense", "--exact")]
+    public void Beir_RerankWeightZeroKeepsEachFirstStagesOrder(string retriever, params string[] more)
+    {
+        string dir = WriteBeir(
+            corpus: ["{\"_id\": \"d1\", \"text\": \"apple pie recipe\"}", "{\"_id\": \"d2\", \"text\": \"apple tart with pie crust\"}",
+                     "{\"_id\": \"d3\", \"text\": \"banana bread\"}", "{\"_id\": \"d4\", \"text\": \"cherry pie\"}"],
+            queries: ["{\"_id\": \"q1\", \"text\": \"apple pie\"}", "{\"_id\": \"q2\", \"text\": \"bread\"}"],
+            qrels: ["q1\td2\t1", "q2\td3\t1"]);
+        var args = new List<string> { "eval", "-d", dir, "--retriever", retriever, "--top", "3", "--json" };
+        if (retriever != "bm25") args.AddRange(["--bi-encoder", SmallModel("bi", crossEncoder: false)]);
+        if (retriever != "bm25" && !more.Contains("--exact")) args.AddRange(["--collection", Path.Combine(_temp, "collection")]);
+        args.AddRange(more);
+        string first = Path.Combine(_temp, "first.trec"), blended = Path.Combine(_temp, "blended.trec");
+        var plain = Run([.. args, "--run-file", first]);
+        Assert.True(plain.Code == 0, plain.Err);
+        var zero = Run([.. args, "--run-file", blended, "--rerank", SmallModel("ce", crossEncoder: true), "--rerank-weight", "0"]);
+        Assert.True(zero.Code == 0, zero.Err);
+        Run firstRun = Funnel.Evaluation.Run.ReadTrec(first), blendedRun = Funnel.Evaluation.Run.ReadTrec(blended);
+        Assert.EndsWith(".rerank-w0", blendedRun.Tag);
+        foreach (string q in new[] { "q1", "q2" })
+            Assert.Equal(firstRun.Ranking(q).Select(d => d.DocId), blendedRun.Ranking(q).Select(d => d.DocId));
+    }
+
     /// <summary>A random-weight model of the real tokenizer (small architecture), written once per test.</summary>
     private string SmallModel(string name, bool crossEncoder)
     {
