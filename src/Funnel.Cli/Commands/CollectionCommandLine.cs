@@ -26,7 +26,6 @@ internal static class CollectionCommandLine
         DefaultValueFactory = _ => new IndexingOptions().BatchSize,
     };
 
-    /// <summary><c>--precision</c> of the collection commands, whose default is the collection's own.</summary>
     public static Option<double> RerankWeightOption() => new("--rerank-weight")
     {
         Description = "With --rerank: how much the cross-encoder decides the order, 0–1. 1: its order; below 1, its ranking (weight w) and the first stage's (1 − w) fused by reciprocal rank.",
@@ -41,6 +40,7 @@ internal static class CollectionCommandLine
         return weight;
     }
 
+    /// <summary><c>--precision</c> of the collection commands, whose default is the collection's own.</summary>
     public static Option<string?> PrecisionOption() => ModelOption.Precision("the collection's; fp32 for a new collection");
 
     /// <summary>

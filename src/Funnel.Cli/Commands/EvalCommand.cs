@@ -227,7 +227,7 @@ internal static class EvalCommand
     {
         bool reranking = pipeline.Reranker != null;
         double weight = searches.Count > 0 ? searches[0].Options.RerankWeight : 1;
-        var run = new Run(reranking ? $"{firstStage}.rerank{(weight < 1 ? string.Create(CultureInfo.InvariantCulture, $"-w{weight:0.###}") : "")}" : firstStage);
+        var run = new Run(reranking ? $"{firstStage}.rerank{(weight < 1 ? "-w" + WeightText(weight) : "")}" : firstStage);
         TimeSpan embed = default, retrieve = default, fuse = default, rerank = default;
         long pairs = 0;
         await WithProgressAsync(stderr, reranking ? "reranking" : $"{firstStage} search", searches.Count, async progress =>
@@ -428,8 +428,10 @@ internal static class EvalCommand
         }
     }
 
+    private static string WeightText(double weight) => weight.ToString("0.###", CultureInfo.InvariantCulture);
+
     private static string Blend(double weight) =>
-        weight < 1 ? string.Create(CultureInfo.InvariantCulture, $" blended with the first stage by reciprocal rank (rerank weight {weight:0.###})") : "";
+        weight < 1 ? $" blended with the first stage by reciprocal rank (rerank weight {WeightText(weight)})" : "";
 
     private static void PrintTable(Report r, TextWriter output)
     {

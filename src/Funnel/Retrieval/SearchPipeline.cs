@@ -242,20 +242,16 @@ public sealed class SearchPipeline
         if (scores.Scores.Length != candidates.Count || scores.Logits.Length != candidates.Count)
             throw new InvalidOperationException($"the reranker returned {scores.Scores.Length} scores for {candidates.Count} candidates");
         int[] order = ScoreOrder.BestFirst(scores.Scores);
-        if (options.RerankWeight < 1)
-        {
-            // Candidates arrive in first-stage order, so index i is first-stage rank i + 1.
-            var blended = ReciprocalRankFusion.Fuse<int>([order, [.. Enumerable.Range(0, candidates.Count)]], options.RrfK,
-                [options.RerankWeight, 1 - options.RerankWeight]);
-            for (int i = 0; i < kept; i++)
-            {
-                int c = blended[i].Key;
-                results[i] = SearchResult.Of(candidates[c], i + 1, scores.Scores[c], scores.Logits[c], blended[i].Score);
-            }
-            return (results, null);
-        }
+        // Candidates arrive in first-stage order, so index i is first-stage rank i + 1.
+        IReadOnlyList<(int Key, double Score)>? blended = options.RerankWeight < 1
+            ? ReciprocalRankFusion.Fuse<int>([order, [.. Enumerable.Range(0, candidates.Count)]], options.RrfK,
+                [options.RerankWeight, 1 - options.RerankWeight])
+            : null;
         for (int i = 0; i < kept; i++)
-            results[i] = SearchResult.Of(candidates[order[i]], i + 1, scores.Scores[order[i]], scores.Logits[order[i]]);
+        {
+            int c = blended?[i].Key ?? order[i];
+            results[i] = SearchResult.Of(candidates[c], i + 1, scores.Scores[c], scores.Logits[c], blended?[i].Score);
+        }
         return (results, null);
 
         SearchResult[] FirstStage()
