@@ -1,4 +1,6 @@
 using System.Buffers;
+using System.Numerics;
+using System.Runtime.InteropServices;
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
@@ -12,20 +14,29 @@ namespace Funnel.Numerics;
 /// fp32 once per output, sₓ·s_w·(Σ qₓ·q_w − z·Σ q_w), before the fp32 epilogue (bias, GELU, residual).
 /// </summary>
 /// <remarks>
-/// .NET 10 exposes <c>vpdpbusd</c> only as <see cref="AvxVnni"/> (VEX, the separate AVX-VNNI CPUID bit)
-/// and not at all for 512-bit registers, so on AVX-512 VNNI machines without AVX-VNNI (AMD Zen 4/5) the
-/// kernel widens both operands to 16 bits and multiplies pairs with <c>vpmaddwd</c>: 32 exact
-/// multiply-adds per instruction into int32, twice the lanes of an fp32 FMA. (<c>vpmaddubsw</c> would
-/// give 64 per instruction but saturates its 16-bit pair sums at u8×s8 ranges, and needs a second
-/// multiply to widen, so it is no faster and is not exact.)
+/// Two kernels, chosen by the matrix's layout (<see cref="QuantizedMatrix.PreferredKernel"/>):
+/// <list type="bullet">
+/// <item><c>vpdpbusd</c> through <see cref="AvxVnni"/> (VEX, 256-bit): u8 activations × s8 weights, four
+/// products per int32 lane, 32 multiply-adds per instruction. .NET 10 has no 512-bit VNNI class, but on
+/// Zen 5 the 256-bit form still runs ~1.25× the 512-bit <c>vpmaddwd</c> kernel (measured 400 against
+/// 320 GOP/s on one core), since it needs no widening and no separate add.</item>
+/// <item>Without AVX-VNNI, both operands widened to 16 bits and multiplied in pairs with <c>vpmaddwd</c>
+/// (AVX-512BW or AVX2) plus a <c>vpaddd</c>: 32 exact multiply-adds per pair of instructions.
+/// (<c>vpmaddubsw</c> would saturate its 16-bit pair sums at u8×s8 ranges, so it is not exact.)</item>
+/// </list>
+/// Both sum exactly, so their outputs are identical to each other and to the scalar twin.
 /// </remarks>
 internal static class QuantizedMatMul
 {
-    /// <summary>Whether the SIMD kernel runs here (else the scalar twin, with the same results, slowly).</summary>
-    public static bool IsAccelerated => Avx512BW.IsSupported || Avx2.IsSupported;
+    /// <summary>Whether a SIMD kernel runs here for <paramref name="kernel"/> (else the scalar twin, with the same results, slowly).</summary>
+    public static bool IsAccelerated(QuantizedKernel kernel) =>
+        kernel == QuantizedKernel.Quads ? AvxVnni.IsSupported : Avx512BW.IsSupported || Avx2.IsSupported;
 
-    /// <summary>Rows per micro-tile: 8 with AVX-512 (16 zmm accumulators), 6 with AVX2 (12 of 16 ymm registers).</summary>
-    internal static int TileRows => Avx512BW.IsSupported ? 8 : 6;
+    /// <summary>
+    /// Rows per micro-tile: 8 for the AVX-512 pairs kernel (16 zmm accumulators); 6 for the AVX2 pairs
+    /// kernel and for VNNI, whose VEX encoding reaches only 16 ymm registers (12 accumulators).
+    /// </summary>
+    internal static int TileRows(QuantizedKernel kernel) => kernel == QuantizedKernel.Pairs && Avx512BW.IsSupported ? 8 : 6;
 
     private const int MaxTileRows = 8;
 
@@ -43,71 +54,78 @@ internal static class QuantizedMatMul
         int n = w.N, k = w.K;
         MatMul.ValidateLinear(x.Length, m, n, k, bias.Length, y.Length, epilogue, residual.Length, maxThreads);
         if (m == 0) return;
-        if (!IsAccelerated)
+        if (!IsAccelerated(w.Kernel))
         {
             LinearReference(x, m, w, bias, y, epilogue, residual);
             return;
         }
-        int lda = 2 * w.KPairs;
-        short[] qx = ArrayPool<short>.Shared.Rent(m * lda);
+        // VNNI reads u8 activations as bytes; the pairs kernel reads them widened to 16 bits.
+        int elementBytes = w.Kernel == QuantizedKernel.Quads ? sizeof(byte) : sizeof(short);
+        int lda = w.PaddedK, rowBytes = lda * elementBytes;
+        byte[] qx = ArrayPool<byte>.Shared.Rent(m * rowBytes);
         float[] scales = ArrayPool<float>.Shared.Rent(m);
         int[] zeroPoints = ArrayPool<int>.Shared.Rent(m);
         try
         {
             fixed (float* px = x, py = y, pb = bias, pr = residual, ps = scales)
-            fixed (short* pq = qx)
+            fixed (byte* pq = qx)
             fixed (sbyte* pw = w.Data)
             fixed (float* pws = w.Scales)
             fixed (int* pz = zeroPoints, pcs = w.ColumnSums)
             {
+                var a = new QuantizedRows(pq, rowBytes, ps, pz);
                 int quantizeChunk = WorkSplit.ChunkSize(m, maxThreads, 1, 64);
-                WorkSplit.Run(new QuantizeJob(px, k, m, pq, lda, ps, pz, quantizeChunk), (m + quantizeChunk - 1) / quantizeChunk, maxThreads);
+                WorkSplit.Run(new QuantizeJob(px, k, m, a, lda, w.Kernel, quantizeChunk), (m + quantizeChunk - 1) / quantizeChunk, maxThreads);
 
                 var output = new GemmOutput(py, n, pb, epilogue == Epilogue.Residual ? pr : null, epilogue);
-                var a = new QuantizedRows(pq, lda, ps, pz);
-                var b = new QuantizedWeights(pw, w.KPairs, pws, pcs, n);
-                int panels = w.Panels, blockRows = BlockRows(lda);
-                bool byRows = maxThreads == 1 || m >= 2 * maxThreads * TileRows || panels < maxThreads;
-                int chunk = byRows ? WorkSplit.ChunkSize(m, maxThreads, TileRows, blockRows) : 1;
+                var b = new QuantizedWeights(pw, w.Kernel, w.KGroups, w.GroupSize, pws, pcs, n);
+                int panels = w.Panels, tileRows = TileRows(w.Kernel), blockRows = BlockRows(rowBytes, tileRows);
+                bool byRows = maxThreads == 1 || m >= 2 * maxThreads * tileRows || panels < maxThreads;
+                int chunk = byRows ? WorkSplit.ChunkSize(m, maxThreads, tileRows, blockRows) : 1;
                 int items = byRows ? (m + chunk - 1) / chunk : panels;
                 WorkSplit.Run(new LinearJob(a, b, m, output, byRows, chunk, blockRows), items, maxThreads);
             }
         }
         finally
         {
-            ArrayPool<short>.Shared.Return(qx);
+            ArrayPool<byte>.Shared.Return(qx);
             ArrayPool<float>.Shared.Return(scales);
             ArrayPool<int>.Shared.Return(zeroPoints);
         }
     }
 
-    private static int BlockRows(int lda) => Math.Clamp(RowBlockBytes / (sizeof(short) * lda) / TileRows * TileRows, TileRows, 32 * TileRows);
+    private static int BlockRows(int rowBytes, int tileRows) => Math.Clamp(RowBlockBytes / rowBytes / tileRows * tileRows, tileRows, 32 * tileRows);
 
-    /// <summary>Per-row activations after quantization: qₓ (u8 values in 16-bit lanes, row stride lda), sₓ and z.</summary>
-    private readonly unsafe struct QuantizedRows(short* q, int lda, float* scales, int* zeroPoints)
+    /// <summary>Per-row activations after quantization: qₓ (u8 values, as bytes or 16-bit lanes, rows <paramref name="rowBytes"/> apart), sₓ and z.</summary>
+    private readonly unsafe struct QuantizedRows(byte* q, int rowBytes, float* scales, int* zeroPoints)
     {
-        public short* Q => q;
-        public int Lda => lda;
+        public byte* Row(int i) => q + (nint)i * rowBytes;
+        public int RowBytes => rowBytes;
         public float* Scales => scales;
         public int* ZeroPoints => zeroPoints;
     }
 
-    private readonly unsafe struct QuantizedWeights(sbyte* q, int kPairs, float* scales, int* columnSums, int n)
+    private readonly unsafe struct QuantizedWeights(sbyte* q, QuantizedKernel kernel, int kGroups, int groupSize, float* scales, int* columnSums, int n)
     {
         public sbyte* Q => q;
-        public int KPairs => kPairs;
+        public QuantizedKernel Kernel => kernel;
+        public int KGroups => kGroups;
+        public int PanelBytes => kGroups * groupSize * PackedMatrix.PanelWidth;
         public float* Scales => scales;
         public int* ColumnSums => columnSums;
         public int N => n;
     }
 
-    private readonly unsafe struct QuantizeJob(float* x, int k, int m, short* q, int lda, float* scales, int* zeroPoints, int chunk) : IWorkItems
+    private readonly unsafe struct QuantizeJob(float* x, int k, int m, QuantizedRows a, int lda, QuantizedKernel kernel, int chunk) : IWorkItems
     {
         public void Run(int item)
         {
             for (int i = item * chunk, end = Math.Min(m, (item + 1) * chunk); i < end; i++)
             {
-                (scales[i], zeroPoints[i]) = QuantizeRow(new ReadOnlySpan<float>(x + (nint)i * k, k), new Span<short>(q + (nint)i * lda, lda));
+                var row = new ReadOnlySpan<float>(x + (nint)i * k, k);
+                (a.Scales[i], a.ZeroPoints[i]) = kernel == QuantizedKernel.Quads
+                    ? QuantizeRow(row, new Span<byte>(a.Row(i), lda))
+                    : QuantizeRow(row, new Span<short>(a.Row(i), lda));
             }
         }
     }
@@ -135,8 +153,11 @@ internal static class QuantizedMatMul
         return (scale, Math.Clamp((int)MathF.Round(-min / scale), 0, 255));
     }
 
-    /// <summary>Quantizes one row: q = clamp(round(x/s) + z, 0, 255); q's pad (odd K) is zeroed.</summary>
-    internal static (float Scale, int ZeroPoint) QuantizeRow(ReadOnlySpan<float> x, Span<short> q)
+    /// <summary>
+    /// Quantizes one row: q = clamp(round(x/s) + z, 0, 255), into bytes (VNNI) or 16-bit lanes (pairs);
+    /// q's pad past K is zeroed.
+    /// </summary>
+    internal static (float Scale, int ZeroPoint) QuantizeRow<T>(ReadOnlySpan<float> x, Span<T> q) where T : unmanaged, IBinaryInteger<T>
     {
         if (!Vector512.IsHardwareAccelerated || !Avx512F.IsSupported) return QuantizeRowReference(x, q);
         var (scale, zeroPoint) = Range(System.Numerics.Tensors.TensorPrimitives.Min(x), System.Numerics.Tensors.TensorPrimitives.Max(x));
@@ -147,16 +168,17 @@ internal static class QuantizedMatMul
         for (; p + 16 <= x.Length; p += 16)
         {
             // Rounds to nearest even, as MathF.Round in the scalar twin.
-            Vector512<int> v = Avx512F.ConvertToVector512Int32(Vector512.Create(x.Slice(p, 16)) * inv) + zp;
-            Avx512F.ConvertToVector256Int16(Vector512.Min(Vector512.Max(v, lo), hi)).CopyTo(q.Slice(p, 16));
+            Vector512<int> v = Vector512.Min(Vector512.Max(Avx512F.ConvertToVector512Int32(Vector512.Create(x.Slice(p, 16)) * inv) + zp, lo), hi);
+            if (typeof(T) == typeof(byte)) Avx512F.ConvertToVector128Byte(v).CopyTo(MemoryMarshal.Cast<T, byte>(q.Slice(p, 16)));
+            else Avx512F.ConvertToVector256Int16(v).CopyTo(MemoryMarshal.Cast<T, short>(q.Slice(p, 16)));
         }
-        for (; p < x.Length; p++) q[p] = QuantizeValue(x[p], inverse, zeroPoint);
+        for (; p < x.Length; p++) q[p] = QuantizeValue<T>(x[p], inverse, zeroPoint);
         q[x.Length..].Clear();
         return (scale, zeroPoint);
     }
 
-    /// <summary>The scalar twin of <see cref="QuantizeRow"/>.</summary>
-    internal static (float Scale, int ZeroPoint) QuantizeRowReference(ReadOnlySpan<float> x, Span<short> q)
+    /// <summary>The scalar twin of <see cref="QuantizeRow{T}"/>.</summary>
+    internal static (float Scale, int ZeroPoint) QuantizeRowReference<T>(ReadOnlySpan<float> x, Span<T> q) where T : unmanaged, IBinaryInteger<T>
     {
         float min = float.PositiveInfinity, max = float.NegativeInfinity;
         foreach (float v in x)
@@ -166,12 +188,13 @@ internal static class QuantizedMatMul
         }
         var (scale, zeroPoint) = Range(min, max);
         float inverse = 1 / scale;
-        for (int p = 0; p < x.Length; p++) q[p] = QuantizeValue(x[p], inverse, zeroPoint);
+        for (int p = 0; p < x.Length; p++) q[p] = QuantizeValue<T>(x[p], inverse, zeroPoint);
         q[x.Length..].Clear();
         return (scale, zeroPoint);
     }
 
-    private static short QuantizeValue(float x, float inverse, int zeroPoint) => (short)Math.Clamp((int)MathF.Round(x * inverse) + zeroPoint, 0, 255);
+    private static T QuantizeValue<T>(float x, float inverse, int zeroPoint) where T : IBinaryInteger<T> =>
+        T.CreateTruncating(Math.Clamp((int)MathF.Round(x * inverse) + zeroPoint, 0, 255));
 
     /// <summary>The dequantized, epilogued sum the kernel writes for one output, from its exact int32 sum.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -186,10 +209,10 @@ internal static class QuantizedMatMul
         Epilogue epilogue, ReadOnlySpan<float> residual)
     {
         int n = w.N, k = w.K;
-        var q = new short[2 * w.KPairs];
+        var q = new short[w.PaddedK];
         for (int i = 0; i < m; i++)
         {
-            var (scale, zeroPoint) = QuantizeRowReference(x.Slice(i * k, k), q);
+            var (scale, zeroPoint) = QuantizeRowReference<short>(x.Slice(i * k, k), q);
             for (int j = 0; j < n; j++)
             {
                 int sum = 0;
@@ -209,15 +232,14 @@ internal static class QuantizedMatMul
 
     /// <summary>
     /// Rows [rowBegin, rowEnd) × panels [panelBegin, panelEnd), single-threaded: blocks of rows sized for
-    /// L2, each swept against the panels; an 8×32 int32 tile per micro-kernel call, dequantized and
-    /// epilogued on its way out.
+    /// L2, each swept against the panels; a tile of int32 sums (up to 8 rows × 32 columns) per
+    /// micro-kernel call, dequantized and epilogued on its way out.
     /// </summary>
     [SkipLocalsInit]
     private static unsafe void Multiply(in QuantizedRows a, int rowBegin, int rowEnd, in QuantizedWeights b, int panelBegin, int panelEnd,
         int blockRows, in GemmOutput output)
     {
-        int panelStride = b.KPairs * 2 * PackedMatrix.PanelWidth;
-        int tileRows = TileRows;
+        int tileRows = TileRows(b.Kernel);
         int* sums = stackalloc int[MaxTileRows * PackedMatrix.PanelWidth];
         float* tile = stackalloc float[PackedMatrix.PanelWidth];
         for (int i0 = rowBegin; i0 < rowEnd; i0 += blockRows)
@@ -225,15 +247,16 @@ internal static class QuantizedMatMul
             int i1 = Math.Min(i0 + blockRows, rowEnd);
             for (int panel = panelBegin; panel < panelEnd; panel++)
             {
-                sbyte* bp = b.Q + (nint)panel * panelStride;
+                sbyte* bp = b.Q + (nint)panel * b.PanelBytes;
                 int col = panel * PackedMatrix.PanelWidth, cols = Math.Min(PackedMatrix.PanelWidth, b.N - col);
                 float* ws = b.Scales + col;
                 int* cs = b.ColumnSums + col;
                 for (int i = i0; i < i1; i += tileRows)
                 {
                     int rows = Math.Min(tileRows, i1 - i);
-                    if (Avx512BW.IsSupported) Kernel8x32(a.Q + (nint)i * a.Lda, a.Lda, rows, b.KPairs, bp, sums);
-                    else Kernel6x32(a.Q + (nint)i * a.Lda, a.Lda, rows, b.KPairs, bp, sums);
+                    if (b.Kernel == QuantizedKernel.Quads) VnniKernel6x32(a.Row(i), a.RowBytes, rows, b.KGroups, bp, sums);
+                    else if (Avx512BW.IsSupported) Kernel8x32((short*)a.Row(i), a.RowBytes / sizeof(short), rows, b.KGroups, bp, sums);
+                    else Kernel6x32((short*)a.Row(i), a.RowBytes / sizeof(short), rows, b.KGroups, bp, sums);
                     for (int r = 0; r < rows; r++)
                     {
                         DequantizeTileRow(sums + r * PackedMatrix.PanelWidth, a.ZeroPoints[i + r], a.Scales[i + r], cs, ws, tile);
@@ -364,6 +387,63 @@ internal static class QuantizedMatMul
             c50 += Avx2.MultiplyAddAdjacent(v, b0);
             c51 += Avx2.MultiplyAddAdjacent(v, b1);
         }
+        StoreTile6x16(c, rows, c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51);
+    }
+
+    /// <summary>The VNNI micro-kernel: rows (≤ 6) × 32 columns as two passes over 16 columns each (12 ymm accumulators).</summary>
+    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
+    private static unsafe void VnniKernel6x32(byte* a, int lda, int rows, int kQuads, sbyte* b, int* c)
+    {
+        VnniKernel6x16(a, lda, rows, kQuads, b, c);
+        VnniKernel6x16(a, lda, rows, kQuads, b + 64, c + 16);
+    }
+
+    /// <summary>
+    /// 16 of a panel's 32 columns: per K quad, bytes [0, 64) of the quad's 128 hold these columns'
+    /// four weights each; one <c>vpdpbusd</c> adds a row's four u8 activations (broadcast) times them.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static unsafe void VnniKernel6x16(byte* a, int lda, int rows, int kQuads, sbyte* b, int* c)
+    {
+        int* a0 = (int*)a;
+        int* a1 = (int*)(rows > 1 ? a + lda : a);
+        int* a2 = (int*)(rows > 2 ? a + 2 * lda : a);
+        int* a3 = (int*)(rows > 3 ? a + 3 * lda : a);
+        int* a4 = (int*)(rows > 4 ? a + 4 * lda : a);
+        int* a5 = (int*)(rows > 5 ? a + 5 * lda : a);
+        Vector256<int> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default,
+            c30 = default, c31 = default, c40 = default, c41 = default, c50 = default, c51 = default;
+        for (int p = 0; p < kQuads; p++, b += 4 * PackedMatrix.PanelWidth)
+        {
+            Vector256<sbyte> b0 = Vector256.Load(b), b1 = Vector256.Load(b + 32);
+            Vector256<byte> v = Vector256.Create(a0[p]).AsByte();
+            c00 = AvxVnni.MultiplyWideningAndAdd(c00, v, b0);
+            c01 = AvxVnni.MultiplyWideningAndAdd(c01, v, b1);
+            v = Vector256.Create(a1[p]).AsByte();
+            c10 = AvxVnni.MultiplyWideningAndAdd(c10, v, b0);
+            c11 = AvxVnni.MultiplyWideningAndAdd(c11, v, b1);
+            v = Vector256.Create(a2[p]).AsByte();
+            c20 = AvxVnni.MultiplyWideningAndAdd(c20, v, b0);
+            c21 = AvxVnni.MultiplyWideningAndAdd(c21, v, b1);
+            v = Vector256.Create(a3[p]).AsByte();
+            c30 = AvxVnni.MultiplyWideningAndAdd(c30, v, b0);
+            c31 = AvxVnni.MultiplyWideningAndAdd(c31, v, b1);
+            v = Vector256.Create(a4[p]).AsByte();
+            c40 = AvxVnni.MultiplyWideningAndAdd(c40, v, b0);
+            c41 = AvxVnni.MultiplyWideningAndAdd(c41, v, b1);
+            v = Vector256.Create(a5[p]).AsByte();
+            c50 = AvxVnni.MultiplyWideningAndAdd(c50, v, b0);
+            c51 = AvxVnni.MultiplyWideningAndAdd(c51, v, b1);
+        }
+        StoreTile6x16(c, rows, c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51);
+    }
+
+    /// <summary>Stores a 6×16 tile of sums (two ymm per row) into rows 32 apart; rows past <paramref name="rows"/> are not stored.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static unsafe void StoreTile6x16(int* c, int rows, Vector256<int> c00, Vector256<int> c01, Vector256<int> c10, Vector256<int> c11,
+        Vector256<int> c20, Vector256<int> c21, Vector256<int> c30, Vector256<int> c31, Vector256<int> c40, Vector256<int> c41,
+        Vector256<int> c50, Vector256<int> c51)
+    {
         c00.Store(c);
         c01.Store(c + 8);
         if (rows > 1) { c10.Store(c + 32); c11.Store(c + 40); }

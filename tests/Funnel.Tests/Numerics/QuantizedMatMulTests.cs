@@ -31,13 +31,13 @@ public class QuantizedMatMulTests
     {
         // [−1, 0, 3]: 4 over 255 steps, zero point round(63.75) = 64; −1 → 0, 0 → 64, 3 → 255.
         var q = new short[4];
-        var (scale, zeroPoint) = QuantizedMatMul.QuantizeRowReference([-1f, 0f, 3f], q);
+        var (scale, zeroPoint) = QuantizedMatMul.QuantizeRowReference<short>([-1f, 0f, 3f], q);
         Assert.Equal(4f / 255, scale);
         Assert.Equal(64, zeroPoint);
         Assert.Equal(new short[] { 0, 64, 255, 0 }, q);
         // All positive: the range still starts at 0, so the zero point is 0. All zeros: scale 1.
-        Assert.Equal((2f / 255, 0), QuantizedMatMul.QuantizeRowReference([0.5f, 2f], q));
-        Assert.Equal((1f, 0), QuantizedMatMul.QuantizeRowReference([0f, 0f], q));
+        Assert.Equal((2f / 255, 0), QuantizedMatMul.QuantizeRowReference<short>([0.5f, 2f], q));
+        Assert.Equal((1f, 0), QuantizedMatMul.QuantizeRowReference<short>([0f, 0f], q));
     }
 
     [Theory]
@@ -52,16 +52,42 @@ public class QuantizedMatMulTests
         var rng = new Random(k);
         float[] x = KernelAssert.Random(rng, k, 4f);
         x[rng.Next(k)] = 17f; // an outlier, as BERT's hidden states have
-        int padded = (k + 1) / 2 * 2;
+        int padded = (k + 3) / 4 * 4;
         short[] expected = new short[padded], actual = Enumerable.Repeat((short)-1, padded).ToArray();
-        var reference = QuantizedMatMul.QuantizeRowReference(x, expected);
-        var fast = QuantizedMatMul.QuantizeRow(x, actual);
+        var reference = QuantizedMatMul.QuantizeRowReference<short>(x, expected);
+        var fast = QuantizedMatMul.QuantizeRow<short>(x, actual);
         Assert.Equal(reference, fast);
         Assert.Equal(expected, actual);
+        // The VNNI kernel's u8 rows hold the same values as bytes.
+        byte[] bytes = Enumerable.Repeat((byte)0xEE, padded).ToArray();
+        Assert.Equal(reference, QuantizedMatMul.QuantizeRow<byte>(x, bytes));
+        Assert.Equal(expected.Select(v => (byte)v), bytes);
     }
 
+    public static TheoryData<string> Kernels => [nameof(QuantizedKernel.Pairs), nameof(QuantizedKernel.Quads)];
+
     [Fact]
-    public void IntegerInputsGiveExactProducts()
+    public void BothLayoutsHoldTheSameWeights()
+    {
+        var rng = new Random(5);
+        int n = 37, k = 11;
+        float[] w = KernelAssert.Random(rng, n * k);
+        var pairs = QuantizedMatrix.Quantize(w, n, k, QuantizedKernel.Pairs);
+        var quads = QuantizedMatrix.Quantize(w, n, k, QuantizedKernel.Quads);
+        Assert.Equal((12, 12), (pairs.PaddedK, quads.PaddedK));
+        for (int j = 0; j < n; j++)
+        {
+            Assert.Equal(pairs.Scale(j), quads.Scale(j));
+            for (int p = 0; p < k; p++) Assert.Equal(pairs[j, p], quads[j, p]);
+        }
+        Assert.Equal(pairs.ColumnSums, quads.ColumnSums);
+        // Every byte of the quads layout outside the weights is zero padding.
+        Assert.Equal(pairs.Data.Sum(b => Math.Abs((int)b)), quads.Data.Sum(b => Math.Abs((int)b)));
+    }
+
+    [Theory]
+    [MemberData(nameof(Kernels))]
+    public void IntegerInputsGiveExactProducts(string kernelName)
     {
         // Weights whose rows reach ±127 quantize with scale 1, activations spanning 0..255 with scale 1
         // and zero point 0: every step is exact, so y is the integer product itself. This checks the
@@ -81,7 +107,7 @@ public class QuantizedMatMulTests
             x[i * k] = 0;
             x[i * k + 1] = 255;
         }
-        var quantized = QuantizedMatrix.Quantize(w, n, k);
+        var quantized = QuantizedMatrix.Quantize(w, n, k, Enum.Parse<QuantizedKernel>(kernelName));
         var y = new float[m * n];
         QuantizedMatMul.Linear(x, m, quantized, [], y, maxThreads: 2);
         for (int i = 0; i < m; i++)
@@ -93,25 +119,38 @@ public class QuantizedMatMulTests
             }
     }
 
-    public static TheoryData<int, int, int, string, bool, int> Shapes => MatMulTests.Shapes;
+    public static TheoryData<int, int, int, string, bool, int, string> Shapes
+    {
+        get
+        {
+            var shapes = new TheoryData<int, int, int, string, bool, int, string>();
+            foreach (var row in MatMulTests.Shapes)
+            {
+                object[] v = row;
+                foreach (string kernel in new[] { nameof(QuantizedKernel.Pairs), nameof(QuantizedKernel.Quads) })
+                    shapes.Add((int)v[0], (int)v[1], (int)v[2], (string)v[3], (bool)v[4], (int)v[5], kernel);
+            }
+            return shapes;
+        }
+    }
 
     [Theory]
     [MemberData(nameof(Shapes))]
-    public void LinearAgreesWithTheScalarTwinExactly(int m, int n, int k, string epilogueName, bool withBias, int threads)
+    public void LinearAgreesWithTheScalarTwinExactly(int m, int n, int k, string epilogueName, bool withBias, int threads, string kernelName)
     {
         var epilogue = Enum.Parse<Epilogue>(epilogueName); // the enum is internal, test parameters are public
         var rng = new Random(m * 1000003 + n * 1009 + k);
         float[] x = KernelAssert.Random(rng, m * k), w = KernelAssert.Random(rng, n * k, 0.5f);
         float[] bias = withBias ? KernelAssert.Random(rng, n) : [];
         float[] residual = KernelAssert.Random(rng, m * n, 3f);
-        var quantized = QuantizedMatrix.Quantize(w, n, k);
+        var quantized = QuantizedMatrix.Quantize(w, n, k, Enum.Parse<QuantizedKernel>(kernelName));
         var expected = new float[m * n];
         QuantizedMatMul.LinearReference(x, m, quantized, bias, expected, epilogue, residual);
         var actual = new float[m * n];
         QuantizedMatMul.Linear(x, m, quantized, bias, actual, epilogue, residual, threads);
         for (int i = 0; i < expected.Length; i++)
             if (BitConverter.SingleToInt32Bits(expected[i]) != BitConverter.SingleToInt32Bits(actual[i]))
-                Assert.Fail($"{m}×{n}×{k} {epilogue}: element {i} is {actual[i]}, the scalar twin gives {expected[i]}");
+                Assert.Fail($"{m}×{n}×{k} {epilogue} {kernelName}: element {i} is {actual[i]}, the scalar twin gives {expected[i]}");
     }
 
     [Theory]
