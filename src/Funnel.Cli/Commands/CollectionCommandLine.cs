@@ -32,11 +32,16 @@ internal static class CollectionCommandLine
         DefaultValueFactory = _ => new SearchOptions().RerankWeight,
     };
 
-    /// <summary>The <see cref="RerankWeightOption"/>'s value, checked: a usage error names the option.</summary>
-    public static double RerankWeight(ParseResult parse, Option<double> option)
+    /// <summary>
+    /// The <see cref="RerankWeightOption"/>'s value, checked: a usage error names the option, and a weight
+    /// given without <paramref name="rerank"/>'s cross-encoder is refused rather than silently ignored.
+    /// </summary>
+    public static double RerankWeight(ParseResult parse, Option<double> option, Option<string?> rerank)
     {
         double weight = parse.GetValue(option);
         if (!(weight is >= 0 and <= 1)) throw new UsageException($"--rerank-weight must be between 0 and 1 (got {weight.ToString(System.Globalization.CultureInfo.InvariantCulture)})");
+        if (weight != 1 && parse.GetValue(rerank) is null)
+            throw new UsageException("--rerank-weight blends a cross-encoder's order with the first stage's: give the cross-encoder with --rerank");
         return weight;
     }
 

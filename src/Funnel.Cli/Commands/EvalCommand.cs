@@ -66,7 +66,7 @@ internal static class EvalCommand
         command.SetAction((parse, ct) => CliAction.RunAsync(parse, async output =>
         {
             var settings = new Settings(parse.GetValue(dataset)!, parse.GetValue(split)!, parse.GetValue(retriever)!, parse.GetValue(exact), parse.GetValue(rerank),
-                CollectionCommandLine.RerankWeight(parse, rerankWeight), parse.GetValue(biEncoder), parse.GetValue(collection), parse.GetValue(ef), parse.GetValue(top), parse.GetValue(k), parse.GetValue(runFile), parse.GetValue(relevance), ParseMeasures(parse.GetValue(measures)),
+                CollectionCommandLine.RerankWeight(parse, rerankWeight, rerank), parse.GetValue(biEncoder), parse.GetValue(collection), parse.GetValue(ef), parse.GetValue(top), parse.GetValue(k), parse.GetValue(runFile), parse.GetValue(relevance), ParseMeasures(parse.GetValue(measures)),
                 parse.GetValue(maxQueries), new EncoderOptions
                 {
                     BatchSize = parse.GetValue(batch), MaxThreads = parse.GetValue(threads),
@@ -116,7 +116,6 @@ internal static class EvalCommand
             throw new UsageException($"--run-file '{run}' is a folder; give the path of the run file to write (e.g. {Path.Combine(run, "nfcorpus.test.trec")})");
         if (s.Ef is < 1) throw new UsageException($"--ef must be at least 1 (got {s.Ef})");
         if (s.Ef != null && (s.Retriever == "bm25" || s.Exact)) throw new UsageException("--ef is for --retriever dense or hybrid through a collection (HNSW)");
-        if (s.RerankWeight != 1 && s.Rerank is null) throw new UsageException("--rerank-weight blends a cross-encoder's order with the first stage's: give the cross-encoder with --rerank");
         if (s.Top is < 1) throw new UsageException($"--top must be at least 1 (got {s.Top})");
         if (s.K is < 1) throw new UsageException($"--k must be at least 1 (got {s.K})");
         if (s.MaxQueries is < 1) throw new UsageException($"--max-queries must be at least 1 (got {s.MaxQueries})");

@@ -39,7 +39,7 @@ internal static class SearchCommand
                 Candidates = parse.GetValue(top),
                 Results = parse.GetValue(k),
                 RrfK = parse.GetValue(rrfK),
-                RerankWeight = CollectionCommandLine.RerankWeight(parse, rerankWeight),
+                RerankWeight = CollectionCommandLine.RerankWeight(parse, rerankWeight, rerank),
                 Filter = parse.GetValue(filter) is { Length: > 0 } terms ? MetadataFilter.Parse(terms) : null,
                 EfSearch = parse.GetValue(ef),
             };

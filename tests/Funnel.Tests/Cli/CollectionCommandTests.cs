@@ -145,6 +145,8 @@ public sealed class CollectionCommandTests(SmallModels models) : IClassFixture<S
                      (["search", "-c", CollectionDir, "--k", "0", "q"], "at least 1"),
                      (["search", "-c", CollectionDir, "--ef", "0", "q"], "--ef must be at least 1"),
                      (["search", "-c", CollectionDir, "  "], "query is empty"),
+                     (["search", "-c", CollectionDir, "--rerank-weight", "0.3", "q"], "give the cross-encoder with --rerank"),
+                     (["search", "-c", CollectionDir, "--rerank-weight", "-1", "q"], "--rerank-weight must be between 0 and 1 (got -1)"),
                  })
         {
             var (code, _, stderr) = Run(args);
