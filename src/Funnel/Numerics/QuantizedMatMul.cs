@@ -255,8 +255,8 @@ internal static class QuantizedMatMul
                 {
                     int rows = Math.Min(tileRows, i1 - i);
                     if (b.Kernel == QuantizedKernel.Quads) VnniKernel6x32(a.Row(i), a.RowBytes, rows, b.KGroups, bp, sums);
-                    else if (Avx512BW.IsSupported) Kernel8x32((short*)a.Row(i), a.RowBytes / sizeof(short), rows, b.KGroups, bp, sums);
-                    else Kernel6x32((short*)a.Row(i), a.RowBytes / sizeof(short), rows, b.KGroups, bp, sums);
+                    else if (Avx512BW.IsSupported) Kernel8x32(a.Row(i), a.RowBytes, rows, b.KGroups, bp, sums);
+                    else Kernel6x32(a.Row(i), a.RowBytes, rows, b.KGroups, bp, sums);
                     for (int r = 0; r < rows; r++)
                     {
                         DequantizeTileRow(sums + r * PackedMatrix.PanelWidth, a.ZeroPoints[i + r], a.Scales[i + r], cs, ws, tile);
@@ -286,20 +286,28 @@ internal static class QuantizedMatMul
     }
 
     /// <summary>
+    /// Row <paramref name="r"/> of a tile's activations read as int32 groups along K (a pair of 16-bit lanes
+    /// or a quad of bytes, what one multiply-add broadcasts); a row past <paramref name="rows"/> aliases row 0
+    /// and is computed but not stored.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static unsafe int* RowGroups(byte* a, int rowBytes, int r, int rows) => (int*)(r < rows ? a + (nint)r * rowBytes : a);
+
+    /// <summary>
     /// rows (≤ 8) × 32 columns of exact int32 sums over all K pairs into <paramref name="c"/> (row stride 32).
     /// Missing rows alias the first and are not stored, as in the fp32 kernel.
     /// </summary>
     [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
-    private static unsafe void Kernel8x32(short* a, int lda, int rows, int kPairs, sbyte* b, int* c)
+    private static unsafe void Kernel8x32(byte* a, int rowBytes, int rows, int kPairs, sbyte* b, int* c)
     {
-        int* a0 = (int*)a;
-        int* a1 = (int*)(rows > 1 ? a + lda : a);
-        int* a2 = (int*)(rows > 2 ? a + 2 * lda : a);
-        int* a3 = (int*)(rows > 3 ? a + 3 * lda : a);
-        int* a4 = (int*)(rows > 4 ? a + 4 * lda : a);
-        int* a5 = (int*)(rows > 5 ? a + 5 * lda : a);
-        int* a6 = (int*)(rows > 6 ? a + 6 * lda : a);
-        int* a7 = (int*)(rows > 7 ? a + 7 * lda : a);
+        int* a0 = RowGroups(a, rowBytes, 0, rows);
+        int* a1 = RowGroups(a, rowBytes, 1, rows);
+        int* a2 = RowGroups(a, rowBytes, 2, rows);
+        int* a3 = RowGroups(a, rowBytes, 3, rows);
+        int* a4 = RowGroups(a, rowBytes, 4, rows);
+        int* a5 = RowGroups(a, rowBytes, 5, rows);
+        int* a6 = RowGroups(a, rowBytes, 6, rows);
+        int* a7 = RowGroups(a, rowBytes, 7, rows);
         Vector512<int> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default,
             c30 = default, c31 = default, c40 = default, c41 = default, c50 = default, c51 = default,
             c60 = default, c61 = default, c70 = default, c71 = default;
@@ -346,22 +354,22 @@ internal static class QuantizedMatMul
     }
     /// <summary>The AVX2 micro-kernel: rows (≤ 6) × 32 columns as two passes over 16 columns each (12 ymm accumulators).</summary>
     [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
-    private static unsafe void Kernel6x32(short* a, int lda, int rows, int kPairs, sbyte* b, int* c)
+    private static unsafe void Kernel6x32(byte* a, int rowBytes, int rows, int kPairs, sbyte* b, int* c)
     {
-        Kernel6x16(a, lda, rows, kPairs, b, c);
-        Kernel6x16(a, lda, rows, kPairs, b + 32, c + 16);
+        Kernel6x16(a, rowBytes, rows, kPairs, b, c);
+        Kernel6x16(a, rowBytes, rows, kPairs, b + 32, c + 16);
     }
 
     /// <summary>16 of a panel's 32 columns: per K pair, bytes [0, 32) of the pair's 64 hold these columns' weights.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static unsafe void Kernel6x16(short* a, int lda, int rows, int kPairs, sbyte* b, int* c)
+    private static unsafe void Kernel6x16(byte* a, int rowBytes, int rows, int kPairs, sbyte* b, int* c)
     {
-        int* a0 = (int*)a;
-        int* a1 = (int*)(rows > 1 ? a + lda : a);
-        int* a2 = (int*)(rows > 2 ? a + 2 * lda : a);
-        int* a3 = (int*)(rows > 3 ? a + 3 * lda : a);
-        int* a4 = (int*)(rows > 4 ? a + 4 * lda : a);
-        int* a5 = (int*)(rows > 5 ? a + 5 * lda : a);
+        int* a0 = RowGroups(a, rowBytes, 0, rows);
+        int* a1 = RowGroups(a, rowBytes, 1, rows);
+        int* a2 = RowGroups(a, rowBytes, 2, rows);
+        int* a3 = RowGroups(a, rowBytes, 3, rows);
+        int* a4 = RowGroups(a, rowBytes, 4, rows);
+        int* a5 = RowGroups(a, rowBytes, 5, rows);
         Vector256<int> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default,
             c30 = default, c31 = default, c40 = default, c41 = default, c50 = default, c51 = default;
         for (int p = 0; p < kPairs; p++, b += 2 * PackedMatrix.PanelWidth)
@@ -392,10 +400,10 @@ internal static class QuantizedMatMul
 
     /// <summary>The VNNI micro-kernel: rows (≤ 6) × 32 columns as two passes over 16 columns each (12 ymm accumulators).</summary>
     [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
-    private static unsafe void VnniKernel6x32(byte* a, int lda, int rows, int kQuads, sbyte* b, int* c)
+    private static unsafe void VnniKernel6x32(byte* a, int rowBytes, int rows, int kQuads, sbyte* b, int* c)
     {
-        VnniKernel6x16(a, lda, rows, kQuads, b, c);
-        VnniKernel6x16(a, lda, rows, kQuads, b + 64, c + 16);
+        VnniKernel6x16(a, rowBytes, rows, kQuads, b, c);
+        VnniKernel6x16(a, rowBytes, rows, kQuads, b + 64, c + 16);
     }
 
     /// <summary>
@@ -403,14 +411,14 @@ internal static class QuantizedMatMul
     /// four weights each; one <c>vpdpbusd</c> adds a row's four u8 activations (broadcast) times them.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static unsafe void VnniKernel6x16(byte* a, int lda, int rows, int kQuads, sbyte* b, int* c)
+    private static unsafe void VnniKernel6x16(byte* a, int rowBytes, int rows, int kQuads, sbyte* b, int* c)
     {
-        int* a0 = (int*)a;
-        int* a1 = (int*)(rows > 1 ? a + lda : a);
-        int* a2 = (int*)(rows > 2 ? a + 2 * lda : a);
-        int* a3 = (int*)(rows > 3 ? a + 3 * lda : a);
-        int* a4 = (int*)(rows > 4 ? a + 4 * lda : a);
-        int* a5 = (int*)(rows > 5 ? a + 5 * lda : a);
+        int* a0 = RowGroups(a, rowBytes, 0, rows);
+        int* a1 = RowGroups(a, rowBytes, 1, rows);
+        int* a2 = RowGroups(a, rowBytes, 2, rows);
+        int* a3 = RowGroups(a, rowBytes, 3, rows);
+        int* a4 = RowGroups(a, rowBytes, 4, rows);
+        int* a5 = RowGroups(a, rowBytes, 5, rows);
         Vector256<int> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default,
             c30 = default, c31 = default, c40 = default, c41 = default, c50 = default, c51 = default;
         for (int p = 0; p < kQuads; p++, b += 4 * PackedMatrix.PanelWidth)

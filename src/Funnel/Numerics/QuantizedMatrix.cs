@@ -49,7 +49,9 @@ internal sealed class QuantizedMatrix
     internal QuantizedKernel Kernel { get; }
 
     /// <summary>Input features per group along K: 2 or 4.</summary>
-    internal int GroupSize => Kernel == QuantizedKernel.Quads ? 4 : 2;
+    internal int GroupSize => GroupSizeOf(Kernel);
+
+    private static int GroupSizeOf(QuantizedKernel kernel) => kernel == QuantizedKernel.Quads ? 4 : 2;
 
     /// <summary>Groups along K, ⌈K/G⌉.</summary>
     internal int KGroups => (K + GroupSize - 1) / GroupSize;
@@ -88,9 +90,8 @@ internal sealed class QuantizedMatrix
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(k);
         ArgumentOutOfRangeException.ThrowIfGreaterThan(k, MaxK);
         if (w.Length != checked(n * k)) throw new ArgumentException($"expected {n}×{k} = {n * k} values, got {w.Length}", nameof(w));
-        int panels = PackedMatrix.PanelCount(n), groupSize = kernel == QuantizedKernel.Quads ? 4 : 2;
-        int groups = (k + groupSize - 1) / groupSize;
-        var data = new sbyte[checked(panels * groups * groupSize * PanelWidth)];
+        int panels = PackedMatrix.PanelCount(n), groupSize = GroupSizeOf(kernel);
+        var data = new sbyte[checked(panels * ((k + groupSize - 1) / groupSize) * groupSize * PanelWidth)];
         var scales = new float[panels * PanelWidth];
         var sums = new int[panels * PanelWidth];
         var matrix = new QuantizedMatrix(n, k, kernel, data, scales, sums);

@@ -64,7 +64,7 @@ public class QuantizedMatMulTests
         Assert.Equal(expected.Select(v => (byte)v), bytes);
     }
 
-    public static TheoryData<string> Kernels => [nameof(QuantizedKernel.Pairs), nameof(QuantizedKernel.Quads)];
+    public static TheoryData<string> Kernels => new(Enum.GetNames<QuantizedKernel>());
 
     [Fact]
     public void BothLayoutsHoldTheSameWeights()
@@ -127,7 +127,7 @@ public class QuantizedMatMulTests
             foreach (var row in MatMulTests.Shapes)
             {
                 object[] v = row;
-                foreach (string kernel in new[] { nameof(QuantizedKernel.Pairs), nameof(QuantizedKernel.Quads) })
+                foreach (string kernel in Enum.GetNames<QuantizedKernel>())
                     shapes.Add((int)v[0], (int)v[1], (int)v[2], (string)v[3], (bool)v[4], (int)v[5], kernel);
             }
             return shapes;
