@@ -17,6 +17,7 @@ public sealed class MultiProcessTests(ClusterModels fixture) : IClassFixture<Clu
     private readonly SmallModels _m = fixture.Models;
     private readonly string _root = Directory.CreateTempSubdirectory("funnel-cluster-processes-").FullName;
     private readonly Dictionary<string, (Process Process, string Url, string[] Args)> _nodes = [];
+    private readonly Dictionary<string, List<string>> _logs = [];
     private readonly HttpClient _http = new() { Timeout = TimeSpan.FromSeconds(30) };
     private Process? _redis;
     private int _redisPort;
@@ -75,6 +76,9 @@ public sealed class MultiProcessTests(ClusterModels fixture) : IClassFixture<Clu
 
         var refusals = new List<string>();
         var searches = new List<JsonElement>();
+        var missed = new List<string>(); // each search that left a shard out: when, how long it took, which shards
+        var clock = Stopwatch.StartNew();
+        TimeSpan killedAt = TimeSpan.MaxValue;
         using var stop = new CancellationTokenSource();
         Task writer = Task.Run(async () =>
         {
@@ -95,14 +99,21 @@ public sealed class MultiProcessTests(ClusterModels fixture) : IClassFixture<Clu
         {
             for (int i = 0; !stop.IsCancellationRequested; i++)
             {
+                TimeSpan sent = clock.Elapsed;
+                string retriever = i % 2 == 0 ? "bm25" : "hybrid";
                 var search = await _http.PostAsJsonAsync($"{n3}/collections/docs/search",
-                    new { query = ShardedSearchTests.Queries[i % ShardedSearchTests.Queries.Length], retriever = i % 2 == 0 ? "bm25" : "hybrid", top_k = 5 });
+                    new { query = ShardedSearchTests.Queries[i % ShardedSearchTests.Queries.Length], retriever, top_k = 5 });
                 Assert.True(search.StatusCode == HttpStatusCode.OK, $"search: {(int)search.StatusCode} {await search.Content.ReadAsStringAsync()}");
-                searches.Add(await search.Content.ReadFromJsonAsync<JsonElement>());
+                JsonElement answer = await search.Content.ReadFromJsonAsync<JsonElement>();
+                if (answer.GetProperty("unsearched_shards").GetArrayLength() > 0)
+                    lock (missed) missed.Add($"{retriever} search sent {Relative(sent - killedAt)} the kill, took {(clock.Elapsed - sent).TotalMilliseconds:F0} ms and missed {answer.GetProperty("unsearched_shards")}");
+                searches.Add(answer);
                 await Task.Delay(100);
             }
         });
+        static string Relative(TimeSpan t) => t < TimeSpan.Zero ? $"{-t.TotalMilliseconds:F0} ms before" : $"{t.TotalMilliseconds:F0} ms after";
         await Task.Delay(1000);
+        killedAt = clock.Elapsed;
         _nodes["n2"].Process.Kill(); // SIGKILL
         int before = searches.Count;
         await writer;
@@ -112,10 +123,10 @@ public sealed class MultiProcessTests(ClusterModels fixture) : IClassFixture<Clu
         await reader;
 
         Assert.True(searches.Count >= before + 10, $"{searches.Count - before} searches after the kill");
-        if (searches.Any(s => s.GetProperty("unsearched_shards").GetArrayLength() > 0))
+        if (missed.Count > 0)
         {
             string described = await _http.GetStringAsync($"{n3}/collections/docs");
-            Assert.Fail($"{searches.Count(s => s.GetProperty("unsearched_shards").GetArrayLength() > 0)} of {searches.Count} searches missed shards; now {described}");
+            Assert.Fail($"{missed.Count} of {searches.Count} searches missed shards:\n{string.Join("\n", missed)}\nnow {described}\n{Log("n3")}");
         }
         Assert.NotEmpty(refusals);
         // Shards 0 and 1 lost a replica; any shard whose grain was on n2 is unreachable until it moves. Each 503 names its shard.
@@ -126,7 +137,7 @@ public sealed class MultiProcessTests(ClusterModels fixture) : IClassFixture<Clu
 
         // n2 comes back with its data folder, catches up, and answers for everything acknowledged.
         await StartNodeAsync("n2", _nodes["n2"].Args);
-        var clock = Stopwatch.StartNew();
+        clock.Restart();
         while (true)
         {
             JsonElement described = await _http.GetFromJsonAsync<JsonElement>($"{n1}/collections/docs");
@@ -146,11 +157,39 @@ public sealed class MultiProcessTests(ClusterModels fixture) : IClassFixture<Clu
         args ??= ["serve", "--cluster", $"redis:127.0.0.1:{_redisPort}", "--node-name", name, "--collections", Path.Combine(_root, name),
             "--silo-port", $"{FreePort()}", "--gateway-port", $"{FreePort()}", "--urls", "http://127.0.0.1:0", "--bi-encoder", _m.BiEncoderPath];
         Process process = CliProcess.Start(new Dictionary<string, string?> { ["HF_HUB_OFFLINE"] = "1", ["FUNNEL_API_KEY"] = null }, args);
-        string url = await CliProcess.ListeningAddressAsync(process);
-        // Keep reading its output, or a full pipe would stop it.
-        _ = process.StandardOutput.ReadToEndAsync();
-        _ = process.StandardError.ReadToEndAsync();
-        lock (_nodes) _nodes[name] = (process, url, args);
+        string url;
+        try
+        {
+            url = await CliProcess.ListeningAddressAsync(process);
+        }
+        catch
+        {
+            process.Kill(entireProcessTree: true);
+            throw;
+        }
+        // Keep reading its output, or a full pipe would stop it; its warnings explain a failure.
+        var log = new List<string>();
+        _ = KeepAsync(process.StandardOutput);
+        _ = KeepAsync(process.StandardError);
+        lock (_nodes)
+        {
+            _nodes[name] = (process, url, args);
+            _logs[name] = log;
+        }
+
+        async Task KeepAsync(StreamReader output)
+        {
+            while (await output.ReadLineAsync() is { } line)
+                if (!line.Contains("\"LogLevel\":\"Information\"", StringComparison.Ordinal))
+                    lock (log) log.Add(line);
+        }
+    }
+
+    /// <summary>The node's last warnings and errors.</summary>
+    private string Log(string node)
+    {
+        List<string> log = _logs[node];
+        lock (log) return $"{node}'s last warnings and errors:\n{string.Join("\n", log.TakeLast(40))}";
     }
 
     private static int FreePort()

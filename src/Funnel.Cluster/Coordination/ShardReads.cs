@@ -68,13 +68,15 @@ internal static class ShardReads
     /// <summary>
     /// Runs <paramref name="call"/> on the replicas of <paramref name="nodes"/>, in that order, until one answers, as a hedged
     /// request (a read is idempotent): the next replica is asked when none is being waited for or the last one asked has not
-    /// answered within <see cref="ReadPolicy.HedgeAfter"/>, and the first answer wins. Each replica may be asked a second time,
-    /// unless it failed for good: once its message was lost on the way (<see cref="IsLostOnTheWay"/>) and a pause has passed,
-    /// or once it has not answered within the hedge delay. A gateway or silo that died drops the messages it held, also those
-    /// for replicas on healthy nodes, either at once or silently, so that they end only at their timeout; a second message
-    /// takes another route. A replica that failed for good (a timeout, its node not up, its own error, or a second loss) is
-    /// reported down to the shard, which stops reading from it until it has caught up; calls overtaken by another answer are
-    /// abandoned.
+    /// answered within <see cref="ReadPolicy.HedgeAfter"/>, and the first answer wins. A replica is asked a second time once it
+    /// has not answered within the hedge delay, and again after a pause each time its message was lost on the way
+    /// (<see cref="IsLostOnTheWay"/>), until <see cref="ReadPolicy.Timeout"/> from the start of the read. A silo that died drops
+    /// the messages it held, also those for replicas on healthy nodes, at once or silently (they end only at their timeout);
+    /// until the cluster declares it dead, even a message to a healthy node can be refused, when the grain directory's
+    /// partition that locates its replica was on the dead silo. A second message takes another route, or finds the directory
+    /// repaired. A replica that failed for good (a timeout, its node not up, its own error) is reported down to the shard, which
+    /// stops reading from it until it has caught up; one whose messages were only lost is not, since that says nothing about
+    /// it. Calls overtaken by another answer are abandoned.
     /// </summary>
     /// <returns>Whether a replica answered, and its answer.</returns>
     public static async Task<(bool Answered, T Value)> OnReplicaAsync<T>(IGrainFactory grains, ShardMembers members, IEnumerable<string> nodes,
@@ -82,7 +84,7 @@ internal static class ShardReads
     {
         string[] order = [.. nodes];
         var asked = order.ToDictionary(n => n, _ => 0, StringComparer.Ordinal);
-        var secondAskAt = new Dictionary<string, TimeSpan>(StringComparer.Ordinal); // from the start of the read; absent: never
+        var askAgainAt = new Dictionary<string, TimeSpan>(StringComparer.Ordinal); // from the start of the read; absent: never
         var running = new Dictionary<Task<T>, string>();
         var clock = Stopwatch.StartNew();
         TimeSpan lastAsk = TimeSpan.Zero;
@@ -97,8 +99,8 @@ internal static class ShardReads
                     running.Add(CallAsync(next), next);
                     asked[next]++;
                     lastAsk = now;
-                    if (asked[next] == 1) secondAskAt[next] = now + policy.HedgeAfter;
-                    else secondAskAt.Remove(next);
+                    if (asked[next] == 1) askAgainAt[next] = now + policy.HedgeAfter;
+                    else askAgainAt.Remove(next);
                     continue;
                 }
                 TimeSpan? until = NextAskAt() - now;
@@ -114,10 +116,15 @@ internal static class ShardReads
                 Exception e = answer.Exception?.InnerException ?? new TaskCanceledException(answer);
                 if (e is ClusterException { Problem: ClusterProblem.NotFound } or OperationCanceledException)
                     System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(e);
-                if (IsLostOnTheWay(e) && asked[node] == 1) secondAskAt[node] = clock.Elapsed + LostMessagePause;
+                if (IsLostOnTheWay(e))
+                {
+                    TimeSpan again = clock.Elapsed + LostMessagePause;
+                    if (again < policy.Timeout) askAgainAt[node] = again;
+                    else askAgainAt.Remove(node);
+                }
                 else
                 {
-                    secondAskAt.Remove(node);
+                    askAgainAt.Remove(node);
                     if (!running.ContainsValue(node)) ReportDown(grains, members, node);
                 }
             }
@@ -129,16 +136,16 @@ internal static class ShardReads
                 _ = abandoned.ContinueWith(static t => _ = t.Exception, CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted, TaskScheduler.Default);
         }
 
-        // A replica not yet asked comes first, once nothing is awaited or the last one asked is overdue; then second asks.
+        // A replica not yet asked comes first, once nothing is awaited or the last one asked is overdue; then asks again.
         string? NextToAsk(TimeSpan now) =>
             order.FirstOrDefault(n => asked[n] == 0 && (running.Count == 0 || now >= lastAsk + policy.HedgeAfter))
-            ?? order.FirstOrDefault(n => secondAskAt.TryGetValue(n, out TimeSpan at) && now >= at);
+            ?? order.FirstOrDefault(n => askAgainAt.TryGetValue(n, out TimeSpan at) && now >= at);
 
         TimeSpan? NextAskAt()
         {
             TimeSpan? at = order.Any(n => asked[n] == 0) ? lastAsk + policy.HedgeAfter : null;
-            foreach (TimeSpan second in secondAskAt.Values)
-                if (at is null || second < at) at = second;
+            foreach (TimeSpan again in askAgainAt.Values)
+                if (at is null || again < at) at = again;
             return at;
         }
 
