@@ -135,6 +135,29 @@ public sealed class FailureTests(ClusterModels fixture) : IClassFixture<ClusterM
         Assert.Equal("down", status.Replicas.Single(r => r.Node == "Secondary_1").State);
     }
 
+    [Fact]
+    public async Task A_batch_sent_again_is_applied_once_and_another_batch_at_its_number_is_refused()
+    {
+        await using TestNodes nodes = await TestNodes.StartAsync(_m.BiEncoder);
+        ClusterCollections cluster = nodes.Coordinator;
+        await cluster.CreateAsync("again", new ShardingOptions { Shards = 1, Replicas = 2 }, Exact);
+        await cluster.UpsertAsync("again", _m.Documents.Take(4).ToList());
+        // The shard grain sends a batch again when its message may have been lost on the way: as it would, straight to a replica.
+        IShardReplicaGrain replica = nodes.Cluster.GrainFactory.GetGrain<IShardReplicaGrain>("again/0@Primary");
+        ReplicaPosition before = await replica.PositionAsync();
+        var batch = new ShardWrite([], [_m.Documents[0].Id, _m.Documents[1].Id]);
+        var id = Guid.NewGuid();
+
+        Assert.Equal(2, await replica.ApplyAsync(before.Sequence + 1, id, batch));
+        Assert.Equal(2, await replica.ApplyAsync(before.Sequence + 1, id, batch)); // what the batch did, not done twice
+        ReplicaPosition after = await replica.PositionAsync();
+        Assert.Equal((before.Sequence + 1, id, before.Documents - 2), (after.Sequence, after.BatchId, after.Documents));
+
+        var other = await Assert.ThrowsAsync<ClusterException>(() => replica.ApplyAsync(before.Sequence + 1, Guid.NewGuid(), batch));
+        Assert.Equal(ClusterProblem.Conflict, other.Problem);
+        Assert.Equal(after, await replica.PositionAsync());
+    }
+
     /// <summary>Waits (at most a minute) until every replica of the collection is in sync.</summary>
     private static async Task WaitInSyncAsync(ClusterCollections cluster, string name)
     {

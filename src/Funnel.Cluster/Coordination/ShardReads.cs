@@ -11,7 +11,7 @@ internal static class ShardReads
     /// How long to wait before asking again a replica whose message was lost on the way. A gateway or forwarding silo that
     /// went down loses every message it held, also those to replicas on healthy nodes; by then the sender has dropped it.
     /// </summary>
-    private static readonly TimeSpan LostMessagePause = TimeSpan.FromMilliseconds(500);
+    internal static readonly TimeSpan LostMessagePause = TimeSpan.FromMilliseconds(500);
 
     /// <summary>
     /// The shard grain's in-sync replicas. When it fails or is slow to answer (its node just died and it has not moved yet)
@@ -164,7 +164,7 @@ internal static class ShardReads
     /// Orleans dropped the message in transit (the connection to a gateway or silo on the way closed, or a silo shutting down
     /// rejected it): this says nothing about the replica it was for. A timeout or the replica's own error does.
     /// </summary>
-    private static bool IsLostOnTheWay(Exception e) => e is OrleansMessageRejectionException or ConnectionFailedException;
+    internal static bool IsLostOnTheWay(Exception e) => e is OrleansMessageRejectionException or ConnectionFailedException;
 }
 
 /// <summary>How a coordinator waits for replicas.</summary>

@@ -42,7 +42,7 @@ internal sealed class ShardGrain(IOptions<FunnelNodeOptions> options, ILogger<Sh
         {
             try
             {
-                return (node, Deleted: (int?)await Replica(members, node).ApplyAsync(sequence, batchId, write).WaitAsync(Timeout));
+                return (node, Deleted: (int?)await ApplyAsync(members, node, sequence, batchId, write));
             }
             catch (Exception e)
             {
@@ -62,6 +62,29 @@ internal sealed class ShardGrain(IOptions<FunnelNodeOptions> options, ILogger<Sh
                 "it is not acknowledged and may be applied on some replicas. Retry it (writes by id are idempotent).");
         }
         return new ShardAck(sequence, acked, results.First(r => r.Deleted is not null).Deleted!.Value);
+    }
+
+    /// <summary>
+    /// One batch on one replica. A message refused on the way (<see cref="Coordination.ShardReads.IsLostOnTheWay"/>: while a
+    /// dead silo is not yet declared dead, it can hold the grain directory's entry for a healthy replica) is sent again after
+    /// a pause, within <see cref="Timeout"/>; the replica applies a batch only once. Without this, a write to a shard whose
+    /// replicas are all up was refused, and a healthy replica copied in full, for the seconds a node takes to be declared dead.
+    /// </summary>
+    private async Task<int> ApplyAsync(ShardMembers members, string node, long sequence, Guid batchId, ShardWrite write)
+    {
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        while (true)
+        {
+            try
+            {
+                TimeSpan left = Timeout - clock.Elapsed;
+                return await Replica(members, node).ApplyAsync(sequence, batchId, write).WaitAsync(left > TimeSpan.Zero ? left : TimeSpan.Zero);
+            }
+            catch (Exception e) when (Coordination.ShardReads.IsLostOnTheWay(e) && clock.Elapsed + Coordination.ShardReads.LostMessagePause < Timeout)
+            {
+                await Task.Delay(Coordination.ShardReads.LostMessagePause);
+            }
+        }
     }
 
     public async Task<string[]> ExistingAsync(ShardMembers members, string[] ids)

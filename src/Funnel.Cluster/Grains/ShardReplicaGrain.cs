@@ -21,6 +21,8 @@ internal sealed class ShardReplicaGrain(IOptions<FunnelNodeOptions> options) : G
     private string _folder = "";
     private ClusterLayout? _layout;
     private Collection? _incoming;
+    /// <summary>What the last batch deleted, for a batch sent again (0 after a restart: the count is not stored).</summary>
+    private int _lastDeleted;
 
     private string Incoming => _folder + ".incoming";
 
@@ -59,12 +61,16 @@ internal sealed class ShardReplicaGrain(IOptions<FunnelNodeOptions> options) : G
 
     public async Task<int> ApplyAsync(long sequence, Guid batchId, ShardWrite write)
     {
+        // The shard sends a batch again when its message, or the reply, may have been lost on the way: once applied, it is
+        // not applied twice.
+        if (sequence == _position.Sequence && batchId == _position.BatchId) return _lastDeleted;
         if (sequence != _position.Sequence + 1)
             throw new ClusterException(ClusterProblem.Conflict, $"replica {this.GetPrimaryKeyString()} is at batch {_position.Sequence}; batch {sequence} does not follow it");
         Collection local = Local;
         if (write.Upserts.Length > 0) await local.UpsertAsync([.. write.Upserts.Select(d => d.ToEmbedded())]);
         int deleted = write.Deletes.Length > 0 ? await local.DeleteAsync(write.Deletes) : 0;
         SetPosition(_folder, new ReplicaPosition(sequence, batchId, 0));
+        _lastDeleted = deleted;
         return deleted;
     }
 
