@@ -98,10 +98,11 @@ internal sealed class ShardGrain(IOptions<FunnelNodeOptions> options, ILogger<Sh
             }
             catch (Exception e) when (e is not ClusterException { Problem: ClusterProblem.NotFound })
             {
-                _inSync.Remove(node);
+                // A message lost on the way says nothing about the replica: the next one is asked, and this one stays in sync.
+                if (!Coordination.ShardReads.IsLostOnTheWay(e)) _inSync.Remove(node);
             }
         }
-        throw new ClusterException(ClusterProblem.Unavailable, $"shard {members.Name} has no replica in sync ({Describe(members)})");
+        throw new ClusterException(ClusterProblem.Unavailable, $"shard {members.Name} has no replica in sync that answered ({Describe(members)})");
     }
 
     public async Task<ShardReaders> ReadersAsync(ShardMembers members)
