@@ -106,12 +106,14 @@ public sealed class MultiProcessTests(ClusterModels fixture) : IClassFixture<Clu
                 Assert.True(search.StatusCode == HttpStatusCode.OK, $"search: {(int)search.StatusCode} {await search.Content.ReadAsStringAsync()}");
                 JsonElement answer = await search.Content.ReadFromJsonAsync<JsonElement>();
                 if (answer.GetProperty("unsearched_shards").GetArrayLength() > 0)
-                    lock (missed) missed.Add($"{retriever} search sent {Relative(sent - killedAt)} the kill, took {(clock.Elapsed - sent).TotalMilliseconds:F0} ms and missed {answer.GetProperty("unsearched_shards")}");
+                    lock (missed) missed.Add($"{retriever} search sent {Relative(sent, killedAt)} the kill, took {(clock.Elapsed - sent).TotalMilliseconds:F0} ms and missed {answer.GetProperty("unsearched_shards")}");
                 searches.Add(answer);
                 await Task.Delay(100);
             }
         });
-        static string Relative(TimeSpan t) => t < TimeSpan.Zero ? $"{-t.TotalMilliseconds:F0} ms before" : $"{t.TotalMilliseconds:F0} ms after";
+        // A search that ended before the kill has no kill time yet to measure from.
+        static string Relative(TimeSpan sent, TimeSpan killed) =>
+            killed == TimeSpan.MaxValue ? "before" : sent < killed ? $"{(killed - sent).TotalMilliseconds:F0} ms before" : $"{(sent - killed).TotalMilliseconds:F0} ms after";
         await Task.Delay(1000);
         killedAt = clock.Elapsed;
         _nodes["n2"].Process.Kill(); // SIGKILL
