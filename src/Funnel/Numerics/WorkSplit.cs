@@ -9,7 +9,8 @@ internal interface IWorkItems
 }
 
 /// <summary>
-/// Runs a job's items on the calling thread and up to maxThreads − 1 pool threads. Workers take
+/// Runs a job's items on the calling thread and up to maxThreads − 1 threads of the shared
+/// <see cref="WorkerTeam"/>, or of the thread pool while another job holds the team. Workers take
 /// the next item from a shared counter rather than a fixed share, so a thread slowed by another
 /// process on a shared machine (or a longer sequence) does not hold the others up.
 /// </summary>
@@ -23,6 +24,7 @@ internal static class WorkSplit
             for (int i = 0; i < items; i++) job.Run(i);
             return;
         }
+        if (WorkerTeam.Shared.TryRun(job, items, workers - 1)) return;
         var next = new StrongBox<int>(0);
         Parallel.For(0, workers, new ParallelOptions { MaxDegreeOfParallelism = workers }, _ =>
         {
