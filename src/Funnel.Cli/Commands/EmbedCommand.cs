@@ -48,9 +48,9 @@ internal static class EmbedCommand
                 _ => parse.GetValue(prompt) ?? encoder.DefaultPromptName,
             };
             encoder.PromptText(promptName); // an unknown --prompt fails here, before any input is read
+            // One write per chunk: the console flushes on every write, and a line per vector made thousands of them.
             foreach (string[] chunk in source.Chunk(Chunk))
-                foreach (float[] vector in encoder.Encode(chunk, promptName, ct))
-                    output.WriteLine(Json.Array(vector));
+                output.Write(Json.Lines(encoder.Encode(chunk, promptName, ct), options.MaxThreads));
             return 0;
         }));
         return command;
@@ -66,9 +66,18 @@ internal static class Json
         foreach (float v in values)
         {
             if (sb.Length > 1) sb.Append(',');
-            sb.Append(Number(v));
+            if (float.IsFinite(v)) sb.Append(CultureInfo.InvariantCulture, $"{v:R}"); // formats in place, no string per number
+            else sb.Append("null");
         }
         return sb.Append(']').ToString();
+    }
+
+    /// <summary>One array per row, each ending in a newline, formatted on up to <paramref name="maxThreads"/> threads.</summary>
+    public static string Lines(IReadOnlyList<float[]> rows, int maxThreads)
+    {
+        var lines = new string[rows.Count];
+        Parallel.For(0, rows.Count, new ParallelOptions { MaxDegreeOfParallelism = maxThreads }, r => lines[r] = Array(rows[r]) + Environment.NewLine);
+        return string.Concat(lines);
     }
 
     public static string Number(float v) => float.IsFinite(v) ? v.ToString("R", CultureInfo.InvariantCulture) : "null";

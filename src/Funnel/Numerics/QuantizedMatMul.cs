@@ -160,7 +160,8 @@ internal static class QuantizedMatMul
     internal static (float Scale, int ZeroPoint) QuantizeRow<T>(ReadOnlySpan<float> x, Span<T> q) where T : unmanaged, IBinaryInteger<T>
     {
         if (!Vector512.IsHardwareAccelerated || !Avx512F.IsSupported) return QuantizeRowReference(x, q);
-        var (scale, zeroPoint) = Range(System.Numerics.Tensors.TensorPrimitives.Min(x), System.Numerics.Tensors.TensorPrimitives.Max(x));
+        var (min, max) = MinMax(x);
+        var (scale, zeroPoint) = Range(min, max);
         float inverse = 1 / scale;
         Vector512<float> inv = Vector512.Create(inverse);
         Vector512<int> zp = Vector512.Create(zeroPoint), lo = Vector512<int>.Zero, hi = Vector512.Create(255);
@@ -175,6 +176,35 @@ internal static class QuantizedMatMul
         for (; p < x.Length; p++) q[p] = QuantizeValue<T>(x[p], inverse, zeroPoint);
         q[x.Length..].Clear();
         return (scale, zeroPoint);
+    }
+
+    /// <summary>Both ends of a row in one pass, NaN when it holds one, as the scalar twin finds them. TensorPrimitives'
+    /// Min and Max take a pass each and order −0 below +0, which <see cref="Range"/> has no use for.</summary>
+    private static (float Min, float Max) MinMax(ReadOnlySpan<float> x)
+    {
+        Vector512<float> lo = Vector512.Create(float.PositiveInfinity), hi = Vector512.Create(float.NegativeInfinity), nan = Vector512<float>.Zero;
+        int p = 0;
+        for (; p + 16 <= x.Length; p += 16)
+        {
+            Vector512<float> v = Vector512.Create(x.Slice(p, 16));
+            lo = Vector512.MinNative(lo, v);
+            hi = Vector512.MaxNative(hi, v);
+            nan |= Vector512.IsNaN(v);
+        }
+        float min = float.PositiveInfinity, max = float.NegativeInfinity;
+        for (int i = 0; i < Vector512<float>.Count; i++)
+        {
+            min = Math.Min(min, lo[i]);
+            max = Math.Max(max, hi[i]);
+        }
+        bool anyNaN = nan != Vector512<float>.Zero;
+        for (; p < x.Length; p++)
+        {
+            anyNaN |= float.IsNaN(x[p]);
+            min = Math.Min(min, x[p]);
+            max = Math.Max(max, x[p]);
+        }
+        return anyNaN ? (float.NaN, float.NaN) : (min, max);
     }
 
     /// <summary>The scalar twin of <see cref="QuantizeRow{T}"/>.</summary>

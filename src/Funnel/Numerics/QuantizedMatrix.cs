@@ -1,3 +1,4 @@
+using System.Numerics.Tensors;
 using System.Runtime.Intrinsics.X86;
 
 namespace Funnel.Numerics;
@@ -95,24 +96,30 @@ internal sealed class QuantizedMatrix
         var scales = new float[panels * PanelWidth];
         var sums = new int[panels * PanelWidth];
         var matrix = new QuantizedMatrix(n, k, kernel, data, scales, sums);
+        int groupStride = PanelWidth * groupSize, kGroups = matrix.KGroups;
         for (int j = 0; j < n; j++)
         {
             ReadOnlySpan<float> row = w.Slice(j * k, k);
-            float maxAbs = 0;
-            foreach (float v in row)
+            if (!TensorPrimitives.IsFiniteAll(row))
             {
-                if (!float.IsFinite(v)) throw new ArgumentException($"weight row {j} holds {v}; only finite weights can be quantized", nameof(w));
-                maxAbs = Math.Max(maxAbs, Math.Abs(v));
+                int bad = 0;
+                while (float.IsFinite(row[bad])) bad++;
+                throw new ArgumentException($"weight row {j} holds {row[bad]}; only finite weights can be quantized", nameof(w));
             }
-            float scale = maxAbs / 127f;
+            float scale = Math.Abs(TensorPrimitives.MaxMagnitude(row)) / 127f;
             scales[j] = scale;
             float inverse = scale == 0 ? 0 : 1 / scale;
             int sum = 0;
-            for (int p = 0; p < k; p++)
+            // Offset(j, p) walked group by group, without its divisions per weight.
+            int at = (j / PanelWidth * kGroups * PanelWidth + j % PanelWidth) * groupSize;
+            for (int p = 0; p < k; at += groupStride)
             {
-                int q = Math.Clamp((int)MathF.Round(row[p] * inverse), -127, 127);
-                data[matrix.Offset(j, p)] = (sbyte)q;
-                sum += q;
+                for (int t = 0; t < groupSize && p < k; t++, p++)
+                {
+                    int q = Math.Clamp((int)MathF.Round(row[p] * inverse), -127, 127);
+                    data[at + t] = (sbyte)q;
+                    sum += q;
+                }
             }
             sums[j] = sum;
         }

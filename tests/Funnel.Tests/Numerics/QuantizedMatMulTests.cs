@@ -64,6 +64,22 @@ public class QuantizedMatMulTests
         Assert.Equal(expected.Select(v => (byte)v), bytes);
     }
 
+    [Theory]
+    [InlineData(5, 3)]
+    [InlineData(40, 0)]
+    [InlineData(40, 17)]
+    [InlineData(40, 39)]
+    public void A_row_holding_NaN_quantizes_as_its_scalar_twin_does(int k, int at)
+    {
+        float[] x = KernelAssert.Random(new Random(k + at), k);
+        x[at] = float.NaN;
+        short[] expected = new short[k + 3], actual = new short[k + 3];
+        var reference = QuantizedMatMul.QuantizeRowReference<short>(x, expected);
+        Assert.True(float.IsNaN(reference.Scale));
+        Assert.Equal(reference, QuantizedMatMul.QuantizeRow<short>(x, actual));
+        Assert.Equal(expected, actual);
+    }
+
     public static TheoryData<string> Kernels => new(Enum.GetNames<QuantizedKernel>());
 
     [Fact]
