@@ -14,7 +14,7 @@ cut -f6,7 "$shared/datasets/stsbenchmark/sts-test.csv" | tr '\t' '\n' > "$work/s
 count="$(wc -l < "$work/sentences.txt")"
 "$here/funnel" --help > /dev/null # build once, outside the timing
 # Time a copy, so that a build in the checkout meanwhile changes nothing under the clock.
-cp -r "$here/src/Funnel.Cli/bin/Release/net10.0" "$work/cli"
+cp -r "$here/src/Funnel.Cli/bin/Release/publish" "$work/cli"
 funnel() { dotnet "$work/cli/Funnel.Cli.dll" "$@"; }
 funnel embed -i "$work/sentences.txt" --threads "$threads" > /dev/null # materialize the packaged model, outside the timing
 declare -A best cpu
