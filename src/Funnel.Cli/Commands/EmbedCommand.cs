@@ -1,6 +1,6 @@
+using System.Buffers;
 using System.CommandLine;
 using System.Globalization;
-using System.Text;
 using Funnel.Inference;
 
 namespace Funnel.Cli.Commands;
@@ -60,25 +60,49 @@ internal static class EmbedCommand
 /// <summary>Compact JSON for float output: shortest round-trip numbers.</summary>
 internal static class Json
 {
-    public static string Array(IEnumerable<float> values)
-    {
-        var sb = new StringBuilder("[");
-        foreach (float v in values)
-        {
-            if (sb.Length > 1) sb.Append(',');
-            if (float.IsFinite(v)) sb.Append(CultureInfo.InvariantCulture, $"{v:R}"); // formats in place, no string per number
-            else sb.Append("null");
-        }
-        return sb.Append(']').ToString();
-    }
+    /// <summary>The longest a number takes, its comma included: "-1.1754944E-38," is 15 characters.</summary>
+    private const int MaxNumberChars = 16;
+
+    public static string Array(ReadOnlySpan<float> values) => Format(values, "");
 
     /// <summary>One array per row, each ending in a newline, formatted on up to <paramref name="maxThreads"/> threads.</summary>
     public static string Lines(IReadOnlyList<float[]> rows, int maxThreads)
     {
         var lines = new string[rows.Count];
-        Parallel.For(0, rows.Count, new ParallelOptions { MaxDegreeOfParallelism = maxThreads }, r => lines[r] = Array(rows[r]) + Environment.NewLine);
+        Parallel.For(0, rows.Count, new ParallelOptions { MaxDegreeOfParallelism = maxThreads }, r => lines[r] = Format(rows[r], Environment.NewLine));
         return string.Concat(lines);
     }
 
     public static string Number(float v) => float.IsFinite(v) ? v.ToString("R", CultureInfo.InvariantCulture) : "null";
+
+    /// <summary>Formats into one pooled buffer: a string per number and a growing builder cost more than the digits.</summary>
+    private static string Format(ReadOnlySpan<float> values, string end)
+    {
+        char[] buffer = ArrayPool<char>.Shared.Rent(2 + values.Length * MaxNumberChars + end.Length);
+        try
+        {
+            int at = 0;
+            buffer[at++] = '[';
+            for (int i = 0; i < values.Length; i++)
+            {
+                if (i > 0) buffer[at++] = ',';
+                if (!float.IsFinite(values[i]))
+                {
+                    "null".CopyTo(buffer.AsSpan(at));
+                    at += 4;
+                    continue;
+                }
+                if (!values[i].TryFormat(buffer.AsSpan(at), out int written, "R", CultureInfo.InvariantCulture))
+                    throw new InvalidOperationException($"{values[i]} took more than {MaxNumberChars} characters");
+                at += written;
+            }
+            buffer[at++] = ']';
+            end.CopyTo(buffer.AsSpan(at));
+            return new string(buffer, 0, at + end.Length);
+        }
+        finally
+        {
+            ArrayPool<char>.Shared.Return(buffer);
+        }
+    }
 }

@@ -191,12 +191,11 @@ internal static class QuantizedMatMul
             hi = Vector512.MaxNative(hi, v);
             nan |= Vector512.IsNaN(v);
         }
-        float min = float.PositiveInfinity, max = float.NegativeInfinity;
-        for (int i = 0; i < Vector512<float>.Count; i++)
-        {
-            min = Math.Min(min, lo[i]);
-            max = Math.Max(max, hi[i]);
-        }
+        // Halving reductions: indexing a vector's lanes in a loop goes through memory.
+        Vector256<float> lo8 = Vector256.MinNative(lo.GetLower(), lo.GetUpper()), hi8 = Vector256.MaxNative(hi.GetLower(), hi.GetUpper());
+        Vector128<float> lo4 = Vector128.MinNative(lo8.GetLower(), lo8.GetUpper()), hi4 = Vector128.MaxNative(hi8.GetLower(), hi8.GetUpper());
+        float min = Math.Min(Math.Min(lo4[0], lo4[1]), Math.Min(lo4[2], lo4[3]));
+        float max = Math.Max(Math.Max(hi4[0], hi4[1]), Math.Max(hi4[2], hi4[3]));
         bool anyNaN = nan != Vector512<float>.Zero;
         for (; p < x.Length; p++)
         {
