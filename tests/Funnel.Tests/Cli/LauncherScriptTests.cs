@@ -30,11 +30,12 @@ public sealed class LauncherScriptTests : IDisposable
         File.WriteAllText(Path.Combine(_root, "src", "Funnel.Cli", "Program.cs"), "// source");
         string fakeBin = Directory.CreateDirectory(Path.Combine(_root, "fake-bin")).FullName;
         string dotnet = Path.Combine(fakeBin, "dotnet");
-        // "dotnet build" writes the dll; "dotnet X.dll ARGS" prints what it was asked to run.
+        // "dotnet publish … -o DIR" writes the dll there; "dotnet X.dll ARGS" prints what it was asked to run.
         File.WriteAllText(dotnet, """
             #!/usr/bin/env bash
-            if [[ "$1" == build ]]; then
-              out="$(dirname "$2")/bin/Release/net10.0"; mkdir -p "$out"; touch "$out/Funnel.Cli.dll"; exit 0
+            if [[ "$1" == publish ]]; then
+              while [[ "$1" != -o ]]; do shift; done
+              mkdir -p "$2"; touch "$2/Funnel.Cli.dll"; exit 0
             fi
             echo "ran ${*:2}"
             """.Replace("\r", ""));
