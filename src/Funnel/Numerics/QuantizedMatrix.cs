@@ -96,7 +96,7 @@ internal sealed class QuantizedMatrix
         var scales = new float[panels * PanelWidth];
         var sums = new int[panels * PanelWidth];
         var matrix = new QuantizedMatrix(n, k, kernel, data, scales, sums);
-        int groupStride = PanelWidth * groupSize, kGroups = matrix.KGroups;
+        int groupStride = PanelWidth * groupSize;
         for (int j = 0; j < n; j++)
         {
             ReadOnlySpan<float> row = w.Slice(j * k, k);
@@ -110,8 +110,8 @@ internal sealed class QuantizedMatrix
             scales[j] = scale;
             float inverse = scale == 0 ? 0 : 1 / scale;
             int sum = 0;
-            // Offset(j, p) walked group by group, without its divisions per weight.
-            int at = (j / PanelWidth * kGroups * PanelWidth + j % PanelWidth) * groupSize;
+            // Offset(j, p) walked group by group from the row's start, without its divisions per weight.
+            int at = matrix.Offset(j, 0);
             for (int p = 0; p < k; at += groupStride)
             {
                 for (int t = 0; t < groupSize && p < k; t++, p++)
