@@ -37,13 +37,8 @@ internal static class MatMul
         fixed (float* px = x, pw = w.Data, pb = bias, py = y, pr = residual)
         {
             var output = new GemmOutput(py, n, pb, epilogue == Epilogue.Residual ? pr : null, epilogue);
-            // Items are blocks of rows, each swept against all the weights (so a thread's rows stay in
-            // its L2); with too few rows for every thread, items are weight panels instead.
-            int panels = w.Panels;
-            bool byRows = maxThreads == 1 || m >= 2 * maxThreads * Gemm.TileRows || panels < maxThreads;
-            int chunk = byRows ? WorkSplit.ChunkSize(m, maxThreads, Gemm.TileRows, Gemm.BlockRows(k)) : 1;
-            int items = byRows ? (m + chunk - 1) / chunk : panels;
-            WorkSplit.Run(new LinearJob(px, k, m, pw, n, output, byRows, chunk), items, maxThreads);
+            var split = GemmSplit.For(m, w.Panels, maxThreads, Gemm.TileRows, Gemm.BlockRows(k));
+            WorkSplit.Run(new LinearJob(px, k, pw, n, output, split), split.Items, maxThreads);
         }
     }
 
@@ -59,13 +54,12 @@ internal static class MatMul
             throw new ArgumentException($"residual holds {residualLength} values, expected {m}×{n}", "residual");
     }
 
-    private readonly unsafe struct LinearJob(float* x, int k, int m, float* w, int n, GemmOutput output, bool byRows, int chunk)
-        : IWorkItems
+    private readonly unsafe struct LinearJob(float* x, int k, float* w, int n, GemmOutput output, GemmSplit split) : IWorkItems
     {
         public void Run(int item)
         {
-            if (byRows) Gemm.Multiply(x, k, item * chunk, Math.Min(m, (item + 1) * chunk), k, w, n, 0, PackedMatrix.PanelCount(n), output);
-            else Gemm.Multiply(x, k, 0, m, k, w, n, item, item + 1, output);
+            var (rows, panels) = split.Item(item);
+            Gemm.Multiply(x, k, rows.Start.Value, rows.End.Value, k, w, n, panels.Start.Value, panels.End.Value, output);
         }
     }
 
@@ -206,7 +200,9 @@ internal static unsafe class Gemm
                     bool direct = cols == PackedMatrix.PanelWidth && output.IsPlain;
                     float* c = direct ? output.At(i, col) : tile;
                     int ldc = direct ? output.Ldy : PackedMatrix.PanelWidth;
-                    if (Avx512F.IsSupported) Kernel8x32(ai, lda, rows, k, bp, c, ldc);
+                    // The first tile of a panel also prefetches the next panel, so DRAM streams it while this one computes.
+                    float* pf = i == i0 && panel + 1 < panelEnd ? bp + panelStride : bp;
+                    if (Avx512F.IsSupported) Kernel8x32(ai, lda, rows, k, bp, c, ldc, pf);
                     else Kernel6x32(ai, lda, rows, k, bp, c, ldc);
                     if (!direct)
                         for (int r = 0; r < rows; r++) output.Store(i + r, col, c + (nint)r * ldc, cols);
@@ -222,7 +218,7 @@ internal static unsafe class Gemm
     /// accumulator lives across a call: otherwise the JIT spills all 16 of them on every step.
     /// </summary>
     [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
-    private static void Kernel8x32(float* a, int lda, int rows, int k, float* b, float* c, int ldc)
+    private static void Kernel8x32(float* a, int lda, int rows, int k, float* b, float* c, int ldc, float* pf)
     {
         float* a0 = a;
         float* a1 = rows > 1 ? a + lda : a;
@@ -235,8 +231,10 @@ internal static unsafe class Gemm
         Vector512<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default,
             c30 = default, c31 = default, c40 = default, c41 = default, c50 = default, c51 = default,
             c60 = default, c61 = default, c70 = default, c71 = default;
-        for (int p = 0; p < k; p++, b += PackedMatrix.PanelWidth)
+        for (int p = 0; p < k; p++, b += PackedMatrix.PanelWidth, pf += PackedMatrix.PanelWidth)
         {
+            Sse.Prefetch0(pf);
+            Sse.Prefetch0(pf + 16);
             Vector512<float> b0 = Vector512.Load(b), b1 = Vector512.Load(b + 16);
             Vector512<float> v = Vector512.Create(a0[p]);
             c00 = Avx512F.FusedMultiplyAdd(v, b0, c00);

@@ -79,11 +79,9 @@ internal static class QuantizedMatMul
 
                 var output = new GemmOutput(py, n, pb, epilogue == Epilogue.Residual ? pr : null, epilogue);
                 var b = new QuantizedWeights(pw, w.Kernel, w.KGroups, w.GroupSize, pws, pcs, n);
-                int panels = w.Panels, tileRows = TileRows(w.Kernel), blockRows = BlockRows(rowBytes, tileRows);
-                bool byRows = maxThreads == 1 || m >= 2 * maxThreads * tileRows || panels < maxThreads;
-                int chunk = byRows ? WorkSplit.ChunkSize(m, maxThreads, tileRows, blockRows) : 1;
-                int items = byRows ? (m + chunk - 1) / chunk : panels;
-                WorkSplit.Run(new LinearJob(a, b, m, output, byRows, chunk, blockRows), items, maxThreads);
+                int tileRows = TileRows(w.Kernel), blockRows = BlockRows(rowBytes, tileRows);
+                var split = GemmSplit.For(m, w.Panels, maxThreads, tileRows, blockRows);
+                WorkSplit.Run(new LinearJob(a, b, output, split, blockRows), split.Items, maxThreads);
             }
         }
         finally
@@ -130,13 +128,13 @@ internal static class QuantizedMatMul
         }
     }
 
-    private readonly unsafe struct LinearJob(QuantizedRows a, QuantizedWeights b, int m, GemmOutput output, bool byRows, int chunk, int blockRows)
+    private readonly unsafe struct LinearJob(QuantizedRows a, QuantizedWeights b, GemmOutput output, GemmSplit split, int blockRows)
         : IWorkItems
     {
         public void Run(int item)
         {
-            if (byRows) Multiply(a, item * chunk, Math.Min(m, (item + 1) * chunk), b, 0, PackedMatrix.PanelCount(b.N), blockRows, output);
-            else Multiply(a, 0, m, b, item, item + 1, blockRows, output);
+            var (rows, panels) = split.Item(item);
+            Multiply(a, rows.Start.Value, rows.End.Value, b, panels.Start.Value, panels.End.Value, blockRows, output);
         }
     }
 

@@ -41,6 +41,7 @@ public class MatMulTests
         { 70, 160, 61, nameof(Epilogue.None), false, 2 },
         { 300, 40, 24, nameof(Epilogue.Gelu), true, 2 },
         { 2, 1152, 24, nameof(Epilogue.None), true, 2 },
+        { 20, 100, 384, nameof(Epilogue.Residual), true, 2 },
     };
 
     [Theory]
