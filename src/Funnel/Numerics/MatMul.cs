@@ -185,7 +185,7 @@ internal static unsafe class Gemm
         float* tile = stackalloc float[8 * PackedMatrix.PanelWidth];
         for (int i0 = rowBegin; i0 < rowEnd; i0 += blockRows)
         {
-            int i1 = Math.Min(i0 + blockRows, rowEnd);
+            int i1 = Math.Min(i0 + blockRows, rowEnd), tiles = (i1 - i0 + tileRows - 1) / tileRows;
             for (int panel = panelBegin; panel < panelEnd; panel++)
             {
                 float* bp = b + (nint)panel * panelStride;
@@ -200,8 +200,9 @@ internal static unsafe class Gemm
                     bool direct = cols == PackedMatrix.PanelWidth && output.IsPlain;
                     float* c = direct ? output.At(i, col) : tile;
                     int ldc = direct ? output.Ldy : PackedMatrix.PanelWidth;
-                    // The first tile of a panel also prefetches the next panel, so DRAM streams it while this one computes.
-                    float* pf = i == i0 && panel + 1 < panelEnd ? bp + panelStride : bp;
+                    // Every tile of a panel prefetches its share of the next panel into L2, so DRAM streams the
+                    // weights at the pace the panel computes instead of in one burst that stalls the first tile.
+                    var pf = panel + 1 < panelEnd ? NextPanelPrefetch.For(bp + panelStride, k, (i - i0) / tileRows, tiles) : NextPanelPrefetch.None(bp);
                     if (Avx512F.IsSupported) Kernel8x32(ai, lda, rows, k, bp, c, ldc, pf);
                     else Kernel6x32(ai, lda, rows, k, bp, c, ldc);
                     if (!direct)
@@ -218,7 +219,7 @@ internal static unsafe class Gemm
     /// accumulator lives across a call: otherwise the JIT spills all 16 of them on every step.
     /// </summary>
     [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
-    private static void Kernel8x32(float* a, int lda, int rows, int k, float* b, float* c, int ldc, float* pf)
+    private static void Kernel8x32(float* a, int lda, int rows, int k, float* b, float* c, int ldc, NextPanelPrefetch pf)
     {
         float* a0 = a;
         float* a1 = rows > 1 ? a + lda : a;
@@ -231,10 +232,16 @@ internal static unsafe class Gemm
         Vector512<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default,
             c30 = default, c31 = default, c40 = default, c41 = default, c50 = default, c51 = default,
             c60 = default, c61 = default, c70 = default, c71 = default;
-        for (int p = 0; p < k; p++, b += PackedMatrix.PanelWidth, pf += PackedMatrix.PanelWidth)
+        float* line = pf.First;
+        int mask = pf.EveryMask, second = pf.SecondLine;
+        for (int p = 0; p < k; p++, b += PackedMatrix.PanelWidth)
         {
-            Sse.Prefetch0(pf);
-            Sse.Prefetch0(pf + 16);
+            if ((p & mask) == 0)
+            {
+                Sse.Prefetch1(line);
+                Sse.Prefetch1(line + second);
+                line += 16 + second;
+            }
             Vector512<float> b0 = Vector512.Load(b), b1 = Vector512.Load(b + 16);
             Vector512<float> v = Vector512.Create(a0[p]);
             c00 = Avx512F.FusedMultiplyAdd(v, b0, c00);
@@ -321,5 +328,33 @@ internal static unsafe class Gemm
         if (rows > 3) { c30.Store(c + 3 * ldc); c31.Store(c + 3 * ldc + 8); }
         if (rows > 4) { c40.Store(c + 4 * ldc); c41.Store(c + 4 * ldc + 8); }
         if (rows > 5) { c50.Store(c + 5 * ldc); c51.Store(c + 5 * ldc + 8); }
+    }
+}
+
+/// <summary>
+/// Which cache lines of the next weight panel one micro-tile prefetches: its share of them, one or two lines every
+/// <c>EveryMask + 1</c> steps along K (a power of two), so the tiles of a panel together touch the whole next panel.
+/// </summary>
+internal readonly unsafe struct NextPanelPrefetch(float* first, int everyMask, int secondLine)
+{
+    public float* First => first;
+
+    public int EveryMask => everyMask;
+
+    /// <summary>Floats from a prefetched line to the second one of the same step: 16 (the next line) or 0 (the same line again).</summary>
+    public int SecondLine => secondLine;
+
+    /// <summary>Re-touches the current panel's first line, which costs nothing: for the last panel of an item.</summary>
+    public static NextPanelPrefetch None(float* panel) => new(panel, int.MaxValue, 0);
+
+    /// <summary>Tile <paramref name="tile"/> of <paramref name="tiles"/> over a panel of <paramref name="k"/> steps of 32 floats (2 lines each).</summary>
+    public static NextPanelPrefetch For(float* nextPanel, int k, int tile, int tiles)
+    {
+        int lines = 2 * k, share = (lines + tiles - 1) / tiles;
+        // A lone tile takes both lines of a step; otherwise one line every power-of-two steps, rounded so the share
+        // is covered within K steps.
+        if (share > k) return new NextPanelPrefetch(nextPanel, 0, 16);
+        int every = 1 << (31 - System.Numerics.BitOperations.LeadingZeroCount((uint)(k / share)));
+        return new NextPanelPrefetch(nextPanel + (nint)tile * share * 16, every - 1, 0);
     }
 }
