@@ -354,6 +354,7 @@ internal readonly unsafe struct NextPanelPrefetch(float* first, int everyMask, i
         // A lone tile takes both lines of a step; otherwise one line every power-of-two steps, rounded so the share
         // is covered within K steps.
         if (share > k) return new NextPanelPrefetch(nextPanel, 0, 16);
+        if (tile * share >= lines) return None(nextPanel); // more tiles than lines: the earlier tiles cover them
         int every = 1 << (31 - System.Numerics.BitOperations.LeadingZeroCount((uint)(k / share)));
         return new NextPanelPrefetch(nextPanel + (nint)tile * share * 16, every - 1, 0);
     }
