@@ -1,4 +1,5 @@
 using System.Buffers;
+using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
 
@@ -97,7 +98,7 @@ internal static class Attention
             {
                 int i1 = Math.Min(length, i0 + QueryBlock);
                 Gemm.Multiply(q, stride, i0, i1, headDim, keys, length, 0, PackedMatrix.PanelCount(length), GemmOutput.Plain(scores - (nint)i0 * length, length));
-                for (int i = i0; i < i1; i++) inverseSums[i] = 1f / ExpInPlace(scores + (nint)(i - i0) * length, length, scale);
+                ExpRows(scores, length, i1 - i0, length, scale, inverseSums + i0);
                 Gemm.Multiply(scores - (nint)i0 * length, length, i0, i1, length, values, headDim, 0, PackedMatrix.PanelCount(headDim), GemmOutput.Plain(o, hidden));
             }
             // Normalising the headDim outputs of a row is cheaper than normalising its length probabilities.
@@ -107,41 +108,49 @@ internal static class Attention
 
     /// <summary>Packs the keys K[rows × width] (rows <paramref name="stride"/> apart) as a
     /// <see cref="PackedMatrix"/> of rows output features: panels of 32 keys, each key's d-th value
-    /// side by side. AVX2 gathers a column of 8 keys at once; the pad of the last panel repeats
-    /// the last key, whose products land in columns that are never stored.</summary>
+    /// side by side. Blocks of 8 keys × 8 values are transposed in registers (AVX2 gathers of a
+    /// column took about 12 cycles each); the pad of the last panel repeats the last key, whose
+    /// products land in columns that are never stored.</summary>
     internal static unsafe void PackKeys(float* k, int rows, int width, int stride, float* packed)
     {
         const int W = PackedMatrix.PanelWidth;
-        int panels = PackedMatrix.PanelCount(rows);
-        if (Avx2.IsSupported)
-        {
-            Vector256<int> last = Vector256.Create(rows - 1), lanes = Vector256<int>.Indices;
-            for (int panel = 0; panel < panels; panel++)
-            {
-                float* dst = packed + (nint)panel * width * W;
-                Vector256<int> i0 = Vector256.Min(lanes + Vector256.Create(panel * W), last) * stride;
-                Vector256<int> i1 = Vector256.Min(lanes + Vector256.Create(panel * W + 8), last) * stride;
-                Vector256<int> i2 = Vector256.Min(lanes + Vector256.Create(panel * W + 16), last) * stride;
-                Vector256<int> i3 = Vector256.Min(lanes + Vector256.Create(panel * W + 24), last) * stride;
-                for (int d = 0; d < width; d++, dst += W)
-                {
-                    Avx2.GatherVector256(k + d, i0, 4).Store(dst);
-                    Avx2.GatherVector256(k + d, i1, 4).Store(dst + 8);
-                    Avx2.GatherVector256(k + d, i2, 4).Store(dst + 16);
-                    Avx2.GatherVector256(k + d, i3, 4).Store(dst + 24);
-                }
-            }
-            return;
-        }
+        int panels = PackedMatrix.PanelCount(rows), vectorWidth = Avx.IsSupported ? width / 8 * 8 : 0;
+        float** key = stackalloc float*[8];
         for (int panel = 0; panel < panels; panel++)
         {
             float* dst = packed + (nint)panel * width * W;
-            for (int c = 0; c < W; c++)
+            for (int c0 = 0; c0 < W; c0 += 8)
             {
-                float* key = k + (nint)Math.Min(panel * W + c, rows - 1) * stride;
-                for (int d = 0; d < width; d++) dst[d * W + c] = key[d];
+                for (int r = 0; r < 8; r++) key[r] = k + (nint)Math.Min(panel * W + c0 + r, rows - 1) * stride;
+                for (int d = 0; d < vectorWidth; d += 8) Transpose8x8(key, d, dst + (nint)d * W + c0, W);
+                for (int d = vectorWidth; d < width; d++)
+                    for (int r = 0; r < 8; r++) dst[d * W + c0 + r] = key[r][d];
             }
         }
+    }
+
+    /// <summary>Values <paramref name="col"/>…+7 of 8 rows, written transposed: row t of <paramref name="dst"/>
+    /// (<paramref name="ldd"/> apart) holds value col + t of each row. Unpacks pair rows, shuffles make
+    /// 4-row columns within each 128-bit lane, and lane permutes join the halves.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static unsafe void Transpose8x8(float** rows, int col, float* dst, int ldd)
+    {
+        Vector256<float> r0 = Avx.LoadVector256(rows[0] + col), r1 = Avx.LoadVector256(rows[1] + col),
+            r2 = Avx.LoadVector256(rows[2] + col), r3 = Avx.LoadVector256(rows[3] + col),
+            r4 = Avx.LoadVector256(rows[4] + col), r5 = Avx.LoadVector256(rows[5] + col),
+            r6 = Avx.LoadVector256(rows[6] + col), r7 = Avx.LoadVector256(rows[7] + col);
+        Vector256<float> t0 = Avx.UnpackLow(r0, r1), t1 = Avx.UnpackHigh(r0, r1), t2 = Avx.UnpackLow(r2, r3), t3 = Avx.UnpackHigh(r2, r3),
+            t4 = Avx.UnpackLow(r4, r5), t5 = Avx.UnpackHigh(r4, r5), t6 = Avx.UnpackLow(r6, r7), t7 = Avx.UnpackHigh(r6, r7);
+        Vector256<float> u0 = Avx.Shuffle(t0, t2, 0x44), u1 = Avx.Shuffle(t0, t2, 0xEE), u2 = Avx.Shuffle(t1, t3, 0x44), u3 = Avx.Shuffle(t1, t3, 0xEE),
+            u4 = Avx.Shuffle(t4, t6, 0x44), u5 = Avx.Shuffle(t4, t6, 0xEE), u6 = Avx.Shuffle(t5, t7, 0x44), u7 = Avx.Shuffle(t5, t7, 0xEE);
+        Avx.Permute2x128(u0, u4, 0x20).Store(dst);
+        Avx.Permute2x128(u1, u5, 0x20).Store(dst + ldd);
+        Avx.Permute2x128(u2, u6, 0x20).Store(dst + 2 * ldd);
+        Avx.Permute2x128(u3, u7, 0x20).Store(dst + 3 * ldd);
+        Avx.Permute2x128(u0, u4, 0x31).Store(dst + 4 * ldd);
+        Avx.Permute2x128(u1, u5, 0x31).Store(dst + 5 * ldd);
+        Avx.Permute2x128(u2, u6, 0x31).Store(dst + 6 * ldd);
+        Avx.Permute2x128(u3, u7, 0x31).Store(dst + 7 * ldd);
     }
 
     /// <summary>Packs B[k × n] given row-major (rows <paramref name="stride"/> apart) into panels of
@@ -189,13 +198,100 @@ internal static class Attention
             // The raw vmaxps: Vector512.Max's NaN-propagating form adds two dependent fixups a step.
             Vector512<float> m = Vector512.Load(row);
             for (j = Vector512<float>.Count; j <= length - Vector512<float>.Count; j += Vector512<float>.Count) m = Avx512F.Max(m, Vector512.Load(row + j));
-            Vector256<float> m8 = Avx.Max(m.GetLower(), m.GetUpper());
-            Vector128<float> m4 = Sse.Max(m8.GetLower(), m8.GetUpper());
-            m4 = Sse.Max(m4, Sse.Shuffle(m4, m4, 0b_01_00_11_10));
-            max = Sse.MaxScalar(m4, Sse.Shuffle(m4, m4, 0b_10_11_00_01)).ToScalar();
+            max = HorizontalMax(m);
         }
         for (; j < length; j++) max = row[j] > max ? row[j] : max;
         return VectorMath.ExpScaledSum(new Span<float>(row, length), scale, max * scale);
+    }
+
+    /// <summary>
+    /// <see cref="ExpInPlace"/> on <paramref name="count"/> rows <paramref name="stride"/> apart, writing each row's
+    /// 1/sum. One row is a chain of dependent steps (the running max, its reduction, the exp loop, the sum) that is
+    /// short enough at these lengths for latency, not throughput, to set its pace; four rows side by side give the
+    /// core four independent chains. Each row's values and sum are those of <see cref="ExpInPlace"/>, bit for bit.
+    /// </summary>
+    internal static unsafe void ExpRows(float* rows, int stride, int count, int length, float scale, float* inverseSums)
+    {
+        int groups = Avx512F.IsSupported && length >= Vector512<float>.Count ? count / 4 : 0;
+        // Each group's maxima are found while the group before it exponentiates, so no exp loop waits on its own
+        // max chain and reduction.
+        float* maxima = stackalloc float[8];
+        if (groups > 0) FourRowMaxima(rows, stride, length, maxima);
+        for (int g = 0; g < groups; g++)
+        {
+            float* group = rows + (nint)4 * g * stride, current = maxima + 4 * (g & 1);
+            if (g + 1 < groups) FourRowMaxima(group + (nint)4 * stride, stride, length, maxima + 4 * ((g + 1) & 1));
+            ExpFourRows(group, stride, length, scale, current, inverseSums + 4 * g);
+        }
+        for (int r = 4 * groups; r < count; r++) inverseSums[r] = 1f / ExpInPlace(rows + (nint)r * stride, length, scale);
+    }
+
+    private static unsafe void FourRowMaxima(float* p0, int stride, int length, float* maxima)
+    {
+        const int V = 16;
+        float* p1 = p0 + stride, p2 = p1 + stride, p3 = p2 + stride;
+        Vector512<float> m0 = Vector512.Load(p0), m1 = Vector512.Load(p1), m2 = Vector512.Load(p2), m3 = Vector512.Load(p3);
+        int j = V;
+        for (; j <= length - V; j += V)
+        {
+            m0 = Avx512F.Max(m0, Vector512.Load(p0 + j));
+            m1 = Avx512F.Max(m1, Vector512.Load(p1 + j));
+            m2 = Avx512F.Max(m2, Vector512.Load(p2 + j));
+            m3 = Avx512F.Max(m3, Vector512.Load(p3 + j));
+        }
+        float max0 = HorizontalMax(m0), max1 = HorizontalMax(m1), max2 = HorizontalMax(m2), max3 = HorizontalMax(m3);
+        for (; j < length; j++)
+        {
+            max0 = p0[j] > max0 ? p0[j] : max0;
+            max1 = p1[j] > max1 ? p1[j] : max1;
+            max2 = p2[j] > max2 ? p2[j] : max2;
+            max3 = p3[j] > max3 ? p3[j] : max3;
+        }
+        maxima[0] = max0;
+        maxima[1] = max1;
+        maxima[2] = max2;
+        maxima[3] = max3;
+    }
+
+    /// <summary>ExpScaledSum's arithmetic, in its order, for four rows at once.</summary>
+    private static unsafe void ExpFourRows(float* p0, int stride, int length, float scale, float* maxima, float* inverseSums)
+    {
+        const int V = 16;
+        float* p1 = p0 + stride, p2 = p1 + stride, p3 = p2 + stride;
+        var (factor, o0) = VectorMath.Exp2Terms(scale, maxima[0] * scale);
+        float o1 = VectorMath.Exp2Terms(scale, maxima[1] * scale).Offset, o2 = VectorMath.Exp2Terms(scale, maxima[2] * scale).Offset,
+            o3 = VectorMath.Exp2Terms(scale, maxima[3] * scale).Offset;
+        Vector512<float> c = Vector512.Create(factor);
+        Vector512<float> s0 = Vector512.Create(o0), s1 = Vector512.Create(o1), s2 = Vector512.Create(o2), s3 = Vector512.Create(o3);
+        Vector512<float> a0 = Vector512<float>.Zero, a1 = a0, a2 = a0, a3 = a0;
+        int j = 0;
+        for (; j <= length - V; j += V)
+        {
+            Vector512<float> e0 = VectorMath.Exp2(Vector512.FusedMultiplyAdd(Vector512.Load(p0 + j), c, s0));
+            Vector512<float> e1 = VectorMath.Exp2(Vector512.FusedMultiplyAdd(Vector512.Load(p1 + j), c, s1));
+            Vector512<float> e2 = VectorMath.Exp2(Vector512.FusedMultiplyAdd(Vector512.Load(p2 + j), c, s2));
+            Vector512<float> e3 = VectorMath.Exp2(Vector512.FusedMultiplyAdd(Vector512.Load(p3 + j), c, s3));
+            e0.Store(p0 + j);
+            e1.Store(p1 + j);
+            e2.Store(p2 + j);
+            e3.Store(p3 + j);
+            a0 += e0;
+            a1 += e1;
+            a2 += e2;
+            a3 += e3;
+        }
+        inverseSums[0] = 1f / VectorMath.ExpScaledTail(new Span<float>(p0, length), j, factor, o0, VectorMath.HorizontalSum(a0));
+        inverseSums[1] = 1f / VectorMath.ExpScaledTail(new Span<float>(p1, length), j, factor, o1, VectorMath.HorizontalSum(a1));
+        inverseSums[2] = 1f / VectorMath.ExpScaledTail(new Span<float>(p2, length), j, factor, o2, VectorMath.HorizontalSum(a2));
+        inverseSums[3] = 1f / VectorMath.ExpScaledTail(new Span<float>(p3, length), j, factor, o3, VectorMath.HorizontalSum(a3));
+    }
+
+    private static float HorizontalMax(Vector512<float> m)
+    {
+        Vector256<float> m8 = Avx.Max(m.GetLower(), m.GetUpper());
+        Vector128<float> m4 = Sse.Max(m8.GetLower(), m8.GetUpper());
+        m4 = Sse.Max(m4, Sse.Shuffle(m4, m4, 0b_01_00_11_10));
+        return Sse.MaxScalar(m4, Sse.Shuffle(m4, m4, 0b_10_11_00_01)).ToScalar();
     }
 
     internal static unsafe void Scale(float* values, int length, float factor)

@@ -58,13 +58,10 @@ internal static class AttentionLayer
                 {
                     int i1 = Math.Min(length, i0 + QueryBlock);
                     Gemm.Multiply(q, stride, i0, i1, headDim, keys, length, 0, PackedMatrix.PanelCount(length), GemmOutput.Plain(scores - (nint)i0 * length, length));
+                    Attention.ExpRows(scores, length, i1 - i0, length, scale, inverseSums + i0);
+                    // Dropping unnormalised weights and normalising afterwards drops the probabilities themselves.
                     for (int i = i0; i < i1; i++)
-                    {
-                        float* row = scores + (nint)(i - i0) * length;
-                        inverseSums[i] = 1f / Attention.ExpInPlace(row, length, scale);
-                        // Dropping unnormalised weights and normalising afterwards drops the probabilities themselves.
-                        dropout.Apply(new Span<float>(row, length), RowStream(batch, s, layer, head, length, i));
-                    }
+                        dropout.Apply(new Span<float>(scores + (nint)(i - i0) * length, length), RowStream(batch, s, layer, head, length, i));
                     Gemm.Multiply(scores - (nint)i0 * length, length, i0, i1, length, values, headDim, 0, PackedMatrix.PanelCount(headDim), GemmOutput.Plain(o, hidden));
                 }
                 for (int i = 0; i < length; i++) Attention.Scale(o + (nint)i * hidden, headDim, inverseSums[i]);

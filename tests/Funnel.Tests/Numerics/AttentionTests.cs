@@ -56,4 +56,47 @@ public class AttentionTests
             Attention.SelfAttentionReference(qkv.AsSpan(t0 * 3 * hidden), lengths[s], heads, headDim, expected.AsSpan(t0 * hidden));
         KernelAssert.Close(expected, actual, Enumerable.Repeat(2.0, expected.Length).ToArray(), 2e-5, 1e-6, "batched attention");
     }
+
+    [Theory]
+    [InlineData(1, 32)]
+    [InlineData(8, 8)]
+    [InlineData(37, 32)]
+    [InlineData(64, 12)]
+    [InlineData(70, 40)]
+    public unsafe void PackKeysLaysEachPanelOutKeyByKeyAndRepeatsTheLastKeyInThePad(int rows, int width)
+    {
+        const int W = PackedMatrix.PanelWidth;
+        int stride = width + 5;
+        float[] keys = KernelAssert.Random(new Random(rows + width), rows * stride);
+        var packed = new float[PackedMatrix.PanelCount(rows) * W * width];
+        fixed (float* pk = keys, pp = packed) Attention.PackKeys(pk, rows, width, stride, pp);
+        for (int panel = 0; panel < PackedMatrix.PanelCount(rows); panel++)
+            for (int d = 0; d < width; d++)
+                for (int c = 0; c < W; c++)
+                    Assert.Equal(keys[Math.Min(panel * W + c, rows - 1) * stride + d], packed[(panel * width + d) * W + c]);
+    }
+
+    [Theory]
+    [InlineData(1, 5)]
+    [InlineData(4, 16)]
+    [InlineData(7, 37)]
+    [InlineData(16, 128)]
+    [InlineData(13, 250)]
+    public unsafe void ExpRowsGivesEachRowExpInPlacesValuesAndSumBitForBit(int count, int length)
+    {
+        int stride = length + 3;
+        float[] rows = KernelAssert.Random(new Random(count * 31 + length), count * stride, 20f);
+        float[] single = (float[])rows.Clone();
+        var inverseSums = new float[count];
+        fixed (float* pr = rows, ps = single, pi = inverseSums)
+        {
+            Attention.ExpRows(pr, stride, count, length, 0.17f, pi);
+            for (int r = 0; r < count; r++)
+            {
+                float sum = Attention.ExpInPlace(ps + r * stride, length, 0.17f);
+                Assert.Equal(1f / sum, inverseSums[r]);
+            }
+        }
+        Assert.Equal(single, rows);
+    }
 }

@@ -47,6 +47,29 @@ public class VectorMathTests
     }
 
     [Fact]
+    public void VectorExp2HasSmallRelativeErrorOverItsRangeAndStaysNormalBelowIt()
+    {
+        foreach (float y in Grid(-125f, 127f, 50000))
+        {
+            double expected = Math.Pow(2, y);
+            double rel = Math.Abs(VectorMath.Exp2(Vector512.Create(y)).ToScalar() - expected) / expected;
+            Assert.True(rel < 3e-7, $"exp2({y}) relative error {rel}");
+            Assert.True(Math.Abs(VectorMath.Exp2(Vector256.Create(y)).ToScalar() - expected) / expected < 3e-7);
+            Assert.True(Math.Abs(VectorMath.Exp2(y) - expected) / expected < 3e-7);
+        }
+        Assert.Equal(MathF.Pow(2, -125), VectorMath.Exp2(Vector512.Create(-1000f)).ToScalar());
+        Assert.True(float.IsNaN(VectorMath.Exp2(Vector512.Create(float.NaN)).ToScalar()));
+        Assert.True(float.IsNaN(VectorMath.Exp(Vector512.Create(float.NaN)).ToScalar()));
+    }
+
+    [Fact]
+    public void HorizontalSumAddsEveryLane()
+    {
+        var v = Vector512.Create(1f, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, 32768);
+        Assert.Equal(65535f, VectorMath.HorizontalSum(v));
+    }
+
+    [Fact]
     public void ExpScaledSumMatchesScalarAndSumsTheResults()
     {
         var rng = new Random(3);
