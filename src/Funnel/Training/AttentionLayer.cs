@@ -112,11 +112,12 @@ internal static class AttentionLayer
             int keyPanels = PackedMatrix.PanelCount(length), dimPanels = PackedMatrix.PanelCount(headDim);
             int keysSize = keyPanels * PackedMatrix.PanelWidth * headDim, rowsSize = dimPanels * PackedMatrix.PanelWidth * length;
             int square = length * length, panelsSize = GemmTransposedA.PackedSize(length, headDim);
-            float[] scratch = ArrayPool<float>.Shared.Rent(2 * keysSize + rowsSize + panelsSize + (dropout.IsActive ? 3 : 2) * square);
+            float[] scratch = ArrayPool<float>.Shared.Rent(2 * keysSize + rowsSize + panelsSize + (dropout.IsActive ? 3 : 2) * square + length);
             fixed (float* ps = scratch)
             {
                 float* keys = ps, valueKeys = keys + keysSize, keyRows = valueKeys + keysSize, panels = keyRows + rowsSize;
                 float* p = panels + panelsSize, dp = p + square, dropped = dropout.IsActive ? dp + square : p;
+                float* inverseSums = p + (dropout.IsActive ? 3 : 2) * square;
                 float* q = qkv + (nint)start * stride + head * headDim, k = q + hidden, v = q + 2 * hidden;
                 float* dO = dContext + (nint)start * hidden + head * headDim;
                 float* dq = dqkv + (nint)start * stride + head * headDim, dk = dq + hidden, dv = dq + 2 * hidden;
@@ -126,10 +127,11 @@ internal static class AttentionLayer
                 float scale = 1f / MathF.Sqrt(headDim);
 
                 Gemm.Multiply(q, stride, 0, length, headDim, keys, length, 0, keyPanels, GemmOutput.Plain(p, length));
+                Attention.ExpRows(p, length, length, length, scale, inverseSums);
                 for (int i = 0; i < length; i++)
                 {
                     var row = new Span<float>(p + (nint)i * length, length);
-                    Attention.Scale(p + (nint)i * length, length, 1f / Attention.ExpInPlace(p + (nint)i * length, length, scale));
+                    Attention.Scale(p + (nint)i * length, length, inverseSums[i]);
                     if (!dropout.IsActive) continue;
                     var kept = new Span<float>(dropped + (nint)i * length, length);
                     row.CopyTo(kept);
